@@ -1,0 +1,49 @@
+/*
+ * common.h - small helpers every module of hotpath may use.
+ *
+ * Only what is truly shared lives here: attribute macros, array sizing and
+ * the two clocks (monotonic for durations and TTLs, wall clock for what is
+ * shown to users). Nothing here allocates or depends on the daemon.
+ */
+#ifndef HOTPATH_COMMON_H
+#define HOTPATH_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+#define HP_MUST_CHECK __attribute__((warn_unused_result))
+#define HP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define HP_UNUSED __attribute__((unused))
+#define HP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define hp_likely(x) __builtin_expect(!!(x), 1)
+#define hp_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Free *pp and set it to NULL (haproxy's ha_free habit). */
+#define hp_free_null(pp) do { free(*(pp)); *(pp) = NULL; } while (0)
+
+/* Monotonic milliseconds: durations, TTL deadlines, timeouts. */
+static inline uint64_t hp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Monotonic microseconds: latency measurement. */
+static inline uint64_t hp_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Wall-clock milliseconds since the epoch: timestamps shown to users. */
+static inline uint64_t hp_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * config.h - hotpath's configuration: one declarative table drives it all.
+ *
+ * Every key lives in a single table in agent/core/config.c (section, key,
+ * type, offset of its target in struct hp_config, default, reloadable flag,
+ * documentation), in the spirit of pgbouncer's bouncer_params[] and redis's
+ * standardConfig. The same table drives: parsing of the INI file, validation
+ * with line-numbered errors, `hotpathd -t`, the API's view of the config
+ * (config_to_json) and docs/configuration.md (config_write_markdown, run by
+ * `hotpathd --config-doc`). Named sections ([partition.NAME],
+ * [upstream.NAME], [database.NAME], [service.NAME]) are tables of their own.
+ */
+#ifndef HOTPATH_CONFIG_H
+#define HOTPATH_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "hotpath/common.h"
+
+#define HP_ADDR_MAX 128
+#define HP_PATH_MAX 512
+#define HP_NAME_MAX 64
+#define HP_PREFIX_MAX 128
+#define HP_LIST_MAX 1024
+#define HP_MAX_PARTITIONS 64
+#define HP_MAX_UPSTREAMS 16
+#define HP_MAX_DATABASES 16
+#define HP_MAX_SERVICES 64
+
+enum hp_eviction { HP_EVICT_S3FIFO = 0, HP_EVICT_LRU = 1 };
+enum hp_priority { HP_PRIO_LOW = 0, HP_PRIO_NORMAL = 1, HP_PRIO_HIGH = 2 };
+enum hp_balance { HP_BAL_ROUND_ROBIN = 0, HP_BAL_LEAST_REQUEST, HP_BAL_EWMA, HP_BAL_HASH };
+enum hp_auth_type { HP_AUTH_SCRAM = 0, HP_AUTH_MD5, HP_AUTH_TRUST };
+enum hp_pool_mode { HP_POOL_SESSION = 0, HP_POOL_TRANSACTION };
+enum hp_protocol { HP_PROTO_AUTO = 0, HP_PROTO_HTTP, HP_PROTO_RESP, HP_PROTO_POSTGRES };
+
+struct hp_partition_conf {          /* [partition.NAME] */
+	char name[HP_NAME_MAX];
+	char prefix[HP_PREFIX_MAX];     /* keys starting with this belong here */
+	uint64_t max_memory;            /* bytes, 0 = only the global limit */
+	uint64_t default_ttl_ms;        /* applied to SETs without a TTL, 0 = none */
+	int priority;                   /* enum hp_priority */
+};
+
+struct hp_upstream_conf {           /* [upstream.NAME] */
+	char name[HP_NAME_MAX];
+	char servers[HP_LIST_MAX];
+	int balance;                    /* enum hp_balance */
+};
+
+struct hp_database_conf {           /* [database.NAME] */
+	char name[HP_NAME_MAX];
+	char host[HP_ADDR_MAX];
+	uint32_t port;
+	char dbname[HP_NAME_MAX];
+	char user[HP_NAME_MAX];
+	char password[HP_NAME_MAX];
+	char password_file[HP_PATH_MAX];
+};
+
+struct hp_service_conf {            /* [service.NAME] */
+	char name[HP_NAME_MAX];
+	uint32_t port;
+	int protocol;                   /* enum hp_protocol */
+};
+
+struct hp_config {
+	/* [core] */
+	int log_level;                  /* enum hp_log_level */
+	uint32_t workers;               /* 0 = one per CPU */
+	uint32_t shutdown_timeout_ms;   /* drain time on SIGTERM */
+	/* [resp] */
+	char resp_listen[HP_ADDR_MAX];
+	uint32_t resp_max_clients;
+	uint32_t resp_idle_timeout_s;   /* 0 = never */
+	uint64_t resp_max_key_len;
+	uint64_t resp_max_value_size;
+	uint32_t resp_max_args;
+	uint64_t resp_max_query_buffer;
+	uint64_t resp_max_output_buffer;
+	/* [api] */
+	char api_listen[HP_ADDR_MAX];
+	char api_tokens_file[HP_PATH_MAX];
+	bool api_metrics_auth;          /* /metrics needs a token with metrics:read */
+	uint64_t api_max_body;
+	uint32_t api_max_connections;
+	/* [cache] */
+	uint64_t l1_max_memory;
+	int eviction;                   /* enum hp_eviction */
+	uint32_t l1_shards;
+	uint32_t active_expire_hz;
+	bool memory_pressure;           /* shrink under PSI / cgroup pressure */
+	uint64_t max_ttl_ms;            /* 0 = no cap */
+	/* [l0] */
+	bool l0_enabled;
+	/* [bpf] */
+	bool bpf_enabled;
+	char bpf_pin_path[HP_PATH_MAX];
+	/* [redis] */
+	char redis_address[HP_ADDR_MAX];
+	char redis_cluster[HP_LIST_MAX];
+	/* [http] */
+	char http_listen[HP_ADDR_MAX];
+	char http_upstream[HP_NAME_MAX];
+	/* [pooler] */
+	char pooler_listen[HP_ADDR_MAX];
+	int pooler_auth_type;           /* enum hp_auth_type */
+	char pooler_auth_file[HP_PATH_MAX];
+	int pooler_pool_mode;           /* enum hp_pool_mode */
+
+	/* named sections */
+	unsigned n_partitions;
+	struct hp_partition_conf partitions[HP_MAX_PARTITIONS];
+	unsigned n_upstreams;
+	struct hp_upstream_conf upstreams[HP_MAX_UPSTREAMS];
+	unsigned n_databases;
+	struct hp_database_conf databases[HP_MAX_DATABASES];
+	unsigned n_services;
+	struct hp_service_conf services[HP_MAX_SERVICES];
+
+	char source[HP_PATH_MAX];       /* file it was read from, "" = defaults */
+};
+
+/* Fill `c` with every default from the table. */
+void config_defaults(struct hp_config *c);
+
+/*
+ * Parse INI text (`name` is used in messages). On success returns 0 and `c`
+ * holds defaults overlaid with the file. On failure returns -EINVAL and
+ * writes one message per problem, "name:LINE: message", to `err` (bounded to
+ * errlen, NUL-terminated); `c` is then unspecified. Input is bounded: lines
+ * longer than 4096 bytes and files over 1 MiB are errors.
+ */
+int config_parse_string(struct hp_config *c, const char *text, size_t len,
+			const char *name, char *err, size_t errlen) HP_MUST_CHECK;
+/* Read and parse a file; -errno if it can't be read, else as above. */
+int config_load_file(struct hp_config *c, const char *path, char *err,
+		     size_t errlen) HP_MUST_CHECK;
+
+/* Parse "256mb", "1gb", "512k", "100" (bytes). 0 or -EINVAL/-ERANGE. */
+int config_parse_size(const char *s, uint64_t *out) HP_MUST_CHECK;
+/* Parse "30s", "500ms", "5m", "1h", "2d", "100" (ms). 0 or -EINVAL/-ERANGE. */
+int config_parse_duration_ms(const char *s, uint64_t *out) HP_MUST_CHECK;
+/* Split "HOST:PORT" (IPv6 as "[::1]:6479"). 0 or -EINVAL. */
+int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port) HP_MUST_CHECK;
+
+/* True if key `section.key` may change on SIGHUP without a restart. */
+bool config_key_reloadable(const char *section, const char *key);
+/*
+ * Compare two configs: for each differing key that is not reloadable, write
+ * "section.key" lines into `out` and return how many. Used by SIGHUP to warn
+ * that those changes wait for a restart.
+ */
+int config_diff_restart(const struct hp_config *old, const struct hp_config *nw,
+			char *out, size_t outlen);
+
+/* Write the whole effective config as INI (for -t -v) / markdown docs. */
+void config_write_ini(const struct hp_config *c, FILE *f);
+void config_write_markdown(FILE *f);
+
+/*
+ * Visit every scalar key of the table with its current value rendered as
+ * text (sizes and durations in the same units the file uses). Named
+ * sections are visited as "partition.NAME" etc. Used by the API's config
+ * view and by config_write_ini.
+ */
+typedef void (*config_visit_fn)(const char *section, const char *key,
+				const char *value, bool reloadable, void *arg);
+void config_visit(const struct hp_config *c, config_visit_fn fn, void *arg);
+
+/* Enum names for output ("s3fifo", "lru", ...). */
+const char *config_eviction_name(int e);
+const char *config_priority_name(int p);
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef HOTPATH_VERSION_H
+#define HOTPATH_VERSION_H
+#define HOTPATH_VERSION "0.1.0"
+#endif
