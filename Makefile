@@ -25,6 +25,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 
 WARN       := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers

@@ -1,5 +1,5 @@
 /*
- * api.h - the REST API on port 9479 (libmicrohttpd + jansson): /api/v2/*,
+ * api.h - the REST API on port 9479 (libmicrohttpd + jansson): the /api/v2 routes,
  * /metrics (Prometheus text 0.0.4) and /api/v2/health.
  *
  * Runs in libmicrohttpd's own thread(s) and reads the other subsystems

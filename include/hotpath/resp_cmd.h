@@ -37,6 +37,7 @@ struct resp_ctx {
 	struct l1 *l1;
 	struct resp_limits lim;
 	uint64_t max_key_len;
+	uint64_t max_value_size;    /* bytes per value (SET, MSET ...) */
 	uint64_t max_ttl_ms;        /* cap for EX/PX/EXPIRE, 0 = none */
 	struct resp_cmdstat *stats; /* resp_command_count() entries, may be NULL */
 	/* Appends the server-level INFO sections ("server", "clients",
