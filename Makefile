@@ -32,15 +32,15 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread \
               -Iinclude -I$(OUT) -MMD -MP -fno-omit-frame-pointer
-LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpthread -lm
+LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lpthread -lm
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf -Iinclude -Wall -Werror
 
 # Debian packages: build, tests, fuzzing, run.
 DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
               libmicrohttpd-dev libjansson-dev libcmocka-dev libsystemd-dev \
-              libssl-dev libxxhash-dev libhiredis-dev libclang-rt-14-dev pkg-config \
-              redis-server redis-tools python3 python3-redis python3-pytest \
+              libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
+              redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 postgresql postgresql-contrib \
               curl valgrind procps iproute2 util-linux
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
