@@ -1,0 +1,2368 @@
+/*
+ * config.c - hotpath's configuration: one declarative key table drives it all.
+ *
+ * Every key of the INI file is one row of cfg_keys[] (plain sections) or of
+ * a small per-kind table (named sections such as [partition.NAME]): section,
+ * key, type, where it lands in struct hp_config (offsetof + sizeof), default
+ * as text, range, flags (reloadable, required, ...) and a one-line doc. The
+ * habit is pgbouncer's bouncer_params[] and redis's standardConfig, written
+ * here from scratch. From those rows come: config_defaults (each default is
+ * parsed by the same code as the file, so a default can't disagree with its
+ * parser), parsing and validation, config_visit (the API's view),
+ * config_write_ini (etc/hotpath.ini and `hotpathd -t -v`),
+ * config_write_markdown (docs/configuration.md), config_key_reloadable and
+ * config_diff_restart (SIGHUP). Checks that span several keys live in
+ * cfg_checks[], which documents itself the same way.
+ *
+ * Parsing is a line loop over a bounded buffer (1 MiB, 4096-byte lines, no
+ * NUL): `[section]`, `key = value`, `#`/`;` comments. A `#` or `;` that
+ * starts an unquoted value or follows a blank begins a trailing comment;
+ * double quotes keep a value verbatim (`\"` and `\\` are the only escapes).
+ * Plain numbers are bytes for sizes and MILLISECONDS for durations. Errors
+ * are collected, line-numbered and capped at CFG_MAX_ERRORS; the result is
+ * built in a private copy, so the caller's struct only changes on success
+ * and a failed SIGHUP reload keeps the old config.
+ *
+ * Deliberately not here: includes, environment expansion, and anything that
+ * touches the system (resolving hosts, checking that files exist). The
+ * module depends only on libc, so tests and the fuzzer link it alone. No
+ * INI library is used: the ones Debian ships (inih, iniparser) have neither
+ * line-numbered error collection nor typed, table-driven keys, and the
+ * parser is the small part of this file.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "hotpath/config.h"
+#include "hotpath/log.h"
+
+#define CFG_MAX_FILE (1024 * 1024)
+#define CFG_MAX_LINE 4096
+#define CFG_MAX_ERRORS 20
+#define CFG_SNIP 40                    /* user text echoed in messages */
+#define CFG_MAX_INSTANCES 64           /* largest HP_MAX_* */
+#define CFG_MAX_KIND_KEYS 8
+#define CFG_WRAP 76
+
+#define KB (UINT64_C(1) << 10)
+#define MB (UINT64_C(1) << 20)
+#define GB (UINT64_C(1) << 30)
+#define TB (UINT64_C(1) << 40)
+#define SEC UINT64_C(1000)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+enum cfg_type {
+	CT_BOOL,
+	CT_UINT,
+	CT_SIZE,
+	CT_DURATION,
+	CT_STRING,
+	CT_ENUM,
+	CT_HOSTPORT,
+	CT_HOSTPORT_LIST,
+	CT_HOST,                       /* name, IP, or Unix socket directory */
+	CT_PATH,
+	CT_NAME,                       /* refers to a named section */
+};
+
+enum {
+	CF_RELOAD = 1 << 0,            /* applied on SIGHUP */
+	CF_REQUIRED = 1 << 1,          /* named sections: must be set */
+	CF_OPTIONAL = 1 << 2,          /* an empty value is allowed */
+	CF_POW2 = 1 << 3,
+	CF_SECONDS = 1 << 4,           /* duration stored in whole seconds */
+	CF_ABSOLUTE = 1 << 5,          /* path must start with '/' */
+	CF_SECRET = 1 << 6,            /* masked by config_visit */
+	CF_DEFAULT_NAME = 1 << 7,      /* empty means the section's NAME */
+};
+
+struct cfg_key {
+	const char *section;           /* plain section, or kind for named */
+	const char *key;
+	enum cfg_type type;
+	size_t off, width;             /* target inside its struct */
+	const char *def;               /* NULL only with CF_REQUIRED */
+	uint64_t min, max;             /* CT_UINT/SIZE/DURATION (ms) */
+	const char *const *names;      /* CT_ENUM, NULL-terminated */
+	unsigned flags;
+	const char *doc;
+	const char *example;           /* named sections: shown in examples */
+};
+
+#define CFG_AT(type, m) .off = offsetof(type, m), .width = sizeof(((type *)0)->m)
+#define G(m) CFG_AT(struct hp_config, m)
+
+static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const eviction_names[] = { "s3fifo", "lru", NULL };
+static const char *const priority_names[] = { "low", "normal", "high", NULL };
+static const char *const balance_names[] = {
+	"round_robin", "least_request", "ewma", "hash", NULL };
+static const char *const auth_type_names[] = { "scram-sha-256", "md5", "trust", NULL };
+static const char *const pool_mode_names[] = { "session", "transaction", NULL };
+static const char *const protocol_names[] = { "auto", "http", "resp", "postgres", NULL };
+
+_Static_assert(HP_LOG_ERROR == 0 && HP_LOG_DEBUG == 3, "log_level_names order");
+_Static_assert(HP_EVICT_S3FIFO == 0 && HP_EVICT_LRU == 1, "eviction_names order");
+_Static_assert(HP_PRIO_LOW == 0 && HP_PRIO_HIGH == 2, "priority_names order");
+_Static_assert(HP_BAL_ROUND_ROBIN == 0 && HP_BAL_HASH == 3, "balance_names order");
+_Static_assert(HP_AUTH_SCRAM == 0 && HP_AUTH_TRUST == 2, "auth_type_names order");
+_Static_assert(HP_POOL_SESSION == 0 && HP_POOL_TRANSACTION == 1, "pool_mode_names order");
+_Static_assert(HP_PROTO_AUTO == 0 && HP_PROTO_POSTGRES == 3, "protocol_names order");
+
+struct cfg_section {
+	const char *name;
+	const char *doc;
+};
+
+/* Plain sections, in the order files and docs show them. */
+static const struct cfg_section cfg_sections[] = {
+	{ "core", "Process-wide settings: logging, worker threads, shutdown." },
+	{ "resp", "The RESP (Redis protocol) cache front that applications talk to." },
+	{ "api", "The REST API, /metrics and /dashboard." },
+	{ "cache", "The L1 cache in the daemon's memory." },
+	{ "l0", "The L0 cache: the hottest keys copied into a kernel map and "
+		"answered there, without a trip through the daemon." },
+	{ "bpf", "Kernel observation with eBPF: request latency, CPU profiles and "
+		 "query times of the services on this host. Without root or BPF "
+		 "support the daemon runs without it and says so once in the log." },
+	{ "redis", "The optional L2 cache on Redis. Leave both keys empty for no L2." },
+	{ "http", "The HTTP caching reverse proxy. It runs when `upstream` names "
+		  "an [upstream.NAME] section." },
+	{ "pooler", "The PostgreSQL connection pooler. It runs when at least one "
+		    "[database.NAME] section exists." },
+};
+
+static const struct cfg_key cfg_keys[] = {
+	/* [core] */
+	{ .section = "core", .key = "log_level", .type = CT_ENUM, G(log_level),
+	  .def = "info", .names = log_level_names, .flags = CF_RELOAD,
+	  .doc = "Least severe message that is logged (to stderr, and to the "
+		 "journal under systemd)." },
+	{ .section = "core", .key = "workers", .type = CT_UINT, G(workers),
+	  .def = "0", .min = 0, .max = 64,
+	  .doc = "Worker threads serving client connections; 0 starts one per "
+		 "online CPU." },
+	{ .section = "core", .key = "shutdown_timeout", .type = CT_DURATION,
+	  G(shutdown_timeout_ms), .def = "5s", .min = 0, .max = HOUR,
+	  .flags = CF_RELOAD,
+	  .doc = "On SIGTERM, how long in-flight requests may take to finish "
+		 "before connections are closed; 0 closes them at once." },
+
+	/* [resp] */
+	{ .section = "resp", .key = "listen", .type = CT_HOSTPORT, G(resp_listen),
+	  .def = "127.0.0.1:6479",
+	  .doc = "Address the RESP server listens on." },
+	{ .section = "resp", .key = "max_clients", .type = CT_UINT,
+	  G(resp_max_clients), .def = "10000", .min = 1, .max = 1000000,
+	  .flags = CF_RELOAD,
+	  .doc = "Client connections served at once; a client beyond this gets "
+		 "an error reply and is disconnected." },
+	{ .section = "resp", .key = "idle_timeout", .type = CT_DURATION,
+	  G(resp_idle_timeout_s), .def = "300s", .min = 0, .max = 30 * DAY,
+	  .flags = CF_RELOAD | CF_SECONDS,
+	  .doc = "Close client connections idle for this long; 0 never closes "
+		 "them. Whole seconds." },
+	{ .section = "resp", .key = "max_key_len", .type = CT_SIZE,
+	  G(resp_max_key_len), .def = "512", .min = 1, .max = MB,
+	  .flags = CF_RELOAD,
+	  .doc = "Longest key accepted, in bytes; a command with a longer key "
+		 "gets an error reply." },
+	{ .section = "resp", .key = "max_value_size", .type = CT_SIZE,
+	  G(resp_max_value_size), .def = "1mb", .min = 1, .max = 512 * MB,
+	  .flags = CF_RELOAD,
+	  .doc = "Largest value accepted by SET and the other writing commands; "
+		 "larger values get an error reply." },
+	{ .section = "resp", .key = "max_args", .type = CT_UINT,
+	  G(resp_max_args), .def = "1024", .min = 1, .max = 1048576,
+	  .flags = CF_RELOAD,
+	  .doc = "Most arguments in one command, the command name included (an "
+		 "MSET counts every key and every value)." },
+	{ .section = "resp", .key = "max_query_buffer", .type = CT_SIZE,
+	  G(resp_max_query_buffer), .def = "8mb", .min = 1 * KB, .max = 4 * GB,
+	  .flags = CF_RELOAD,
+	  .doc = "Most unparsed input buffered for one client; a client that "
+		 "sends more is disconnected. Must hold a key of max_key_len plus "
+		 "a value of max_value_size." },
+	{ .section = "resp", .key = "max_output_buffer", .type = CT_SIZE,
+	  G(resp_max_output_buffer), .def = "64mb", .min = 64 * KB, .max = 64 * GB,
+	  .flags = CF_RELOAD,
+	  .doc = "Most reply bytes pending for one client; a client that reads "
+		 "too slowly to stay under it is disconnected. At least "
+		 "max_value_size." },
+
+	/* [api] */
+	{ .section = "api", .key = "listen", .type = CT_HOSTPORT, G(api_listen),
+	  .def = "127.0.0.1:9479",
+	  .doc = "Address the REST API, /metrics and /dashboard listen on." },
+	{ .section = "api", .key = "tokens_file", .type = CT_PATH,
+	  G(api_tokens_file), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "File of API tokens, one `NAME SHA256-HEX-OF-TOKEN SCOPE,SCOPE` "
+		 "a line (`#` starts a comment); `hotpathctl token new NAME "
+		 "SCOPES` prints a token and its line. Empty: there are no "
+		 "tokens, so every route that needs one answers 401, and the "
+		 "daemon logs this at start." },
+	{ .section = "api", .key = "metrics_auth", .type = CT_BOOL,
+	  G(api_metrics_auth), .def = "no", .flags = CF_RELOAD,
+	  .doc = "Require a token with the metrics:read scope for GET /metrics. "
+		 "With no, /metrics is open to whoever can reach api.listen." },
+	{ .section = "api", .key = "max_body", .type = CT_SIZE, G(api_max_body),
+	  .def = "1mb", .min = 1 * KB, .max = 64 * MB, .flags = CF_RELOAD,
+	  .doc = "Largest request body accepted; a larger one gets 413." },
+	{ .section = "api", .key = "max_connections", .type = CT_UINT,
+	  G(api_max_connections), .def = "256", .min = 1, .max = 65536,
+	  .doc = "API connections served at once." },
+
+	/* [cache] */
+	{ .section = "cache", .key = "l1_max_memory", .type = CT_SIZE,
+	  G(l1_max_memory), .def = "256mb", .min = 64 * KB, .max = 4 * TB,
+	  .flags = CF_RELOAD,
+	  .doc = "Memory the L1 cache may use for keys, values and their "
+		 "bookkeeping; eviction keeps it under this." },
+	{ .section = "cache", .key = "eviction", .type = CT_ENUM, G(eviction),
+	  .def = "s3fifo", .names = eviction_names, .flags = CF_RELOAD,
+	  .doc = "Eviction policy: s3fifo (scan-resistant: keys read once leave "
+		 "first) or lru (least recently used leaves first)." },
+	{ .section = "cache", .key = "l1_shards", .type = CT_UINT, G(l1_shards),
+	  .def = "64", .min = 1, .max = 1024, .flags = CF_POW2,
+	  .doc = "Independent shards, each with its own lock, the L1 is split "
+		 "into; a power of two." },
+	{ .section = "cache", .key = "active_expire_hz", .type = CT_UINT,
+	  G(active_expire_hz), .def = "10", .min = 1, .max = 500,
+	  .flags = CF_RELOAD,
+	  .doc = "Times a second a background pass removes expired keys." },
+	{ .section = "cache", .key = "memory_pressure", .type = CT_BOOL,
+	  G(memory_pressure), .def = "yes", .flags = CF_RELOAD,
+	  .doc = "Shrink the cache when the kernel reports memory pressure "
+		 "(PSI, cgroup memory limits)." },
+	{ .section = "cache", .key = "max_ttl", .type = CT_DURATION, G(max_ttl_ms),
+	  .def = "0", .min = 0, .max = 3650 * DAY, .flags = CF_RELOAD,
+	  .doc = "Longest TTL a key may have; longer TTLs are shortened to it. "
+		 "0 = no cap." },
+
+	/* [l0] */
+	{ .section = "l0", .key = "enabled", .type = CT_BOOL, G(l0_enabled),
+	  .def = "yes", .flags = CF_RELOAD,
+	  .doc = "Serve the hottest keys from the kernel map. Needs [bpf] "
+		 "enabled and BPF support; without them L0 stays off and the "
+		 "daemon says so once in the log." },
+
+	/* [bpf] */
+	{ .section = "bpf", .key = "enabled", .type = CT_BOOL, G(bpf_enabled),
+	  .def = "yes",
+	  .doc = "Load the eBPF programs that observe the services on this host." },
+	{ .section = "bpf", .key = "pin_path", .type = CT_PATH, G(bpf_pin_path),
+	  .def = "/sys/fs/bpf/hotpath", .flags = CF_ABSOLUTE,
+	  .doc = "bpffs directory where the maps users inspect are pinned: "
+		 "`bpftool map dump pinned PATH/NAME`." },
+
+	/* [redis] */
+	{ .section = "redis", .key = "address", .type = CT_HOSTPORT,
+	  G(redis_address), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "A single Redis server used as the L2 cache. Empty: no L2." },
+	{ .section = "redis", .key = "cluster", .type = CT_HOSTPORT_LIST,
+	  G(redis_cluster), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "Seed nodes of a Redis Cluster used as the L2 cache, "
+		 "HOST:PORT,HOST:PORT,... Use instead of address." },
+
+	/* [http] */
+	{ .section = "http", .key = "listen", .type = CT_HOSTPORT, G(http_listen),
+	  .def = "127.0.0.1:8479",
+	  .doc = "Address the HTTP caching proxy listens on." },
+	{ .section = "http", .key = "upstream", .type = CT_NAME, G(http_upstream),
+	  .def = "", .flags = CF_OPTIONAL,
+	  .doc = "NAME of the [upstream.NAME] section requests are forwarded "
+		 "to. Empty: the proxy is off." },
+
+	/* [pooler] */
+	{ .section = "pooler", .key = "listen", .type = CT_HOSTPORT,
+	  G(pooler_listen), .def = "127.0.0.1:5479",
+	  .doc = "Address the PostgreSQL pooler listens on; clients connect "
+		 "with the database name NAME of a [database.NAME] section." },
+	{ .section = "pooler", .key = "auth_type", .type = CT_ENUM,
+	  G(pooler_auth_type), .def = "scram-sha-256", .names = auth_type_names,
+	  .doc = "How clients authenticate: scram-sha-256 or md5 with the "
+		 "passwords in auth_file, or trust (no password; only for "
+		 "loopback use)." },
+	{ .section = "pooler", .key = "auth_file", .type = CT_PATH,
+	  G(pooler_auth_file), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "Users and passwords of clients, in PgBouncer's userlist.txt "
+		 "format (`\"user\" \"password-or-hash\"` a line). Needed "
+		 "unless auth_type is trust." },
+	{ .section = "pooler", .key = "pool_mode", .type = CT_ENUM,
+	  G(pooler_pool_mode), .def = "transaction", .names = pool_mode_names,
+	  .doc = "When a server connection goes back to the pool: transaction "
+		 "(at the end of each transaction) or session (when the client "
+		 "disconnects)." },
+};
+
+#define P(m) CFG_AT(struct hp_partition_conf, m)
+#define U(m) CFG_AT(struct hp_upstream_conf, m)
+#define D(m) CFG_AT(struct hp_database_conf, m)
+#define S(m) CFG_AT(struct hp_service_conf, m)
+
+static const struct cfg_key partition_keys[] = {
+	{ .section = "partition", .key = "prefix", .type = CT_STRING, P(prefix),
+	  .flags = CF_RELOAD | CF_REQUIRED, .example = "session:",
+	  .doc = "Keys starting with this text belong to the partition; when "
+		 "several prefixes match, the longest wins. Unique across "
+		 "partitions." },
+	{ .section = "partition", .key = "max_memory", .type = CT_SIZE,
+	  P(max_memory), .def = "0", .min = 0, .max = 4 * TB, .flags = CF_RELOAD,
+	  .example = "64mb",
+	  .doc = "Memory this partition may use; 0 = only the global "
+		 "cache.l1_max_memory applies." },
+	{ .section = "partition", .key = "default_ttl", .type = CT_DURATION,
+	  P(default_ttl_ms), .def = "0", .min = 0, .max = 3650 * DAY,
+	  .flags = CF_RELOAD, .example = "30m",
+	  .doc = "TTL given to keys of this partition set without one; 0 = none." },
+	{ .section = "partition", .key = "priority", .type = CT_ENUM, P(priority),
+	  .def = "normal", .names = priority_names, .flags = CF_RELOAD,
+	  .example = "high",
+	  .doc = "Under memory pressure, low partitions lose keys first and "
+		 "high ones last." },
+};
+
+static const struct cfg_key upstream_keys[] = {
+	{ .section = "upstream", .key = "servers", .type = CT_HOSTPORT_LIST,
+	  U(servers), .flags = CF_REQUIRED,
+	  .example = "10.0.0.11:8080,10.0.0.12:8080",
+	  .doc = "Backend servers, HOST:PORT,HOST:PORT,..." },
+	{ .section = "upstream", .key = "balance", .type = CT_ENUM, U(balance),
+	  .def = "round_robin", .names = balance_names, .example = "least_request",
+	  .doc = "How requests are spread: round_robin, least_request (fewest "
+		 "in flight), ewma (lowest recent latency) or hash (same key, "
+		 "same server)." },
+};
+
+static const struct cfg_key database_keys[] = {
+	{ .section = "database", .key = "host", .type = CT_HOST, D(host),
+	  .def = "127.0.0.1", .example = "127.0.0.1",
+	  .doc = "PostgreSQL server: host name, IP address, or the directory "
+		 "holding its Unix socket." },
+	{ .section = "database", .key = "port", .type = CT_UINT, D(port),
+	  .def = "5432", .min = 1, .max = 65535, .example = "5432",
+	  .doc = "Server port." },
+	{ .section = "database", .key = "dbname", .type = CT_STRING, D(dbname),
+	  .def = "", .flags = CF_OPTIONAL | CF_DEFAULT_NAME, .example = "app",
+	  .doc = "Database name on the server; empty = NAME." },
+	{ .section = "database", .key = "user", .type = CT_STRING, D(user),
+	  .def = "", .flags = CF_OPTIONAL, .example = "app",
+	  .doc = "Role the pooler connects as; empty = the client's user." },
+	{ .section = "database", .key = "password", .type = CT_STRING, D(password),
+	  .def = "", .flags = CF_OPTIONAL | CF_SECRET, .example = "",
+	  .doc = "Password of user. Prefer password_file, which keeps it out of "
+		 "this file; the API shows it masked." },
+	{ .section = "database", .key = "password_file", .type = CT_PATH,
+	  D(password_file), .def = "", .flags = CF_OPTIONAL,
+	  .example = "/etc/hotpath/app.password",
+	  .doc = "File whose first line is the password of user. Use instead "
+		 "of password." },
+};
+
+static const struct cfg_key service_keys[] = {
+	{ .section = "service", .key = "port", .type = CT_UINT, S(port),
+	  .min = 1, .max = 65535, .flags = CF_REQUIRED, .example = "8080",
+	  .doc = "TCP port the service listens on." },
+	{ .section = "service", .key = "protocol", .type = CT_ENUM, S(protocol),
+	  .def = "auto", .names = protocol_names, .example = "http",
+	  .doc = "What the service speaks: auto (told from the first bytes), "
+		 "http, resp or postgres." },
+};
+
+struct cfg_kind {
+	const char *name;
+	const char *doc;
+	const struct cfg_key *keys;
+	size_t nkeys;
+	size_t arr_off, elem_size, count_off, name_off;
+	unsigned max;
+	const char *example_name;
+	bool reloadable;               /* sections may come and go on SIGHUP */
+};
+
+#define KIND_AT(arr, cnt, type) \
+	.arr_off = offsetof(struct hp_config, arr), .elem_size = sizeof(type), \
+	.count_off = offsetof(struct hp_config, cnt), .name_off = offsetof(type, name)
+
+static const struct cfg_kind cfg_kinds[] = {
+	{ .name = "partition", .keys = partition_keys,
+	  .nkeys = HP_ARRAY_SIZE(partition_keys),
+	  KIND_AT(partitions, n_partitions, struct hp_partition_conf),
+	  .max = HP_MAX_PARTITIONS, .example_name = "sessions", .reloadable = true,
+	  .doc = "A slice of the L1 cache for the keys with a given prefix, with "
+		 "its own memory limit, default TTL and eviction priority. Keys "
+		 "of no partition use the global settings." },
+	{ .name = "upstream", .keys = upstream_keys,
+	  .nkeys = HP_ARRAY_SIZE(upstream_keys),
+	  KIND_AT(upstreams, n_upstreams, struct hp_upstream_conf),
+	  .max = HP_MAX_UPSTREAMS, .example_name = "web",
+	  .doc = "A group of HTTP backend servers the proxy forwards to and "
+		 "balances across; http.upstream names the one in use." },
+	{ .name = "database", .keys = database_keys,
+	  .nkeys = HP_ARRAY_SIZE(database_keys),
+	  KIND_AT(databases, n_databases, struct hp_database_conf),
+	  .max = HP_MAX_DATABASES, .example_name = "app",
+	  .doc = "A PostgreSQL database served by the pooler; clients ask for "
+		 "database NAME." },
+	{ .name = "service", .keys = service_keys,
+	  .nkeys = HP_ARRAY_SIZE(service_keys),
+	  KIND_AT(services, n_services, struct hp_service_conf),
+	  .max = HP_MAX_SERVICES, .example_name = "shop",
+	  .doc = "A service on this host, known by its port, that hotpath "
+		 "observes (latency, errors, profiles)." },
+};
+
+#define N_SECTIONS HP_ARRAY_SIZE(cfg_sections)
+#define N_KEYS HP_ARRAY_SIZE(cfg_keys)
+#define N_KINDS HP_ARRAY_SIZE(cfg_kinds)
+
+_Static_assert(HP_MAX_PARTITIONS <= CFG_MAX_INSTANCES && HP_MAX_UPSTREAMS <= CFG_MAX_INSTANCES &&
+	       HP_MAX_DATABASES <= CFG_MAX_INSTANCES && HP_MAX_SERVICES <= CFG_MAX_INSTANCES,
+	       "CFG_MAX_INSTANCES too small");
+_Static_assert(HP_ARRAY_SIZE(partition_keys) <= CFG_MAX_KIND_KEYS &&
+	       HP_ARRAY_SIZE(database_keys) <= CFG_MAX_KIND_KEYS, "CFG_MAX_KIND_KEYS too small");
+
+struct cfg_parser {
+	struct hp_config c;                    /* the result, built privately */
+	const char *name;                      /* for messages */
+	char *err;
+	size_t errlen, errused;
+	unsigned nerr;
+	bool gave_up;                          /* CFG_MAX_ERRORS reached */
+	unsigned line;
+	int sec;                               /* current plain section, or -1 */
+	const struct cfg_kind *kind;           /* current named section kind */
+	unsigned inst;                         /* ... and its instance */
+	bool skip;                             /* section rejected: ignore keys */
+	unsigned sec_line[N_SECTIONS];         /* header line, 0 = not seen */
+	unsigned key_line[N_KEYS];             /* line that set it, 0 = default */
+	unsigned hdr_line[N_KINDS][CFG_MAX_INSTANCES];
+	unsigned inst_key_line[N_KINDS][CFG_MAX_INSTANCES][CFG_MAX_KIND_KEYS];
+};
+
+/* ---- small text helpers ------------------------------------------------- */
+
+static bool cfg_is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+static char *cfg_trim(char *s)
+{
+	char *e;
+
+	while (cfg_is_blank(*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && cfg_is_blank(e[-1]))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+/* Copy at most CFG_SNIP chars of user text for a message, non-printables
+ * as '?', "..." when cut. `out` must hold CFG_SNIP + 4 bytes. */
+#define CFG_SNIP_BUF (CFG_SNIP + 4)
+static const char *cfg_snip(char *out, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i < CFG_SNIP; i++)
+		out[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	if (s[i])
+		memcpy(out + i, "...", 4);
+	else
+		out[i] = '\0';
+	return out;
+}
+
+/* Edit distance, for "did you mean" hints; long words are not compared. */
+static unsigned cfg_distance(const char *a, const char *b)
+{
+	unsigned row[33], prev, tmp;
+	size_t la = strlen(a), lb = strlen(b), i, j;
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = (unsigned)i;
+		for (j = 1; j <= lb; j++) {
+			unsigned best = prev + (a[i - 1] != b[j - 1]);
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+static int cfg_names_find(const char *const *names, const char *s)
+{
+	for (int i = 0; names[i]; i++)
+		if (strcasecmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+/* "a or b", "a, b or c" */
+static void cfg_names_list(const char *const *names, char *out, size_t n, const char *quote)
+{
+	size_t used = 0;
+	int count = 0, i;
+
+	while (names[count])
+		count++;
+	out[0] = '\0';
+	for (i = 0; i < count && used < n; i++) {
+		const char *sep = i == 0 ? "" : i == count - 1 ? " or " : ", ";
+		int w = snprintf(out + used, n - used, "%s%s%s%s", sep, quote, names[i], quote);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+/* Decimal digits at s; *end after them. -EINVAL if none, -ERANGE on
+ * overflow (all digits are still consumed). */
+static int cfg_digits(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+	bool over = false;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			over = true;
+		else
+			v = v * 10 + d;
+	}
+	*end = s;
+	*out = v;
+	return over ? -ERANGE : 0;
+}
+
+struct cfg_unit {
+	const char *name;
+	uint64_t mult;
+};
+
+/* The first name of each multiplier is the one output uses: bare bytes,
+ * "kb", ..., and "ms" rather than a bare number for durations. */
+static const struct cfg_unit size_units[] = {
+	{ "", 1 }, { "b", 1 }, { "kb", KB }, { "k", KB }, { "mb", MB }, { "m", MB },
+	{ "gb", GB }, { "g", GB }, { "tb", TB }, { "t", TB },
+};
+
+static const struct cfg_unit duration_units[] = {
+	{ "ms", 1 }, { "", 1 }, { "s", SEC }, { "m", MIN }, { "h", HOUR }, { "d", DAY },
+};
+
+static int cfg_parse_unit(const char *s, const struct cfg_unit *units, size_t nunits,
+			  uint64_t *out)
+{
+	const char *p;
+	uint64_t n;
+	int r;
+
+	if (!s || !out)
+		return -EINVAL;
+	r = cfg_digits(s, &p, &n);
+	if (r == -EINVAL)
+		return r;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	for (size_t i = 0; i < nunits; i++) {
+		if (strcasecmp(p, units[i].name) != 0)
+			continue;
+		if (r < 0 || n > UINT64_MAX / units[i].mult)
+			return -ERANGE;
+		*out = n * units[i].mult;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Sizes: whole bytes with an optional case-insensitive suffix b, k/kb, m/mb,
+ * g/gb, t/tb (powers of 1024). Returns 0, -EINVAL (syntax, decimals,
+ * signs, unknown suffix) or -ERANGE (does not fit 64 bits); *out is only
+ * written on success.
+ */
+int config_parse_size(const char *s, uint64_t *out)
+{
+	return cfg_parse_unit(s, size_units, HP_ARRAY_SIZE(size_units), out);
+}
+
+/*
+ * Durations: whole numbers with suffix ms, s, m (minutes), h, d; a plain
+ * number is milliseconds. Returns 0, -EINVAL or -ERANGE like
+ * config_parse_size.
+ */
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+	return cfg_parse_unit(s, duration_units, HP_ARRAY_SIZE(duration_units), out);
+}
+
+/* Largest unit that divides v exactly: 268435456 -> "256mb". */
+static void cfg_render_unit(uint64_t v, const struct cfg_unit *units, size_t nunits,
+			    char *buf, size_t n)
+{
+	size_t best = 0;
+
+	if (v == 0) {
+		snprintf(buf, n, "0");
+		return;
+	}
+	for (size_t i = 1; i < nunits; i++)
+		if (v % units[i].mult == 0 && units[i].mult > units[best].mult)
+			best = i;
+	snprintf(buf, n, "%" PRIu64 "%s", v / units[best].mult, units[best].name);
+}
+
+static void cfg_render_size(uint64_t v, char *buf, size_t n)
+{
+	cfg_render_unit(v, size_units, HP_ARRAY_SIZE(size_units), buf, n);
+}
+
+static void cfg_render_duration(uint64_t ms, char *buf, size_t n)
+{
+	cfg_render_unit(ms, duration_units, HP_ARRAY_SIZE(duration_units), buf, n);
+}
+
+static int cfg_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+
+	if (cfg_names_find(yes, s) >= 0) {
+		*out = true;
+		return 0;
+	}
+	if (cfg_names_find(no, s) >= 0) {
+		*out = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static bool cfg_is_name_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '_' || ch == '-';
+}
+
+static bool cfg_is_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!cfg_is_name_char(*s))
+			return false;
+	return true;
+}
+
+/* Host name or IPv4: letters, digits, '.', '-', '_'. */
+static bool cfg_host_plain_ok(const char *h, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' && h[i] != '_')
+			return false;
+	return true;
+}
+
+/* IPv6 literal without brackets: hex, ':', '.', optional %zone. */
+static bool cfg_host_v6_ok(const char *h, size_t n)
+{
+	bool colon = false;
+	size_t i;
+
+	for (i = 0; i < n && h[i] != '%'; i++) {
+		if (h[i] == ':')
+			colon = true;
+		else if (!isxdigit((unsigned char)h[i]) && h[i] != '.')
+			return false;
+	}
+	if (i < n) {                   /* zone */
+		if (i + 1 == n)
+			return false;
+		for (i++; i < n; i++)
+			if (!cfg_is_name_char(h[i]) && h[i] != '.')
+				return false;
+	}
+	return colon;
+}
+
+/* NULL if `s` is a valid HOST:PORT, else why not. Fills host/port if given. */
+static const char *cfg_hostport_check(const char *s, char *host, size_t hostlen,
+				      uint16_t *port)
+{
+	const char *h, *colon, *p;
+	size_t hl;
+	uint64_t v;
+
+	if (!*s)
+		return "empty address";
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close)
+			return "missing ']' after IPv6 address";
+		h = s + 1;
+		hl = (size_t)(close - h);
+		if (hl == 0)
+			return "empty host";
+		if (!cfg_host_v6_ok(h, hl))
+			return "invalid IPv6 address";
+		if (close[1] != ':')
+			return "missing ':PORT'";
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return "missing ':PORT'";
+		h = s;
+		hl = (size_t)(colon - s);
+		if (hl == 0)
+			return "empty host";
+		if (memchr(h, ':', hl))
+			return "IPv6 addresses need brackets, e.g. [::1]:6479";
+		if (!cfg_host_plain_ok(h, hl))
+			return "invalid character in host";
+	}
+	p = colon + 1;
+	if (!*p)
+		return "missing port";
+	if (strlen(p) > 5 || cfg_digits(p, &p, &v) != 0 || *p)
+		return "port must be a number 1..65535";
+	if (v < 1 || v > 65535)
+		return "port must be 1..65535";
+	if (host && hostlen) {
+		if (hl >= hostlen)
+			return "host too long";
+		memcpy(host, h, hl);
+		host[hl] = '\0';
+	}
+	if (port)
+		*port = (uint16_t)v;
+	return NULL;
+}
+
+/*
+ * Split "HOST:PORT" or "[V6]:PORT". host (without brackets) is written when
+ * non-NULL and hostlen > 0, port when non-NULL. Returns 0, or -EINVAL for
+ * bad syntax, a port outside 1..65535, or a host that does not fit.
+ */
+int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	if (!s)
+		return -EINVAL;
+	return cfg_hostport_check(s, host, hostlen, port) ? -EINVAL : 0;
+}
+
+/* ---- fields ------------------------------------------------------------- */
+
+static uint64_t cfg_field_uint(const void *f, size_t w)
+{
+	uint8_t u8;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+
+	switch (w) {
+	case 1: memcpy(&u8, f, 1); return u8;
+	case 2: memcpy(&u16, f, 2); return u16;
+	case 4: memcpy(&u32, f, 4); return u32;
+	default: memcpy(&u64, f, 8); return u64;
+	}
+}
+
+static void cfg_field_set_uint(void *f, size_t w, uint64_t v)
+{
+	uint8_t u8 = (uint8_t)v;
+	uint16_t u16 = (uint16_t)v;
+	uint32_t u32 = (uint32_t)v;
+
+	switch (w) {
+	case 1: memcpy(f, &u8, 1); break;
+	case 2: memcpy(f, &u16, 2); break;
+	case 4: memcpy(f, &u32, 4); break;
+	default: memcpy(f, &v, 8); break;
+	}
+}
+
+static bool cfg_is_text(enum cfg_type t)
+{
+	return t == CT_STRING || t == CT_HOSTPORT || t == CT_HOSTPORT_LIST ||
+	       t == CT_HOST || t == CT_PATH || t == CT_NAME;
+}
+
+/* Strings are zero-filled to the end of their field so that two configs
+ * holding the same values compare equal byte for byte. */
+static void cfg_field_set_text(void *f, size_t w, const char *s)
+{
+	memset(f, 0, w);
+	memcpy(f, s, strlen(s));
+}
+
+static uint64_t cfg_scale(const struct cfg_key *k)
+{
+	return (k->flags & CF_SECONDS) ? SEC : 1;
+}
+
+static void cfg_render_number(const struct cfg_key *k, uint64_t v, char *buf, size_t n)
+{
+	if (k->type == CT_SIZE)
+		cfg_render_size(v, buf, n);
+	else if (k->type == CT_DURATION)
+		cfg_render_duration(v, buf, n);
+	else
+		snprintf(buf, n, "%" PRIu64, v);
+}
+
+/* Validate and store a comma-separated HOST:PORT list, normalised without
+ * blanks around the commas. */
+static int cfg_set_list(const struct cfg_key *k, void *f, const char *fqk, const char *v,
+			char *why, size_t whylen)
+{
+	char tok[CFG_MAX_LINE + 1], out[CFG_MAX_LINE + 1], s[CFG_SNIP_BUF];
+	size_t used = 0;
+
+	for (;;) {
+		const char *comma = strchr(v, ',');
+		size_t l = comma ? (size_t)(comma - v) : strlen(v);
+		const char *bad, *t;
+
+		if (l >= sizeof tok)
+			l = sizeof tok - 1;
+		memcpy(tok, v, l);
+		tok[l] = '\0';
+		t = cfg_trim(tok);
+		if (!*t) {
+			snprintf(why, whylen, "empty entry in list for %s", fqk);
+			return -EINVAL;
+		}
+		bad = cfg_hostport_check(t, NULL, 0, NULL);
+		if (bad) {
+			snprintf(why, whylen, "invalid host:port '%s' in %s: %s",
+				 cfg_snip(s, t), fqk, bad);
+			return -EINVAL;
+		}
+		if (used + strlen(t) + 2 > sizeof out) {
+			snprintf(why, whylen, "value too long for %s", fqk);
+			return -EINVAL;
+		}
+		used += (size_t)snprintf(out + used, sizeof out - used, "%s%s",
+					 used ? "," : "", t);
+		if (!comma)
+			break;
+		v = comma + 1;
+	}
+	if (used >= k->width) {
+		snprintf(why, whylen, "value too long for %s (max %zu bytes)", fqk, k->width - 1);
+		return -EINVAL;
+	}
+	cfg_field_set_text(f, k->width, out);
+	return 0;
+}
+
+/*
+ * Parse `v` as key `k` and store it in field `f`. `fqk` names the key in
+ * messages ("resp.max_args", "partition.users.prefix"). Returns 0, or -EINVAL
+ * with the reason in `why`; the field is untouched on failure.
+ */
+static int cfg_key_set(const struct cfg_key *k, void *f, const char *fqk, const char *v,
+		       char *why, size_t whylen)
+{
+	char s[CFG_SNIP_BUF], lo[32], hi[32], list[256];
+	uint64_t n = 0;
+	const char *bad;
+	bool b;
+	int r, idx;
+
+	cfg_snip(s, v);
+	if (!*v && cfg_is_text(k->type) && (k->flags & CF_OPTIONAL)) {
+		cfg_field_set_text(f, k->width, "");
+		return 0;
+	}
+	if (!*v) {
+		snprintf(why, whylen, "missing value for %s", fqk);
+		return -EINVAL;
+	}
+
+	switch (k->type) {
+	case CT_BOOL:
+		if (cfg_parse_bool(v, &b) != 0) {
+			snprintf(why, whylen, "invalid boolean '%s' for %s (use yes or no)", s, fqk);
+			return -EINVAL;
+		}
+		memcpy(f, &b, sizeof b);
+		return 0;
+
+	case CT_UINT:
+	case CT_SIZE:
+	case CT_DURATION:
+		if (k->type == CT_UINT) {
+			const char *end;
+
+			r = cfg_digits(v, &end, &n);
+			if (r == 0 && *end)
+				r = -EINVAL;
+		} else if (k->type == CT_SIZE) {
+			r = config_parse_size(v, &n);
+		} else {
+			r = config_parse_duration_ms(v, &n);
+		}
+		if (r == -EINVAL) {
+			if (k->type == CT_UINT)
+				snprintf(why, whylen, "invalid number '%s' for %s", s, fqk);
+			else if (strchr(v, '.') && k->type == CT_SIZE)
+				snprintf(why, whylen, "invalid size '%s' for %s (whole numbers "
+					 "only: write 1536mb, not 1.5gb)", s, fqk);
+			else if (strchr(v, '.'))
+				snprintf(why, whylen, "invalid duration '%s' for %s (whole "
+					 "numbers only: write 1500ms, not 1.5s)", s, fqk);
+			else if (k->type == CT_SIZE)
+				snprintf(why, whylen, "invalid size '%s' for %s (use e.g. 256mb)",
+					 s, fqk);
+			else
+				snprintf(why, whylen, "invalid duration '%s' for %s (use e.g. "
+					 "500ms, 30s, 5m, 1h, 2d)", s, fqk);
+			return -EINVAL;
+		}
+		if (r == -ERANGE || n < k->min || n > k->max) {
+			cfg_render_number(k, k->min, lo, sizeof lo);
+			cfg_render_number(k, k->max, hi, sizeof hi);
+			snprintf(why, whylen, "value %s out of range for %s (%s..%s)", s, fqk, lo, hi);
+			return -EINVAL;
+		}
+		if ((k->flags & CF_POW2) && (n & (n - 1))) {
+			snprintf(why, whylen, "value %s for %s is not a power of two", s, fqk);
+			return -EINVAL;
+		}
+		if (n % cfg_scale(k)) {
+			snprintf(why, whylen, "value %s for %s is not a whole number of seconds",
+				 s, fqk);
+			return -EINVAL;
+		}
+		cfg_field_set_uint(f, k->width, n / cfg_scale(k));
+		return 0;
+
+	case CT_ENUM:
+		idx = cfg_names_find(k->names, v);
+		if (idx < 0) {
+			cfg_names_list(k->names, list, sizeof list, "");
+			snprintf(why, whylen, "invalid value '%s' for %s (use %s)", s, fqk, list);
+			return -EINVAL;
+		}
+		memcpy(f, &idx, sizeof idx);
+		return 0;
+
+	case CT_HOSTPORT_LIST:
+		return cfg_set_list(k, f, fqk, v, why, whylen);
+
+	case CT_HOSTPORT:
+		bad = cfg_hostport_check(v, NULL, 0, NULL);
+		if (bad) {
+			snprintf(why, whylen, "invalid host:port '%s' for %s: %s", s, fqk, bad);
+			return -EINVAL;
+		}
+		break;
+
+	case CT_HOST:
+		if (v[0] != '/' && !cfg_host_plain_ok(v, strlen(v)) &&
+		    !cfg_host_v6_ok(v, strlen(v))) {
+			snprintf(why, whylen, "invalid host '%s' for %s (a host name, an IP "
+				 "address or a socket directory)", s, fqk);
+			return -EINVAL;
+		}
+		break;
+
+	case CT_PATH:
+		if ((k->flags & CF_ABSOLUTE) && v[0] != '/') {
+			snprintf(why, whylen, "%s must be an absolute path, not '%s'", fqk, s);
+			return -EINVAL;
+		}
+		break;
+
+	case CT_NAME:
+		if (!cfg_is_name(v)) {
+			snprintf(why, whylen, "invalid name '%s' for %s (use letters, digits, "
+				 "'_' and '-')", s, fqk);
+			return -EINVAL;
+		}
+		break;
+
+	case CT_STRING:
+		break;
+	}
+	if (strlen(v) >= k->width) {
+		snprintf(why, whylen, "value too long for %s (max %zu bytes)", fqk, k->width - 1);
+		return -EINVAL;
+	}
+	cfg_field_set_text(f, k->width, v);
+	return 0;
+}
+
+/* Canonical text of a field: sizes and durations in the largest exact unit,
+ * or the table's own default text when the field holds the default. */
+static void cfg_key_render(const struct cfg_key *k, const void *f, char *buf, size_t n)
+{
+	unsigned char dflt[HP_LIST_MAX];
+	char why[8];
+	int e;
+	bool b;
+
+	if (k->def && k->width <= sizeof dflt) {
+		memset(dflt, 0, sizeof dflt);
+		if (cfg_key_set(k, dflt, "", k->def, why, sizeof why) == 0 &&
+		    memcmp(dflt, f, k->width) == 0 && !(k->flags & CF_DEFAULT_NAME)) {
+			snprintf(buf, n, "%s", k->def);
+			return;
+		}
+	}
+	switch (k->type) {
+	case CT_BOOL:
+		memcpy(&b, f, sizeof b);
+		snprintf(buf, n, "%s", b ? "yes" : "no");
+		break;
+	case CT_UINT:
+	case CT_SIZE:
+	case CT_DURATION:
+		cfg_render_number(k, cfg_field_uint(f, k->width) * cfg_scale(k), buf, n);
+		break;
+	case CT_ENUM:
+		memcpy(&e, f, sizeof e);
+		for (int i = 0; k->names[i]; i++) {
+			if (i == e) {
+				snprintf(buf, n, "%s", k->names[i]);
+				return;
+			}
+		}
+		snprintf(buf, n, "%d", e);
+		break;
+	default:
+		snprintf(buf, n, "%.*s", (int)k->width, (const char *)f);
+		break;
+	}
+}
+
+static const struct cfg_key *cfg_key_find(const char *section, const char *key, size_t *idx)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strcmp(cfg_keys[i].section, section) == 0 && strcmp(cfg_keys[i].key, key) == 0) {
+			if (idx)
+				*idx = i;
+			return &cfg_keys[i];
+		}
+	}
+	return NULL;
+}
+
+static const struct cfg_kind *cfg_kind_find(const char *name)
+{
+	for (size_t i = 0; i < N_KINDS; i++)
+		if (strcmp(cfg_kinds[i].name, name) == 0)
+			return &cfg_kinds[i];
+	return NULL;
+}
+
+static int cfg_section_find(const char *name)
+{
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strcmp(cfg_sections[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static unsigned *cfg_kind_count(const struct cfg_kind *kd, struct hp_config *c)
+{
+	return (unsigned *)((char *)c + kd->count_off);
+}
+
+static unsigned cfg_kind_count_c(const struct cfg_kind *kd, const struct hp_config *c)
+{
+	unsigned n;
+
+	memcpy(&n, (const char *)c + kd->count_off, sizeof n);
+	return n > kd->max ? kd->max : n;
+}
+
+static char *cfg_inst(const struct cfg_kind *kd, struct hp_config *c, unsigned i)
+{
+	return (char *)c + kd->arr_off + (size_t)i * kd->elem_size;
+}
+
+static const char *cfg_inst_c(const struct cfg_kind *kd, const struct hp_config *c, unsigned i)
+{
+	return (const char *)c + kd->arr_off + (size_t)i * kd->elem_size;
+}
+
+static const char *cfg_inst_name(const struct cfg_kind *kd, const struct hp_config *c,
+				 unsigned i)
+{
+	return cfg_inst_c(kd, c, i) + kd->name_off;
+}
+
+static size_t cfg_kind_index(const struct cfg_kind *kd)
+{
+	return (size_t)(kd - cfg_kinds);
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+/* Every default is text parsed by cfg_key_set; the unit tests check that
+ * none fails, so failures here are ignored. */
+void config_defaults(struct hp_config *c)
+{
+	char why[8];
+
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (cfg_key_set(k, (char *)c + k->off, "", k->def, why, sizeof why) != 0)
+			continue;
+	}
+}
+
+static void cfg_inst_defaults(const struct cfg_kind *kd, char *inst, const char *name)
+{
+	char why[8];
+
+	memset(inst, 0, kd->elem_size);
+	cfg_field_set_text(inst + kd->name_off, HP_NAME_MAX, name);
+	for (size_t i = 0; i < kd->nkeys; i++) {
+		const struct cfg_key *k = &kd->keys[i];
+
+		if (k->def && cfg_key_set(k, inst + k->off, "", k->def, why, sizeof why) != 0)
+			continue;
+	}
+}
+
+/* ---- error collection --------------------------------------------------- */
+
+static void cfg_append(struct cfg_parser *p, const char *fmt, ...) HP_PRINTF(2, 3);
+static void cfg_append(struct cfg_parser *p, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (!p->err || p->errused + 1 >= p->errlen)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(p->err + p->errused, p->errlen - p->errused, fmt, ap);
+	va_end(ap);
+	if (w < 0)
+		return;
+	p->errused += (size_t)w;
+	if (p->errused >= p->errlen)
+		p->errused = p->errlen - 1;
+}
+
+/* Record one problem as "name:LINE: message" (line 0: "name: message").
+ * After CFG_MAX_ERRORS the parse gives up. */
+static void cfg_err(struct cfg_parser *p, unsigned line, const char *fmt, ...) HP_PRINTF(3, 4);
+static void cfg_err(struct cfg_parser *p, unsigned line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (p->gave_up)
+		return;
+	if (++p->nerr > CFG_MAX_ERRORS) {
+		cfg_append(p, "%s: too many errors, stopped after %d\n", p->name, CFG_MAX_ERRORS);
+		p->gave_up = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line)
+		cfg_append(p, "%s:%u: %s\n", p->name, line, msg);
+	else
+		cfg_append(p, "%s: %s\n", p->name, msg);
+}
+
+/* ---- the parser --------------------------------------------------------- */
+
+/*
+ * Unquote a value (the text after '='): a quoted value ends at its closing
+ * quote, an unquoted one at a '#' or ';' that starts it or follows a blank.
+ * Returns NULL, or why the value is malformed.
+ */
+static const char *cfg_value_unquote(const char *s, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (cfg_is_blank(*s))
+		s++;
+	if (*s == '"') {
+		for (s++;; s++) {
+			if (!*s)
+				return "missing closing quote";
+			if (*s == '"')
+				break;
+			if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+				s++;
+			if (n + 1 >= outlen)
+				return "value too long";
+			out[n++] = *s;
+		}
+		for (s++; cfg_is_blank(*s); s++)
+			;
+		if (*s && *s != '#' && *s != ';')
+			return "unexpected text after closing quote";
+	} else {
+		for (; *s; s++) {
+			if ((*s == '#' || *s == ';') && (n == 0 || cfg_is_blank(s[-1])))
+				break;
+			if (n + 1 >= outlen)
+				return "value too long";
+			out[n++] = *s;
+		}
+		while (n && cfg_is_blank(out[n - 1]))
+			n--;
+	}
+	out[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)out[i] < 0x20 && out[i] != '\t') || out[i] == 0x7f)
+			return "control character in value";
+	return NULL;
+}
+
+static void cfg_hint_word(const char *bad, const char *cand, const char **best, unsigned *dist)
+{
+	unsigned d = cfg_distance(bad, cand);
+
+	if (d < *dist) {
+		*dist = d;
+		*best = cand;
+	}
+}
+
+static void cfg_section_header(struct cfg_parser *p, char *s)
+{
+	char *close = strchr(s, ']'), *name, *rest, *dot;
+	char a[CFG_SNIP_BUF], b[CFG_SNIP_BUF];
+	const struct cfg_kind *kd;
+
+	p->skip = true;
+	p->sec = -1;
+	p->kind = NULL;
+	if (!close) {
+		cfg_err(p, p->line, "missing ']' in section header '%s'", cfg_snip(a, s));
+		return;
+	}
+	rest = cfg_trim(close + 1);
+	if (*rest && *rest != '#' && *rest != ';') {
+		cfg_err(p, p->line, "unexpected text '%s' after section header", cfg_snip(a, rest));
+		return;
+	}
+	*close = '\0';
+	name = cfg_trim(s + 1);
+	if (!*name) {
+		cfg_err(p, p->line, "empty section name []");
+		return;
+	}
+	dot = strchr(name, '.');
+	if (!dot) {
+		int sec = cfg_section_find(name);
+
+		if (sec < 0) {
+			const char *best = NULL;
+			unsigned dist = 3;
+
+			if (cfg_kind_find(name)) {
+				cfg_err(p, p->line, "section [%s] needs a name: [%s.NAME]", name, name);
+				return;
+			}
+			if (p->nerr < CFG_MAX_ERRORS) {
+				for (size_t i = 0; i < N_SECTIONS; i++)
+					cfg_hint_word(name, cfg_sections[i].name, &best, &dist);
+			}
+			if (best)
+				cfg_err(p, p->line, "unknown section [%s] (did you mean [%s]?)",
+					cfg_snip(a, name), best);
+			else
+				cfg_err(p, p->line, "unknown section [%s]", cfg_snip(a, name));
+			return;
+		}
+		if (p->sec_line[sec]) {
+			cfg_err(p, p->line, "duplicate section [%s] (first at line %u)", name,
+				p->sec_line[sec]);
+			return;
+		}
+		p->sec_line[sec] = p->line;
+		p->sec = sec;
+		p->skip = false;
+		return;
+	}
+
+	*dot = '\0';
+	kd = cfg_kind_find(name);
+	if (!kd) {
+		*dot = '.';
+		cfg_err(p, p->line, "unknown section [%s]", cfg_snip(a, name));
+		return;
+	}
+	name = dot + 1;
+	if (!cfg_is_name(name) || strlen(name) >= HP_NAME_MAX) {
+		cfg_err(p, p->line, "invalid section name '%s' in [%s.%s] (use 1..%d letters, "
+			"digits, '_' and '-')", cfg_snip(a, name), kd->name, cfg_snip(b, name),
+			HP_NAME_MAX - 1);
+		return;
+	}
+	unsigned *count = cfg_kind_count(kd, &p->c);
+	size_t ki = cfg_kind_index(kd);
+
+	for (unsigned i = 0; i < *count; i++) {
+		if (strcmp(cfg_inst_name(kd, &p->c, i), name) == 0) {
+			cfg_err(p, p->line, "duplicate section [%s.%s] (first at line %u)",
+				kd->name, name, p->hdr_line[ki][i]);
+			return;
+		}
+	}
+	if (*count >= kd->max) {
+		cfg_err(p, p->line, "too many [%s.NAME] sections (max %u)", kd->name, kd->max);
+		return;
+	}
+	cfg_inst_defaults(kd, cfg_inst(kd, &p->c, *count), name);
+	p->hdr_line[ki][*count] = p->line;
+	p->kind = kd;
+	p->inst = (*count)++;
+	p->skip = false;
+}
+
+static void cfg_key_value(struct cfg_parser *p, const char *key, const char *val)
+{
+	const struct cfg_key *keys, *k = NULL;
+	size_t nkeys, i, idx = 0;
+	unsigned *seen;
+	char fqk[HP_NAME_MAX * 2 + 64], secname[HP_NAME_MAX + 32], why[512];
+	char a[CFG_SNIP_BUF];
+	void *field;
+
+	if (p->kind) {
+		keys = p->kind->keys;
+		nkeys = p->kind->nkeys;
+		snprintf(secname, sizeof secname, "%s.%s", p->kind->name,
+			 cfg_inst_name(p->kind, &p->c, p->inst));
+	} else {
+		keys = NULL;
+		nkeys = 0;
+		snprintf(secname, sizeof secname, "%s", cfg_sections[p->sec].name);
+	}
+	if (p->kind) {
+		for (i = 0; i < nkeys; i++)
+			if (strcmp(keys[i].key, key) == 0)
+				k = &keys[i];
+	} else {
+		k = cfg_key_find(secname, key, &idx);
+	}
+	if (!k) {
+		const char *best = NULL;
+		unsigned dist = 3;
+
+		if (p->nerr < CFG_MAX_ERRORS) {
+			if (p->kind) {
+				for (i = 0; i < nkeys; i++)
+					cfg_hint_word(key, keys[i].key, &best, &dist);
+			} else {
+				for (i = 0; i < N_KEYS; i++)
+					if (strcmp(cfg_keys[i].section, secname) == 0)
+						cfg_hint_word(key, cfg_keys[i].key, &best, &dist);
+			}
+		}
+		if (best)
+			cfg_err(p, p->line, "unknown key '%s' in [%s] (did you mean '%s'?)",
+				cfg_snip(a, key), secname, best);
+		else
+			cfg_err(p, p->line, "unknown key '%s' in [%s]", cfg_snip(a, key), secname);
+		return;
+	}
+	snprintf(fqk, sizeof fqk, "%s.%s", secname, k->key);
+	if (p->kind) {
+		seen = &p->inst_key_line[cfg_kind_index(p->kind)][p->inst][k - keys];
+		field = cfg_inst(p->kind, &p->c, p->inst) + k->off;
+	} else {
+		seen = &p->key_line[idx];
+		field = (char *)&p->c + k->off;
+	}
+	if (*seen) {
+		cfg_err(p, p->line, "duplicate key '%s' in [%s] (first set at line %u)", k->key,
+			secname, *seen);
+		return;
+	}
+	*seen = p->line;
+	if (cfg_key_set(k, field, fqk, val, why, sizeof why) != 0)
+		cfg_err(p, p->line, "%s", why);
+}
+
+static void cfg_line(struct cfg_parser *p, char *s)
+{
+	char val[CFG_MAX_LINE + 1], a[CFG_SNIP_BUF];
+	char *eq, *key;
+	const char *why;
+
+	s = cfg_trim(s);
+	if (!*s || *s == '#' || *s == ';')
+		return;
+	if (*s == '[') {
+		cfg_section_header(p, s);
+		return;
+	}
+	eq = strchr(s, '=');
+	if (!eq) {
+		cfg_err(p, p->line, "missing '=' in '%s' (expected key = value)", cfg_snip(a, s));
+		return;
+	}
+	*eq = '\0';
+	key = cfg_trim(s);
+	if (!*key) {
+		cfg_err(p, p->line, "missing key before '='");
+		return;
+	}
+	why = cfg_value_unquote(eq + 1, val, sizeof val);
+	if (why) {
+		cfg_err(p, p->line, "%s for key '%s'", why, cfg_snip(a, key));
+		return;
+	}
+	if (p->skip)
+		return;
+	if (p->sec < 0 && !p->kind) {
+		cfg_err(p, p->line, "key '%s' outside of any section (add a [section] line "
+			"above it)", cfg_snip(a, key));
+		return;
+	}
+	cfg_key_value(p, key, val);
+}
+
+static void cfg_text(struct cfg_parser *p, const char *text, size_t len)
+{
+	char buf[CFG_MAX_LINE + 1];
+	size_t pos = 0;
+
+	p->sec = -1;
+	p->skip = false;
+	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+		pos = 3;
+	while (pos < len && !p->gave_up) {
+		const char *ls = text + pos;
+		const char *nl = memchr(ls, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - ls) : len - pos;
+
+		pos += ll + (nl ? 1 : 0);
+		p->line++;
+		if (ll && ls[ll - 1] == '\r')
+			ll--;
+		if (ll > CFG_MAX_LINE) {
+			cfg_err(p, p->line, "line too long (%zu bytes, max %d)", ll, CFG_MAX_LINE);
+			continue;
+		}
+		if (memchr(ls, '\0', ll)) {
+			cfg_err(p, p->line, "NUL byte in line");
+			continue;
+		}
+		memcpy(buf, ls, ll);
+		buf[ll] = '\0';
+		cfg_line(p, buf);
+	}
+}
+
+/* ---- checks across keys ------------------------------------------------- */
+
+static unsigned cfg_gline(const struct cfg_parser *p, const char *section, const char *key)
+{
+	size_t idx;
+
+	return cfg_key_find(section, key, &idx) ? p->key_line[idx] : 0;
+}
+
+/* Line that set `kind.NAME#inst.key`, 0 if defaulted. */
+static unsigned cfg_iline(const struct cfg_parser *p, const char *kind, unsigned inst,
+			  const char *key)
+{
+	const struct cfg_kind *kd = cfg_kind_find(kind);
+	size_t ki = cfg_kind_index(kd);
+
+	for (size_t j = 0; j < kd->nkeys; j++)
+		if (strcmp(kd->keys[j].key, key) == 0)
+			return p->inst_key_line[ki][inst][j];
+	return 0;
+}
+
+static unsigned cfg_max_line(unsigned a, unsigned b)
+{
+	return a > b ? a : b;
+}
+
+static void check_http_upstream(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+
+	if (!c->http_upstream[0])
+		return;
+	for (unsigned i = 0; i < c->n_upstreams; i++)
+		if (strcmp(c->upstreams[i].name, c->http_upstream) == 0)
+			return;
+	cfg_err(p, cfg_gline(p, "http", "upstream"),
+		"http.upstream names [upstream.%s], which is not defined", c->http_upstream);
+}
+
+static void check_redis(struct cfg_parser *p)
+{
+	if (p->c.redis_address[0] && p->c.redis_cluster[0])
+		cfg_err(p, cfg_max_line(cfg_gline(p, "redis", "address"),
+					cfg_gline(p, "redis", "cluster")),
+			"set redis.address or redis.cluster, not both");
+}
+
+static void check_partitions(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+	char a[32], b[32];
+
+	for (unsigned i = 0; i < c->n_partitions; i++) {
+		const struct hp_partition_conf *pt = &c->partitions[i];
+
+		for (unsigned j = 0; j < i; j++) {
+			if (pt->prefix[0] && strcmp(pt->prefix, c->partitions[j].prefix) == 0)
+				cfg_err(p, cfg_iline(p, "partition", i, "prefix"),
+					"partition.%s.prefix is the same as partition.%s.prefix",
+					pt->name, c->partitions[j].name);
+		}
+		if (pt->max_memory > c->l1_max_memory) {
+			cfg_render_size(pt->max_memory, a, sizeof a);
+			cfg_render_size(c->l1_max_memory, b, sizeof b);
+			cfg_err(p, cfg_max_line(cfg_iline(p, "partition", i, "max_memory"),
+						cfg_gline(p, "cache", "l1_max_memory")),
+				"partition.%s.max_memory (%s) exceeds cache.l1_max_memory (%s)",
+				pt->name, a, b);
+		}
+		if (c->max_ttl_ms && pt->default_ttl_ms > c->max_ttl_ms) {
+			cfg_render_duration(pt->default_ttl_ms, a, sizeof a);
+			cfg_render_duration(c->max_ttl_ms, b, sizeof b);
+			cfg_err(p, cfg_max_line(cfg_iline(p, "partition", i, "default_ttl"),
+						cfg_gline(p, "cache", "max_ttl")),
+				"partition.%s.default_ttl (%s) exceeds cache.max_ttl (%s)",
+				pt->name, a, b);
+		}
+	}
+}
+
+static void check_resp_buffers(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+	char a[32], b[32];
+
+	if (c->resp_max_query_buffer < c->resp_max_value_size + c->resp_max_key_len) {
+		cfg_render_size(c->resp_max_query_buffer, a, sizeof a);
+		cfg_render_size(c->resp_max_value_size + c->resp_max_key_len, b, sizeof b);
+		cfg_err(p, cfg_max_line(cfg_max_line(cfg_gline(p, "resp", "max_query_buffer"),
+						     cfg_gline(p, "resp", "max_value_size")),
+					cfg_gline(p, "resp", "max_key_len")),
+			"resp.max_query_buffer (%s) must hold resp.max_key_len + "
+			"resp.max_value_size (%s)", a, b);
+	}
+	if (c->resp_max_output_buffer < c->resp_max_value_size) {
+		cfg_render_size(c->resp_max_output_buffer, a, sizeof a);
+		cfg_render_size(c->resp_max_value_size, b, sizeof b);
+		cfg_err(p, cfg_max_line(cfg_gline(p, "resp", "max_output_buffer"),
+					cfg_gline(p, "resp", "max_value_size")),
+			"resp.max_output_buffer (%s) is smaller than resp.max_value_size (%s)",
+			a, b);
+	}
+}
+
+static bool cfg_host_wildcard(const char *h)
+{
+	return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+}
+
+static void check_listen(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+	struct {
+		const char *section;
+		const char *addr;
+		bool active;
+		char host[HP_ADDR_MAX];
+		uint16_t port;
+	} l[] = {
+		{ "resp", c->resp_listen, true, "", 0 },
+		{ "api", c->api_listen, true, "", 0 },
+		{ "http", c->http_listen, c->http_upstream[0] != '\0', "", 0 },
+		{ "pooler", c->pooler_listen, c->n_databases > 0, "", 0 },
+	};
+
+	for (size_t i = 0; i < HP_ARRAY_SIZE(l); i++)
+		if (cfg_hostport_check(l[i].addr, l[i].host, sizeof l[i].host, &l[i].port))
+			l[i].active = false;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(l); i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (!l[i].active || !l[j].active || l[i].port != l[j].port)
+				continue;
+			if (strcmp(l[i].host, l[j].host) != 0 && !cfg_host_wildcard(l[i].host) &&
+			    !cfg_host_wildcard(l[j].host))
+				continue;
+			cfg_err(p, cfg_max_line(cfg_gline(p, l[i].section, "listen"),
+						cfg_gline(p, l[j].section, "listen")),
+				"%s.listen and %s.listen both use port %u", l[j].section,
+				l[i].section, l[i].port);
+		}
+	}
+}
+
+static void check_databases(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+	const size_t ki = cfg_kind_index(cfg_kind_find("database"));
+
+	for (unsigned i = 0; i < c->n_databases; i++) {
+		const struct hp_database_conf *d = &c->databases[i];
+
+		if (d->password[0] && d->password_file[0])
+			cfg_err(p, cfg_max_line(cfg_iline(p, "database", i, "password"),
+						cfg_iline(p, "database", i, "password_file")),
+				"set database.%s.password or database.%s.password_file, "
+				"not both", d->name, d->name);
+	}
+	if (c->n_databases && c->pooler_auth_type != HP_AUTH_TRUST && !c->pooler_auth_file[0])
+		cfg_err(p, cfg_max_line(cfg_gline(p, "pooler", "auth_type"),
+					p->hdr_line[ki][0]),
+			"pooler.auth_type = %s needs pooler.auth_file (or use trust)",
+			auth_type_names[c->pooler_auth_type]);
+}
+
+static void check_services(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+
+	for (unsigned i = 0; i < c->n_services; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (c->services[i].port && c->services[i].port == c->services[j].port)
+				cfg_err(p, cfg_iline(p, "service", i, "port"),
+					"service.%s.port is the same as service.%s.port (%u)",
+					c->services[i].name, c->services[j].name,
+					c->services[i].port);
+}
+
+struct cfg_check {
+	const char *doc;
+	void (*fn)(struct cfg_parser *p);
+};
+
+static const struct cfg_check cfg_checks[] = {
+	{ "`http.upstream`, when set, names an existing `[upstream.NAME]`.",
+	  check_http_upstream },
+	{ "`redis.address` and `redis.cluster` are not both set.", check_redis },
+	{ "Partition prefixes are unique; a partition's `max_memory` is at most "
+	  "`cache.l1_max_memory`, and its `default_ttl` at most `cache.max_ttl` "
+	  "when that is set.", check_partitions },
+	{ "`resp.max_query_buffer` is at least `resp.max_key_len` + "
+	  "`resp.max_value_size`, and `resp.max_output_buffer` at least "
+	  "`resp.max_value_size`.", check_resp_buffers },
+	{ "The listeners in use (`resp`, `api`, `http` when it has an upstream, "
+	  "`pooler` when a database exists) have distinct ports, unless bound to "
+	  "different addresses.", check_listen },
+	{ "A database sets `password` or `password_file`, not both; with a "
+	  "database, `pooler.auth_type` other than `trust` needs "
+	  "`pooler.auth_file`.", check_databases },
+	{ "Service ports are unique.", check_services },
+};
+
+/* Named sections: required keys, NAME defaults. */
+static void cfg_finish_named(struct cfg_parser *p)
+{
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+		unsigned n = cfg_kind_count_c(kd, &p->c);
+
+		for (unsigned i = 0; i < n; i++) {
+			char *inst = cfg_inst(kd, &p->c, i);
+
+			for (size_t j = 0; j < kd->nkeys; j++) {
+				const struct cfg_key *k = &kd->keys[j];
+
+				if ((k->flags & CF_REQUIRED) && !p->inst_key_line[ki][i][j])
+					cfg_err(p, p->hdr_line[ki][i], "[%s.%s] needs %s = ...",
+						kd->name, inst + kd->name_off, k->key);
+				if ((k->flags & CF_DEFAULT_NAME) && !inst[k->off])
+					cfg_field_set_text(inst + k->off, k->width, inst + kd->name_off);
+			}
+		}
+	}
+}
+
+/*
+ * Parse INI text into `c`. The result is built in a private copy: on
+ * failure `c` is left as it was. Returns 0, -EINVAL with messages in `err`,
+ * or -ENOMEM.
+ */
+int config_parse_string(struct hp_config *c, const char *text, size_t len,
+			const char *name, char *err, size_t errlen)
+{
+	struct cfg_parser *p;
+	int r = 0;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!c || (!text && len))
+		return -EINVAL;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->name = name ? name : "config";
+	p->err = errlen ? err : NULL;
+	p->errlen = errlen;
+	config_defaults(&p->c);
+	if (len > CFG_MAX_FILE) {
+		cfg_err(p, 0, "file too big (%zu bytes, max %d)", len, CFG_MAX_FILE);
+	} else {
+		cfg_text(p, text, len);
+		if (!p->gave_up)
+			cfg_finish_named(p);
+		for (size_t i = 0; i < HP_ARRAY_SIZE(cfg_checks) && !p->gave_up; i++)
+			cfg_checks[i].fn(p);
+	}
+	if (p->nerr)
+		r = -EINVAL;
+	else
+		memcpy(c, &p->c, sizeof *c);
+	free(p);
+	return r;
+}
+
+/*
+ * Read `path` (at most 1 MiB) and parse it; on success c->source is the
+ * path. Returns -errno when the file can't be read (with a message in
+ * `err`), otherwise as config_parse_string.
+ */
+int config_load_file(struct hp_config *c, const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct stat st;
+	int fd, r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!c || !path)
+		return -EINVAL;
+	if (strlen(path) >= sizeof c->source) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: path too long\n", path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fstat(fd, &st) != 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = -EISDIR;
+		goto fail;
+	}
+	text = malloc(CFG_MAX_FILE + 1);
+	if (!text) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (;;) {
+		ssize_t n = read(fd, text + len, CFG_MAX_FILE + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == CFG_MAX_FILE + 1)
+			break;
+	}
+	close(fd);
+	fd = -1;
+	if (len > CFG_MAX_FILE) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: file too big (more than %d bytes)\n", path,
+				 CFG_MAX_FILE);
+		free(text);
+		return -EINVAL;
+	}
+	r = config_parse_string(c, text, len, path, err, errlen);
+	free(text);
+	if (r == 0)
+		cfg_field_set_text(c->source, sizeof c->source, path);
+	return r;
+
+fail:
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s\n", path, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	return r;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+/* `section` is "resp", "partition.NAME" or just "partition". Unknown keys
+ * are not reloadable. */
+bool config_key_reloadable(const char *section, const char *key)
+{
+	const struct cfg_key *k;
+	char kind[HP_NAME_MAX];
+	const char *dot;
+
+	if (!section || !key)
+		return false;
+	k = cfg_key_find(section, key, NULL);
+	if (k)
+		return k->flags & CF_RELOAD;
+	dot = strchr(section, '.');
+	if (dot && (size_t)(dot - section) < sizeof kind) {
+		memcpy(kind, section, (size_t)(dot - section));
+		kind[dot - section] = '\0';
+		section = kind;
+	}
+	const struct cfg_kind *kd = cfg_kind_find(section);
+
+	if (!kd)
+		return false;
+	for (size_t i = 0; i < kd->nkeys; i++)
+		if (strcmp(kd->keys[i].key, key) == 0)
+			return kd->keys[i].flags & CF_RELOAD;
+	return false;
+}
+
+static bool cfg_field_equal(const struct cfg_key *k, const void *a, const void *b)
+{
+	if (cfg_is_text(k->type))
+		return strncmp(a, b, k->width) == 0;
+	return memcmp(a, b, k->width) == 0;
+}
+
+struct cfg_out {
+	char *p;
+	size_t len, used;
+	int count;
+};
+
+static void cfg_out_line(struct cfg_out *o, const char *a, const char *b, const char *cc)
+{
+	int w;
+
+	o->count++;
+	if (!o->p || o->used + 1 >= o->len)
+		return;
+	w = snprintf(o->p + o->used, o->len - o->used, "%s%s%s%s%s\n", a, b ? "." : "",
+		     b ? b : "", cc ? "." : "", cc ? cc : "");
+	if (w > 0)
+		o->used += (size_t)w;
+	if (o->used >= o->len)
+		o->used = o->len - 1;
+}
+
+/*
+ * Count the differences between `old` and `nw` that a SIGHUP cannot apply
+ * and list them in `out`, one "section.key" (or "kind.NAME.key", or
+ * "kind.NAME" for an added or removed section) a line. `out` may be NULL;
+ * the count is complete even when `out` is too small.
+ */
+int config_diff_restart(const struct hp_config *old, const struct hp_config *nw,
+			char *out, size_t outlen)
+{
+	struct cfg_out o = { out, outlen, 0, 0 };
+
+	if (out && outlen)
+		out[0] = '\0';
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (!(k->flags & CF_RELOAD) &&
+		    !cfg_field_equal(k, (const char *)old + k->off, (const char *)nw + k->off))
+			cfg_out_line(&o, k->section, k->key, NULL);
+	}
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+		unsigned no = cfg_kind_count_c(kd, old), nn = cfg_kind_count_c(kd, nw);
+		char sec[HP_NAME_MAX + 32];
+
+		for (unsigned i = 0; i < nn; i++) {
+			const char *name = cfg_inst_name(kd, nw, i);
+			const char *a = NULL;
+
+			for (unsigned j = 0; j < no && !a; j++)
+				if (strcmp(cfg_inst_name(kd, old, j), name) == 0)
+					a = cfg_inst_c(kd, old, j);
+			snprintf(sec, sizeof sec, "%s.%s", kd->name, name);
+			if (!a) {
+				if (!kd->reloadable)
+					cfg_out_line(&o, sec, NULL, NULL);
+				continue;
+			}
+			for (size_t j = 0; j < kd->nkeys; j++) {
+				const struct cfg_key *k = &kd->keys[j];
+
+				if (!(k->flags & CF_RELOAD) &&
+				    !cfg_field_equal(k, a + k->off, cfg_inst_c(kd, nw, i) + k->off))
+					cfg_out_line(&o, sec, k->key, NULL);
+			}
+		}
+		for (unsigned j = 0; j < no && !kd->reloadable; j++) {
+			const char *name = cfg_inst_name(kd, old, j);
+			bool found = false;
+
+			for (unsigned i = 0; i < nn && !found; i++)
+				found = strcmp(cfg_inst_name(kd, nw, i), name) == 0;
+			if (!found)
+				cfg_out_line(&o, kd->name, name, NULL);
+		}
+	}
+	return o.count;
+}
+
+const char *config_eviction_name(int e)
+{
+	return e >= 0 && e < (int)HP_ARRAY_SIZE(eviction_names) - 1 ? eviction_names[e] : "unknown";
+}
+
+const char *config_priority_name(int p)
+{
+	return p >= 0 && p < (int)HP_ARRAY_SIZE(priority_names) - 1 ? priority_names[p] : "unknown";
+}
+
+/*
+ * Visit every key with its value as text. Secrets (database passwords) are
+ * shown as "********" when set, since the API serves this view.
+ */
+void config_visit(const struct hp_config *c, config_visit_fn fn, void *arg)
+{
+	char val[HP_LIST_MAX + 64], sec[HP_NAME_MAX + 32];
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		cfg_key_render(k, (const char *)c + k->off, val, sizeof val);
+		fn(k->section, k->key, val, k->flags & CF_RELOAD, arg);
+	}
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+		unsigned n = cfg_kind_count_c(kd, c);
+
+		for (unsigned i = 0; i < n; i++) {
+			snprintf(sec, sizeof sec, "%s.%s", kd->name, cfg_inst_name(kd, c, i));
+			for (size_t j = 0; j < kd->nkeys; j++) {
+				const struct cfg_key *k = &kd->keys[j];
+
+				cfg_key_render(k, cfg_inst_c(kd, c, i) + k->off, val, sizeof val);
+				if ((k->flags & CF_SECRET) && val[0])
+					snprintf(val, sizeof val, "********");
+				fn(sec, k->key, val, k->flags & CF_RELOAD, arg);
+			}
+		}
+	}
+}
+
+/* ---- writers ------------------------------------------------------------ */
+
+/* Word-wrap `text` at CFG_WRAP columns, each line starting with `prefix`. */
+static void cfg_wrap(FILE *f, const char *prefix, const char *text)
+{
+	size_t plen = strlen(prefix), col = 0;
+	const char *s = text;
+
+	while (*s) {
+		const char *w = s;
+		size_t wl;
+
+		while (*s && *s != ' ')
+			s++;
+		wl = (size_t)(s - w);
+		if (col && col + 1 + wl > CFG_WRAP) {
+			fputc('\n', f);
+			col = 0;
+		}
+		if (!col) {
+			fputs(prefix, f);
+			col = plen;
+		} else {
+			fputc(' ', f);
+			col++;
+		}
+		fwrite(w, 1, wl, f);
+		col += wl;
+		while (*s == ' ')
+			s++;
+	}
+	if (col)
+		fputc('\n', f);
+}
+
+/* Human summary of a key's type: "size 64kb..4tb", "one of s3fifo, lru". */
+static void cfg_type_text(const struct cfg_key *k, char *buf, size_t n, bool md)
+{
+	char lo[32], hi[32], list[256];
+
+	cfg_render_number(k, k->min, lo, sizeof lo);
+	cfg_render_number(k, k->max, hi, sizeof hi);
+	switch (k->type) {
+	case CT_BOOL:
+		snprintf(buf, n, "yes/no");
+		break;
+	case CT_UINT:
+		snprintf(buf, n, "integer %s..%s%s", lo, hi,
+			 (k->flags & CF_POW2) ? ", power of two" : "");
+		break;
+	case CT_SIZE:
+		snprintf(buf, n, "size %s..%s", lo, hi);
+		break;
+	case CT_DURATION:
+		snprintf(buf, n, "duration %s..%s%s", lo, hi,
+			 (k->flags & CF_SECONDS) ? ", whole seconds" : "");
+		break;
+	case CT_ENUM:
+		cfg_names_list(k->names, list, sizeof list, md ? "`" : "");
+		snprintf(buf, n, "%s", list);
+		break;
+	case CT_STRING:
+		snprintf(buf, n, "text, max %zu bytes", k->width - 1);
+		break;
+	case CT_HOSTPORT:
+		snprintf(buf, n, "host:port");
+		break;
+	case CT_HOSTPORT_LIST:
+		snprintf(buf, n, "host:port list");
+		break;
+	case CT_HOST:
+		snprintf(buf, n, "host or socket directory");
+		break;
+	case CT_PATH:
+		snprintf(buf, n, "%s", (k->flags & CF_ABSOLUTE) ? "absolute path" : "path");
+		break;
+	case CT_NAME:
+		snprintf(buf, n, "section name");
+		break;
+	}
+}
+
+/* Write a value so that the parser reads back exactly the same text. */
+static void cfg_write_value(FILE *f, const char *v)
+{
+	size_t n = strlen(v);
+	bool quote = n && (cfg_is_blank(v[0]) || cfg_is_blank(v[n - 1]) || v[0] == '"' ||
+			   strpbrk(v, "#;"));
+
+	if (!quote) {
+		fputs(v, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fputc('\\', f);
+		fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* "key = value", or "key =" without a trailing blank when empty. */
+static void cfg_write_kv(FILE *f, const char *prefix, const char *key, const char *v)
+{
+	fprintf(f, "%s%s =%s", prefix, key, *v ? " " : "");
+	cfg_write_value(f, v);
+	fputc('\n', f);
+}
+
+static void cfg_write_rule(FILE *f)
+{
+	fputs("# ", f);
+	for (int i = 2; i < CFG_WRAP; i++)
+		fputc('-', f);
+	fputc('\n', f);
+}
+
+static void cfg_write_key_doc(FILE *f, const struct cfg_key *k, const char *prefix)
+{
+	char type[320], line[512];
+
+	cfg_type_text(k, type, sizeof type, false);
+	cfg_wrap(f, prefix, k->doc);
+	if (k->flags & CF_REQUIRED)
+		snprintf(line, sizeof line, "(%s; required%s)", type,
+			 (k->flags & CF_RELOAD) ? "; reloadable" : "");
+	else
+		snprintf(line, sizeof line, "(%s; default %s%s)", type,
+			 (k->flags & CF_DEFAULT_NAME) ? "NAME" : k->def[0] ? k->def : "empty",
+			 (k->flags & CF_RELOAD) ? "; reloadable" : "");
+	cfg_wrap(f, prefix, line);
+}
+
+/*
+ * Write `c` as a complete INI file: every key, its doc as comments, sections
+ * in table order. Named sections in `c` are written out; kinds without any
+ * get a commented example. For the defaults this is etc/hotpath.ini.
+ */
+void config_write_ini(const struct hp_config *c, FILE *f)
+{
+	char val[HP_LIST_MAX + 64];
+
+	fputs("# hotpath configuration\n#\n", f);
+	if (c->source[0]) {
+		fputs("# The effective configuration read from ", f);
+		for (const char *s = c->source; *s && s < c->source + sizeof c->source; s++)
+			fputc(isprint((unsigned char)*s) ? *s : '?', f);
+		fputs(", with every key that\n# was not set shown at its default.\n", f);
+	} else {
+		cfg_wrap(f, "# ", "This is the embedded default: the L1 memory cache only, no "
+			 "Redis, no PostgreSQL, no upstreams; kernel observation on. "
+			 "Every key is listed at its default, so delete what you do not "
+			 "change; a file that sets only a few keys is valid.");
+		fputs("#\n", f);
+		cfg_wrap(f, "# ", "Generated by `hotpathd --config-ini` from the key table in "
+			 "agent/core/config.c; the reference is docs/configuration.md. "
+			 "Check a file with `hotpathd -t -c FILE`; SIGHUP reloads it.");
+	}
+	fputs("#\n", f);
+	cfg_wrap(f, "# ", "Syntax: [section], then key = value. Lines starting with # or "
+		 "; are comments, and so is the rest of a value from a # or ; that "
+		 "follows a blank. Double quotes keep a value verbatim: "
+		 "password = \"a # b\". Sizes take b, kb, mb, gb, tb (powers of "
+		 "1024); durations take ms, s, m, h, d, and a plain number is "
+		 "MILLISECONDS.");
+
+	for (size_t s = 0; s < N_SECTIONS; s++) {
+		fputc('\n', f);
+		cfg_write_rule(f);
+		fprintf(f, "# [%s]\n", cfg_sections[s].name);
+		cfg_wrap(f, "# ", cfg_sections[s].doc);
+		cfg_write_rule(f);
+		fprintf(f, "[%s]\n", cfg_sections[s].name);
+		for (size_t i = 0; i < N_KEYS; i++) {
+			const struct cfg_key *k = &cfg_keys[i];
+
+			if (strcmp(k->section, cfg_sections[s].name) != 0)
+				continue;
+			fputc('\n', f);
+			cfg_write_key_doc(f, k, "# ");
+			cfg_key_render(k, (const char *)c + k->off, val, sizeof val);
+			cfg_write_kv(f, "", k->key, val);
+		}
+	}
+
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+		unsigned n = cfg_kind_count_c(kd, c);
+		char intro[256];
+
+		fputc('\n', f);
+		cfg_write_rule(f);
+		fprintf(f, "# [%s.NAME]\n", kd->name);
+		cfg_wrap(f, "# ", kd->doc);
+		snprintf(intro, sizeof intro, "NAME is letters, digits, _ and -; up to %u "
+			 "sections. Keys:", kd->max);
+		cfg_wrap(f, "# ", intro);
+		for (size_t j = 0; j < kd->nkeys; j++) {
+			fprintf(f, "#\n#   %s\n", kd->keys[j].key);
+			cfg_write_key_doc(f, &kd->keys[j], "#     ");
+		}
+		cfg_write_rule(f);
+		if (!n) {
+			fprintf(f, "# Example:\n#\n# [%s.%s]\n", kd->name, kd->example_name);
+			for (size_t j = 0; j < kd->nkeys; j++)
+				cfg_write_kv(f, "# ", kd->keys[j].key, kd->keys[j].example);
+		}
+		for (unsigned i = 0; i < n; i++) {
+			fprintf(f, "%s[%s.%s]\n", i ? "\n" : "", kd->name, cfg_inst_name(kd, c, i));
+			for (size_t j = 0; j < kd->nkeys; j++) {
+				const struct cfg_key *k = &kd->keys[j];
+
+				cfg_key_render(k, cfg_inst_c(kd, c, i) + k->off, val, sizeof val);
+				cfg_write_kv(f, "", k->key, val);
+			}
+		}
+	}
+}
+
+/* Table cell text: '|' escaped, newlines impossible (docs are one line). */
+static void cfg_md_cell(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
+static void cfg_md_table(FILE *f, const struct cfg_key *keys, size_t nkeys, const char *section)
+{
+	char type[320];
+
+	fputs("| key | type | default | reload | description |\n", f);
+	fputs("|---|---|---|---|---|\n", f);
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct cfg_key *k = &keys[i];
+
+		if (section && strcmp(k->section, section) != 0)
+			continue;
+		cfg_type_text(k, type, sizeof type, true);
+		fprintf(f, "| `%s` | ", k->key);
+		cfg_md_cell(f, type);
+		fputs(" | ", f);
+		if (k->flags & CF_REQUIRED)
+			fputs("*required*", f);
+		else if (k->flags & CF_DEFAULT_NAME)
+			fputs("*NAME*", f);
+		else if (!k->def[0])
+			fputs("*empty*", f);
+		else {
+			fputc('`', f);
+			cfg_md_cell(f, k->def);
+			fputc('`', f);
+		}
+		fprintf(f, " | %s | ", (k->flags & CF_RELOAD) ? "yes" : "restart");
+		cfg_md_cell(f, k->doc);
+		fputs(" |\n", f);
+	}
+}
+
+static const char cfg_md_intro[] =
+"# Configuration reference\n"
+"\n"
+"<!-- Generated by `hotpathd --config-doc` (`make docs`) from the key table in\n"
+"     agent/core/config.c. Do not edit by hand: change the table and\n"
+"     regenerate; a unit test fails when this file and the table differ. -->\n"
+"\n"
+"`hotpathd` reads one INI file: `-c FILE`, or `etc/hotpath.ini` under\n"
+"`make run`. Every key has a default, so a file that sets only a few keys is\n"
+"valid, and an empty file is the embedded default: the L1 memory cache only,\n"
+"no Redis, no PostgreSQL, no upstreams, kernel observation on.\n"
+"`etc/hotpath.ini` lists every key at its default with its documentation; it\n"
+"is generated from the same table (`hotpathd --config-ini`).\n"
+"\n"
+"## File format\n"
+"\n"
+"- `[section]` starts a section and `key = value` sets a key in it. Blanks\n"
+"  around keys and values are ignored. Keys are lower case and\n"
+"  case-sensitive. A section, and a key within a section, may appear only\n"
+"  once; a repeated one is an error, not an override.\n"
+"- Lines whose first non-blank character is `#` or `;` are comments. In a\n"
+"  value, a `#` or `;` at its start or after a blank begins a trailing\n"
+"  comment: `max_clients = 500  # peak is 300`. A `#` inside a word, as in\n"
+"  `pass#word`, is kept.\n"
+"- Double quotes keep a value verbatim, with its `#`, `;` and edge blanks:\n"
+"  `password = \"p #ss; \"`. Inside quotes `\\\"` is a quote and `\\\\` a\n"
+"  backslash; nothing else is an escape.\n"
+"- Booleans are `yes`/`no`, `true`/`false`, `on`/`off` or `1`/`0`. Booleans,\n"
+"  enum values and unit suffixes are case-insensitive.\n"
+"- Limits: lines up to 4096 bytes, files up to 1 MiB, no NUL bytes and no\n"
+"  control characters in values. CRLF line ends and a UTF-8 byte order mark\n"
+"  are accepted.\n"
+"- Relative paths are resolved against the directory `hotpathd` was started\n"
+"  in (`/` under systemd); prefer absolute paths.\n"
+"- Errors name the file and line, e.g. `hotpath.ini:12: unknown key 'foo'\n"
+"  in [resp]`, and all of them are reported at once (up to 20), not only the\n"
+"  first.\n"
+"\n"
+"## Units\n"
+"\n"
+"- **Sizes** are whole numbers of bytes with an optional suffix `b`, `k` or\n"
+"  `kb`, `m` or `mb`, `g` or `gb`, `t` or `tb`, all powers of 1024: `512`,\n"
+"  `64kb`, `256mb`, `1gb`. Decimals are refused: write `1536mb`, not `1.5gb`.\n"
+"- **Durations** are whole numbers with a suffix `ms`, `s`, `m` (minutes),\n"
+"  `h` or `d`: `500ms`, `30s`, `5m`, `1h`, `2d`. **A plain number is\n"
+"  milliseconds**: `shutdown_timeout = 5` means 5 ms; write `5s`.\n"
+"- **Addresses** are `HOST:PORT` with a port in 1..65535; IPv6 addresses go\n"
+"  in brackets, `[::1]:6479`. Lists are comma-separated:\n"
+"  `10.0.0.1:6379,10.0.0.2:6379`.\n"
+"- Values out of range are errors, never clamped; overflowing numbers too.\n"
+"\n"
+"## Reloading with SIGHUP\n"
+"\n"
+"On SIGHUP `hotpathd` reads the file again. If it has any error, the running\n"
+"configuration stays as it was and the errors are logged. Otherwise keys\n"
+"marked *yes* under *reload* take effect at once; changes to the others are\n"
+"logged by name as waiting for a restart and take effect at the next start.\n"
+"`[partition.NAME]` sections may be added, changed and removed on reload;\n"
+"the other named sections need a restart.\n"
+"\n"
+"## Checking a file\n"
+"\n"
+"`hotpathd -t -c FILE` reads and validates the file, prints every error\n"
+"with its line number and exits, with a non-zero status when there is an\n"
+"error. `hotpathd -t -v -c FILE` also prints the effective configuration,\n"
+"every key included.\n";
+
+/* Write docs/configuration.md: format, units, reload semantics, then one
+ * table per section, the named sections and the checks across keys. */
+void config_write_markdown(FILE *f)
+{
+	fputs(cfg_md_intro, f);
+	fputs("\n## Sections\n", f);
+	for (size_t s = 0; s < N_SECTIONS; s++) {
+		fprintf(f, "\n### [%s]\n\n", cfg_sections[s].name);
+		cfg_md_cell(f, cfg_sections[s].doc);
+		fputs("\n\n", f);
+		cfg_md_table(f, cfg_keys, N_KEYS, cfg_sections[s].name);
+	}
+	fputs("\n## Named sections\n\n"
+	      "A named section is written `[KIND.NAME]`, where NAME is 1..63 letters,\n"
+	      "digits, `_` and `-`. Each NAME may appear once per kind. Keys marked\n"
+	      "*required* have no default.\n", f);
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+
+		fprintf(f, "\n### [%s.NAME]\n\n", kd->name);
+		cfg_md_cell(f, kd->doc);
+		fprintf(f, " Up to %u sections.\n\n", kd->max);
+		cfg_md_table(f, kd->keys, kd->nkeys, NULL);
+		fprintf(f, "\nExample:\n\n```ini\n[%s.%s]\n", kd->name, kd->example_name);
+		for (size_t j = 0; j < kd->nkeys; j++) {
+			if (!kd->keys[j].example[0])
+				continue;
+			cfg_write_kv(f, "", kd->keys[j].key, kd->keys[j].example);
+		}
+		fputs("```\n", f);
+	}
+	fputs("\n## Checks across keys\n\n"
+	      "After the whole file is read, these rules are checked; a broken one is\n"
+	      "reported at the line of the key that was set last.\n\n", f);
+	for (size_t i = 0; i < HP_ARRAY_SIZE(cfg_checks); i++) {
+		fputs("- ", f);
+		fputs(cfg_checks[i].doc, f);
+		fputc('\n', f);
+	}
+}
