@@ -132,30 +132,17 @@ static void reload(struct daemon_state *st)
 		log_warn("reload: these changes take effect only after a restart: %s", restart);
 	/* Keys that need a restart keep their running values. */
 	{
-		struct hp_config merged = *d->cfg;
+		struct hp_config *fresh = nc;
 
-		merged.log_level = nc->log_level;
-		merged.shutdown_timeout_ms = nc->shutdown_timeout_ms;
-		merged.resp_max_clients = nc->resp_max_clients;
-		merged.resp_idle_timeout_s = nc->resp_idle_timeout_s;
-		merged.resp_max_key_len = nc->resp_max_key_len;
-		merged.resp_max_value_size = nc->resp_max_value_size;
-		merged.resp_max_args = nc->resp_max_args;
-		merged.resp_max_query_buffer = nc->resp_max_query_buffer;
-		merged.resp_max_output_buffer = nc->resp_max_output_buffer;
-		merged.api_metrics_auth = nc->api_metrics_auth;
-		merged.api_max_body = nc->api_max_body;
-		merged.l1_max_memory = nc->l1_max_memory;
-		merged.eviction = nc->eviction;
-		merged.active_expire_hz = nc->active_expire_hz;
-		merged.memory_pressure = nc->memory_pressure;
-		merged.max_ttl_ms = nc->max_ttl_ms;
-		merged.l0_enabled = nc->l0_enabled;
-		merged.n_partitions = nc->n_partitions;
-		memcpy(merged.partitions, nc->partitions, sizeof(merged.partitions));
-		snprintf(merged.api_tokens_file, sizeof(merged.api_tokens_file), "%s",
-			 nc->api_tokens_file);
-		*nc = merged;
+		nc = malloc(sizeof(*nc));
+		if (!nc) {
+			free(fresh);
+			log_error("reload: out of memory, keeping the current configuration");
+			goto out;
+		}
+		*nc = *d->cfg;
+		config_apply_reloadable(nc, fresh);
+		free(fresh);
 	}
 	if (st->api && api_reload(st->api, nc) != 0) {
 		log_error("reload: tokens file rejected, keeping the current configuration");

@@ -206,7 +206,7 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "127.0.0.1:9479",
 	  .doc = "Address the REST API, /metrics and /dashboard listen on." },
 	{ .section = "api", .key = "tokens_file", .type = CT_PATH,
-	  G(api_tokens_file), .def = "", .flags = CF_OPTIONAL,
+	  G(api_tokens_file), .def = "", .flags = CF_OPTIONAL | CF_RELOAD,
 	  .doc = "File of API tokens, one `NAME SHA256-HEX-OF-TOKEN SCOPE,SCOPE` "
 		 "a line (`#` starts a comment); `hotpathctl token new NAME "
 		 "SCOPES` prints a token and its line. Empty: there are no "
@@ -2364,5 +2364,24 @@ void config_write_markdown(FILE *f)
 		fputs("- ", f);
 		fputs(cfg_checks[i].doc, f);
 		fputc('\n', f);
+	}
+}
+
+void config_apply_reloadable(struct hp_config *running, const struct hp_config *nw)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (k->flags & CF_RELOAD)
+			memcpy((char *)running + k->off, (const char *)nw + k->off, k->width);
+	}
+	for (size_t ki = 0; ki < N_KINDS; ki++) {
+		const struct cfg_kind *kd = &cfg_kinds[ki];
+
+		if (!kd->reloadable)
+			continue;
+		memcpy((char *)running + kd->arr_off, (const char *)nw + kd->arr_off,
+		       (size_t)kd->max * kd->elem_size);
+		*cfg_kind_count(kd, running) = cfg_kind_count_c(kd, nw);
 	}
 }

@@ -6,7 +6,7 @@
  * documentation), in the spirit of pgbouncer's bouncer_params[] and redis's
  * standardConfig. The same table drives: parsing of the INI file, validation
  * with line-numbered errors, `hotpathd -t`, the API's view of the config
- * (config_to_json) and docs/configuration.md (config_write_markdown, run by
+ * (config_visit) and docs/configuration.md (config_write_markdown, run by
  * `hotpathd --config-doc`). Named sections ([partition.NAME],
  * [upstream.NAME], [database.NAME], [service.NAME]) are tables of their own.
  */
@@ -154,6 +154,13 @@ bool config_key_reloadable(const char *section, const char *key);
  */
 int config_diff_restart(const struct hp_config *old, const struct hp_config *nw,
 			char *out, size_t outlen);
+
+/*
+ * SIGHUP: copy into `running` every key (and every named-section kind) the
+ * table marks reloadable, taking it from `nw`; the others keep their
+ * running values until a restart. Driven by the same table as the docs.
+ */
+void config_apply_reloadable(struct hp_config *running, const struct hp_config *nw);
 
 /* Write the whole effective config as INI (for -t -v) / markdown docs. */
 void config_write_ini(const struct hp_config *c, FILE *f);
