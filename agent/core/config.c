@@ -720,7 +720,7 @@ static bool cfg_host_v6_ok(const char *h, size_t n)
 
 /* NULL if `s` is a valid HOST:PORT, else why not. Fills host/port if given. */
 static const char *cfg_hostport_check(const char *s, char *host, size_t hostlen,
-				      uint16_t *port)
+				      uint16_t *port, bool listen)
 {
 	const char *h, *colon, *p;
 	size_t hl;
@@ -760,8 +760,10 @@ static const char *cfg_hostport_check(const char *s, char *host, size_t hostlen,
 		return "missing port";
 	if (strlen(p) > 5 || cfg_digits(p, &p, &v) != 0 || *p)
 		return "port must be a number 1..65535";
-	if (v < 1 || v > 65535)
-		return "port must be 1..65535";
+	/* Port 0 asks the kernel for a free port: fine to listen on (tests
+	 * use it), meaningless to connect to. */
+	if (v > 65535 || (v == 0 && !listen))
+		return listen ? "port must be 0..65535" : "port must be 1..65535";
 	if (host && hostlen) {
 		if (hl >= hostlen)
 			return "host too long";
@@ -776,13 +778,13 @@ static const char *cfg_hostport_check(const char *s, char *host, size_t hostlen,
 /*
  * Split "HOST:PORT" or "[V6]:PORT". host (without brackets) is written when
  * non-NULL and hostlen > 0, port when non-NULL. Returns 0, or -EINVAL for
- * bad syntax, a port outside 1..65535, or a host that does not fit.
+ * bad syntax, a port above 65535 (0 is accepted: listen on a free port), or a host that does not fit.
  */
 int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 {
 	if (!s)
 		return -EINVAL;
-	return cfg_hostport_check(s, host, hostlen, port) ? -EINVAL : 0;
+	return cfg_hostport_check(s, host, hostlen, port, true) ? -EINVAL : 0;
 }
 
 /* ---- fields ------------------------------------------------------------- */
@@ -867,7 +869,7 @@ static int cfg_set_list(const struct cfg_key *k, void *f, const char *fqk, const
 			snprintf(why, whylen, "empty entry in list for %s", fqk);
 			return -EINVAL;
 		}
-		bad = cfg_hostport_check(t, NULL, 0, NULL);
+		bad = cfg_hostport_check(t, NULL, 0, NULL, false);
 		if (bad) {
 			snprintf(why, whylen, "invalid host:port '%s' in %s: %s",
 				 cfg_snip(s, t), fqk, bad);
@@ -987,7 +989,7 @@ static int cfg_key_set(const struct cfg_key *k, void *f, const char *fqk, const 
 		return cfg_set_list(k, f, fqk, v, why, whylen);
 
 	case CT_HOSTPORT:
-		bad = cfg_hostport_check(v, NULL, 0, NULL);
+		bad = cfg_hostport_check(v, NULL, 0, NULL, strcmp(k->key, "listen") == 0);
 		if (bad) {
 			snprintf(why, whylen, "invalid host:port '%s' for %s: %s", s, fqk, bad);
 			return -EINVAL;
@@ -1622,7 +1624,8 @@ static void check_listen(struct cfg_parser *p)
 	};
 
 	for (size_t i = 0; i < HP_ARRAY_SIZE(l); i++)
-		if (cfg_hostport_check(l[i].addr, l[i].host, sizeof l[i].host, &l[i].port))
+		if (cfg_hostport_check(l[i].addr, l[i].host, sizeof l[i].host, &l[i].port, true) ||
+		    l[i].port == 0)
 			l[i].active = false;
 	for (size_t i = 0; i < HP_ARRAY_SIZE(l); i++) {
 		for (size_t j = 0; j < i; j++) {
