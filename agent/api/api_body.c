@@ -1,0 +1,646 @@
+/*
+ * api_body.c - validation of REST inputs (see include/hotpath/api_body.h).
+ *
+ * The API's handlers never look at a raw json_t or query string: they call
+ * one function here that either fills a plain struct or explains, in one
+ * line naming the field, why the request is wrong. Validation is strict by
+ * design - unknown fields, wrong types, values out of range and duplicate
+ * keys are all errors - because a caching agent silently ignoring a typo in
+ * a policy ("defualt_ttl") is worse than refusing it.
+ *
+ * JSON parsing is jansson's json_loadb with JSON_REJECT_DUPLICATES; before
+ * that, a single pass over the bytes bounds the nesting depth so a body of
+ * "[[[[..." cannot make the recursive parser use much stack. Sizes and
+ * durations reuse the config parser's units (config_parse_size,
+ * config_parse_duration_ms) so "64mb" and "30s" mean the same everywhere.
+ *
+ * Not here: authentication (tokens.c), acting on the request (api_cache.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "hotpath/api_body.h"
+#include "hotpath/config.h"
+
+static void HP_PRINTF(3, 4) seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Depth of the deepest array/object in a JSON text, ignoring strings. */
+static unsigned json_depth(const char *s, size_t len)
+{
+	unsigned depth = 0, max = 0;
+	bool in_str = false, esc = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+			if (max > API_JSON_MAX_DEPTH)
+				return max;   /* enough to refuse */
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+json_t *api_json_parse(const char *body, size_t len, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (!body || len == 0) {
+		seterr(err, errlen, "request body is empty: a JSON object is required");
+		return NULL;
+	}
+	if (json_depth(body, len) > API_JSON_MAX_DEPTH) {
+		seterr(err, errlen, "JSON nested deeper than %d levels", API_JSON_MAX_DEPTH);
+		return NULL;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		seterr(err, errlen, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+		       jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		seterr(err, errlen, "request body must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+/* Refuse any member of `obj` not listed in `allowed` (NULL-terminated). */
+static int check_fields(const json_t *obj, const char *const *allowed, const char *where,
+			char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, k, v) {
+		bool ok = false;
+		(void)v;
+		for (unsigned i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(k, allowed[i]) == 0;
+		if (!ok) {
+			char list[256] = "";
+			size_t used = 0;
+			for (unsigned i = 0; allowed[i]; i++) {
+				int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+						 allowed[i]);
+				if (n < 0 || (size_t)n >= sizeof(list) - used)
+					break;
+				used += (size_t)n;
+			}
+			seterr(err, errlen, "unknown field '%s%.100s' (allowed: %s)", where, k, list);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_tier(const json_t *v, const char *field, int *tier, char *err, size_t errlen)
+{
+	const char *s;
+
+	if (!v) {
+		*tier = API_TIER_ALL;
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		seterr(err, errlen, "'%s' must be a string: \"all\" or \"l1\"", field);
+		return -EINVAL;
+	}
+	s = json_string_value(v);
+	if (strcmp(s, "all") == 0) {
+		*tier = API_TIER_ALL;
+	} else if (strcmp(s, "l1") == 0) {
+		*tier = API_TIER_L1;
+	} else {
+		seterr(err, errlen, "'%s' must be \"all\" or \"l1\" (the tiers this agent runs), "
+		       "not \"%.64s\"", field, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_pattern(const json_t *v, const char *field, struct api_pattern_req *out,
+			 char *err, size_t errlen)
+{
+	size_t n;
+
+	if (!json_is_string(v)) {
+		seterr(err, errlen, "'%s' must be a string (a glob such as \"user:*\")", field);
+		return -EINVAL;
+	}
+	n = json_string_length(v);
+	if (n == 0) {
+		seterr(err, errlen, "'%s' must not be empty (use \"*\" for every key)", field);
+		return -EINVAL;
+	}
+	if (n >= API_PATTERN_MAX) {
+		seterr(err, errlen, "'%s' is longer than %d bytes", field, API_PATTERN_MAX - 1);
+		return -EINVAL;
+	}
+	memcpy(out->pattern, json_string_value(v), n);
+	out->pattern[n] = '\0';
+	out->patlen = n;
+	out->has_pattern = true;
+	return 0;
+}
+
+int api_body_clear(const json_t *root, struct api_pattern_req *out, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "cache_scope", "clear_pattern", NULL };
+	const json_t *pat;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	if (parse_tier(json_object_get(root, "cache_scope"), "cache_scope", &out->tier, err, errlen))
+		return -EINVAL;
+	pat = json_object_get(root, "clear_pattern");
+	if (pat && !json_is_null(pat) && parse_pattern(pat, "clear_pattern", out, err, errlen))
+		return -EINVAL;
+	return 0;
+}
+
+int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
+			size_t errlen)
+{
+	static const char *const allowed[] = { "invalidation_pattern", "scope", NULL };
+	const json_t *pat;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	pat = json_object_get(root, "invalidation_pattern");
+	if (!pat) {
+		seterr(err, errlen, "missing required field 'invalidation_pattern'");
+		return -EINVAL;
+	}
+	if (parse_pattern(pat, "invalidation_pattern", out, err, errlen))
+		return -EINVAL;
+	return parse_tier(json_object_get(root, "scope"), "scope", &out->tier, err, errlen);
+}
+
+static bool policy_name_valid(const char *s, size_t n)
+{
+	if (n == 0 || n >= sizeof(((struct l1_partition *)0)->name))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* A size ("64mb") or a non-negative integer of bytes. */
+static int parse_size_field(const json_t *v, const char *where, uint64_t *out, char *err,
+			    size_t errlen)
+{
+	if (!v || json_is_null(v)) {
+		*out = 0;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		if (i < 0) {
+			seterr(err, errlen, "%s.max_memory must not be negative", where);
+			return -EINVAL;
+		}
+		*out = (uint64_t)i;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		if (config_parse_size(json_string_value(v), out) == 0)
+			return 0;
+		seterr(err, errlen, "%s.max_memory: \"%.32s\" is not a size (examples: \"64mb\", "
+		       "\"1gb\", 1048576)", where, json_string_value(v));
+		return -EINVAL;
+	}
+	seterr(err, errlen, "%s.max_memory must be a size string like \"64mb\" or an integer of "
+	       "bytes", where);
+	return -EINVAL;
+}
+
+/* A duration ("30s") or a non-negative integer of milliseconds. */
+static int parse_ttl_field(const json_t *v, const char *where, uint64_t *out, char *err,
+			   size_t errlen)
+{
+	if (!v || json_is_null(v)) {
+		*out = 0;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		if (i < 0) {
+			seterr(err, errlen, "%s.default_ttl must not be negative", where);
+			return -EINVAL;
+		}
+		*out = (uint64_t)i;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		if (config_parse_duration_ms(json_string_value(v), out) == 0)
+			return 0;
+		seterr(err, errlen, "%s.default_ttl: \"%.32s\" is not a duration (examples: \"30s\", "
+		       "\"5m\", \"1h\", 1500 for ms)", where, json_string_value(v));
+		return -EINVAL;
+	}
+	seterr(err, errlen, "%s.default_ttl must be a duration string like \"30s\" or an integer "
+	       "of milliseconds", where);
+	return -EINVAL;
+}
+
+static int parse_policy(const json_t *o, unsigned idx, struct l1_partition *p, char *err,
+			size_t errlen)
+{
+	static const char *const allowed[] = {
+		"name", "prefix", "max_memory", "default_ttl", "priority", NULL
+	};
+	char where[48];
+	const json_t *v;
+	size_t n;
+
+	snprintf(where, sizeof(where), "policy_definitions[%u]", idx);
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(o)) {
+		seterr(err, errlen, "%s must be an object", where);
+		return -EINVAL;
+	}
+	{
+		char prefix[56];
+		snprintf(prefix, sizeof(prefix), "%s.", where);
+		if (check_fields(o, allowed, prefix, err, errlen))
+			return -EINVAL;
+	}
+	v = json_object_get(o, "name");
+	if (!json_is_string(v)) {
+		seterr(err, errlen, "%s.name is required and must be a string", where);
+		return -EINVAL;
+	}
+	n = json_string_length(v);
+	if (!policy_name_valid(json_string_value(v), n)) {
+		seterr(err, errlen, "%s.name must be 1-%zu characters of A-Z a-z 0-9 _ . -", where,
+		       sizeof(p->name) - 1);
+		return -EINVAL;
+	}
+	if (strcmp(json_string_value(v), "default") == 0) {
+		seterr(err, errlen, "%s.name 'default' is reserved for the implicit partition "
+		       "(prefix \"\")", where);
+		return -EINVAL;
+	}
+	memcpy(p->name, json_string_value(v), n + 1);
+
+	v = json_object_get(o, "prefix");
+	if (!json_is_string(v)) {
+		seterr(err, errlen, "%s.prefix is required and must be a string", where);
+		return -EINVAL;
+	}
+	n = json_string_length(v);
+	if (n == 0) {
+		seterr(err, errlen, "%s.prefix must not be empty (the default partition already "
+		       "holds every key no prefix matches)", where);
+		return -EINVAL;
+	}
+	if (n >= sizeof(p->prefix)) {
+		seterr(err, errlen, "%s.prefix is longer than %zu bytes", where, sizeof(p->prefix) - 1);
+		return -EINVAL;
+	}
+	memcpy(p->prefix, json_string_value(v), n + 1);
+
+	if (parse_size_field(json_object_get(o, "max_memory"), where, &p->max_memory, err, errlen))
+		return -EINVAL;
+	if (parse_ttl_field(json_object_get(o, "default_ttl"), where, &p->default_ttl_ms, err,
+			    errlen))
+		return -EINVAL;
+
+	p->priority = L1_PRIO_NORMAL;
+	v = json_object_get(o, "priority");
+	if (v && !json_is_null(v)) {
+		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+		if (s && strcmp(s, "low") == 0)
+			p->priority = L1_PRIO_LOW;
+		else if (s && strcmp(s, "normal") == 0)
+			p->priority = L1_PRIO_NORMAL;
+		else if (s && strcmp(s, "high") == 0)
+			p->priority = L1_PRIO_HIGH;
+		else {
+			seterr(err, errlen, "%s.priority must be \"low\", \"normal\" or \"high\"", where);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int api_body_policies(const json_t *root, struct l1_partition *parts, unsigned max,
+		      unsigned *n, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "policy_definitions", NULL };
+	const json_t *arr, *o;
+	size_t i;
+
+	*n = 0;
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	arr = json_object_get(root, "policy_definitions");
+	if (!arr) {
+		seterr(err, errlen, "missing required field 'policy_definitions'");
+		return -EINVAL;
+	}
+	if (!json_is_array(arr)) {
+		seterr(err, errlen, "'policy_definitions' must be an array of objects");
+		return -EINVAL;
+	}
+	if (json_array_size(arr) > max) {
+		seterr(err, errlen, "'policy_definitions' has %zu entries; at most %u are allowed",
+		       json_array_size(arr), max);
+		return -EINVAL;
+	}
+	json_array_foreach((json_t *)arr, i, o) {
+		if (parse_policy(o, (unsigned)i, &parts[i], err, errlen))
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(parts[j].name, parts[i].name) == 0) {
+				seterr(err, errlen, "policy_definitions[%zu].name '%s' repeats "
+				       "policy_definitions[%zu]", i, parts[i].name, j);
+				return -EINVAL;
+			}
+			if (strcmp(parts[j].prefix, parts[i].prefix) == 0) {
+				seterr(err, errlen, "policy_definitions[%zu].prefix repeats the prefix of "
+				       "policy_definitions[%zu] ('%s')", i, j, parts[j].name);
+				return -EINVAL;
+			}
+		}
+	}
+	*n = (unsigned)json_array_size(arr);
+	return 0;
+}
+
+/* A duration query value in whole seconds. */
+static int parse_seconds(const char *s, const char *field, uint64_t *out, char *err,
+			 size_t errlen)
+{
+	uint64_t ms;
+
+	if (s[0] == '\0' || config_parse_duration_ms(s, &ms) != 0) {
+		seterr(err, errlen, "query parameter %s=\"%.32s\" is not a duration (examples: 10s, "
+		       "5m, 1h)", field, s);
+		return -EINVAL;
+	}
+	if (ms < 1000) {
+		seterr(err, errlen, "query parameter %s must be at least 1s (a bare number means "
+		       "milliseconds; write 10s, 5m, 1h)", field);
+		return -EINVAL;
+	}
+	if (ms % 1000) {
+		seterr(err, errlen, "query parameter %s must be whole seconds", field);
+		return -EINVAL;
+	}
+	*out = ms / 1000;
+	return 0;
+}
+
+int api_query_statistics(const char *tier, const char *range, const char *gran,
+			 unsigned max_range_s, struct api_stats_query *out, char *err,
+			 size_t errlen)
+{
+	uint64_t r, g;
+
+	memset(out, 0, sizeof(*out));
+	if (max_range_s == 0)
+		max_range_s = 1;
+	if (!tier || strcmp(tier, "all") == 0) {
+		out->tier = API_TIER_ALL;
+	} else if (strcmp(tier, "l1") == 0) {
+		out->tier = API_TIER_L1;
+	} else {
+		seterr(err, errlen, "query parameter cache_tier must be \"l1\" or \"all\"");
+		return -EINVAL;
+	}
+	if (range) {
+		if (parse_seconds(range, "time_range", &r, err, errlen))
+			return -EINVAL;
+		if (r > max_range_s) {
+			seterr(err, errlen, "query parameter time_range=%s exceeds the %us of history "
+			       "kept", range, max_range_s);
+			return -EINVAL;
+		}
+	} else {
+		r = API_DEFAULT_RANGE_S < max_range_s ? API_DEFAULT_RANGE_S : max_range_s;
+	}
+	if (gran) {
+		if (parse_seconds(gran, "granularity", &g, err, errlen))
+			return -EINVAL;
+		if (g > r) {
+			seterr(err, errlen, "query parameter granularity=%s is longer than "
+			       "time_range (%" PRIu64 "s)", gran, r);
+			return -EINVAL;
+		}
+	} else {
+		g = (r + 59) / 60;
+	}
+	if ((r + g - 1) / g > API_SERIES_MAX_POINTS) {
+		seterr(err, errlen, "time_range/granularity gives more than %d points; use a coarser "
+		       "granularity", API_SERIES_MAX_POINTS);
+		return -EINVAL;
+	}
+	out->range_s = (unsigned)r;
+	out->gran_s = (unsigned)g;
+	out->points = (unsigned)((r + g - 1) / g);
+	return 0;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s[0])
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		unsigned d;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int api_query_keys(const char *cursor, const char *count, uint64_t *cur, size_t *cnt,
+		   char *err, size_t errlen)
+{
+	uint64_t v;
+
+	*cur = 0;
+	*cnt = API_KEYS_DEFAULT_COUNT;
+	if (cursor && parse_u64(cursor, cur)) {
+		seterr(err, errlen, "query parameter cursor must be an unsigned integer (the "
+		       "next_cursor of the previous page, 0 to start)");
+		return -EINVAL;
+	}
+	if (count) {
+		if (parse_u64(count, &v) || v == 0 || v > API_KEYS_MAX_COUNT) {
+			seterr(err, errlen, "query parameter count must be an integer from 1 to %d",
+			       API_KEYS_MAX_COUNT);
+			return -EINVAL;
+		}
+		*cnt = (size_t)v;
+	}
+	return 0;
+}
+
+static int hexdig(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int api_url_decode(const char *in, size_t inlen, char *out, size_t outmax, size_t *outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '%') {
+			int hi, lo;
+			if (inlen - i < 3)
+				return -EINVAL;
+			hi = hexdig((unsigned char)in[i + 1]);
+			lo = hexdig((unsigned char)in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o >= outmax)
+			return -E2BIG;
+		out[o++] = (char)c;
+	}
+	if (o < outmax)
+		out[o] = '\0';
+	*outlen = o;
+	return 0;
+}
+
+bool api_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		unsigned need;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < need)
+			return false;
+		for (unsigned k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+int api_prom_escape(struct buf *b, const char *s, size_t len)
+{
+	size_t start = 0;
+	int rc;
+
+	for (size_t i = 0; i < len; i++) {
+		const char *rep = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n"
+											     : NULL;
+		if (!rep)
+			continue;
+		if ((rc = buf_append(b, s + start, i - start)) || (rc = buf_append_str(b, rep)))
+			return rc;
+		start = i + 1;
+	}
+	return buf_append(b, s + start, len - start);
+}
+
+bool api_config_key_secret(const char *section, const char *key)
+{
+	size_t n = strlen(key);
+
+	(void)section;
+	/* password_file and tokens_file name files, which are not secret. */
+	if (n >= 5 && strcmp(key + n - 5, "_file") == 0)
+		return false;
+	return strcasestr(key, "password") || strcasestr(key, "secret") ||
+	       strcasestr(key, "passphrase") || strcasecmp(key, "token") == 0 ||
+	       strcasestr(key, "api_key") || strcasestr(key, "private_key");
+}

@@ -1,0 +1,627 @@
+/*
+ * hotpathctl.c - command-line client of hotpathd's REST API.
+ *
+ *   hotpathctl [--url http://127.0.0.1:9479] [--token-file F] [--json] COMMAND
+ *     status                 health and cache status
+ *     stats                  cache statistics (last 5 minutes)
+ *     keys PATTERN           list keys matching a glob (follows cursors)
+ *     invalidate PATTERN     delete keys matching a glob
+ *     token new NAME SCOPES  print a fresh token and its tokens-file line
+ *
+ * The token comes from --token-file (the first line of the file) or the
+ * HOTPATH_TOKEN environment variable. Exit status: 0 ok, 1 usage, 2 cannot
+ * reach the daemon, 3 authentication/authorisation refused, 4 other API
+ * error.
+ *
+ * HTTP is spoken by a tiny built-in HTTP/1.1 client over a TCP socket
+ * rather than libcurl: the binary links only what the daemon links (no
+ * libcurl), and the API it talks to is our own, on loopback, plain HTTP.
+ * The client sends one request with "Connection: close", reads the whole
+ * answer with a timeout and a hard size bound (16 MiB), and understands
+ * Content-Length, chunked and read-to-close bodies. No TLS, no redirects,
+ * no proxies: deliberately not a general HTTP client.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "hotpath/buf.h"
+#include "hotpath/tokens.h"
+#include "hotpath/version.h"
+
+#define CTL_DEFAULT_URL  "http://127.0.0.1:9479"
+#define CTL_MAX_RESPONSE (16u << 20)
+#define CTL_TIMEOUT_MS   15000
+#define CTL_KEYS_PAGES   100000     /* bound on cursor pages followed */
+
+enum { EXIT_USAGE = 1, EXIT_CONNECT = 2, EXIT_AUTH = 3, EXIT_API = 4 };
+
+struct ctl {
+	char host[256];
+	char port[8];
+	char token[TOKENS_TOKEN_MAX + 1];
+	bool json;
+	const char *url;
+};
+
+struct http_resp {
+	int status;
+	struct buf raw;         /* the whole answer as read */
+	const char *body;
+	size_t body_len;
+	char *decoded;          /* de-chunked body, if chunked */
+};
+
+static void HP_PRINTF(1, 2) die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hotpathctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nusage: hotpathctl [--url URL] [--token-file FILE] [--json] "
+	      "status|stats|keys PATTERN|invalidate PATTERN|token new NAME SCOPES\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+/* "http://host:port[/]" -> host, port. */
+static int parse_url(const char *url, struct ctl *c)
+{
+	const char *p = url, *hend, *colon;
+	size_t hl;
+
+	if (strncmp(p, "http://", 7) != 0)
+		return -EINVAL;
+	p += 7;
+	if (*p == '[') {                            /* [::1]:9479 */
+		hend = strchr(p, ']');
+		if (!hend)
+			return -EINVAL;
+		hl = (size_t)(hend - p - 1);
+		if (hl == 0 || hl >= sizeof(c->host))
+			return -EINVAL;
+		memcpy(c->host, p + 1, hl);
+		c->host[hl] = '\0';
+		colon = hend[1] == ':' ? hend + 1 : NULL;
+		p = hend + 1;
+	} else {
+		hend = p + strcspn(p, ":/");
+		hl = (size_t)(hend - p);
+		if (hl == 0 || hl >= sizeof(c->host))
+			return -EINVAL;
+		memcpy(c->host, p, hl);
+		c->host[hl] = '\0';
+		colon = *hend == ':' ? hend : NULL;
+		p = hend;
+	}
+	if (colon) {
+		size_t pl = strspn(colon + 1, "0123456789");
+		if (pl == 0 || pl >= sizeof(c->port) || (colon[1 + pl] && colon[1 + pl] != '/'))
+			return -EINVAL;
+		memcpy(c->port, colon + 1, pl);
+		c->port[pl] = '\0';
+		p = colon + 1 + pl;
+	} else {
+		snprintf(c->port, sizeof(c->port), "80");
+	}
+	if (*p && strcmp(p, "/") != 0)
+		return -EINVAL;                     /* no base paths */
+	return 0;
+}
+
+static int connect_to(const struct ctl *c)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd = -1, rc, err = ECONNREFUSED;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(c->host, c->port, &hints, &res);
+	if (rc != 0) {
+		fprintf(stderr, "hotpathctl: cannot resolve %s: %s\n", c->host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct timeval tv = { CTL_TIMEOUT_MS / 1000, 0 };
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		fprintf(stderr, "hotpathctl: cannot connect to %s: %s%s\n", c->url, strerror(err),
+			err == ECONNREFUSED ? " (is hotpathd running? see: systemctl status hotpathd)"
+					    : "");
+		return -err;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Decode a chunked body in place into a new allocation. 0 or -EPROTO. */
+static int dechunk(const char *p, size_t n, char **out, size_t *outlen)
+{
+	char *d = malloc(n + 1);
+	size_t o = 0, i = 0;
+
+	if (!d)
+		return -ENOMEM;
+	for (;;) {
+		char *end;
+		unsigned long sz;
+		const char *eol = memmem(p + i, n - i, "\r\n", 2);
+		if (!eol)
+			goto bad;
+		errno = 0;
+		sz = strtoul(p + i, &end, 16);
+		if (errno || end == p + i || end > eol)
+			goto bad;
+		i = (size_t)(eol - p) + 2;
+		if (sz == 0)
+			break;
+		if (sz > n - i || n - i - sz < 2)
+			goto bad;
+		memcpy(d + o, p + i, sz);
+		o += sz;
+		i += sz + 2;
+	}
+	d[o] = '\0';
+	*out = d;
+	*outlen = o;
+	return 0;
+bad:
+	free(d);
+	return -EPROTO;
+}
+
+/* Find a header value (case-insensitive name) in the head [p, end). */
+static const char *find_header(const char *p, const char *end, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	while (p < end) {
+		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			while (v < eol && (*v == ' ' || *v == '\t'))
+				v++;
+			*vlen = (size_t)(eol - v);
+			return v;
+		}
+		p = eol + 2;
+	}
+	return NULL;
+}
+
+/* One request; fills r. 0, or the exit code to use. */
+static int http_do(const struct ctl *c, const char *method, const char *path, const char *body,
+		   struct http_resp *r)
+{
+	struct buf req;
+	const char *head_end, *te, *cl;
+	size_t tl, cll;
+	int fd, rc;
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->raw, CTL_MAX_RESPONSE);
+	buf_init(&req, 1u << 20);
+	if (buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: hotpathctl/%s\r\n"
+		       "Accept: application/json\r\nConnection: close\r\n", method, path, c->host,
+		       c->port, HOTPATH_VERSION) ||
+	    (c->token[0] && buf_printf(&req, "Authorization: Bearer %s\r\n", c->token)) ||
+	    (body && buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+				strlen(body))) ||
+	    buf_append_str(&req, "\r\n") || (body && buf_append_str(&req, body))) {
+		fprintf(stderr, "hotpathctl: request too large\n");
+		buf_free(&req);
+		return EXIT_USAGE;
+	}
+	fd = connect_to(c);
+	if (fd < 0) {
+		buf_free(&req);
+		return EXIT_CONNECT;
+	}
+	rc = send_all(fd, buf_head(&req), buf_used(&req));
+	buf_free(&req);
+	if (rc) {
+		fprintf(stderr, "hotpathctl: sending to %s: %s\n", c->url, strerror(-rc));
+		close(fd);
+		return EXIT_CONNECT;
+	}
+	for (;;) {
+		ssize_t n;
+		if (buf_reserve(&r->raw, 16384)) {
+			fprintf(stderr, "hotpathctl: answer larger than %u bytes\n", CTL_MAX_RESPONSE);
+			close(fd);
+			return EXIT_API;
+		}
+		n = recv(fd, r->raw.data + r->raw.off + r->raw.len, 16384, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "hotpathctl: reading from %s: %s\n", c->url,
+				errno == EAGAIN ? "timed out" : strerror(errno));
+			close(fd);
+			return EXIT_CONNECT;
+		}
+		if (n == 0)
+			break;
+		r->raw.len += (size_t)n;
+	}
+	close(fd);
+	if (buf_append(&r->raw, "", 1))     /* NUL for sscanf/strtoul; not counted below */
+		return EXIT_API;
+	r->raw.len--;
+	head_end = memmem(buf_head(&r->raw), r->raw.len, "\r\n\r\n", 4);
+	if (!head_end || sscanf(buf_head(&r->raw), "HTTP/1.%*d %d", &r->status) != 1) {
+		fprintf(stderr, "hotpathctl: %s did not answer HTTP\n", c->url);
+		return EXIT_API;
+	}
+	r->body = head_end + 4;
+	r->body_len = r->raw.len - (size_t)(r->body - buf_head(&r->raw));
+	te = find_header(buf_head(&r->raw), head_end, "Transfer-Encoding", &tl);
+	cl = find_header(buf_head(&r->raw), head_end, "Content-Length", &cll);
+	if (te && tl >= 7 && strncasecmp(te, "chunked", 7) == 0) {
+		size_t dl;
+		if (dechunk(r->body, r->body_len, &r->decoded, &dl)) {
+			fprintf(stderr, "hotpathctl: bad chunked answer\n");
+			return EXIT_API;
+		}
+		r->body = r->decoded;
+		r->body_len = dl;
+	} else if (cl) {
+		unsigned long long want = strtoull(cl, NULL, 10);
+		if (want > r->body_len) {
+			fprintf(stderr, "hotpathctl: answer truncated\n");
+			return EXIT_API;
+		}
+		r->body_len = (size_t)want;
+	}
+	return 0;
+}
+
+static void http_free(struct http_resp *r)
+{
+	buf_free(&r->raw);
+	free(r->decoded);
+}
+
+/* Turn a non-2xx answer into a message and exit code. */
+static int api_error(const struct http_resp *r)
+{
+	json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+	const char *code = NULL, *msg = NULL;
+
+	if (j)
+		json_unpack(j, "{s:{s:s,s:s}}", "error", "code", &code, "message", &msg);
+	if (r->status == 401)
+		fprintf(stderr, "hotpathctl: authentication failed (HTTP 401): %s\n  set HOTPATH_TOKEN "
+			"or --token-file to a token listed in the daemon's tokens_file\n",
+			msg ? msg : "missing or invalid token");
+	else if (r->status == 403)
+		fprintf(stderr, "hotpathctl: permission denied (HTTP 403): %s\n",
+			msg ? msg : "the token lacks a scope");
+	else
+		fprintf(stderr, "hotpathctl: HTTP %d %s: %s\n", r->status, code ? code : "error",
+			msg ? msg : "(no message)");
+	json_decref(j);
+	return r->status == 401 || r->status == 403 ? EXIT_AUTH : EXIT_API;
+}
+
+/* GET/POST/DELETE and parse the JSON answer. 0 and *out, or an exit code. */
+static int call_json(const struct ctl *c, const char *method, const char *path,
+		     const char *body, json_t **out)
+{
+	struct http_resp r;
+	json_error_t jerr;
+	int rc = http_do(c, method, path, body, &r);
+
+	*out = NULL;
+	if (rc) {
+		http_free(&r);
+		return rc;
+	}
+	if (r.status < 200 || r.status > 299) {
+		rc = api_error(&r);
+		http_free(&r);
+		return rc;
+	}
+	if (c->json) {
+		fwrite(r.body, 1, r.body_len, stdout);
+		fputc('\n', stdout);
+	}
+	*out = json_loadb(r.body, r.body_len, 0, &jerr);
+	http_free(&r);
+	if (!*out) {
+		fprintf(stderr, "hotpathctl: bad JSON from the daemon: %s\n", jerr.text);
+		return EXIT_API;
+	}
+	return 0;
+}
+
+static long long jint(json_t *o, const char *path1, const char *path2)
+{
+	json_t *v = json_object_get(o, path1);
+
+	if (path2)
+		v = json_object_get(v, path2);
+	return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+static int cmd_status(const struct ctl *c)
+{
+	json_t *h, *s, *l1, *parts, *p;
+	size_t i;
+	int rc = call_json(c, "GET", "/api/v2/health", NULL, &h);
+
+	if (rc)
+		return rc;
+	rc = call_json(c, "GET", "/api/v2/cache/status", NULL, &s);
+	if (rc) {
+		json_decref(h);
+		return rc;
+	}
+	if (!c->json) {
+		json_t *feats = json_object_get(h, "features"), *f;
+		printf("hotpathd %s: %s, up %llds\n", json_string_value(json_object_get(h, "version")),
+		       json_string_value(json_object_get(h, "status")), jint(h, "uptime_seconds", NULL));
+		printf("features:");
+		json_array_foreach(feats, i, f)
+			printf(" %s%s", json_is_true(json_object_get(f, "available")) ? "+" : "-",
+			       json_string_value(json_object_get(f, "name")));
+		printf("\n");
+		l1 = json_object_get(json_object_get(s, "tiers"), "l1");
+		printf("l1: %lld keys, %lld / %lld bytes, policy %s\n", jint(l1, "keys", NULL),
+		       jint(l1, "memory_bytes", NULL), jint(l1, "max_memory_bytes", NULL),
+		       json_string_value(json_object_get(l1, "policy")));
+		parts = json_object_get(s, "partitions");
+		json_array_foreach(parts, i, p)
+			printf("  partition %-16s prefix %-16s %8lld keys %10lld bytes ttl %lldms %s\n",
+			       json_string_value(json_object_get(p, "name")),
+			       json_string_value(json_object_get(p, "prefix")), jint(p, "keys", NULL),
+			       jint(p, "memory_bytes", NULL), jint(p, "default_ttl_ms", NULL),
+			       json_string_value(json_object_get(p, "priority")));
+	}
+	json_decref(h);
+	json_decref(s);
+	return 0;
+}
+
+static int cmd_stats(const struct ctl *c)
+{
+	json_t *s, *t, *ratio;
+	int rc = call_json(c, "GET", "/api/v2/cache/statistics?time_range=5m&granularity=10s",
+			   NULL, &s);
+
+	if (rc)
+		return rc;
+	if (!c->json) {
+		t = json_object_get(json_object_get(s, "totals"), "l1");
+		ratio = json_object_get(t, "hit_ratio");
+		char rbuf[32] = "n/a";
+		if (json_is_real(ratio))
+			snprintf(rbuf, sizeof(rbuf), "%.1f%%", 100 * json_real_value(ratio));
+		printf("l1: hits %lld misses %lld (hit ratio %s) sets %lld deletes %lld\n",
+		       jint(t, "hits", NULL), jint(t, "misses", NULL), rbuf, jint(t, "sets", NULL),
+		       jint(t, "deletes", NULL));
+		printf("    keys %lld memory %lld bytes evictions %lld expired %lld\n",
+		       jint(t, "keys", NULL), jint(t, "memory_bytes", NULL),
+		       jint(t, "evictions_total", NULL),
+		       jint(t, "expired", "lazy") + jint(t, "expired", "active"));
+	}
+	json_decref(s);
+	return 0;
+}
+
+/* Percent-encode everything but unreserved characters. */
+static int url_encode(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '*' || ch == ':') {
+			if (o + 1 >= outlen)
+				return -E2BIG;
+			out[o++] = (char)ch;
+		} else {
+			if (o + 3 >= outlen)
+				return -E2BIG;
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int cmd_keys(const struct ctl *c, const char *pattern)
+{
+	char enc[4096], path[4300], cursor[32] = "0";
+	long total = 0;
+
+	if (url_encode(pattern, enc, sizeof(enc)))
+		die_usage("pattern too long");
+	for (unsigned page = 0; page < CTL_KEYS_PAGES; page++) {
+		json_t *r, *keys, *k;
+		const char *next;
+		size_t i;
+		int rc;
+
+		snprintf(path, sizeof(path), "/api/v2/cache/keys/%s?count=1000&cursor=%s", enc, cursor);
+		rc = call_json(c, "GET", path, NULL, &r);
+		if (rc)
+			return rc;
+		keys = json_object_get(r, "keys");
+		if (!c->json) {
+			json_array_foreach(keys, i, k) {
+				json_t *ttl = json_object_get(k, "ttl_ms");
+				if (json_is_integer(ttl))
+					printf("%s\tttl=%lldms\n", json_string_value(json_object_get(k, "key")),
+					       (long long)json_integer_value(ttl));
+				else
+					printf("%s\n", json_string_value(json_object_get(k, "key")));
+			}
+		}
+		total += (long)json_array_size(keys);
+		next = json_string_value(json_object_get(r, "next_cursor"));
+		snprintf(cursor, sizeof(cursor), "%s", next ? next : "0");
+		json_decref(r);
+		if (strcmp(cursor, "0") == 0)
+			break;
+	}
+	if (!c->json)
+		fprintf(stderr, "%ld key(s)\n", total);
+	return 0;
+}
+
+static int cmd_invalidate(const struct ctl *c, const char *pattern)
+{
+	json_t *body = json_pack("{s:s,s:s}", "invalidation_pattern", pattern, "scope", "all"), *r;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(body);
+	if (!text)
+		die_usage("pattern must be valid UTF-8");
+	rc = call_json(c, "DELETE", "/api/v2/performance/cache/invalidate", text, &r);
+	free(text);
+	if (rc)
+		return rc;
+	if (!c->json)
+		printf("%lld key(s) invalidated\n", jint(r, "total", NULL));
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_token_new(const char *name, const char *scopes)
+{
+	char tok[64], hex[2 * TOKENS_HASH_LEN + 1], err[256], norm[256];
+	uint32_t set;
+
+	if (!tokens_name_valid(name, strlen(name)))
+		die_usage("token name must be 1-63 characters of A-Z a-z 0-9 _ . @ -");
+	if (tokens_scopes_parse(scopes, strlen(scopes), &set, err, sizeof(err)))
+		die_usage("%s", err);
+	if (tokens_generate(tok, sizeof(tok)) || tokens_hash_hex(tok, strlen(tok), hex)) {
+		fprintf(stderr, "hotpathctl: cannot generate a token: %s\n", strerror(errno));
+		return EXIT_API;
+	}
+	tokens_scopes_format(set, norm, sizeof(norm));
+	printf("token: %s\n", tok);
+	printf("add this line to the tokens file (then: systemctl reload hotpathd):\n");
+	printf("%s %s %s\n", name, hex, norm);
+	fprintf(stderr, "the token is shown only now; the file keeps only its SHA-256\n");
+	return 0;
+}
+
+static void read_token_file(const char *path, struct ctl *c)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "hotpathctl: %s: %s\n", path, strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	if (!fgets(c->token, sizeof(c->token), f))
+		c->token[0] = '\0';
+	fclose(f);
+	n = strcspn(c->token, "\r\n");
+	c->token[n] = '\0';
+	while (n > 0 && (c->token[n - 1] == ' ' || c->token[n - 1] == '\t'))
+		c->token[--n] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl c;
+	const char *token_file = NULL, *env;
+	int opt;
+
+	memset(&c, 0, sizeof(c));
+	c.url = CTL_DEFAULT_URL;
+	while ((opt = getopt_long(argc, argv, "+u:t:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u': c.url = optarg; break;
+		case 't': token_file = optarg; break;
+		case 'j': c.json = true; break;
+		case 'V': printf("hotpathctl %s\n", HOTPATH_VERSION); return 0;
+		case 'h':
+		default: die_usage(opt == 'h' ? "help" : "bad option");
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		die_usage("no command");
+	if (strcmp(argv[0], "token") == 0) {
+		if (argc != 4 || strcmp(argv[1], "new") != 0)
+			die_usage("token new NAME SCOPES   (SCOPES: comma list, or '*')");
+		return cmd_token_new(argv[2], argv[3]);
+	}
+	if (parse_url(c.url, &c))
+		die_usage("--url must look like http://HOST:PORT");
+	if (token_file)
+		read_token_file(token_file, &c);
+	else if ((env = getenv("HOTPATH_TOKEN")) != NULL)
+		snprintf(c.token, sizeof(c.token), "%s", env);
+
+	if (strcmp(argv[0], "status") == 0 && argc == 1)
+		return cmd_status(&c);
+	if (strcmp(argv[0], "stats") == 0 && argc == 1)
+		return cmd_stats(&c);
+	if (strcmp(argv[0], "keys") == 0 && argc == 2)
+		return cmd_keys(&c, argv[1]);
+	if (strcmp(argv[0], "invalidate") == 0 && argc == 2)
+		return cmd_invalidate(&c, argv[1]);
+	die_usage("unknown command or wrong arguments: %s", argv[0]);
+	return EXIT_USAGE;
+}
