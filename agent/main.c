@@ -71,18 +71,35 @@ static int load_config(struct hp_config *c, const char *path, bool explicit_path
 	return rc;
 }
 
+/*
+ * L1 splits its memory evenly over its shards and an entry lives in one
+ * shard, so a shard's share must hold the largest value the RESP front
+ * accepts. With a small l1_max_memory, use fewer shards rather than
+ * refuse values the config says are fine.
+ */
+static unsigned l1_shards_for(const struct hp_config *c)
+{
+	uint64_t need = c->resp_max_value_size + c->resp_max_key_len + 1024;
+	unsigned shards = c->l1_shards ? c->l1_shards : 64;
+
+	while (c->l1_max_memory && shards > 1 && c->l1_max_memory / shards < need)
+		shards /= 2;
+	if (shards != c->l1_shards)
+		log_info("cache: using %u L1 shards instead of %u so that one shard's share "
+			 "of l1_max_memory holds a value of resp.max_value_size", shards,
+			 c->l1_shards);
+	return shards;
+}
+
 static struct l1 *start_l1(const struct hp_config *c)
 {
 	struct l1_options o = {
 		.max_memory = c->l1_max_memory,
 		.policy = c->eviction == HP_EVICT_LRU ? L1_POLICY_LRU : L1_POLICY_S3FIFO,
-		.shards = c->l1_shards,
+		.shards = l1_shards_for(c),
 	};
-	struct l1 *l = l1_new(&o);
 
-	if (!l)
-		return NULL;
-	return l;
+	return l1_new(&o);
 }
 
 static int apply_partitions(struct l1 *l, const struct hp_config *c)

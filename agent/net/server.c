@@ -54,7 +54,7 @@
 struct conn {
 	int fd;
 	bool reading_paused;        /* EPOLLIN off until replies drain */
-	bool want_write;            /* EPOLLOUT registered */
+	uint32_t events;            /* epoll events registered now */
 	bool closing;               /* close once wbuf is flushed */
 	uint64_t last_active_ms;
 	struct buf rbuf, wbuf;
@@ -185,9 +185,11 @@ static void conn_update_events(struct worker *w, struct conn *c)
 	bool want_read = !c->reading_paused && !c->closing;
 
 	ev.events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0) | EPOLLRDHUP;
+	if (ev.events == c->events)
+		return;     /* the common case: no syscall */
 	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
 		log_debug("resp: epoll_ctl MOD fd %d: %s", c->fd, strerror(errno));
-	c->want_write = want_write;
+	c->events = ev.events;
 }
 
 static void conn_close(struct worker *w, struct conn *c)
@@ -301,6 +303,8 @@ static int conn_process(struct worker *w, struct conn *c)
 	return 0;
 }
 
+static bool conn_pump(struct worker *w, struct conn *c);
+
 static void conn_on_readable(struct worker *w, struct conn *c)
 {
 	for (;;) {
@@ -345,30 +349,36 @@ static void conn_on_readable(struct worker *w, struct conn *c)
 		return;
 	}
 	c->last_active_ms = hp_now_ms();
-	if (conn_flush(w, c) != 0 || (c->closing && buf_used(&c->wbuf) == 0)) {
-		conn_close(w, c);
-		return;
-	}
-	conn_update_events(w, c);
+	conn_pump(w, c);
 }
 
-/* Returns false if the connection was closed. */
-static bool conn_on_writable(struct worker *w, struct conn *c)
+/*
+ * After reading or on writability: write what is pending and, while the
+ * socket takes it all and the client was paused for back-pressure, run the
+ * commands it already sent. Returns false if the connection was closed.
+ */
+static bool conn_pump(struct worker *w, struct conn *c)
 {
-	if (conn_flush(w, c) != 0 || (c->closing && buf_used(&c->wbuf) == 0)) {
-		conn_close(w, c);
-		return false;
-	}
-	if (c->reading_paused && buf_used(&c->wbuf) < SERVER_OUT_HIGH_WATER / 2) {
+	for (;;) {
+		if (conn_flush(w, c) != 0 || (c->closing && buf_used(&c->wbuf) == 0)) {
+			conn_close(w, c);
+			return false;
+		}
+		if (!c->reading_paused || buf_used(&c->wbuf) >= SERVER_OUT_HIGH_WATER / 2)
+			break;
 		c->reading_paused = false;
-		/* Commands may already be buffered: run them now. */
-		if (conn_process(w, c) != 0 || conn_flush(w, c) != 0) {
+		if (conn_process(w, c) != 0) {
 			conn_close(w, c);
 			return false;
 		}
 	}
 	conn_update_events(w, c);
 	return true;
+}
+
+static bool conn_on_writable(struct worker *w, struct conn *c)
+{
+	return conn_pump(w, c);
 }
 
 static void worker_accept(struct worker *w)
@@ -413,6 +423,7 @@ static void worker_accept(struct worker *w)
 		c->last_active_ms = hp_now_ms();
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.ptr = c;
+		c->events = ev.events;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			close(fd);
 			buf_free(&c->rbuf);

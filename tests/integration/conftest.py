@@ -101,22 +101,21 @@ class Daemon:
         }
         for sec, kv in self.base_sections.items():
             base.setdefault(sec, {}).update(kv)
-        # keys given in ini_extra override the base ones
-        extra_keys = {}
+        # the file allows each section once: merge ini_extra into the base
         cur = None
         for line in ini_extra.splitlines():
-            s = line.strip()
-            if s.startswith("[") and s.endswith("]"):
-                cur = s[1:-1]
-            elif "=" in s and cur and not s.startswith(("#", ";")):
-                extra_keys.setdefault(cur, set()).add(s.split("=", 1)[0].strip())
+            t = line.strip()
+            if not t or t.startswith(("#", ";")):
+                continue
+            if t.startswith("[") and t.endswith("]"):
+                cur = base.setdefault(t[1:-1], {})
+            elif "=" in t and cur is not None:
+                k, v = t.split("=", 1)
+                cur[k.strip()] = v.strip()
         text = []
         for sec, kv in base.items():
             text.append("[%s]" % sec)
-            for k, v in kv.items():
-                if k not in extra_keys.get(sec, ()):
-                    text.append("%s = %s" % (k, v))
-        text.append(ini_extra)
+            text.extend("%s = %s" % (k, v) for k, v in kv.items())
         with open(self.config_path, "w") as f:
             f.write("\n".join(text) + "\n")
 
