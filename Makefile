@@ -63,7 +63,7 @@ BENCH_BINS := $(OUT)/cachesim
 all: $(OUT)/hotpathd $(OUT)/hotpathctl $(BENCH_BINS)
 
 # ---- BPF: .bpf.c -> .bpf.o -> .skel.h ---------------------------------------
-$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/vmlinux.h include/hotpath/events.h | $(OUT)/bpf
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/vmlinux.h $(wildcard bpf/*.bpf.h include/hotpath/*events*.h) | $(OUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

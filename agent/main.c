@@ -30,6 +30,7 @@
 #include "hotpath/l1.h"
 #include "hotpath/log.h"
 #include "hotpath/pressure.h"
+#include "hotpath/profile.h"
 #include "hotpath/server.h"
 #include "hotpath/timeseries.h"
 #include "hotpath/version.h"
@@ -395,6 +396,16 @@ int main(int argc, char **argv)
 	} else if (d->cfg->bpf_enabled) {
 		log_warn("bpf: kernel programs off (see the feature lines above)");
 	}
+	if (features_has(d, "bpf") && features_has(d, "perf_event")) {
+		d->profiler = profiler_new(d->cfg->profile_hz,
+					   features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
+					   why, sizeof(why));
+		if (!d->profiler)
+			log_warn("profile: CPU profiler off: %s", why);
+		else
+			log_info("profile: CPU profiler ready (%u Hz per CPU while a window runs)",
+				 profiler_hz(d->profiler));
+	}
 	d->resp = resp_server_start(d->cfg, d->l1);
 	if (!d->resp)
 		goto out;
@@ -414,7 +425,10 @@ int main(int argc, char **argv)
 	rc = run_loop(&st) == 0 ? 0 : 1;
 	sd_notify(0, "STOPPING=1");
 out:
+	if (d->profiler)
+		profiler_cancel(d->profiler);   /* a running window ends now */
 	api_stop(st.api);
+	profiler_free(d->profiler);
 	if (d->resp) {
 		resp_server_stop(d->resp, d->cfg->shutdown_timeout_ms);
 		resp_server_free(d->resp);

@@ -50,7 +50,7 @@
 #include "hotpath/tokens.h"
 #include "api_int.h"
 
-#define API_POOL_THREADS   2
+#define API_POOL_THREADS   4    /* a profile window may hold one for its duration */
 #define API_TIMEOUT_S      30
 #define API_DISCARD_MAX    (4u << 20)   /* body bytes we drop after a 413 before closing */
 #define API_AUTH_NONE      0u
@@ -91,6 +91,8 @@ static const struct api_route routes[] = {
 	{ "GET", "/api/v2/cache/keys", false, TOKENS_SCOPE_CACHE_READ, api_h_cache_keys, NULL },
 	{ "DELETE", "/api/v2/performance/cache/invalidate", false, TOKENS_SCOPE_CACHE_INVALIDATE,
 	  api_h_cache_invalidate, NULL },
+	{ "GET", "/api/v2/performance/flamegraph", false, TOKENS_SCOPE_PROFILE_READ,
+	  api_h_flamegraph, NULL },
 	{ "GET", "/api/v2/performance/metrics", false, TOKENS_SCOPE_PERF_READ, api_h_not_running,
 	  NOT_RUNNING_PERF },
 	{ "POST", "/api/v2/performance/optimize", false, TOKENS_SCOPE_PERF_OPTIMIZE,

@@ -28,6 +28,7 @@
 #include "hotpath/l1.h"
 #include "hotpath/log.h"
 #include "hotpath/metrics.h"
+#include "hotpath/timeseries.h"
 #include "hotpath/server.h"
 #include "api_int.h"
 

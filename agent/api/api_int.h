@@ -86,5 +86,10 @@ void api_h_cache_policies(struct api_call *c);
 void api_h_cache_keys(struct api_call *c);
 void api_h_cache_invalidate(struct api_call *c);
 void api_h_not_running(struct api_call *c);
+/* Performance routes (api_perf.c). */
+void api_h_flamegraph(struct api_call *c);
+/* Pid listening on the port of [service.NAME]; -ENOENT no such service,
+ * -ESRCH nobody listens there. */
+int api_service_pid(struct hp_daemon *d, const char *name);
 
 #endif

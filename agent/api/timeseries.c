@@ -1,6 +1,5 @@
 /*
- * timeseries.c - per-second history of the agent's counters (timeseries.h,
- * read side in metrics.h).
+ * timeseries.c - per-second history of the agent's counters (timeseries.h).
  *
  * A fixed ring of `seconds` samples, allocated once: memory is bounded
  * (about 100 bytes a second, 360 KB for an hour) whatever the load. The main

@@ -265,6 +265,14 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "/sys/fs/bpf/hotpath", .flags = CF_ABSOLUTE,
 	  .doc = "bpffs directory where the maps users inspect are pinned: "
 		 "`bpftool map dump pinned PATH/NAME`." },
+	{ .section = "bpf", .key = "profile_hz", .type = CT_UINT, G(profile_hz),
+	  .def = "49", .min = 1, .max = 1000,
+	  .doc = "CPU profile sampling rate per CPU while a profile window runs "
+		 "(perf_event software cpu-clock). 49 Hz keeps the cost negligible "
+		 "and avoids lockstep with timers that fire at round rates." },
+	{ .section = "bpf", .key = "profile_max_seconds", .type = CT_UINT,
+	  G(profile_max_seconds), .def = "60", .min = 1, .max = 300, .flags = CF_RELOAD,
+	  .doc = "Longest profile window one API request may ask for." },
 
 	/* [redis] */
 	{ .section = "redis", .key = "address", .type = CT_HOSTPORT,

@@ -97,6 +97,8 @@ struct hp_config {
 	/* [bpf] */
 	bool bpf_enabled;
 	char bpf_pin_path[HP_PATH_MAX];
+	uint32_t profile_hz;            /* CPU profile sampling rate */
+	uint32_t profile_max_seconds;   /* longest window an API call may ask */
 	/* [redis] */
 	char redis_address[HP_ADDR_MAX];
 	char redis_cluster[HP_LIST_MAX];

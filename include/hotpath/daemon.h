@@ -19,6 +19,7 @@ struct l1;
 struct resp_server;
 struct bpf_accept;
 struct timeseries;
+struct profiler;
 
 /* A kernel feature probed at start: name, whether it works, why not. */
 struct hp_feature {
@@ -36,6 +37,7 @@ struct hp_daemon {
 	struct resp_server *resp;
 	struct bpf_accept *bpf_accept;  /* NULL without BPF */
 	struct timeseries *ts;          /* per-second history of counters */
+	struct profiler *profiler;      /* CPU profiler, NULL without BPF/perf */
 	uint64_t start_wall_ms;
 	uint64_t start_mono_ms;
 	uint64_t reloads, reload_failures;

@@ -1,34 +1,36 @@
 """
-CPU profiles on the real kernel: bpf/profile.bpf.c + agent/observe/profile.c
-+ symbolize.c, driven through tests/integration/profile_cli.c (built here
-against build/libhotpath.a, since the REST route is wired separately).
+CPU profiles on the real kernel, through the daemon's REST route
+GET /api/v2/performance/flamegraph (bpf/profile.bpf.c + agent/observe/
+profile.c + symbolize.c).
 
 A small C program is compiled at test time that spends its time in one
-noinline function with a known name; a sampling window on its pid must put
-at least 80% of its samples in that function, by name, in the folded stacks,
-the SVG (parsed as XML) and the JSON hot paths. Without privileges the
-profiler must refuse with one clear line and no crash.
+noinline function with a known name and listens on a TCP port (so it can be
+named as a [service.NAME]); a sampling window on its pid must put at least
+80% of its samples in that function, by name, in the folded stacks, the SVG
+(parsed as XML) and the JSON hot paths. Without privileges the route says
+the profiler is not running, and the daemon runs on.
 """
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.environ.get("OUT", "build")
-LIB = os.path.join(ROOT, OUT, "libhotpath.a")
-LDLIBS = ["-lbpf", "-lelf", "-lz", "-lxxhash", "-lmicrohttpd", "-ljansson", "-lsystemd",
-          "-lcrypto", "-lpthread", "-lm"]
+from conftest import Daemon, free_port
+
 HOT = "burn_cpu_hotpath_test"
 WINDOW = 3
 
 BURN_C = r"""
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 volatile unsigned long sink;
 /* a rare call makes burn_cpu_hotpath_test a non-leaf function, so it keeps
@@ -50,6 +52,13 @@ __attribute__((noinline)) unsigned long burn_cpu_hotpath_test(unsigned long n)
 int main(int argc, char **argv)
 {
 	time_t end = time(NULL) + (argc > 1 ? atoi(argv[1]) : 30);
+	if (argc > 2) {        /* listen, so the burner is a service */
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1))
+			return 2;
+	}
 	printf("ready\n");
 	fflush(stdout);
 	while (time(NULL) < end)
@@ -60,20 +69,8 @@ int main(int argc, char **argv)
 
 
 @pytest.fixture(scope="module")
-def tools():
-    if not os.path.exists(LIB):
-        subprocess.run(["make", "-s", "-C", ROOT, os.path.join(OUT, "libhotpath.a")],
-                       check=False, capture_output=True)
-    if not os.path.exists(LIB):
-        pytest.fail("%s is missing (make builds it)" % LIB)
+def burner():
     d = tempfile.mkdtemp(prefix="hotpath-profile-")
-    os.chmod(d, 0o755)      # the unprivileged run must reach the CLI
-    cli = os.path.join(d, "profile_cli")
-    r = subprocess.run(["gcc", "-O2", "-g", "-std=gnu11", "-D_GNU_SOURCE", "-pthread",
-                        "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, OUT),
-                        os.path.join(ROOT, "tests", "integration", "profile_cli.c"), LIB]
-                       + LDLIBS + ["-o", cli], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
     src = os.path.join(d, "burn.c")
     with open(src, "w") as f:
         f.write(BURN_C)
@@ -81,7 +78,18 @@ def tools():
     r = subprocess.run(["gcc", "-O1", "-fno-omit-frame-pointer", "-o", burn, src],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    yield {"dir": d, "cli": cli, "burn": burn}
+    yield burn
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon_with_service():
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="hotpath-it-")
+    dm = Daemon(d, ini_extra="[service.burner]\nport = %d\n" % port)
+    dm.burner_port = port
+    yield dm
+    dm.stop()
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -100,21 +108,30 @@ def leaf_user_frame(frames):
     return user[-1] if user else None
 
 
+def flamegraph(dm, fmt, **params):
+    q = "&".join("%s=%s" % kv for kv in params.items())
+    st, hd, body = dm.api("GET", "/api/v2/performance/flamegraph?format=%s&seconds=%d&%s"
+                          % (fmt, WINDOW, q), token_name="admin")
+    return st, hd, body
+
+
 @pytest.fixture(scope="module")
-def burn_profile(tools):
+def burn_profile(burner, daemon_with_service):
     if os.geteuid() != 0:
         pytest.skip("needs root (BPF and perf events)")
-    burn = subprocess.Popen([tools["burn"], str(WINDOW + 20)], stdout=subprocess.PIPE, text=True)
+    dm = daemon_with_service
+    assert "profile: CPU profiler ready" in dm.log_text(), dm.log_text()
+    burn = subprocess.Popen([burner, str(3 * WINDOW + 30), str(dm.burner_port)],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert burn.stdout.readline().strip() == "ready"
-        prefix = os.path.join(tools["dir"], "window")
-        r = subprocess.run([tools["cli"], "-p", str(burn.pid), "-d", str(WINDOW), "-w", prefix],
-                           capture_output=True, text=True, timeout=WINDOW + 60)
-        assert r.returncode == 0, r.stderr
         res = {"pid": burn.pid}
-        for ext in ("folded", "svg", "json"):
-            with open(prefix + "." + ext) as f:
-                res[ext] = f.read()
+        for fmt, params in (("folded", {"pid": burn.pid}), ("svg", {"pid": burn.pid}),
+                            ("json", {"service": "burner"})):
+            st, hd, body = flamegraph(dm, fmt, **params)
+            assert st == 200, body
+            res[fmt] = body.decode()
+            res[fmt + "_type"] = hd.get("content-type")
         return res
     finally:
         burn.kill()
@@ -164,24 +181,36 @@ def test_json_hot_paths_name_the_function_first(burn_profile):
         len(doc["hot_paths"]) == 50
 
 
-def test_unprivileged_refuses_with_one_line(tools):
+def test_content_types(burn_profile):
+    assert burn_profile["svg_type"] == "image/svg+xml"
+    assert burn_profile["json_type"] == "application/json"
+    assert burn_profile["folded_type"].startswith("text/plain")
+
+
+def test_bad_requests(daemon_with_service):
+    dm = daemon_with_service
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph?pid=4194000&seconds=1",
+                         token_name="admin")
+    assert st == 404 and b"does not exist" in body
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph?service=nope",
+                         token_name="admin")
+    assert st == 404 and b"no service named" in body
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph?seconds=9999",
+                         token_name="admin")
+    assert st == 400 and b"seconds must be" in body
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph?format=png",
+                         token_name="admin")
+    assert st == 400
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph", token_name="nobody")
+    assert st == 403 and b"profile:read" in body
+
+
+def test_unprivileged_daemon_reports_profiler_off(hotpath_factory):
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534")
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        tools["cli"], "-d", "1"], capture_output=True, text=True, timeout=30,
-                       cwd=tools["dir"])
-    assert r.returncode == 3, (r.returncode, r.stderr)
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("profiler unavailable: "), lines
-    assert "needs" in lines[0] or "Operation not permitted" in lines[0], lines
-    assert r.stdout == ""
-
-
-def test_bad_pid_is_reported(tools):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (BPF and perf events)")
-    r = subprocess.run([tools["cli"], "-p", "2147483000", "-d", "1"], capture_output=True,
-                       text=True, timeout=30)
-    assert r.returncode == 1
-    assert "No such process" in r.stderr
+    dm = hotpath_factory(user=65534)
+    st, _, body = dm.api("GET", "/api/v2/performance/flamegraph?seconds=1",
+                         token_name="admin")
+    assert st == 501, body
+    assert b"profiler is not running" in body
+    assert dm.redis().ping()
