@@ -48,7 +48,7 @@ done
 
 bench() {  # port test pipeline -> "rps p99"
 	taskset -c "$CLIENT_CPU" redis-benchmark -p "$1" -t "$2" -n "$N" -c 50 -P "$3" \
-		-r 100000 -d 64 --csv 2>/dev/null | awk -F'","' 'NR==2 {gsub(/"/,""); print $2, $7}'
+		-r 100000 -d 64 --csv 2>/dev/null | tr -d '"' | awk -F, 'NR==2 {print $2, $7}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
