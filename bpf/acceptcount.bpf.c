@@ -38,6 +38,8 @@ static __always_inline int count_exit(long ret)
 		return 0;
 	if (ret >= 0)
 		st->accepted++;
+	else if (ret == -11 /* EAGAIN */)
+		st->would_block++;
 	else
 		st->failed++;
 	return 0;

@@ -13,7 +13,8 @@
  * kernel (map "accept_stats", per-CPU, one entry). */
 struct accept_stats {
 	__u64 accepted;     /* accept/accept4 returned a new fd */
-	__u64 failed;       /* accept/accept4 returned an error (EAGAIN included) */
+	__u64 failed;       /* accept/accept4 failed (not counting EAGAIN) */
+	__u64 would_block;  /* EAGAIN: the non-blocking accept loop drained the queue */
 };
 
 #endif
