@@ -168,13 +168,20 @@ static void reload(struct daemon_state *st)
 		free(nc);
 		goto out;
 	}
-	rc = apply_partitions(d->l1, nc);
-	if (rc) {
-		log_error("reload: partitions rejected (%s), keeping the current configuration",
-			  strerror(-rc));
-		d->reload_failures++;
-		free(nc);
-		goto out;
+	/* Policies set through POST /cache/policies stay until the file's
+	 * [partition.*] sections themselves change. */
+	if (nc->n_partitions != d->cfg->n_partitions ||
+	    memcmp(nc->partitions, d->cfg->partitions,
+		   nc->n_partitions * sizeof(nc->partitions[0])) != 0) {
+		rc = apply_partitions(d->l1, nc);
+		if (rc) {
+			log_error("reload: partitions rejected (%s), keeping the current "
+				  "configuration", strerror(-rc));
+			d->reload_failures++;
+			free(nc);
+			goto out;
+		}
+		log_info("reload: L1 partitions replaced by the file's [partition.*] sections");
 	}
 	if (!st->verbose)
 		log_set_level(nc->log_level);
