@@ -1487,6 +1487,7 @@ void l1_get_stats(struct l1 *l, struct l1_stats *out)
 	pt = l->pt;
 	out->max_memory = l->max_memory;
 	out->effective_max_memory = l1_effective(l);
+	out->policy = l->nshards ? (int)l->shards[0].policy : L1_POLICY_S3FIFO;
 	out->n_partitions = pt->n;
 	for (unsigned p = 0; p < pt->n; p++) {
 		struct l1_part_stats *ps = &out->partitions[p];

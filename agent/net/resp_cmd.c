@@ -44,7 +44,9 @@
 #define RESP_REDIS_VERSION "7.0.0"
 /* INFO/CONFIG name for the store's eviction: every key is a candidate and
  * the algorithm is hotpath's own (S3-FIFO or LRU, set in hotpath.ini). */
-#define RESP_POLICY_NAME "allkeys-hotpath"
+/* maxmemory-policy as Redis spells it: every key may be evicted, by L1's
+ * policy ("allkeys-lru" is Redis's own name; "allkeys-s3fifo" ours). */
+#define RESP_POLICY_FMT "allkeys-%s"
 
 #define CF_KEYLIMIT (1u << 0)  /* check key lengths against max_key_len */
 
@@ -1118,7 +1120,14 @@ static int config_value(struct rx *x, unsigned i, char *v, size_t vcap)
 		snprintf(v, vcap, "%llu", (unsigned long long)st->max_memory);
 		free(st);
 		break;
-	case 3: snprintf(v, vcap, RESP_POLICY_NAME); break;         /* maxmemory-policy */
+	case 3:                                                       /* maxmemory-policy */
+		st = malloc(sizeof(*st));
+		if (!st)
+			return -ENOMEM;
+		l1_get_stats(c->l1, st);
+		snprintf(v, vcap, RESP_POLICY_FMT, l1_policy_name((enum l1_policy)st->policy));
+		free(st);
+		break;
 	case 4: snprintf(v, vcap, "1"); break;                      /* databases */
 	case 5:                                                       /* proto-max-bulk-len */
 		snprintf(v, vcap, "%llu", (unsigned long long)(c->max_value_size ?
@@ -1239,9 +1248,11 @@ static int info_own(struct rx *x, unsigned s, const struct l1_stats *st, struct 
 		bytes_human(h2, sizeof(h2), st->max_memory);
 		return buf_printf(t, "used_memory:%llu\r\nused_memory_human:%s\r\n"
 				  "maxmemory:%llu\r\nmaxmemory_human:%s\r\n"
-				  "maxmemory_policy:%s\r\nhotpath_effective_maxmemory:%llu\r\n",
+				  "maxmemory_policy:" RESP_POLICY_FMT "\r\n"
+				  "hotpath_effective_maxmemory:%llu\r\n",
 				  (unsigned long long)st->memory, h1,
-				  (unsigned long long)st->max_memory, h2, RESP_POLICY_NAME,
+				  (unsigned long long)st->max_memory, h2,
+				  l1_policy_name((enum l1_policy)st->policy),
 				  (unsigned long long)st->effective_max_memory);
 	case INFO_PERSISTENCE:
 		return buf_printf(t, "loading:0\r\nasync_loading:0\r\n"

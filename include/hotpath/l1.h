@@ -79,6 +79,7 @@ struct l1_stats {
 	uint64_t expired_lazy, expired_active;
 	uint64_t evictions[L1_EVICT_REASONS];
 	uint64_t keys_with_ttl;
+	int policy;                 /* enum l1_policy in use */
 	unsigned n_partitions;
 	struct l1_part_stats partitions[L1_MAX_PARTITIONS];
 };

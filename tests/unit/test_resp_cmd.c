@@ -517,8 +517,12 @@ static void test_config(void **state)
 	struct env *e = *state;
 
 	expect(e, "CONFIG GET maxmemory", "*2\r\n$9\r\nmaxmemory\r\n$8\r\n67108864\r\n");
-	expect(e, "CONFIG GET MAXMEMORY-*", "*2\r\n$16\r\nmaxmemory-policy\r\n$15\r\n"
-	       "allkeys-hotpath\r\n");
+	expect(e, "CONFIG GET MAXMEMORY-*", "*2\r\n$16\r\nmaxmemory-policy\r\n$14\r\n"
+	       "allkeys-s3fifo\r\n");
+	l1_set_policy(e->l1, L1_POLICY_LRU);
+	expect(e, "CONFIG GET maxmemory-policy", "*2\r\n$16\r\nmaxmemory-policy\r\n$11\r\n"
+	       "allkeys-lru\r\n");
+	l1_set_policy(e->l1, L1_POLICY_S3FIFO);
 	expect(e, "CONFIG GET nosuch", "*0\r\n");
 	assert_int_equal(run(e, "CONFIG GET *"), 0);
 	assert_int_equal(strncmp(reply(e), "*16\r\n", 5), 0);
