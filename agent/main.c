@@ -42,12 +42,14 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hotpathd [-c FILE] [-t] [-v] [--config-ini] [--config-doc] [--version]\n"
+		"usage: hotpathd [-c FILE] [-t] [-v] [--config-ini] [--config-doc] [--config-man]\n"
+		"                [--version]\n"
 		"  -c FILE        configuration file (default %s if it exists, else built-in defaults)\n"
 		"  -t             check the configuration and exit (0 if valid)\n"
 		"  -v             verbose: log at debug level (overrides core.log_level)\n"
 		"  --config-ini   print the fully commented default configuration\n"
 		"  --config-doc   print the configuration reference (markdown)\n"
+		"  --config-man   print the hotpath.ini(5) man page (roff)\n"
 		"  --version      print the version\n",
 		DEFAULT_CONFIG);
 }
@@ -310,6 +312,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config-ini", no_argument, NULL, 'I' },
 		{ "config-doc", no_argument, NULL, 'D' },
+		{ "config-man", no_argument, NULL, 'M' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -337,6 +340,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		case 'D': config_write_markdown(stdout); return 0;
+		case 'M': config_write_man(stdout); return 0;
 		case 'V': printf("hotpathd %s\n", HOTPATH_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -167,6 +167,9 @@ void config_apply_reloadable(struct hp_config *running, const struct hp_config *
 /* Write the whole effective config as INI (for -t -v) / markdown docs. */
 void config_write_ini(const struct hp_config *c, FILE *f);
 void config_write_markdown(FILE *f);
+/* hotpath.ini(5) in roff man(7) macros, from the same table (no date in
+ * it: the text changes only when the table does). */
+void config_write_man(FILE *f);
 
 /*
  * Visit every scalar key of the table with its current value rendered as
