@@ -32,7 +32,7 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread \
               -Iinclude -I$(OUT) -MMD -MP -fno-omit-frame-pointer
-LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lpthread -lm
+LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lhiredis -lpq -lpthread -lm
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf -Iinclude -Wall -Werror
 
