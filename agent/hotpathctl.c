@@ -1,17 +1,40 @@
 /*
  * hotpathctl.c - command-line client of hotpathd's REST API.
  *
- *   hotpathctl [--url http://127.0.0.1:9479] [--token-file F] [--json] COMMAND
- *     status                 health and cache status
- *     stats                  cache statistics (last 5 minutes)
- *     keys PATTERN           list keys matching a glob (follows cursors)
- *     invalidate PATTERN     delete keys matching a glob
- *     token new NAME SCOPES  print a fresh token and its tokens-file line
+ *   hotpathctl [--url URL] [--token-file F] [--json] [--timeout S] COMMAND
+ *     status                      health, features and cache status
+ *     stats                       cache statistics (last 5 minutes)
+ *     keys PATTERN                keys matching a glob (follows cursors)
+ *     invalidate PATTERN          delete keys matching a glob
+ *     warm keys K...|pattern GLOB|sql QUERY|snapshot   start cache warming
+ *     top                         services by latency
+ *     queries                     top query fingerprints
+ *     profile [--pid N|--service S] [--seconds N]      hot functions
+ *     flamegraph [--pid N|--service S] [--seconds N] [--format svg|folded]
+ *                [-o FILE]        flame graph to a file or stdout
+ *     recommendations             what the agent suggests changing
+ *     pools                       database pools
+ *     breakers                    circuit breakers
+ *     token new NAME SCOPES       print a fresh token and its tokens-file line
+ *
+ * Every command is one (or, for status and keys, a few) requests to a route
+ * of docs/api.md; hotpathctl never makes up an answer. Where the daemon
+ * does not serve a route (501 not running, 404 no such route), the command
+ * prints the daemon's error and exits 4. With --json the command prints
+ * exactly one JSON document on stdout (the route's answer, or for status
+ * and keys the answers combined), for scripts; without it, answers are
+ * printed for people: known shapes (status, stats, keys) as lines, other
+ * answers by one generic renderer - top-level scalars as "name: value",
+ * the first array of objects as an aligned table whose columns are the
+ * objects' scalar members. The generic renderer is deliberate: the routes
+ * behind top, queries, pools, breakers and recommendations belong to other
+ * subsystems, and a table built from what the daemon sends cannot drift
+ * from it.
  *
  * The token comes from --token-file (the first line of the file) or the
  * HOTPATH_TOKEN environment variable. Exit status: 0 ok, 1 usage, 2 cannot
- * reach the daemon, 3 authentication/authorisation refused, 4 other API
- * error.
+ * reach the daemon, 3 authentication/authorisation refused (401/403), 4
+ * other API error.
  *
  * HTTP is spoken by a tiny built-in HTTP/1.1 client over a TCP socket
  * rather than libcurl: the binary links only what the daemon links (no
@@ -40,7 +63,9 @@
 
 #define CTL_DEFAULT_URL  "http://127.0.0.1:9479"
 #define CTL_MAX_RESPONSE (16u << 20)
-#define CTL_TIMEOUT_MS   15000
+#define CTL_TIMEOUT_S    15         /* per read; profiles add their window */
+#define CTL_COL_MAX      48         /* widest table cell, in bytes */
+#define CTL_COLS_MAX     16         /* most table columns shown */
 #define CTL_KEYS_PAGES   100000     /* bound on cursor pages followed */
 
 enum { EXIT_USAGE = 1, EXIT_CONNECT = 2, EXIT_AUTH = 3, EXIT_API = 4 };
@@ -50,6 +75,7 @@ struct ctl {
 	char port[8];
 	char token[TOKENS_TOKEN_MAX + 1];
 	bool json;
+	unsigned timeout_s;
 	const char *url;
 };
 
@@ -69,8 +95,16 @@ static void HP_PRINTF(1, 2) die_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\nusage: hotpathctl [--url URL] [--token-file FILE] [--json] "
-	      "status|stats|keys PATTERN|invalidate PATTERN|token new NAME SCOPES\n", stderr);
+	fputs("\nusage: hotpathctl [--url URL] [--token-file FILE] [--json] [--timeout SECONDS] "
+	      "COMMAND\n"
+	      "  status | stats | keys PATTERN | invalidate PATTERN\n"
+	      "  warm keys KEY... | warm pattern GLOB | warm sql QUERY | warm snapshot\n"
+	      "  top | queries | recommendations | pools | breakers\n"
+	      "  profile [--pid N | --service NAME] [--seconds N]\n"
+	      "  flamegraph [--pid N | --service NAME] [--seconds N] [--format svg|folded] "
+	      "[-o FILE]\n"
+	      "  token new NAME SCOPES\n"
+	      "see hotpathctl(1)\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -133,7 +167,7 @@ static int connect_to(const struct ctl *c)
 		return -EHOSTUNREACH;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		struct timeval tv = { CTL_TIMEOUT_MS / 1000, 0 };
+		struct timeval tv = { (time_t)c->timeout_s, 0 };
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			err = errno;
@@ -340,6 +374,12 @@ static int api_error(const struct http_resp *r)
 	else
 		fprintf(stderr, "hotpathctl: HTTP %d %s: %s\n", r->status, code ? code : "error",
 			msg ? msg : "(no message)");
+	if (r->status == 404 && msg && strncmp(msg, "no such route", 13) == 0)
+		fprintf(stderr, "  this hotpathd does not serve the route (a build without that "
+			"subsystem?)\n");
+	else if (r->status == 501)
+		fprintf(stderr, "  the route exists but its subsystem is not running in this "
+			"hotpathd\n");
 	json_decref(j);
 	return r->status == 401 || r->status == 403 ? EXIT_AUTH : EXIT_API;
 }
@@ -362,10 +402,6 @@ static int call_json(const struct ctl *c, const char *method, const char *path,
 		http_free(&r);
 		return rc;
 	}
-	if (c->json) {
-		fwrite(r.body, 1, r.body_len, stdout);
-		fputc('\n', stdout);
-	}
 	*out = json_loadb(r.body, r.body_len, 0, &jerr);
 	http_free(&r);
 	if (!*out) {
@@ -384,9 +420,212 @@ static long long jint(json_t *o, const char *path1, const char *path2)
 	return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
 
+/* --json: one document on stdout. Takes a reference to j. */
+static int print_json(json_t *j)
+{
+	int rc = json_dumpf(j, stdout, JSON_INDENT(2)) == 0 ? 0 : EXIT_API;
+
+	fputc('\n', stdout);
+	json_decref(j);
+	return rc;
+}
+
+/* A scalar as table text; arrays and objects as compact JSON. Caller frees. */
+static char *cell_text(json_t *v)
+{
+	char *s = NULL;
+
+	if (!v || json_is_null(v))
+		return strdup("-");
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	if (json_is_true(v))
+		return strdup("yes");
+	if (json_is_false(v))
+		return strdup("no");
+	if (json_is_integer(v)) {
+		if (asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0)
+			return NULL;
+		return s;
+	}
+	if (json_is_real(v)) {
+		if (asprintf(&s, "%.3g", json_real_value(v)) < 0)
+			return NULL;
+		return s;
+	}
+	return json_dumps(v, JSON_COMPACT);
+}
+
+/* Clip to CTL_COL_MAX bytes (on a UTF-8 boundary), control bytes as '?'. */
+static void cell_clip(char *s)
+{
+	size_t n = 0;
+
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	n = strlen(s);
+	if (n > CTL_COL_MAX) {
+		n = CTL_COL_MAX - 3;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+		memcpy(s + n, "...", 4);
+	}
+}
+
+/* Display width of UTF-8 text: one column per code point. */
+static size_t text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/*
+ * Print an array of objects as a table: a column per scalar member name, in
+ * the order they first appear (at most CTL_COLS_MAX), numbers right-aligned.
+ * Members holding arrays or objects are shown as compact JSON.
+ */
+static void print_table(json_t *rows)
+{
+	const char *cols[CTL_COLS_MAX];
+	size_t ncols = 0, width[CTL_COLS_MAX], i, r;
+	bool numeric[CTL_COLS_MAX];
+	json_t *row, *v;
+	const char *k;
+
+	json_array_foreach(rows, r, row) {
+		json_object_foreach(row, k, v) {
+			for (i = 0; i < ncols && strcmp(cols[i], k) != 0; i++)
+				;
+			if (i == ncols && ncols < CTL_COLS_MAX) {
+				cols[ncols] = k;
+				width[ncols] = text_width(k);
+				numeric[ncols] = true;
+				ncols++;
+			}
+		}
+	}
+	if (!ncols) {
+		printf("(%zu rows without fields)\n", json_array_size(rows));
+		return;
+	}
+	json_array_foreach(rows, r, row) {
+		for (i = 0; i < ncols; i++) {
+			json_t *cv = json_object_get(row, cols[i]);
+			char *t = cell_text(cv);
+
+			if (!t)
+				continue;
+			cell_clip(t);
+			if (text_width(t) > width[i])
+				width[i] = text_width(t);
+			if (cv && !json_is_number(cv) && !json_is_null(cv))
+				numeric[i] = false;
+			free(t);
+		}
+	}
+	for (i = 0; i < ncols; i++)
+		printf("%s%-*s", i ? "  " : "", i + 1 < ncols ? (int)width[i] : 0, cols[i]);
+	putchar('\n');
+	json_array_foreach(rows, r, row) {
+		for (i = 0; i < ncols; i++) {
+			char *t = cell_text(json_object_get(row, cols[i]));
+			size_t pad;
+
+			if (!t)
+				t = strdup("?");
+			if (!t)
+				break;
+			cell_clip(t);
+			pad = width[i] - text_width(t);
+			if (i)
+				fputs("  ", stdout);
+			if (numeric[i])
+				printf("%*s%s", (int)pad, "", t);
+			else if (i + 1 < ncols)
+				printf("%s%*s", t, (int)pad, "");
+			else
+				fputs(t, stdout);
+			free(t);
+		}
+		putchar('\n');
+	}
+}
+
+static bool is_table(json_t *v)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(v))
+		return false;
+	json_array_foreach(v, i, e)
+		if (!json_is_object(e))
+			return false;
+	return true;
+}
+
+/*
+ * Generic human rendering of an answer whose shape belongs to another
+ * subsystem: scalars as "name: value", arrays of objects as tables (each
+ * after a "name:" line), nested objects one level down as "name.sub: value".
+ */
+static void print_generic(json_t *doc)
+{
+	const char *k, *k2;
+	json_t *v, *v2;
+
+	if (is_table(doc)) {
+		print_table(doc);
+		return;
+	}
+	json_object_foreach(doc, k, v) {
+		if (is_table(v)) {
+			printf("%s: %zu\n", k, json_array_size(v));
+			if (json_array_size(v))
+				print_table(v);
+		} else if (json_is_object(v)) {
+			json_object_foreach(v, k2, v2) {
+				char *t = cell_text(v2);
+
+				if (t) {
+					printf("%s.%s: %s\n", k, k2, t);
+					free(t);
+				}
+			}
+		} else {
+			char *t = cell_text(v);
+
+			if (t) {
+				printf("%s: %s\n", k, t);
+				free(t);
+			}
+		}
+	}
+}
+
+/* One GET (or a body-carrying method) rendered by print_generic or --json. */
+static int cmd_generic(const struct ctl *c, const char *method, const char *path,
+		       const char *body)
+{
+	json_t *r;
+	int rc = call_json(c, method, path, body, &r);
+
+	if (rc)
+		return rc;
+	if (c->json)
+		return print_json(r);
+	print_generic(r);
+	json_decref(r);
+	return 0;
+}
+
 static int cmd_status(const struct ctl *c)
 {
-	json_t *h, *s, *l1, *parts, *p;
+	json_t *h, *s, *l1, *parts;
 	size_t i;
 	int rc = call_json(c, "GET", "/api/v2/health", NULL, &h);
 
@@ -397,7 +636,9 @@ static int cmd_status(const struct ctl *c)
 		json_decref(h);
 		return rc;
 	}
-	if (!c->json) {
+	if (c->json)
+		return print_json(json_pack("{s:o,s:o}", "health", h, "cache", s));
+	{
 		json_t *feats = json_object_get(h, "features"), *f;
 		printf("hotpathd %s: %s, up %llds\n", json_string_value(json_object_get(h, "version")),
 		       json_string_value(json_object_get(h, "status")), jint(h, "uptime_seconds", NULL));
@@ -410,13 +651,15 @@ static int cmd_status(const struct ctl *c)
 		printf("l1: %lld keys, %lld / %lld bytes, policy %s\n", jint(l1, "keys", NULL),
 		       jint(l1, "memory_bytes", NULL), jint(l1, "max_memory_bytes", NULL),
 		       json_string_value(json_object_get(l1, "policy")));
+		json_array_foreach(feats, i, f)
+			if (!json_is_true(json_object_get(f, "available")))
+				printf("  %s off: %s\n", json_string_value(json_object_get(f, "name")),
+				       json_string_value(json_object_get(f, "reason")));
 		parts = json_object_get(s, "partitions");
-		json_array_foreach(parts, i, p)
-			printf("  partition %-16s prefix %-16s %8lld keys %10lld bytes ttl %lldms %s\n",
-			       json_string_value(json_object_get(p, "name")),
-			       json_string_value(json_object_get(p, "prefix")), jint(p, "keys", NULL),
-			       jint(p, "memory_bytes", NULL), jint(p, "default_ttl_ms", NULL),
-			       json_string_value(json_object_get(p, "priority")));
+		if (is_table(parts) && json_array_size(parts)) {
+			printf("partitions:\n");
+			print_table(parts);
+		}
 	}
 	json_decref(h);
 	json_decref(s);
@@ -431,7 +674,9 @@ static int cmd_stats(const struct ctl *c)
 
 	if (rc)
 		return rc;
-	if (!c->json) {
+	if (c->json)
+		return print_json(s);
+	{
 		t = json_object_get(json_object_get(s, "totals"), "l1");
 		ratio = json_object_get(t, "hit_ratio");
 		char rbuf[32] = "n/a";
@@ -477,6 +722,7 @@ static int url_encode(const char *s, char *out, size_t outlen)
 static int cmd_keys(const struct ctl *c, const char *pattern)
 {
 	char enc[4096], path[4300], cursor[32] = "0";
+	json_t *all = c->json ? json_array() : NULL;
 	long total = 0;
 
 	if (url_encode(pattern, enc, sizeof(enc)))
@@ -489,10 +735,14 @@ static int cmd_keys(const struct ctl *c, const char *pattern)
 
 		snprintf(path, sizeof(path), "/api/v2/cache/keys/%s?count=1000&cursor=%s", enc, cursor);
 		rc = call_json(c, "GET", path, NULL, &r);
-		if (rc)
+		if (rc) {
+			json_decref(all);
 			return rc;
+		}
 		keys = json_object_get(r, "keys");
-		if (!c->json) {
+		if (all) {
+			json_array_extend(all, keys);
+		} else {
 			json_array_foreach(keys, i, k) {
 				json_t *ttl = json_object_get(k, "ttl_ms");
 				if (json_is_integer(ttl))
@@ -509,8 +759,10 @@ static int cmd_keys(const struct ctl *c, const char *pattern)
 		if (strcmp(cursor, "0") == 0)
 			break;
 	}
-	if (!c->json)
-		fprintf(stderr, "%ld key(s)\n", total);
+	if (all)
+		return print_json(json_pack("{s:s,s:o,s:i}", "pattern", pattern, "keys", all,
+					    "count", (json_int_t)total));
+	fprintf(stderr, "%ld key(s)\n", total);
 	return 0;
 }
 
@@ -527,10 +779,169 @@ static int cmd_invalidate(const struct ctl *c, const char *pattern)
 	free(text);
 	if (rc)
 		return rc;
-	if (!c->json)
-		printf("%lld key(s) invalidated\n", jint(r, "total", NULL));
+	if (c->json)
+		return print_json(r);
+	printf("%lld key(s) invalidated\n", jint(r, "total", NULL));
 	json_decref(r);
 	return 0;
+}
+
+/*
+ * warm keys K... | pattern GLOB | sql QUERY | snapshot: POST
+ * /api/v2/performance/cache/warm {cache_scope, data_sources} with one data
+ * source object {"type": ..., ...}. The warming job runs in the daemon; the
+ * answer (its id and progress) is printed as the daemon sends it.
+ */
+static int cmd_warm(const struct ctl *c, int argc, char **argv)
+{
+	json_t *src = NULL, *body;
+	char *text;
+	int rc;
+
+	if (argc >= 3 && strcmp(argv[1], "keys") == 0) {
+		json_t *keys = json_array();
+
+		for (int i = 2; i < argc; i++)
+			if (json_array_append_new(keys, json_string(argv[i])))
+				die_usage("keys must be valid UTF-8");
+		src = json_pack("{s:s,s:o}", "type", "keys", "keys", keys);
+	} else if (argc == 3 && strcmp(argv[1], "pattern") == 0) {
+		src = json_pack("{s:s,s:s}", "type", "pattern", "pattern", argv[2]);
+	} else if (argc == 3 && strcmp(argv[1], "sql") == 0) {
+		src = json_pack("{s:s,s:s}", "type", "sql", "query", argv[2]);
+	} else if (argc == 2 && strcmp(argv[1], "snapshot") == 0) {
+		src = json_pack("{s:s}", "type", "snapshot");
+	} else {
+		die_usage("warm keys KEY... | warm pattern GLOB | warm sql QUERY | warm snapshot");
+	}
+	if (!src)
+		die_usage("arguments must be valid UTF-8");
+	body = json_pack("{s:s,s:[o]}", "cache_scope", "all", "data_sources", src);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return EXIT_API;
+	rc = cmd_generic(c, "POST", "/api/v2/performance/cache/warm", text);
+	free(text);
+	return rc;
+}
+
+struct profile_args {
+	const char *pid, *service, *seconds, *format, *out;
+};
+
+/* --pid N | --service NAME, --seconds N, --format F, -o FILE after the verb. */
+static void profile_parse(int argc, char **argv, struct profile_args *a, bool flame)
+{
+	static const struct option o[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "service", required_argument, NULL, 's' },
+		{ "seconds", required_argument, NULL, 'n' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	memset(a, 0, sizeof(*a));
+	optind = 0;     /* glibc: restart the scan over this argv */
+	while ((opt = getopt_long(argc, argv, "+p:s:n:f:o:", o, NULL)) != -1) {
+		switch (opt) {
+		case 'p': a->pid = optarg; break;
+		case 's': a->service = optarg; break;
+		case 'n': a->seconds = optarg; break;
+		case 'f': if (flame) { a->format = optarg; break; } /* fall through */
+		case 'o': if (flame) { a->out = optarg; break; }    /* fall through */
+		default: die_usage("%s [--pid N | --service NAME] [--seconds N]%s", argv[0],
+				   flame ? " [--format svg|folded] [-o FILE]" : "");
+		}
+	}
+	if (optind != argc)
+		die_usage("%s: unexpected argument %s", argv[0], argv[optind]);
+	if (a->pid && a->service)
+		die_usage("give --pid or --service, not both");
+	if (a->pid && a->pid[strspn(a->pid, "0123456789")] != '\0')
+		die_usage("--pid takes a process id");
+	if (a->seconds && (!a->seconds[0] || a->seconds[strspn(a->seconds, "0123456789")] ||
+			   strlen(a->seconds) > 5))
+		die_usage("--seconds takes a whole number of seconds");
+	if (a->format && strcmp(a->format, "svg") != 0 && strcmp(a->format, "folded") != 0)
+		die_usage("--format is svg or folded (profile gives the json view)");
+}
+
+static int profile_path(const struct profile_args *a, const char *format, char *path, size_t n)
+{
+	char enc[256] = "";
+
+	if (a->service && url_encode(a->service, enc, sizeof(enc)))
+		die_usage("service name too long");
+	if ((size_t)snprintf(path, n, "/api/v2/performance/flamegraph?format=%s%s%s%s%s%s%s",
+			     format, a->pid ? "&pid=" : "", a->pid ? a->pid : "",
+			     a->service ? "&service=" : "", enc, a->seconds ? "&seconds=" : "",
+			     a->seconds ? a->seconds : "") >= n)
+		die_usage("arguments too long");
+	return 0;
+}
+
+/* The read timeout must outlast the profile window. */
+static void profile_timeout(struct ctl *c, const struct profile_args *a)
+{
+	unsigned long secs = a->seconds ? strtoul(a->seconds, NULL, 10) : 10;
+
+	c->timeout_s += (unsigned)(secs > 3600 ? 3600 : secs);
+}
+
+/* profile: the flame graph's json view (hot functions) as a table. */
+static int cmd_profile(struct ctl *c, int argc, char **argv)
+{
+	struct profile_args a;
+	char path[512];
+
+	profile_parse(argc, argv, &a, false);
+	profile_path(&a, "json", path, sizeof(path));
+	profile_timeout(c, &a);
+	if (!c->json)
+		fprintf(stderr, "sampling for %s s...\n", a.seconds ? a.seconds : "10");
+	return cmd_generic(c, "GET", path, NULL);
+}
+
+/* flamegraph: the SVG (or folded stacks) to -o FILE or stdout. */
+static int cmd_flamegraph(struct ctl *c, int argc, char **argv)
+{
+	struct profile_args a;
+	struct http_resp r;
+	char path[512];
+	FILE *f = stdout;
+	int rc;
+
+	profile_parse(argc, argv, &a, true);
+	profile_path(&a, a.format ? a.format : "svg", path, sizeof(path));
+	profile_timeout(c, &a);
+	if (!a.out && isatty(STDOUT_FILENO))
+		die_usage("flamegraph writes %s: give -o FILE or redirect stdout",
+			  a.format ? a.format : "svg");
+	rc = http_do(c, "GET", path, NULL, &r);
+	if (rc == 0 && (r.status < 200 || r.status > 299))
+		rc = api_error(&r);
+	if (rc == 0 && a.out && !(f = fopen(a.out, "we"))) {
+		fprintf(stderr, "hotpathctl: %s: %s\n", a.out, strerror(errno));
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0) {
+		if (fwrite(r.body, 1, r.body_len, f) != r.body_len || fflush(f) != 0) {
+			fprintf(stderr, "hotpathctl: writing %s: %s\n", a.out ? a.out : "stdout",
+				strerror(errno));
+			rc = EXIT_USAGE;
+		}
+		if (f != stdout && fclose(f) != 0 && rc == 0) {
+			fprintf(stderr, "hotpathctl: writing %s: %s\n", a.out, strerror(errno));
+			rc = EXIT_USAGE;
+		}
+		if (rc == 0 && a.out)
+			fprintf(stderr, "wrote %zu bytes to %s\n", r.body_len, a.out);
+	}
+	http_free(&r);
+	return rc;
 }
 
 static int cmd_token_new(const char *name, const char *scopes)
@@ -580,6 +991,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl c;
@@ -588,11 +1000,21 @@ int main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	c.url = CTL_DEFAULT_URL;
+	c.timeout_s = CTL_TIMEOUT_S;
 	while ((opt = getopt_long(argc, argv, "+u:t:jh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': c.url = optarg; break;
 		case 't': token_file = optarg; break;
 		case 'j': c.json = true; break;
+		case 'T': {
+			char *end;
+			unsigned long t = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || t < 1 || t > 3600)
+				die_usage("--timeout takes 1..3600 seconds");
+			c.timeout_s = (unsigned)t;
+			break;
+		}
 		case 'V': printf("hotpathctl %s\n", HOTPATH_VERSION); return 0;
 		case 'h':
 		default: die_usage(opt == 'h' ? "help" : "bad option");
@@ -622,6 +1044,24 @@ int main(int argc, char **argv)
 		return cmd_keys(&c, argv[1]);
 	if (strcmp(argv[0], "invalidate") == 0 && argc == 2)
 		return cmd_invalidate(&c, argv[1]);
+	if (strcmp(argv[0], "warm") == 0)
+		return cmd_warm(&c, argc, argv);
+	if (strcmp(argv[0], "profile") == 0)
+		return cmd_profile(&c, argc, argv);
+	if (strcmp(argv[0], "flamegraph") == 0)
+		return cmd_flamegraph(&c, argc, argv);
+	/* Routes of other subsystems: shown as the daemon answers them. */
+	if (strcmp(argv[0], "top") == 0 && argc == 1)
+		return cmd_generic(&c, "GET", "/api/v2/performance/metrics?metric_types=latency"
+				   "&time_range=5m", NULL);
+	if (strcmp(argv[0], "queries") == 0 && argc == 1)
+		return cmd_generic(&c, "GET", "/api/v2/queries", NULL);
+	if (strcmp(argv[0], "recommendations") == 0 && argc == 1)
+		return cmd_generic(&c, "GET", "/api/v2/performance/recommendations", NULL);
+	if (strcmp(argv[0], "pools") == 0 && argc == 1)
+		return cmd_generic(&c, "GET", "/api/v2/pools", NULL);
+	if (strcmp(argv[0], "breakers") == 0 && argc == 1)
+		return cmd_generic(&c, "GET", "/api/v2/breakers", NULL);
 	die_usage("unknown command or wrong arguments: %s", argv[0]);
 	return EXIT_USAGE;
 }
