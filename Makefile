@@ -4,6 +4,8 @@
 #   make test    install what is missing, build, run every test, print "N passed, N failed"
 #   make fuzz    build the libFuzzer targets and run each briefly
 #   make deps    install the Debian packages the build, tests and run need
+#   make install DESTDIR=... PREFIX=/usr/local   install binaries, config, unit, man pages
+#   make deb / make rpm   build the packages into $(OUT)/ (packaging/README.md)
 #   V=1          show full commands
 #
 # Everything is built into $(OUT): BPF objects and their skeletons, the
@@ -41,7 +43,8 @@ DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
               libmicrohttpd-dev libjansson-dev libcmocka-dev libsystemd-dev \
               libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
               redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 postgresql postgresql-contrib \
-              curl valgrind procps iproute2 util-linux
+              curl valgrind procps iproute2 util-linux \
+              dpkg-dev rpm lintian man-db
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
@@ -60,6 +63,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
 BENCH_BINS := $(OUT)/cachesim
 
 .PHONY: all run test unit unit-asan integration fuzz deps clean docs bench-resp check-config
+.PHONY: install deb rpm
 all: $(OUT)/hotpathd $(OUT)/hotpathctl $(BENCH_BINS)
 
 # ---- BPF: .bpf.c -> .bpf.o -> .skel.h ---------------------------------------
@@ -158,6 +162,17 @@ check-config: $(OUT)/hotpathd
 
 docs: $(OUT)/hotpathd
 	$(OUT)/hotpathd --config-doc > docs/configuration.md
+
+# ---- install and packages (scripts in packaging/, one staged layout) ----------
+PREFIX     ?= /usr/local
+install: $(OUT)/hotpathd $(OUT)/hotpathctl
+	$(Q)OUT=$(OUT) DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) packaging/install.sh
+
+deb: $(OUT)/hotpathd $(OUT)/hotpathctl
+	$(Q)OUT=$(OUT) packaging/build-deb.sh
+
+rpm: $(OUT)/hotpathd $(OUT)/hotpathctl
+	$(Q)OUT=$(OUT) packaging/build-rpm.sh
 
 bench-resp: all
 	bench/resp.sh
