@@ -138,6 +138,10 @@ static const struct cfg_section cfg_sections[] = {
 		 "query times of the services on this host. Without root or BPF "
 		 "support the daemon runs without it and says so once in the log." },
 	{ "redis", "The optional L2 cache on Redis. Leave both keys empty for no L2." },
+	{ "tasks", "The background task processor shared by write-behind, cache "
+		   "warming and refresh-ahead: worker threads, a bounded queue that "
+		   "pushes back on producers, retries with jittered exponential "
+		   "backoff, and dead letters for tasks that keep failing." },
 	{ "http", "The HTTP caching reverse proxy. It runs when `upstream` names "
 		  "an [upstream.NAME] section." },
 	{ "pooler", "The PostgreSQL connection pooler. It runs when at least one "
@@ -283,6 +287,68 @@ static const struct cfg_key cfg_keys[] = {
 	  G(redis_cluster), .def = "", .flags = CF_OPTIONAL,
 	  .doc = "Seed nodes of a Redis Cluster used as the L2 cache, "
 		 "HOST:PORT,HOST:PORT,... Use instead of address." },
+	{ .section = "redis", .key = "pool_size", .type = CT_UINT, G(redis_pool_size),
+	  .def = "4", .min = 1, .max = 256,
+	  .doc = "Connections kept to each Redis node; a request waits up to "
+		 "command_timeout for a free one." },
+	{ .section = "redis", .key = "connect_timeout", .type = CT_DURATION,
+	  G(redis_connect_timeout_ms), .def = "500ms", .min = 1, .max = MIN,
+	  .doc = "Longest wait for a connection to a Redis node." },
+	{ .section = "redis", .key = "command_timeout", .type = CT_DURATION,
+	  G(redis_command_timeout_ms), .def = "200ms", .min = 1, .max = MIN,
+	  .doc = "Longest wait for a Redis reply; a timeout counts as a failure "
+		 "for the circuit breaker." },
+	{ .section = "redis", .key = "l1_ttl", .type = CT_DURATION, G(redis_l1_ttl_ms),
+	  .def = "60s", .min = 1, .max = 30 * DAY,
+	  .doc = "Longest time a value read from Redis stays in L1: its Redis "
+		 "TTL, capped by this." },
+	{ .section = "redis", .key = "stale_if_error", .type = CT_DURATION,
+	  G(redis_stale_if_error_ms), .def = "30s", .min = 0, .max = DAY,
+	  .doc = "When the invalidation connection to Redis is lost, L1 keeps "
+		 "serving the keys it holds for this long (they may be stale by "
+		 "at most this much); then, or as soon as the connection is "
+		 "back, L1 and L0 are flushed. 0 flushes at once." },
+	{ .section = "redis", .key = "tracking", .type = CT_BOOL, G(redis_tracking),
+	  .def = "yes",
+	  .doc = "Keep L1 coherent with writers that bypass hotpath, through "
+		 "Redis client tracking (CLIENT TRACKING ... REDIRECT). With no, "
+		 "L1 copies live until l1_ttl." },
+	{ .section = "redis", .key = "channel", .type = CT_STRING, G(redis_channel),
+	  .def = "hotpath:invalidate", .flags = CF_OPTIONAL,
+	  .doc = "Pub/sub channel on which agents sharing this Redis tell each "
+		 "other about pattern invalidations. Empty: not used." },
+	{ .section = "redis", .key = "breaker_failure_pct", .type = CT_UINT,
+	  G(redis_breaker_failure_pct), .def = "50", .min = 1, .max = 100,
+	  .doc = "Share of failed (or slow) calls among the last 20 that opens "
+		 "the circuit breaker on the L2 path." },
+	{ .section = "redis", .key = "breaker_open_time", .type = CT_DURATION,
+	  G(redis_breaker_open_ms), .def = "2s", .min = 10, .max = HOUR,
+	  .doc = "How long the breaker stays open before half-open probes." },
+	{ .section = "redis", .key = "slow_call", .type = CT_DURATION,
+	  G(redis_slow_call_ms), .def = "100ms", .min = 1, .max = MIN,
+	  .doc = "A Redis call slower than this counts as slow for the breaker." },
+
+	/* [tasks] */
+	{ .section = "tasks", .key = "workers", .type = CT_UINT, G(tasks_workers),
+	  .def = "2", .min = 1, .max = 64,
+	  .doc = "Threads running background tasks." },
+	{ .section = "tasks", .key = "queue_max", .type = CT_UINT, G(tasks_queue_max),
+	  .def = "10000", .min = 1, .max = 10000000,
+	  .doc = "Tasks held at once (queued, waiting to retry or running); a "
+		 "producer beyond it is pushed back." },
+	{ .section = "tasks", .key = "dead_letters", .type = CT_UINT, G(tasks_dead_max),
+	  .def = "1000", .min = 1, .max = 1000000,
+	  .doc = "Failed tasks remembered for inspection (oldest forgotten first)." },
+	{ .section = "tasks", .key = "max_attempts", .type = CT_UINT,
+	  G(tasks_max_attempts), .def = "5", .min = 1, .max = 100,
+	  .doc = "Attempts before a failing task becomes a dead letter." },
+	{ .section = "tasks", .key = "backoff_base", .type = CT_DURATION,
+	  G(tasks_backoff_base_ms), .def = "100ms", .min = 1, .max = HOUR,
+	  .doc = "Delay before the first retry; doubled at each further retry, "
+		 "with jitter." },
+	{ .section = "tasks", .key = "backoff_max", .type = CT_DURATION,
+	  G(tasks_backoff_max_ms), .def = "30s", .min = 1, .max = DAY,
+	  .doc = "Longest delay between retries." },
 
 	/* [http] */
 	{ .section = "http", .key = "listen", .type = CT_HOSTPORT, G(http_listen),

@@ -102,6 +102,23 @@ struct hp_config {
 	/* [redis] */
 	char redis_address[HP_ADDR_MAX];
 	char redis_cluster[HP_LIST_MAX];
+	uint32_t redis_pool_size;       /* connections per Redis node */
+	uint64_t redis_connect_timeout_ms;
+	uint64_t redis_command_timeout_ms;
+	uint64_t redis_l1_ttl_ms;       /* cap on L2 TTLs carried into L1 */
+	uint64_t redis_stale_if_error_ms;
+	bool redis_tracking;            /* CLIENT TRACKING invalidations */
+	char redis_channel[HP_NAME_MAX];/* cross-agent invalidation channel */
+	uint32_t redis_breaker_failure_pct;
+	uint64_t redis_breaker_open_ms;
+	uint64_t redis_slow_call_ms;
+	/* [tasks] */
+	uint32_t tasks_workers;
+	uint32_t tasks_queue_max;
+	uint32_t tasks_dead_max;
+	uint32_t tasks_max_attempts;
+	uint64_t tasks_backoff_base_ms;
+	uint64_t tasks_backoff_max_ms;
 	/* [http] */
 	char http_listen[HP_ADDR_MAX];
 	char http_upstream[HP_NAME_MAX];

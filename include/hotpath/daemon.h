@@ -20,6 +20,9 @@ struct resp_server;
 struct bpf_accept;
 struct timeseries;
 struct profiler;
+struct tier;
+struct l2;
+struct tasks;
 
 /* A kernel feature probed at start: name, whether it works, why not. */
 struct hp_feature {
@@ -38,6 +41,9 @@ struct hp_daemon {
 	struct bpf_accept *bpf_accept;  /* NULL without BPF */
 	struct timeseries *ts;          /* per-second history of counters */
 	struct profiler *profiler;      /* CPU profiler, NULL without BPF/perf */
+	struct tasks *tasks;            /* background task processor */
+	struct l2 *l2;                  /* Redis L2, NULL when not configured */
+	struct tier *tier;              /* L1+L2 tiers for the RESP front */
 	uint64_t start_wall_ms;
 	uint64_t start_mono_ms;
 	uint64_t reloads, reload_failures;
