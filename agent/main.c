@@ -27,6 +27,7 @@
 #include "hotpath/config.h"
 #include "hotpath/daemon.h"
 #include "hotpath/features.h"
+#include "hotpath/l0.h"
 #include "hotpath/l1.h"
 #include "hotpath/log.h"
 #include "hotpath/pressure.h"
@@ -190,6 +191,10 @@ static void reload(struct daemon_state *st)
 	l1_set_max_memory(d->l1, nc->l1_max_memory);
 	l1_set_policy(d->l1, nc->eviction == HP_EVICT_LRU ? L1_POLICY_LRU : L1_POLICY_S3FIFO);
 	resp_server_reload(d->resp, nc);
+	if (d->l0 && nc->l0_enabled != d->cfg->l0_enabled) {
+		l0_set_enabled(d->l0, nc->l0_enabled);
+		log_info("reload: L0 %s", nc->l0_enabled ? "switched on" : "switched off and emptied");
+	}
 	pthread_rwlock_wrlock(&d->cfg_lock);
 	old = d->cfg;
 	d->cfg = nc;
@@ -289,6 +294,8 @@ static int run_loop(struct daemon_state *st)
 					if (d->ts)
 						timeseries_tick(d->ts, d);
 					pressure_tick(st);
+					if (d->l0)
+						l0_refresh(d->l0);
 				}
 				if (wd_usec && (now - last_wd) * 1000 >= wd_usec / 2) {
 					last_wd = now;
@@ -417,9 +424,30 @@ int main(int argc, char **argv)
 			log_info("profile: CPU profiler ready (%u Hz per CPU while a window runs)",
 				 profiler_hz(d->profiler));
 	}
-	d->resp = resp_server_start(d->cfg, d->l1);
+	if (features_has(d, "bpf") && features_has(d, "sockmap")) {
+		struct l0_options lo = {
+			.pin_path = features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
+			.max_keys = d->cfg->l0_max_keys,
+			.max_value = (unsigned)d->cfg->l0_max_value_size,
+			.min_heat = d->cfg->l0_min_hits,
+			.enabled = d->cfg->l0_enabled,
+		};
+
+		d->l0 = l0_start(d->l1, &lo, why, sizeof(why));
+		if (!d->l0)
+			log_warn("l0: kernel tier off: %s", why);
+	} else if (d->cfg->l0_enabled) {
+		log_warn("l0: kernel tier off (needs BPF and sockmap, see the feature lines above)");
+	}
+	d->resp = resp_server_start(d->cfg, d->l1, d->l0);
 	if (!d->resp)
 		goto out;
+	if (d->l0) {
+		l0_set_port(d->l0, resp_server_port(d->resp));
+		log_info("l0: kernel tier %s (up to %u keys of at most %llu bytes)",
+			 d->cfg->l0_enabled ? "on" : "loaded but switched off",
+			 d->cfg->l0_max_keys, (unsigned long long)d->cfg->l0_max_value_size);
+	}
 	d->ts = timeseries_new(TIMESERIES_SECONDS);
 	if (!d->ts) {
 		log_error("cannot allocate the statistics history");
@@ -444,6 +472,7 @@ out:
 		resp_server_stop(d->resp, d->cfg->shutdown_timeout_ms);
 		resp_server_free(d->resp);
 	}
+	l0_stop(d->l0);     /* after the RESP front: no connection uses it now */
 	bpf_accept_stop(d->bpf_accept);
 	timeseries_free(d->ts);
 	l1_free(d->l1);

@@ -28,6 +28,7 @@
 #include "hotpath/bpf_accept.h"
 #include "hotpath/hist.h"
 #include "hotpath/l1.h"
+#include "hotpath/l0.h"
 #include "hotpath/metrics.h"
 #include "hotpath/resp_cmd.h"
 #include "hotpath/server.h"
@@ -95,12 +96,15 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 {
 	static const char *const reasons[L1_EVICT_REASONS] = { "memory", "quota", "pressure" };
 	struct l1_stats *st;
+	struct l0_totals l0t = { 0 };
 	uint64_t ph = 0, pm = 0;
 	bool has_default = false;
 	int rc;
 
 	if (!d->l1)
 		return 0;
+	if (d->l0)
+		l0_get_totals(d->l0, &l0t);
 	st = malloc(sizeof(*st));
 	if (!st)
 		return -ENOMEM;
@@ -115,6 +119,11 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 	    (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "set", st->sets)) ||
 	    (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "delete",
 			  st->deletes)))
+		goto out;
+	/* L0 answers GETs only: its gets are its hits plus the segments it
+	 * passed because a key was not there. */
+	if (d->l0 && (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l0", "op", "get",
+				   l0t.hits + l0t.pass_miss)))
 		goto out;
 
 	/* Per partition; keys outside every named prefix count in the implicit
@@ -135,6 +144,9 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 	if (!has_default && (rc = sample2(b, "hotpath_cache_hits_total", "tier", "l1", "partition",
 					  "default", st->hits > ph ? st->hits - ph : 0)))
 		goto out;
+	if (d->l0 && (rc = sample2(b, "hotpath_cache_hits_total", "tier", "l0", "partition", "all",
+				   l0t.hits)))
+		goto out;
 	if ((rc = family(b, "hotpath_cache_misses_total", "counter",
 			 "Cache misses by tier and partition.")))
 		goto out;
@@ -144,6 +156,9 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 			goto out;
 	if (!has_default && (rc = sample2(b, "hotpath_cache_misses_total", "tier", "l1", "partition",
 					  "default", st->misses > pm ? st->misses - pm : 0)))
+		goto out;
+	if (d->l0 && (rc = sample2(b, "hotpath_cache_misses_total", "tier", "l0", "partition", "all",
+				   l0t.pass_miss)))
 		goto out;
 
 	if ((rc = family(b, "hotpath_cache_evictions_total", "counter",
@@ -164,6 +179,7 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 		goto out;
 	if ((rc = family(b, "hotpath_cache_keys", "gauge", "Keys stored now.")) ||
 	    (rc = sample2(b, "hotpath_cache_keys", "tier", "l1", NULL, NULL, st->keys)) ||
+	    (d->l0 && (rc = sample2(b, "hotpath_cache_keys", "tier", "l0", NULL, NULL, l0t.keys))) ||
 	    (rc = family(b, "hotpath_cache_keys_with_ttl", "gauge", "Keys stored now that have a TTL.")) ||
 	    (rc = sample2(b, "hotpath_cache_keys_with_ttl", "tier", "l1", NULL, NULL,
 			  st->keys_with_ttl)) ||
@@ -192,6 +208,34 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 		if ((rc = sample2(b, "hotpath_cache_partition_memory_bytes", "tier", "l1", "partition",
 				  st->partitions[i].name, st->partitions[i].memory)))
 			goto out;
+	if (d->l0) {
+		if ((rc = family(b, "hotpath_l0_passed_total", "counter",
+				 "Segments the kernel passed to the daemon instead of answering, "
+				 "by reason (miss: a key not in L0; busy: earlier commands of the "
+				 "connection still in the daemon; other: not only GETs; error: "
+				 "rewrite failed).")) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
+				  l0t.pass_miss)) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
+				  l0t.pass_busy)) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "other", NULL, NULL,
+				  l0t.pass_other)) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "error", NULL, NULL,
+				  l0t.pass_error)) ||
+		    (rc = family(b, "hotpath_l0_segments_answered_total", "counter",
+				 "Received segments rewritten into replies in the kernel.")) ||
+		    (rc = sample(b, "hotpath_l0_segments_answered_total", l0t.segments_answered)) ||
+		    (rc = family(b, "hotpath_l0_connections_total", "counter",
+				 "Connections enrolled for in-kernel answers (sock_ops).")) ||
+		    (rc = sample(b, "hotpath_l0_connections_total", l0t.conns)) ||
+		    (rc = family(b, "hotpath_l0_invalidations_total", "counter",
+				 "Keys removed from L0 by a write, expiry or eviction in L1.")) ||
+		    (rc = sample(b, "hotpath_l0_invalidations_total", l0t.invalidations)) ||
+		    (rc = family(b, "hotpath_l0_enabled", "gauge",
+				 "1 while the kernel answers GETs (l0.enabled).")) ||
+		    (rc = sample(b, "hotpath_l0_enabled", l0t.enabled ? 1 : 0)))
+			goto out;
+	}
 out:
 	free(st);
 	return rc;

@@ -104,6 +104,8 @@
 enum { Q_SMALL = 0, Q_MAIN = 1, Q_COUNT = 2 };
 
 #define E_PRIO_FROM_PART 0x1u     /* priority came from the partition default */
+#define E_IN_L0 0x2u              /* copied into the kernel's L0 map */
+#define L1_HEAT_MAX 255u
 
 struct l1_entry {
 	struct l1_entry *hnext;       /* hash chain */
@@ -112,6 +114,7 @@ struct l1_entry {
 	uint64_t expire_at;           /* 0 = none */
 	uint32_t klen, vlen;
 	uint8_t prio, queue, freq, part, flags;
+	uint8_t heat;                 /* GETs since the last hot scan (halved each scan) */
 	char data[];                  /* key bytes, then value bytes */
 };
 
@@ -144,6 +147,7 @@ struct l1_ptable {
 
 struct l1_shard {
 	pthread_mutex_t lock;
+	const struct l1 *owner;       /* for the L0 hook */
 	struct l1_entry **buckets;
 	uint64_t mask;                /* buckets - 1 */
 	struct l1_ghost_slot *ghost;  /* mask + 1 slots, in groups of 4 */
@@ -170,6 +174,10 @@ struct l1 {
 	struct l1_ptable *pt;
 	uint64_t max_memory;          /* 0 = unlimited */
 	unsigned permille;
+	/* Told, under the shard lock, when an entry copied to L0 changes or
+	 * goes (see l1_set_l0_hook). Set once before any traffic. */
+	l1_l0_hook_fn l0_hook;
+	void *l0_hook_arg;
 	/* Active expiry cursor, one caller at a time. */
 	pthread_mutex_t expire_lock;
 	uint64_t expire_cursor;
@@ -419,12 +427,23 @@ static void shard_link(struct l1_shard *s, struct l1_entry *e)
 	s->pacct[e->part].mem += sz;
 }
 
+/* The entry's L0 copy is about to be wrong: have it removed first. */
+static void entry_l0_drop(struct l1_shard *s, struct l1_entry *e)
+{
+	if (!(e->flags & E_IN_L0))
+		return;
+	e->flags &= (uint8_t)~E_IN_L0;
+	if (s->owner->l0_hook)
+		s->owner->l0_hook(e->data, e->klen, s->owner->l0_hook_arg);
+}
+
 /* Remove from the chain, the queues and the accounting; does not free. */
 static void shard_unlink(struct l1_shard *s, struct l1_entry *e)
 {
 	struct l1_entry **pp = &s->buckets[e->hash & s->mask];
 	uint64_t sz = entry_bytes(e);
 
+	entry_l0_drop(s, e);
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
@@ -644,6 +663,7 @@ static void shard_free_entries(struct l1_shard *s)
 
 		for (; e; e = next) {
 			next = e->hnext;
+			entry_l0_drop(s, e);
 			free(e);
 		}
 		s->buckets[i] = NULL;
@@ -689,6 +709,7 @@ struct l1 *l1_new(const struct l1_options *o)
 		s->buckets = calloc(L1_MIN_BUCKETS, sizeof(*s->buckets));
 		s->ghost = calloc(L1_MIN_BUCKETS, sizeof(*s->ghost));
 		pthread_mutex_init(&s->lock, NULL);
+		s->owner = l;
 		s->mask = L1_MIN_BUCKETS - 1;
 		s->index_bytes = s->mem = index_bytes(L1_MIN_BUCKETS);
 		s->policy = o->policy;
@@ -732,6 +753,8 @@ static void entry_touch(struct l1_shard *s, struct l1_entry *e)
 {
 	if (e->freq < L1_FREQ_MAX)
 		e->freq++;
+	if (e->heat < L1_HEAT_MAX)
+		e->heat++;
 	if (s->policy == L1_POLICY_LRU) {
 		struct l1_list *q = &s->cls[e->prio].q[e->queue];
 
@@ -834,6 +857,7 @@ static int shard_set(struct l1 *l, struct l1_shard *s, uint64_t h, const char *k
 	e->flags = prio == L1_PRIO_DEFAULT ? E_PRIO_FROM_PART : 0;
 	e->prio = (uint8_t)(prio == L1_PRIO_DEFAULT ? pt->p[part].priority : prio);
 	e->freq = 0;
+	e->heat = 0;
 	e->queue = Q_SMALL;
 
 	if ((flags & L1_SET_GET) && old && fn)
@@ -842,7 +866,8 @@ static int shard_set(struct l1 *l, struct l1_shard *s, uint64_t h, const char *k
 		/* An overwrite is an access: keep the queue, bump the counter. */
 		e->queue = s->policy == L1_POLICY_LRU ? Q_MAIN : old->queue;
 		e->freq = (uint8_t)(old->freq < L1_FREQ_MAX ? old->freq + 1u : L1_FREQ_MAX);
-		shard_remove(s, old);
+		e->heat = old->heat;
+		shard_remove(s, old);   /* runs the L0 hook first if it was copied */
 	} else if (s->policy == L1_POLICY_LRU || ghost_take(s, h)) {
 		e->queue = Q_MAIN;
 	}
@@ -953,6 +978,7 @@ int l1_expire(struct l1 *l, const char *key, size_t klen, uint64_t expire_at_ms,
 	}
 	if (e->expire_at == L1_NO_TTL)
 		s->ttl_count++;
+	entry_l0_drop(s, e);   /* the L0 copy carries the old deadline */
 	e->expire_at = expire_at_ms;
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -969,6 +995,7 @@ int l1_persist(struct l1 *l, const char *key, size_t klen)
 	pthread_mutex_lock(&s->lock);
 	e = shard_lookup(l, s, h, key, klen);
 	if (e && e->expire_at != L1_NO_TTL) {
+		entry_l0_drop(s, e);
 		e->expire_at = L1_NO_TTL;
 		s->ttl_count--;
 		rc = 1;
@@ -1476,6 +1503,72 @@ void l1_set_policy(struct l1 *l, enum l1_policy p)
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&l->cfg_lock);
+}
+
+void l1_set_l0_hook(struct l1 *l, l1_l0_hook_fn fn, void *arg)
+{
+	l->l0_hook = fn;
+	l->l0_hook_arg = arg;
+}
+
+void l1_hot_scan(struct l1 *l, size_t max_klen, size_t max_vlen, unsigned min_heat,
+		 l1_hot_fn fn, void *arg)
+{
+	uint64_t now = l1_now(l);
+
+	for (unsigned i = 0; i < l->nshards; i++) {
+		struct l1_shard *s = &l->shards[i];
+
+		pthread_mutex_lock(&s->lock);
+		for (uint64_t b = 0; b <= s->mask; b++) {
+			for (struct l1_entry *e = s->buckets[b]; e; e = e->hnext) {
+				if (e->heat >= min_heat && e->klen <= max_klen &&
+				    e->vlen <= max_vlen && !entry_expired(e, now))
+					fn(e->data, e->klen, e->vlen, e->heat, arg);
+				e->heat >>= 1;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+int l1_l0_mark(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void *arg)
+{
+	uint64_t h = l1_hash(l, key, klen);
+	struct l1_shard *s = l1_shard_of(l, h);
+	struct l1_entry *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	e = shard_lookup(l, s, h, key, klen);
+	if (e && !(e->flags & E_IN_L0)) {
+		e->flags |= E_IN_L0;
+		fn(e->data + e->klen, e->vlen, e->expire_at, arg);
+		rc = 1;
+	} else if (e) {
+		rc = 2;     /* already in L0 with this value */
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int l1_l0_unmark(struct l1 *l, const char *key, size_t klen, void (*fn)(void *arg), void *arg)
+{
+	uint64_t h = l1_hash(l, key, klen);
+	struct l1_shard *s = l1_shard_of(l, h);
+	struct l1_entry *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	e = shard_find(s, h, key, klen);
+	if (e && (e->flags & E_IN_L0)) {
+		if (fn)
+			fn(arg);
+		e->flags &= (uint8_t)~E_IN_L0;
+		rc = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 void l1_get_stats(struct l1 *l, struct l1_stats *out)

@@ -261,6 +261,19 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "Serve the hottest keys from the kernel map. Needs [bpf] "
 		 "enabled and BPF support; without them L0 stays off and the "
 		 "daemon says so once in the log." },
+	{ .section = "l0", .key = "max_keys", .type = CT_UINT, G(l0_max_keys),
+	  .def = "4096", .min = 16, .max = 65536,
+	  .doc = "Most keys L0 holds (the size of the kernel map l0_cache). Every "
+		 "second the hottest keys of L1 with small values are copied in and "
+		 "keys that cooled are removed." },
+	{ .section = "l0", .key = "max_value_size", .type = CT_SIZE, G(l0_max_value_size),
+	  .def = "1kb", .min = 1, .max = 1024,
+	  .doc = "Largest value copied to L0 (at most 1kb: the kernel builds the "
+		 "reply in one pass)." },
+	{ .section = "l0", .key = "min_hits", .type = CT_UINT, G(l0_min_hits),
+	  .def = "2", .min = 1, .max = 1000000,
+	  .doc = "GETs a key needs in the last second (decayed) to be considered "
+		 "hot enough for L0." },
 
 	/* [bpf] */
 	{ .section = "bpf", .key = "enabled", .type = CT_BOOL, G(bpf_enabled),

@@ -41,6 +41,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "hotpath/l0.h"
 #include "hotpath/log.h"
 #include "hotpath/server.h"
 #include "hotpath/version.h"
@@ -57,6 +58,10 @@ struct conn {
 	uint32_t events;            /* epoll events registered now */
 	bool closing;               /* close once wbuf is flushed */
 	uint64_t last_active_ms;
+	uint64_t bytes_read;        /* for the L0 ordering protocol */
+	uint64_t cookie;            /* socket cookie, 0 if unknown */
+	struct l0_conn *l0c;        /* L0 slot if the kernel may answer here */
+	bool l0_checked;            /* looked the slot up again after accept */
 	struct buf rbuf, wbuf;
 	struct resp_client cl;
 	struct conn *prev, *next;   /* worker's connection list */
@@ -89,6 +94,7 @@ struct resp_server {
 	uint16_t port;
 	char listen_addr[HP_ADDR_MAX];
 	struct l1 *l1;
+	struct l0 *l0;              /* NULL without L0 */
 	_Atomic uint64_t connected;
 	_Atomic uint64_t rejected;
 	_Atomic uint64_t next_client_id;
@@ -194,6 +200,8 @@ static void conn_update_events(struct worker *w, struct conn *c)
 
 static void conn_close(struct worker *w, struct conn *c)
 {
+	if (w->srv->l0)
+		l0_conn_release(w->srv->l0, c->cookie);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	atomic_fetch_sub_explicit(&w->out_bytes, buf_used(&c->wbuf), memory_order_relaxed);
@@ -331,6 +339,7 @@ static void conn_on_readable(struct worker *w, struct conn *c)
 		n = read(c->fd, c->rbuf.data + c->rbuf.off + c->rbuf.len, room);
 		if (n > 0) {
 			c->rbuf.len += (size_t)n;
+			c->bytes_read += (uint64_t)n;
 			atomic_fetch_add_explicit(&w->bytes_in, (uint64_t)n, memory_order_relaxed);
 			if (conn_process(w, c) != 0) {
 				conn_close(w, c);
@@ -372,6 +381,17 @@ static bool conn_pump(struct worker *w, struct conn *c)
 			return false;
 		}
 	}
+	if (w->srv->l0) {
+		if (!c->l0c && !c->l0_checked) {
+			/* sock_ops may have enrolled it after accept() returned */
+			c->l0_checked = true;
+			c->l0c = l0_conn_lookup(w->srv->l0, c->fd, &c->cookie);
+		}
+		/* Everything read is answered and sent: the kernel may answer
+		 * this connection's next GETs itself. */
+		if (c->l0c && buf_used(&c->rbuf) == 0 && buf_used(&c->wbuf) == 0)
+			l0_conn_publish(c->l0c, c->bytes_read);
+	}
 	conn_update_events(w, c);
 	return true;
 }
@@ -379,6 +399,17 @@ static bool conn_pump(struct worker *w, struct conn *c)
 static bool conn_on_writable(struct worker *w, struct conn *c)
 {
 	return conn_pump(w, c);
+}
+
+/* A connection closed before it became a struct conn: free its L0 slot. */
+static void server_l0_forget(struct resp_server *s, int fd)
+{
+	uint64_t cookie;
+
+	if (s->l0) {
+		l0_conn_lookup(s->l0, fd, &cookie);
+		l0_conn_release(s->l0, cookie);
+	}
 }
 
 static void worker_accept(struct worker *w)
@@ -405,12 +436,14 @@ static void worker_accept(struct worker *w)
 			if (write(fd, msg, sizeof(msg) - 1) < 0) {
 				/* the refusal is best effort */
 			}
+			server_l0_forget(s, fd);
 			close(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = calloc(1, sizeof(*c));
 		if (!c) {
+			server_l0_forget(s, fd);
 			close(fd);
 			continue;
 		}
@@ -420,11 +453,14 @@ static void worker_accept(struct worker *w)
 		c->cl.id = atomic_fetch_add(&s->next_client_id, 1) + 1;
 		c->cl.created_ms = hp_wall_ms();
 		peer_name(fd, c->cl.addr, sizeof(c->cl.addr));
+		if (s->l0)
+			c->l0c = l0_conn_lookup(s->l0, fd, &c->cookie);
 		c->last_active_ms = hp_now_ms();
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.ptr = c;
 		c->events = ev.events;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			server_l0_forget(s, fd);
 			close(fd);
 			buf_free(&c->rbuf);
 			buf_free(&c->wbuf);
@@ -623,7 +659,7 @@ static int worker_init(struct resp_server *s, struct worker *w, unsigned idx,
 	return 0;
 }
 
-struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1)
+struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1, struct l0 *l0)
 {
 	struct resp_server *s;
 	char host[HP_ADDR_MAX];
@@ -645,6 +681,7 @@ struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1
 		return NULL;
 	pthread_mutex_init(&s->cfg_mu, NULL);
 	s->l1 = l1;
+	s->l0 = l0;
 	s->start_ms = hp_now_ms();
 	snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", cfg->resp_listen);
 	server_take_settings(s, cfg);

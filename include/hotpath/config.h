@@ -94,6 +94,9 @@ struct hp_config {
 	uint64_t max_ttl_ms;            /* 0 = no cap */
 	/* [l0] */
 	bool l0_enabled;
+	uint32_t l0_max_keys;
+	uint64_t l0_max_value_size;
+	uint32_t l0_min_hits;
 	/* [bpf] */
 	bool bpf_enabled;
 	char bpf_pin_path[HP_PATH_MAX];

@@ -23,6 +23,7 @@ struct profiler;
 struct tier;
 struct l2;
 struct tasks;
+struct l0;
 
 /* A kernel feature probed at start: name, whether it works, why not. */
 struct hp_feature {
@@ -37,6 +38,7 @@ struct hp_daemon {
 	pthread_rwlock_t cfg_lock;
 	struct hp_config *cfg;          /* current config; swap under cfg_lock */
 	struct l1 *l1;
+	struct l0 *l0;                  /* kernel tier, NULL without BPF/sockmap */
 	struct resp_server *resp;
 	struct bpf_accept *bpf_accept;  /* NULL without BPF */
 	struct timeseries *ts;          /* per-second history of counters */

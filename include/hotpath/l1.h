@@ -88,6 +88,11 @@ struct l1_stats {
 typedef void (*l1_value_fn)(const char *val, size_t len, uint64_t expire_at_ms, void *arg);
 /* Key iteration callback; return false to stop early. */
 typedef bool (*l1_key_fn)(const char *key, size_t klen, void *arg);
+/* L0 coherence hook: the entry `key` was copied to L0 and is about to
+ * change or go; the hook must remove the L0 copy before returning. */
+typedef void (*l1_l0_hook_fn)(const char *key, size_t klen, void *arg);
+/* Hot-key callback: `heat` ~ GETs since the previous scan. */
+typedef void (*l1_hot_fn)(const char *key, size_t klen, size_t vlen, unsigned heat, void *arg);
 
 /* Create a store. Returns NULL (and frees partial state) on bad options or ENOMEM. */
 struct l1 *l1_new(const struct l1_options *o);
@@ -184,6 +189,34 @@ void l1_set_pressure_limit(struct l1 *l, unsigned permille);
 /* Switch policy at runtime (existing entries keep their queue positions
  * approximately). */
 void l1_set_policy(struct l1 *l, enum l1_policy p);
+
+/* ---- L0 support (agent/cache/l0.c) -------------------------------------
+ * An entry copied into the kernel's L0 map carries a flag; whenever such
+ * an entry is replaced, deleted, evicted, expired, flushed or has its TTL
+ * changed, the hook runs under the shard lock before the change is
+ * visible, so a write is never acknowledged while L0 still holds the old
+ * value. */
+
+/* Install the hook (once, before traffic). */
+void l1_set_l0_hook(struct l1 *l, l1_l0_hook_fn fn, void *arg);
+/*
+ * Walk every entry once: report those with key <= max_klen, value <=
+ * max_vlen and heat >= min_heat to fn (under the shard lock: copy what you
+ * need), then halve every entry's heat so it measures recent traffic.
+ */
+void l1_hot_scan(struct l1 *l, size_t max_klen, size_t max_vlen, unsigned min_heat,
+		 l1_hot_fn fn, void *arg);
+/*
+ * Flag `key` as copied to L0 and call fn with its value and deadline under
+ * the shard lock, so the caller inserts into L0 atomically with respect to
+ * writers of that key. 1 if done, 2 if it was already flagged (fn not
+ * called: L0 holds the current value), 0 if the key is missing or expired.
+ */
+int l1_l0_mark(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void *arg);
+/* Clear the flag (the caller has removed, or will remove, the L0 copy
+ * under the same rules). 1 if it was set. fn, if not NULL, runs under the
+ * shard lock while the flag is still set. */
+int l1_l0_unmark(struct l1 *l, const char *key, size_t klen, void (*fn)(void *arg), void *arg);
 
 void l1_get_stats(struct l1 *l, struct l1_stats *out);
 const char *l1_policy_name(enum l1_policy p);

@@ -29,8 +29,11 @@ struct resp_server_stats {
 	struct resp_cmdstat *cmd;   /* merged per-command stats; caller frees */
 };
 
-/* Bind listeners and start the worker threads. NULL on failure (logged). */
-struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1);
+struct l0;
+
+/* Bind listeners and start the worker threads; `l0` (may be NULL) enrols
+ * connections in the kernel tier. NULL on failure (logged). */
+struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1, struct l0 *l0);
 /* Apply reloadable settings (limits, idle timeout, max clients). */
 void resp_server_reload(struct resp_server *s, const struct hp_config *cfg);
 /* Stop accepting, let clients finish for up to timeout_ms, close all. */

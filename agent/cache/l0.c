@@ -1,0 +1,524 @@
+/*
+ * l0.c - the L0 tier: the hottest small keys, answered by the kernel.
+ *
+ * How it works. bpf/l0.bpf.c holds a hash map l0_cache of ready-made GET
+ * replies. A sock_ops program on the daemon's own cgroup (v2) enrols every
+ * connection accepted on the RESP port in a sockhash the moment it is
+ * established, before any of its data is processed, and gives it a slot in
+ * an mmap'd array of per-connection counters. The sk_skb verdict program
+ * then sees each received segment first: if it is nothing but complete
+ * GETs of fresh L0 keys and nothing of that connection is still in the
+ * daemon, it rewrites the segment into the replies and redirects it to the
+ * same socket's egress; otherwise it passes it to the daemon unchanged.
+ *
+ * Ordering. The kernel answers only while passed == done: `passed` counts
+ * the bytes the verdict program handed to the daemon, `done` the bytes the
+ * daemon has read, executed and whose replies it has written (server.c
+ * publishes it when its query buffer holds no partial command and its
+ * reply buffer is empty). A segment passed after kernel replies queues
+ * behind them in the psock backlog, so the daemon cannot see it before
+ * those replies were sent. Hence replies leave in command order whatever
+ * mix of kernel and daemon answers a pipeline gets.
+ *
+ * Coherence. What is in L0 is decided here, once a second on the main
+ * thread: L1 counts each entry's GETs since the previous scan (its "heat");
+ * the hottest keys with small values (up to [l0] max_keys) are flagged in
+ * L1 and copied to L0 under the L1 shard lock, and keys that cooled are
+ * removed. Any write, delete, TTL change, eviction, expiry or flush of a
+ * flagged entry runs l0_hook under the same shard lock, which deletes the
+ * key from L0 before the change becomes visible, so no GET after a write's
+ * acknowledgement can be answered with the old value. L0 entries carry
+ * L1's deadline, checked by the kernel against CLOCK_MONOTONIC.
+ *
+ * What it does not do: pick keys by anything but recent GET counts,
+ * answer anything but GET, or survive a restart (the map is emptied at
+ * start: a pinned map from a crashed run may hold stale values).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xxhash.h>
+#include "hotpath/l0.h"
+#include "hotpath/log.h"
+#include "l0.skel.h"
+
+struct l0_cand {
+	unsigned heat;
+	uint32_t klen;
+	char key[L0_KEY_MAX];
+};
+
+struct l0 {
+	struct l1 *l1;
+	struct l0_bpf *skel;
+	struct bpf_link *sockops_link;
+	int cgroup_fd;
+	int cache_fd, socks_fd, verdict_fd;
+	bool verdict_attached;
+	struct l0_conn *conns;      /* mmap'd l0_conns */
+	size_t conns_len;
+	char pin_path[512];
+	unsigned max_keys, max_value, min_heat;
+	/* refresher state (main thread only) */
+	struct l0_cand *heap, *cur;
+	unsigned nheap, ncur;
+	uint64_t *set;              /* open-addressing set of key hashes */
+	size_t set_mask;
+	/* counters */
+	uint64_t inserts, removals;
+	_Atomic uint64_t invalidations;
+	_Atomic int64_t live;       /* keys in the kernel map now */
+};
+
+static void key_fill(struct l0_key *k, const char *key, size_t klen)
+{
+	memset(k, 0, sizeof(*k));
+	k->len = (__u32)klen;
+	memcpy(k->data, key, klen);
+}
+
+/* L1 hook: an entry copied to L0 is about to change (shard lock held). */
+static void l0_hook(const char *key, size_t klen, void *arg)
+{
+	struct l0 *l0 = arg;
+	struct l0_key k;
+
+	if (klen > L0_KEY_MAX)
+		return;
+	key_fill(&k, key, klen);
+	if (bpf_map_delete_elem(l0->cache_fd, &k) == 0) {
+		atomic_fetch_add_explicit(&l0->invalidations, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&l0->live, 1, memory_order_relaxed);
+	}
+}
+
+/* The cgroup v2 directory this process is in, opened. */
+static int open_own_cgroup(char *why, size_t whylen)
+{
+	char line[1024], mnt[512] = "", rel[1024] = "", path[1600];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int fd;
+
+	if (!f) {
+		snprintf(why, whylen, "cannot read /proc/self/mountinfo");
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - cgroup2 ");
+		char *fields[6];
+		char *save = NULL, *t;
+		int i = 0;
+
+		if (!sep)
+			continue;
+		for (t = strtok_r(line, " ", &save); t && i < 6; t = strtok_r(NULL, " ", &save))
+			fields[i++] = t;
+		if (i >= 5 && strcmp(fields[3], "/") == 0) {
+			snprintf(mnt, sizeof(mnt), "%s", fields[4]);
+			break;
+		}
+	}
+	fclose(f);
+	if (!mnt[0]) {
+		snprintf(why, whylen, "no cgroup v2 hierarchy mounted (sock_ops needs one)");
+		return -1;
+	}
+	f = fopen("/proc/self/cgroup", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "0::", 3) == 0) {
+				snprintf(rel, sizeof(rel), "%s", line + 3);
+				rel[strcspn(rel, "\n")] = '\0';
+			}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s%s", mnt, rel);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(why, whylen, "cannot open cgroup %s: %s", path, strerror(errno));
+	return fd;
+}
+
+struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t whylen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	struct l0 *l0 = calloc(1, sizeof(*l0));
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n;
+	int err;
+
+	if (!l0) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	l0->l1 = l1;
+	l0->cgroup_fd = l0->cache_fd = l0->socks_fd = l0->verdict_fd = -1;
+	l0->max_keys = o->max_keys ? o->max_keys : 4096;
+	l0->max_value = o->max_value && o->max_value <= L0_VALUE_MAX ? o->max_value : L0_VALUE_MAX;
+	l0->min_heat = o->min_heat ? o->min_heat : 2;
+	l0->heap = calloc(l0->max_keys, sizeof(*l0->heap));
+	l0->cur = calloc(l0->max_keys, sizeof(*l0->cur));
+	for (n = 16; n < (size_t)l0->max_keys * 4; n <<= 1)
+		;
+	l0->set = calloc(n, sizeof(*l0->set));
+	l0->set_mask = n - 1;
+	if (!l0->heap || !l0->cur || !l0->set) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
+	if (o->pin_path && o->pin_path[0]) {
+		char p[600];
+
+		snprintf(l0->pin_path, sizeof(l0->pin_path), "%s", o->pin_path);
+		/* A pin left by a crashed run may hold stale values or have
+		 * another size: start from fresh maps. */
+		snprintf(p, sizeof(p), "%s/l0_cache", o->pin_path);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/l0_stats", o->pin_path);
+		unlink(p);
+		opts.pin_root_path = l0->pin_path;
+	}
+	l0->skel = l0_bpf__open_opts(&opts);
+	if (!l0->skel) {
+		snprintf(why, whylen, "cannot open the L0 BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	bpf_map__set_max_entries(l0->skel->maps.l0_cache, l0->max_keys);
+	if (!l0->pin_path[0]) {
+		bpf_map__set_pin_path(l0->skel->maps.l0_cache, NULL);
+		bpf_map__set_pin_path(l0->skel->maps.l0_stats, NULL);
+	}
+	err = l0_bpf__load(l0->skel);
+	if (err) {
+		snprintf(why, whylen, "kernel refused to load the L0 programs: %s", strerror(-err));
+		goto fail;
+	}
+	l0->cache_fd = bpf_map__fd(l0->skel->maps.l0_cache);
+	l0->socks_fd = bpf_map__fd(l0->skel->maps.l0_socks);
+	l0->verdict_fd = bpf_program__fd(l0->skel->progs.hp_l0_verdict);
+	l0->conns_len = (sizeof(struct l0_conn) * L0_CONN_SLOTS + page - 1) / page * page;
+	l0->conns = mmap(NULL, l0->conns_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(l0->skel->maps.l0_conns), 0);
+	if (l0->conns == MAP_FAILED) {
+		l0->conns = NULL;
+		snprintf(why, whylen, "cannot mmap l0_conns: %s", strerror(errno));
+		goto fail;
+	}
+	if (bpf_prog_attach(l0->verdict_fd, l0->socks_fd, BPF_SK_SKB_VERDICT, 0) != 0) {
+		snprintf(why, whylen, "cannot attach the sk_skb verdict program: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	l0->verdict_attached = true;
+	l0->cgroup_fd = open_own_cgroup(why, whylen);
+	if (l0->cgroup_fd < 0)
+		goto fail;
+	l0->sockops_link = bpf_program__attach_cgroup(l0->skel->progs.hp_l0_sockops,
+						      l0->cgroup_fd);
+	if (!l0->sockops_link) {
+		snprintf(why, whylen, "cannot attach sock_ops to our cgroup: %s", strerror(errno));
+		goto fail;
+	}
+	l0->skel->bss->l0_on = o->enabled ? 1 : 0;
+	l1_set_l0_hook(l1, l0_hook, l0);
+	return l0;
+fail:
+	l0_stop(l0);
+	return NULL;
+}
+
+void l0_set_port(struct l0 *l0, uint16_t port)
+{
+	__atomic_store_n(&l0->skel->bss->resp_port, port, __ATOMIC_RELEASE);
+}
+
+/* ---- refresher ------------------------------------------------------------ */
+
+static bool set_has(const struct l0 *l0, uint64_t h)
+{
+	for (size_t i = h & l0->set_mask;; i = (i + 1) & l0->set_mask) {
+		if (l0->set[i] == 0)
+			return false;
+		if (l0->set[i] == h)
+			return true;
+	}
+}
+
+static void set_add(struct l0 *l0, uint64_t h)
+{
+	size_t i = h & l0->set_mask;
+
+	while (l0->set[i] != 0 && l0->set[i] != h)
+		i = (i + 1) & l0->set_mask;
+	l0->set[i] = h;
+}
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = XXH3_64bits(k, n);
+
+	return h ? h : 1;   /* 0 marks an empty set slot */
+}
+
+static void heap_sift_down(struct l0_cand *hp, unsigned n, unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, r = l + 1, m = i;
+		struct l0_cand t;
+
+		if (l < n && hp[l].heat < hp[m].heat)
+			m = l;
+		if (r < n && hp[r].heat < hp[m].heat)
+			m = r;
+		if (m == i)
+			return;
+		t = hp[i];
+		hp[i] = hp[m];
+		hp[m] = t;
+		i = m;
+	}
+}
+
+/* Keep the max_keys hottest candidates: a min-heap on heat. */
+static void collect_hot(const char *key, size_t klen, size_t vlen, unsigned heat, void *arg)
+{
+	struct l0 *l0 = arg;
+	struct l0_cand *c;
+
+	(void)vlen;
+	if (l0->nheap < l0->max_keys) {
+		unsigned i = l0->nheap++;
+
+		c = &l0->heap[i];
+		c->heat = heat;
+		c->klen = (uint32_t)klen;
+		memcpy(c->key, key, klen);
+		while (i > 0 && l0->heap[(i - 1) / 2].heat > l0->heap[i].heat) {
+			struct l0_cand t = l0->heap[i];
+
+			l0->heap[i] = l0->heap[(i - 1) / 2];
+			l0->heap[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	if (heat <= l0->heap[0].heat)
+		return;
+	c = &l0->heap[0];
+	c->heat = heat;
+	c->klen = (uint32_t)klen;
+	memcpy(c->key, key, klen);
+	heap_sift_down(l0->heap, l0->nheap, 0);
+}
+
+struct put_ctx {
+	struct l0 *l0;
+	const struct l0_cand *c;
+	int rc;
+};
+
+/* Runs under the L1 shard lock: copy the value into L0. */
+static void put_value(const char *val, size_t vlen, uint64_t expire_at_ms, void *arg)
+{
+	struct put_ctx *p = arg;
+	struct l0_key k;
+	struct l0_value *v;
+	int hdr;
+
+	p->rc = -E2BIG;
+	if (vlen > p->l0->max_value)
+		return;
+	v = malloc(sizeof(*v));
+	if (!v) {
+		p->rc = -ENOMEM;
+		return;
+	}
+	memset(v, 0, sizeof(*v));   /* no heap bytes leak into a map users dump */
+	hdr = snprintf(v->reply, 16, "$%zu\r\n", vlen);
+	memcpy(v->reply + hdr, val, vlen);
+	memcpy(v->reply + hdr + vlen, "\r\n", 2);
+	v->reply_len = (__u32)(hdr + vlen + 2);
+	v->value_len = (__u32)vlen;
+	v->expire_ns = expire_at_ms ? expire_at_ms * 1000000ull : 0;
+	key_fill(&k, p->c->key, p->c->klen);
+	p->rc = bpf_map_update_elem(p->l0->cache_fd, &k, v, BPF_ANY) ? -errno : 0;
+	free(v);
+}
+
+struct del_ctx {
+	struct l0 *l0;
+	const struct l0_cand *c;
+};
+
+static void del_value(void *arg)
+{
+	struct del_ctx *d = arg;
+	struct l0_key k;
+
+	key_fill(&k, d->c->key, d->c->klen);
+	if (bpf_map_delete_elem(d->l0->cache_fd, &k) == 0)
+		atomic_fetch_sub_explicit(&d->l0->live, 1, memory_order_relaxed);
+}
+
+static void drop_all(struct l0 *l0)
+{
+	for (unsigned i = 0; i < l0->ncur; i++) {
+		struct del_ctx d = { l0, &l0->cur[i] };
+
+		if (l1_l0_unmark(l0->l1, l0->cur[i].key, l0->cur[i].klen, del_value, &d))
+			l0->removals++;
+	}
+	l0->ncur = 0;
+}
+
+void l0_refresh(struct l0 *l0)
+{
+	if (!__atomic_load_n(&l0->skel->bss->l0_on, __ATOMIC_ACQUIRE))
+		return;
+	l0->nheap = 0;
+	l1_hot_scan(l0->l1, L0_KEY_MAX, l0->max_value, l0->min_heat, collect_hot, l0);
+	memset(l0->set, 0, (l0->set_mask + 1) * sizeof(*l0->set));
+	for (unsigned i = 0; i < l0->nheap; i++)
+		set_add(l0, key_hash(l0->heap[i].key, l0->heap[i].klen));
+	/* Keys that cooled leave first, so the map has room for new ones. */
+	for (unsigned i = 0; i < l0->ncur; i++) {
+		struct del_ctx d = { l0, &l0->cur[i] };
+
+		if (set_has(l0, key_hash(l0->cur[i].key, l0->cur[i].klen)))
+			continue;
+		if (l1_l0_unmark(l0->l1, l0->cur[i].key, l0->cur[i].klen, del_value, &d))
+			l0->removals++;
+	}
+	l0->ncur = 0;
+	for (unsigned i = 0; i < l0->nheap; i++) {
+		struct put_ctx p = { l0, &l0->heap[i], 0 };
+		int rc = l1_l0_mark(l0->l1, l0->heap[i].key, l0->heap[i].klen, put_value, &p);
+
+		if (rc == 0)
+			continue;               /* gone since the scan */
+		if (rc == 1 && p.rc != 0) {
+			/* Not copied: the flag only costs a no-op delete later. */
+			log_debug("l0: cannot insert a key: %s", strerror(-p.rc));
+			continue;
+		}
+		if (rc == 1) {
+			l0->inserts++;
+			atomic_fetch_add_explicit(&l0->live, 1, memory_order_relaxed);
+		}
+		l0->cur[l0->ncur++] = l0->heap[i];
+	}
+}
+
+void l0_flush(struct l0 *l0)
+{
+	drop_all(l0);
+}
+
+void l0_set_enabled(struct l0 *l0, bool on)
+{
+	__atomic_store_n(&l0->skel->bss->l0_on, on ? 1u : 0u, __ATOMIC_RELEASE);
+	if (!on)
+		drop_all(l0);
+}
+
+void l0_get_totals(struct l0 *l0, struct l0_totals *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct l0_stats *per;
+	__u32 zero = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->enabled = __atomic_load_n(&l0->skel->bss->l0_on, __ATOMIC_ACQUIRE) != 0;
+	{
+		int64_t live = atomic_load_explicit(&l0->live, memory_order_relaxed);
+
+		out->keys = live > 0 ? (uint64_t)live : 0;
+	}
+	out->inserts = l0->inserts;
+	out->removals = l0->removals;
+	out->invalidations = atomic_load_explicit(&l0->invalidations, memory_order_relaxed);
+	if (ncpu <= 0)
+		return;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return;
+	if (bpf_map_lookup_elem(bpf_map__fd(l0->skel->maps.l0_stats), &zero, per) == 0) {
+		for (int i = 0; i < ncpu; i++) {
+			out->hits += per[i].hits;
+			out->segments_answered += per[i].segments_answered;
+			out->pass_miss += per[i].pass_miss;
+			out->pass_busy += per[i].pass_busy;
+			out->pass_other += per[i].pass_other;
+			out->pass_error += per[i].pass_error;
+			out->conns += per[i].conns;
+			out->conn_collisions += per[i].conn_collisions;
+		}
+	}
+	free(per);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+struct l0_conn *l0_conn_lookup(struct l0 *l0, int fd, uint64_t *cookie)
+{
+	uint64_t ck = 0;
+	socklen_t len = sizeof(ck);
+	struct l0_conn *c;
+
+	*cookie = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &ck, &len) != 0 || ck == 0)
+		return NULL;
+	*cookie = ck;
+	c = &l0->conns[ck % L0_CONN_SLOTS];
+	return __atomic_load_n(&c->cookie, __ATOMIC_ACQUIRE) == ck ? c : NULL;
+}
+
+void l0_conn_release(struct l0 *l0, uint64_t cookie)
+{
+	struct l0_conn *c;
+	uint64_t expect = cookie;
+
+	if (!cookie)
+		return;
+	c = &l0->conns[cookie % L0_CONN_SLOTS];
+	__atomic_compare_exchange_n(&c->cookie, &expect, 0, false, __ATOMIC_ACQ_REL,
+				    __ATOMIC_RELAXED);
+}
+
+void l0_stop(struct l0 *l0)
+{
+	if (!l0)
+		return;
+	if (l0->l1)
+		l1_set_l0_hook(l0->l1, NULL, NULL);
+	if (l0->skel && l0->skel->bss) {
+		l0->skel->bss->l0_on = 0;
+		l0->skel->bss->resp_port = 0;
+	}
+	bpf_link__destroy(l0->sockops_link);
+	if (l0->verdict_attached)
+		bpf_prog_detach2(l0->verdict_fd, l0->socks_fd, BPF_SK_SKB_VERDICT);
+	if (l0->conns)
+		munmap(l0->conns, l0->conns_len);
+	if (l0->cgroup_fd >= 0)
+		close(l0->cgroup_fd);
+	if (l0->skel) {
+		if (l0->pin_path[0]) {
+			bpf_map__unpin(l0->skel->maps.l0_cache, NULL);
+			bpf_map__unpin(l0->skel->maps.l0_stats, NULL);
+		}
+		l0_bpf__destroy(l0->skel);
+	}
+	free(l0->heap);
+	free(l0->cur);
+	free(l0->set);
+	free(l0);
+}

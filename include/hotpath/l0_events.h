@@ -1,0 +1,57 @@
+/*
+ * l0_events.h - structs shared by bpf/l0.bpf.c and agent/cache/l0.c.
+ *
+ * Fixed-size fields, no includes (the BPF side gets __u32/__u64 from
+ * vmlinux.h, userspace from <linux/types.h>). These are what
+ * `bpftool map dump pinned /sys/fs/bpf/hotpath/l0_cache` prints.
+ */
+#ifndef HOTPATH_L0_EVENTS_H
+#define HOTPATH_L0_EVENTS_H
+
+#define L0_KEY_MAX 128                  /* longest key L0 holds */
+#define L0_VALUE_MAX 1024               /* longest value L0 holds */
+#define L0_REPLY_MAX (L0_VALUE_MAX + 16)  /* "$1024\r\n" + value + "\r\n" */
+#define L0_BATCH_MAX 16                 /* GETs answered from one segment */
+#define L0_OUT_MAX (L0_BATCH_MAX * L0_REPLY_MAX)
+#define L0_CONN_SLOTS 65536             /* per-connection state, by cookie hash */
+
+/* Key of map l0_cache: the key bytes, zero-padded. */
+struct l0_key {
+	__u32 len;
+	char data[L0_KEY_MAX];        /* char: bpftool prints printable keys as text */
+};
+
+/* Value of map l0_cache: the ready-made RESP reply for a GET. */
+struct l0_value {
+	__u64 expire_ns;                /* CLOCK_MONOTONIC deadline, 0 = none */
+	__u32 reply_len;
+	__u32 value_len;
+	char reply[L0_REPLY_MAX];       /* "$<len>\r\n<value>\r\n" */
+};
+
+/*
+ * One connection of the RESP front (array l0_conns, slot = cookie % slots).
+ * The kernel may answer on this connection only while every byte it passed
+ * to the daemon has been read and answered: passed == done. The verdict
+ * program writes `passed`, the daemon writes `done` (through mmap).
+ */
+struct l0_conn {
+	__u64 cookie;                   /* owner of the slot; 0 = free */
+	__u64 passed;                   /* bytes handed to the daemon */
+	__u64 done;                     /* bytes the daemon read and answered */
+	__u64 hits;                     /* GETs answered in the kernel */
+};
+
+/* Per-CPU counters (map l0_stats). */
+struct l0_stats {
+	__u64 hits;                     /* GETs answered in the kernel */
+	__u64 segments_answered;        /* segments rewritten into replies */
+	__u64 pass_miss;                /* segments passed: a key not in L0 or expired */
+	__u64 pass_busy;                /* passed: earlier commands still in the daemon */
+	__u64 pass_other;               /* passed: not only complete GETs */
+	__u64 pass_error;               /* passed: rewrite or redirect failed */
+	__u64 conns;                    /* connections enrolled by sock_ops */
+	__u64 conn_collisions;          /* enrolment refused: slot in use */
+};
+
+#endif
