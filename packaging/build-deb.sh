@@ -2,6 +2,7 @@
 # packaging/build-deb.sh - build the hotpath .deb with dpkg-deb (make deb).
 #
 #   OUT=build packaging/build-deb.sh    ->  $OUT/hotpath_VERSION_ARCH.deb
+#   (PKGDIR=DIR puts the package there instead of $OUT)
 #
 # Stages the tree with packaging/install.sh (PREFIX=/usr), strips the two
 # binaries as Debian policy asks, adds the Debian files (copyright,
@@ -19,7 +20,8 @@ ARCH=$(dpkg --print-architecture)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hotpath-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
-DEB=$OUT/hotpath_${VERSION}_${ARCH}.deb
+PKGDIR=${PKGDIR:-$OUT}
+DEB=$PKGDIR/hotpath_${VERSION}_${ARCH}.deb
 
 OUT=$OUT DESTDIR=$ROOT PREFIX=/usr packaging/install.sh
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \

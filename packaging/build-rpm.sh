@@ -2,6 +2,7 @@
 # packaging/build-rpm.sh - build the hotpath RPM with rpmbuild (make rpm).
 #
 #   OUT=build packaging/build-rpm.sh    ->  $OUT/hotpath-VERSION-1.ARCH.rpm
+#   (PKGDIR=DIR puts the package there instead of $OUT)
 #
 # Stages the tree with packaging/install.sh (PREFIX=/usr) and strips the
 # binaries, as build-deb.sh does, then runs rpmbuild -bb on
@@ -25,5 +26,6 @@ rpmbuild -bb --quiet \
 	{ cat "$WORK/rpmbuild.log" >&2; exit 1; }
 RPM=$(find "$WORK/top/RPMS" -name '*.rpm' | head -1)
 [ -n "$RPM" ] || { cat "$WORK/rpmbuild.log" >&2; exit 1; }
-cp "$RPM" "$OUT/"
-echo "  RPM      $OUT/$(basename "$RPM")"
+PKGDIR=${PKGDIR:-$OUT}
+cp "$RPM" "$PKGDIR/"
+echo "  RPM      $PKGDIR/$(basename "$RPM")"
