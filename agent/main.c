@@ -33,6 +33,7 @@
 #include "hotpath/pressure.h"
 #include "hotpath/profile.h"
 #include "hotpath/server.h"
+#include "hotpath/tier.h"
 #include "hotpath/timeseries.h"
 #include "hotpath/version.h"
 
@@ -403,6 +404,8 @@ int main(int argc, char **argv)
 		log_error("cannot apply the configured partitions");
 		goto out;
 	}
+	if (tier_start(d) != 0)         /* tasks, L2 (Redis), tier for the RESP front */
+		goto out;
 	if (features_has(d, "bpf") && features_has(d, "tracefs")) {
 		d->bpf_accept = bpf_accept_start(features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
 						 why, sizeof(why));
@@ -475,6 +478,7 @@ out:
 	l0_stop(d->l0);     /* after the RESP front: no connection uses it now */
 	bpf_accept_stop(d->bpf_accept);
 	timeseries_free(d->ts);
+	tier_stop(d);                   /* after the RESP front, before L1 */
 	l1_free(d->l1);
 	log_info("hotpathd stopped");
 	log_free();

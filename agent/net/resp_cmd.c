@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include "hotpath/resp_cmd.h"
+#include "hotpath/tier.h"
 #include "hotpath/version.h"
 
 /* The Redis version we emulate, as HELLO reports it. */
@@ -1497,6 +1498,18 @@ static int cmd_run(struct rx *x)
 				return resp_add_errorf(x->out, "ERR key is too long (max %llu bytes)",
 						       (unsigned long long)x->ctx->max_key_len);
 	}
+	/* With an L2 the tiers answer reads and take writes (tier.h). */
+	{
+		struct tier *t = tier_current();
+
+		if (t && tier_l2(t)) {
+			int trc = tier_exec(t, d->full, x->argv, x->len, x->argc, d->first, d->last,
+					    d->step, strstr(d->rflags, "write") != NULL, x->out);
+
+			if (trc != TIER_LOCAL)
+				return trc;
+		}
+	}
 	return d->fn(x);
 }
 
@@ -1533,6 +1546,8 @@ int resp_exec(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cm
 	x.def = cmd_find(cmd_table, cmd_table_len, cmd->argv[0], cmd->argvlen[0]);
 	if (hp_unlikely(!x.def)) {
 		if (ctx->ext && ctx->ext(ctx, cl, cmd, out) == 1)
+			return 0;
+		if (tier_resp_ext(ctx, cl, cmd, out) == 1)   /* HOTPATH.INVALIDATE */
 			return 0;
 		return reply_unknown(&x);
 	}

@@ -1,0 +1,665 @@
+/*
+ * tier.c - L1 + L2 behind the RESP front, kept coherent
+ * (see include/hotpath/tier.h).
+ *
+ * How: 256 key stripes, each a mutex and a sequence number, plus one
+ * global epoch. A per-key invalidation bumps its stripe's sequence and
+ * deletes the key from L1 (and L0 via the hook) under the stripe lock; a
+ * pattern invalidation or a flush takes every stripe lock just long
+ * enough to bump the epoch, then deletes. A read-through copies its L2
+ * value into L1 only if, under the stripe lock, neither number moved since
+ * before it asked Redis: that is the "caching in progress" placeholder
+ * without storing one per key, and a false positive (another key of the
+ * same stripe changed) only costs a later miss. Writes go to Redis first
+ * and then invalidate locally, before the caller replies.
+ *
+ * Commands from the RESP front: GET/MGET read through; FLUSHALL/FLUSHDB
+ * clear every tier; other commands with keys run on Redis (the source of
+ * truth) and, if they write, drop their keys from L1; keyless commands
+ * (PING, INFO, DBSIZE, KEYS, SCAN...) run locally and show L1.
+ *
+ * A maintenance thread ends the stale-if-error window: once the
+ * invalidation connection has been lost for redis.stale_if_error, L1 is
+ * flushed (and again when the connection is back).
+ *
+ * What not: no negative caching of L2 misses (a miss is not remembered),
+ * no L2 population from L1-only writes (with L2 every write goes to
+ * Redis), no cross-slot MGET splitting beyond one GET per key.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "hotpath/daemon.h"
+#include "hotpath/log.h"
+#include "hotpath/resp.h"
+#include "hotpath/tasks.h"
+#include "hotpath/tier.h"
+
+#define TIER_STRIPES 256
+#define TIER_ERR 256
+
+struct stripe {
+	pthread_mutex_t mu;
+	_Atomic uint64_t seq;
+} __attribute__((aligned(64)));
+
+struct tier {
+	struct tier_options o;
+	struct l1 *l1;
+	struct l2 *l2;
+	struct breaker br;
+	struct stripe stripes[TIER_STRIPES];
+	_Atomic uint64_t epoch;
+	_Atomic uint64_t lost_at_ms;          /* 0: coherent */
+	_Atomic bool flushed_for_loss;
+	struct tier_hooks hooks;
+	pthread_t maint;
+	bool maint_started;
+	_Atomic bool stop;
+	_Atomic uint64_t l1_hits, l2_hits, l2_misses, l2_errors, l2_rejected;
+	_Atomic uint64_t l1_fills, fills_skipped, writes, write_errors;
+	_Atomic uint64_t key_inv, pat_inv, flushes, peer_in, peer_out, stale_served;
+};
+
+static _Atomic(struct tier *) installed;
+
+void tier_install(struct tier *t)
+{
+	atomic_store(&installed, t);
+}
+
+struct tier *tier_current(void)
+{
+	return atomic_load_explicit(&installed, memory_order_acquire);
+}
+
+struct l2 *tier_l2(struct tier *t)
+{
+	return t ? t->l2 : NULL;
+}
+
+void tier_set_flush_hook(struct tier *t, const struct tier_hooks *h)
+{
+	if (h)
+		t->hooks = *h;
+	else
+		memset(&t->hooks, 0, sizeof(t->hooks));
+}
+
+static struct stripe *stripe_of(struct tier *t, const char *key, size_t klen)
+{
+	/* FNV-1a: cheap and well spread for short keys */
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (uint8_t)key[i]) * 1099511628211ULL;
+	return &t->stripes[h % TIER_STRIPES];
+}
+
+static void lock_all(struct tier *t)
+{
+	for (unsigned i = 0; i < TIER_STRIPES; i++)
+		pthread_mutex_lock(&t->stripes[i].mu);
+}
+
+static void unlock_all(struct tier *t)
+{
+	for (unsigned i = TIER_STRIPES; i-- > 0;)
+		pthread_mutex_unlock(&t->stripes[i].mu);
+}
+
+/* ---- local invalidation ---------------------------------------------------- */
+
+static void inval_key(struct tier *t, const char *key, size_t klen)
+{
+	struct stripe *s = stripe_of(t, key, klen);
+
+	pthread_mutex_lock(&s->mu);
+	atomic_fetch_add(&s->seq, 1);
+	l1_del(t->l1, key, klen);
+	if (t->hooks.key)
+		t->hooks.key(t->hooks.arg, key, klen);
+	pthread_mutex_unlock(&s->mu);
+	atomic_fetch_add(&t->key_inv, 1);
+}
+
+/* Bump the epoch so that no read started before now stores its result;
+ * a read that passed its check has finished storing once we hold every
+ * stripe lock. */
+static void epoch_bump(struct tier *t)
+{
+	lock_all(t);
+	atomic_fetch_add(&t->epoch, 1);
+	unlock_all(t);
+}
+
+static uint64_t inval_pattern_local(struct tier *t, const char *pat, size_t plen)
+{
+	uint64_t n;
+
+	epoch_bump(t);
+	if (plen == 1 && pat[0] == '*') {
+		n = l1_flush(t->l1);
+		if (t->hooks.flush)
+			t->hooks.flush(t->hooks.arg);
+	} else {
+		n = l1_delete_pattern(t->l1, pat, plen);
+		if (t->hooks.pattern)
+			t->hooks.pattern(t->hooks.arg, pat, plen);
+	}
+	atomic_fetch_add(&t->pat_inv, 1);
+	return n;
+}
+
+static void flush_all(struct tier *t, const char *why)
+{
+	uint64_t n;
+
+	epoch_bump(t);
+	n = l1_flush(t->l1);
+	if (t->hooks.flush)
+		t->hooks.flush(t->hooks.arg);
+	atomic_fetch_add(&t->flushes, 1);
+	log_info("tier: L1 flushed (%llu keys): %s", (unsigned long long)n, why);
+}
+
+/* ---- L2 events (l2 event thread) ------------------------------------------- */
+
+static void on_invalidate(void *arg, const char *key, size_t klen)
+{
+	struct tier *t = arg;
+
+	if (key)
+		inval_key(t, key, klen);
+	else
+		flush_all(t, "Redis was flushed");
+}
+
+static void on_message(void *arg, const char *msg, size_t len)
+{
+	struct tier *t = arg;
+	const char *tab = memchr(msg, '\t', len);
+	size_t ilen;
+
+	if (!tab)
+		return;
+	ilen = (size_t)(tab - msg);
+	if (ilen == strlen(t->o.instance) && memcmp(msg, t->o.instance, ilen) == 0)
+		return;                /* our own broadcast */
+	atomic_fetch_add(&t->peer_in, 1);
+	inval_pattern_local(t, tab + 1, len - ilen - 1);
+	log_debug("tier: pattern invalidation from agent %.*s: %.*s", (int)ilen, msg,
+		  (int)(len - ilen - 1), tab + 1);
+}
+
+static void on_coherence(void *arg, bool ok)
+{
+	struct tier *t = arg;
+
+	if (!ok) {
+		uint64_t zero = 0;
+
+		/* reads in flight must not store what they fetch */
+		epoch_bump(t);
+		if (atomic_compare_exchange_strong(&t->lost_at_ms, &zero, hp_now_ms()))
+			atomic_store(&t->flushed_for_loss, false);
+		if (t->o.stale_if_error_ms == 0 && !atomic_exchange(&t->flushed_for_loss, true))
+			flush_all(t, "invalidation connection lost (stale_if_error = 0)");
+		return;
+	}
+	flush_all(t, "invalidation connection back: invalidations may have been missed");
+	if (t->l2 && l2_coherent(t->l2))
+		atomic_store(&t->lost_at_ms, 0);
+}
+
+static void *maint_main(void *arg)
+{
+	struct tier *t = arg;
+
+	while (!atomic_load(&t->stop)) {
+		uint64_t lost = atomic_load(&t->lost_at_ms);
+
+		usleep(50000);
+		if (!lost)
+			continue;
+		if (hp_now_ms() - lost >= t->o.stale_if_error_ms &&
+		    !atomic_exchange(&t->flushed_for_loss, true))
+			flush_all(t, "stale_if_error window over and Redis invalidations still lost");
+		if (t->l2 && l2_coherent(t->l2)) {
+			/* came back through a path that did not call us (first
+			 * connect of a new master) */
+			atomic_store(&t->lost_at_ms, 0);
+		}
+	}
+	return NULL;
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+struct sink {
+	struct buf *out;
+	int err;
+};
+
+static void sink_bulk(const char *val, size_t len, uint64_t expire_at_ms, void *arg)
+{
+	struct sink *s = arg;
+
+	(void)expire_at_ms;
+	s->err = resp_add_bulk(s->out, val, len);
+}
+
+static int reply_down(struct tier *t, struct buf *out, const char *why)
+{
+	(void)t;
+	return resp_add_errorf(out, "L2DOWN L2 cache unavailable and key not in L1: %s", why);
+}
+
+int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
+{
+	struct sink s = { out, 0 };
+	struct l2_value v;
+	struct stripe *st;
+	uint64_t seq0, ep0, t0, now;
+	char err[TIER_ERR];
+	int rc;
+
+	if (l1_get(t->l1, key, klen, sink_bulk, &s)) {
+		atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
+		if (atomic_load_explicit(&t->lost_at_ms, memory_order_relaxed))
+			atomic_fetch_add_explicit(&t->stale_served, 1, memory_order_relaxed);
+		return s.err;
+	}
+	if (!t->l2)
+		return resp_add_null(out);
+	now = hp_now_ms();
+	if (!breaker_allow(&t->br, now)) {
+		atomic_fetch_add(&t->l2_rejected, 1);
+		return reply_down(t, out, "circuit breaker open");
+	}
+	st = stripe_of(t, key, klen);
+	seq0 = atomic_load(&st->seq);
+	ep0 = atomic_load(&t->epoch);
+	t0 = hp_now_us();
+	rc = l2_get(t->l2, key, klen, &v, err, sizeof(err));
+	breaker_record(&t->br, rc >= 0, hp_now_us() - t0, hp_now_ms());
+	if (rc < 0) {
+		atomic_fetch_add(&t->l2_errors, 1);
+		return reply_down(t, out, err);
+	}
+	if (rc == 0) {
+		atomic_fetch_add(&t->l2_misses, 1);
+		return resp_add_null(out);
+	}
+	atomic_fetch_add(&t->l2_hits, 1);
+	if (v.cacheable && v.pttl_ms != 0 && v.pttl_ms >= -1 &&
+	    !atomic_load(&t->lost_at_ms)) {
+		uint64_t ttl = t->o.l1_ttl_ms;
+		bool stored = false;
+
+		if (v.pttl_ms > 0 && (uint64_t)v.pttl_ms < ttl)
+			ttl = (uint64_t)v.pttl_ms;
+		pthread_mutex_lock(&st->mu);
+		if (atomic_load(&st->seq) == seq0 && atomic_load(&t->epoch) == ep0)
+			stored = l1_set(t->l1, key, klen, v.val, v.len, hp_now_ms() + ttl,
+					L1_PRIO_DEFAULT, 0, NULL, NULL) == 1;
+		pthread_mutex_unlock(&st->mu);
+		atomic_fetch_add(stored ? &t->l1_fills : &t->fills_skipped, 1);
+	} else {
+		atomic_fetch_add(&t->fills_skipped, 1);
+	}
+	rc = resp_add_bulk(out, v.val, v.len);
+	l2_value_free(&v);
+	return rc;
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+static int write_argv(struct tier *t, int argc, const char *const *argv, const size_t *lens,
+		      int first, int last, int step, struct buf *out, char *err, size_t errlen,
+		      bool *l2_failed)
+{
+	struct redisReply *r = NULL;
+	uint64_t t0;
+	int rc, i;
+
+	*l2_failed = false;
+	if (!breaker_allow(&t->br, hp_now_ms())) {
+		atomic_fetch_add(&t->l2_rejected, 1);
+		snprintf(err, errlen, "circuit breaker open");
+		*l2_failed = true;
+		return out ? reply_down(t, out, err) : -EHOSTDOWN;
+	}
+	t0 = hp_now_us();
+	rc = l2_command(t->l2, argc, argv, lens, first, &r, err, errlen);
+	breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
+	atomic_fetch_add(&t->writes, 1);
+	/* Whatever happened in Redis (even a timeout, which may have
+	 * applied), the local copies go before anyone is answered. */
+	if (last < 0)
+		last = argc + last;
+	for (i = first; i > 0 && i <= last && i < argc; i += step > 0 ? step : 1)
+		inval_key(t, argv[i], lens[i]);
+	if (rc) {
+		atomic_fetch_add(&t->write_errors, 1);
+		*l2_failed = true;
+		return out ? reply_down(t, out, err) : rc;
+	}
+	if (out)
+		rc = l2_reply_to_resp(r, out);
+	else if (l2_reply_is_error(r))
+		rc = -EPROTO;
+	l2_reply_free(r);
+	return rc;
+}
+
+int tier_set(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
+	     uint64_t ttl_ms, char *err, size_t errlen)
+{
+	char ttl[24];
+	const char *argv[5] = { "SET", key, val, "PX", ttl };
+	size_t lens[5] = { 3, klen, vlen, 2, 0 };
+	bool failed;
+
+	if (!t->l2) {
+		int rc = l1_set(t->l1, key, klen, val, vlen, ttl_ms ? hp_now_ms() + ttl_ms : L1_NO_TTL,
+				L1_PRIO_DEFAULT, 0, NULL, NULL);
+
+		inval_key(t, key, klen);   /* L0 copy */
+		return rc < 0 ? rc : 0;
+	}
+	lens[4] = (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
+	return write_argv(t, ttl_ms ? 5 : 3, argv, lens, 1, 1, 1, NULL, err, errlen, &failed);
+}
+
+int tier_del(struct tier *t, const char *key, size_t klen, char *err, size_t errlen)
+{
+	const char *argv[2] = { "UNLINK", key };
+	size_t lens[2] = { 6, klen };
+	bool failed;
+
+	if (!t->l2) {
+		inval_key(t, key, klen);
+		return 0;
+	}
+	return write_argv(t, 2, argv, lens, 1, 1, 1, NULL, err, errlen, &failed);
+}
+
+int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope,
+		    struct tier_inval_result *res, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (err && errlen)
+		err[0] = '\0';
+	/* 1. the source of truth, so that reads from now on fetch nothing old */
+	if ((scope & TIER_SCOPE_L2) && t->l2) {
+		rc = l2_delete_pattern(t->l2, pat, plen, &res->l2_deleted, err, errlen);
+		res->l2_done = rc == 0;
+	}
+	/* 2. this agent's copies (and any read that fetched before step 1) */
+	if (scope & (TIER_SCOPE_LOCAL | TIER_SCOPE_L2))
+		res->l1_deleted = inval_pattern_local(t, pat, plen);
+	/* 3. the other agents sharing this Redis */
+	if ((scope & TIER_SCOPE_PEERS) && t->l2) {
+		char *msg = malloc(strlen(t->o.instance) + 1 + plen);
+
+		if (msg) {
+			size_t il = strlen(t->o.instance);
+			char perr[TIER_ERR];
+
+			memcpy(msg, t->o.instance, il);
+			msg[il] = '\t';
+			memcpy(msg + il + 1, pat, plen);
+			if (l2_publish(t->l2, msg, il + 1 + plen, perr, sizeof(perr)) == 0) {
+				res->peers_told = true;
+				atomic_fetch_add(&t->peer_out, 1);
+			} else {
+				log_warn("tier: could not tell other agents about '%.*s': %s",
+					 (int)plen, pat, perr);
+			}
+			free(msg);
+		}
+	}
+	return rc;
+}
+
+/* ---- RESP front ------------------------------------------------------------ */
+
+int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
+	      size_t argc, int first, int last, int step, bool write, struct buf *out)
+{
+	char err[TIER_ERR];
+	bool failed;
+	int rc;
+
+	if (!t->l2)
+		return TIER_LOCAL;
+	if (strcmp(name, "get") == 0)
+		return tier_get(t, argv[1], len[1], out);
+	if (strcmp(name, "mget") == 0) {
+		rc = resp_add_array(out, (long long)(argc - 1));
+		for (size_t i = 1; i < argc && rc == 0; i++)
+			rc = tier_get(t, argv[i], len[i], out);
+		return rc;
+	}
+	if (strcmp(name, "flushall") == 0 || strcmp(name, "flushdb") == 0) {
+		struct tier_inval_result res;
+
+		if (tier_invalidate(t, "*", 1, TIER_SCOPE_ALL, &res, err, sizeof(err)) != 0)
+			return reply_down(t, out, err);
+		return resp_add_simple(out, "OK");
+	}
+	if (first <= 0)
+		return TIER_LOCAL;
+	if (write)
+		return write_argv(t, (int)argc, argv, len, first, last, step, out, err,
+				  sizeof(err), &failed);
+	/* a read of key metadata: Redis is the source of truth */
+	{
+		struct redisReply *r;
+		uint64_t t0;
+
+		if (!breaker_allow(&t->br, hp_now_ms())) {
+			atomic_fetch_add(&t->l2_rejected, 1);
+			return reply_down(t, out, "circuit breaker open");
+		}
+		t0 = hp_now_us();
+		rc = l2_command(t->l2, (int)argc, argv, len, first, &r, err, sizeof(err));
+		breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
+		if (rc)
+			return reply_down(t, out, err);
+		rc = l2_reply_to_resp(r, out);
+		l2_reply_free(r);
+		return rc;
+	}
+}
+
+int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cmd *cmd,
+		  struct buf *out)
+{
+	struct tier *t = tier_current();
+	struct tier_inval_result res;
+	unsigned scope = TIER_SCOPE_ALL;
+	char err[TIER_ERR];
+	int rc;
+
+	(void)ctx;
+	(void)cl;
+	if (!t || cmd->argc < 1 || !resp_arg_is(cmd->argv[0], cmd->argvlen[0], "hotpath.invalidate"))
+		return 0;
+	if (cmd->argc < 2 || cmd->argc > 3) {
+		rc = resp_add_error(out, "ERR wrong number of arguments for 'hotpath.invalidate' "
+					 "command (HOTPATH.INVALIDATE pattern [LOCAL|ALL])");
+		(void)rc;
+		return 1;
+	}
+	if (cmd->argc == 3) {
+		if (resp_arg_is(cmd->argv[2], cmd->argvlen[2], "local")) {
+			scope = TIER_SCOPE_LOCAL;
+		} else if (!resp_arg_is(cmd->argv[2], cmd->argvlen[2], "all")) {
+			rc = resp_add_error(out, "ERR syntax error: scope is LOCAL or ALL");
+			(void)rc;
+			return 1;
+		}
+	}
+	if (tier_invalidate(t, cmd->argv[1], cmd->argvlen[1], scope, &res, err, sizeof(err)) != 0)
+		rc = resp_add_errorf(out, "L2DOWN L1 invalidated (%llu keys) but L2 failed: %s",
+				     (unsigned long long)res.l1_deleted, err);
+	else
+		rc = resp_add_int(out, (long long)(res.l1_deleted + res.l2_deleted));
+	/* A reply that did not fit shows up as the connection's output limit. */
+	(void)rc;
+	return 1;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+struct tier *tier_new(const struct tier_options *o)
+{
+	struct tier *t;
+
+	if (!o || !o->l1)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->o = *o;
+	t->l1 = o->l1;
+	t->l2 = o->l2;
+	if (!t->o.l1_ttl_ms)
+		t->o.l1_ttl_ms = 60000;
+	if (!t->o.instance[0]) {
+		char host[48] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(t->o.instance, sizeof(t->o.instance), "%.40s/%d/%llx", host, (int)getpid(),
+			 (unsigned long long)(hp_now_us() & 0xffffff));
+	}
+	breaker_init(&t->br, &o->breaker);
+	for (unsigned i = 0; i < TIER_STRIPES; i++)
+		pthread_mutex_init(&t->stripes[i].mu, NULL);
+	if (pthread_create(&t->maint, NULL, maint_main, t) != 0) {
+		tier_free(t);
+		return NULL;
+	}
+	t->maint_started = true;
+	return t;
+}
+
+void tier_free(struct tier *t)
+{
+	if (!t)
+		return;
+	atomic_store(&t->stop, true);
+	if (t->maint_started)
+		pthread_join(t->maint, NULL);
+	for (unsigned i = 0; i < TIER_STRIPES; i++)
+		pthread_mutex_destroy(&t->stripes[i].mu);
+	breaker_destroy(&t->br);
+	free(t);
+}
+
+void tier_get_stats(struct tier *t, struct tier_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->l2_configured = t->l2 != NULL;
+	out->coherent = t->l2 ? l2_coherent(t->l2) && !atomic_load(&t->lost_at_ms) : true;
+	out->l1_hits = atomic_load(&t->l1_hits);
+	out->l2_hits = atomic_load(&t->l2_hits);
+	out->l2_misses = atomic_load(&t->l2_misses);
+	out->l2_errors = atomic_load(&t->l2_errors);
+	out->l2_rejected = atomic_load(&t->l2_rejected);
+	out->l1_fills = atomic_load(&t->l1_fills);
+	out->fills_skipped = atomic_load(&t->fills_skipped);
+	out->writes = atomic_load(&t->writes);
+	out->write_errors = atomic_load(&t->write_errors);
+	out->key_invalidations = atomic_load(&t->key_inv);
+	out->pattern_invalidations = atomic_load(&t->pat_inv);
+	out->flushes = atomic_load(&t->flushes);
+	out->peer_messages_in = atomic_load(&t->peer_in);
+	out->peer_messages_out = atomic_load(&t->peer_out);
+	out->stale_served = atomic_load(&t->stale_served);
+	breaker_get_stats(&t->br, hp_now_ms(), &out->breaker);
+}
+
+/* ---- daemon glue ------------------------------------------------------------ */
+
+int tier_start(struct hp_daemon *d)
+{
+	const struct hp_config *c = d->cfg;
+	struct tasks_options to = {
+		.workers = c->tasks_workers,
+		.queue_max = c->tasks_queue_max,
+		.dead_max = c->tasks_dead_max,
+		.max_attempts = c->tasks_max_attempts,
+		.backoff_base_ms = c->tasks_backoff_base_ms,
+		.backoff_max_ms = c->tasks_backoff_max_ms,
+	};
+	struct tier_options o = {
+		.l1 = d->l1,
+		.l1_ttl_ms = c->redis_l1_ttl_ms,
+		.stale_if_error_ms = c->redis_stale_if_error_ms,
+		.breaker = {
+			.failure_pct = c->redis_breaker_failure_pct,
+			.slow_pct = c->redis_breaker_failure_pct,
+			.slow_call_us = c->redis_slow_call_ms * 1000,
+			.open_ms = c->redis_breaker_open_ms,
+		},
+	};
+	char err[TIER_ERR];
+
+	d->tasks = tasks_new(&to);
+	if (!d->tasks) {
+		log_error("tasks: cannot start the task processor");
+		return -ENOMEM;
+	}
+	d->tier = tier_new(&o);
+	if (!d->tier) {
+		log_error("tier: out of memory");
+		return -ENOMEM;
+	}
+	if (c->redis_address[0] || c->redis_cluster[0]) {
+		struct l2_options lo = {
+			.pool_size = c->redis_pool_size,
+			.connect_timeout_ms = c->redis_connect_timeout_ms,
+			.command_timeout_ms = c->redis_command_timeout_ms,
+			.tracking = c->redis_tracking,
+			.ev = { on_invalidate, on_message, on_coherence, d->tier },
+		};
+
+		snprintf(lo.address, sizeof(lo.address), "%s", c->redis_address);
+		snprintf(lo.cluster, sizeof(lo.cluster), "%s", c->redis_cluster);
+		snprintf(lo.channel, sizeof(lo.channel), "%s", c->redis_channel);
+		d->l2 = l2_new(&lo, err, sizeof(err));
+		if (!d->l2) {
+			log_error("l2: %s", err);
+			return -EINVAL;
+		}
+		d->tier->l2 = d->l2;
+		log_info("l2: Redis %s %s (pool %u per node, tracking %s, channel '%s')",
+			 c->redis_cluster[0] ? "cluster" : "server",
+			 c->redis_cluster[0] ? c->redis_cluster : c->redis_address,
+			 c->redis_pool_size, c->redis_tracking ? "on" : "off", c->redis_channel);
+	}
+	tier_install(d->tier);
+	return 0;
+}
+
+void tier_stop(struct hp_daemon *d)
+{
+	tier_install(NULL);
+	if (d->tasks && tasks_drain(d->tasks, 2000) != 0)
+		log_warn("tasks: background tasks still queued at shutdown are dropped");
+	tasks_free(d->tasks);
+	d->tasks = NULL;
+	l2_free(d->l2);            /* joins the event thread, which calls into the tier */
+	d->l2 = NULL;
+	tier_free(d->tier);
+	d->tier = NULL;
+}

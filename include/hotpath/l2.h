@@ -1,0 +1,141 @@
+/*
+ * l2.h - the L2 tier: Redis or Redis Cluster through hiredis.
+ *
+ * Pooled connections per Redis node (connect and command timeouts), each
+ * request sent as one pipeline (GET + PTTL for a read-through, ASKING +
+ * command after an ASK redirect, batches of UNLINK). In cluster mode keys
+ * are routed by slot (CRC16-XMODEM of the key or its {hash tag}, modulo
+ * 16384), the slot map comes from CLUSTER SLOTS, MOVED updates it and
+ * triggers a refresh, ASK is followed once, and a node that fails makes
+ * the map refresh so a promoted replica takes over.
+ *
+ * Coherence: with tracking on, every node has one invalidation connection
+ * subscribed to __redis__:invalidate (RESP2) and to the cross-agent
+ * channel; each data connection runs CLIENT TRACKING on REDIRECT <its
+ * node's invalidation connection>. An event thread reads those connections
+ * and calls back: keys invalidated, channel messages, and coherence lost /
+ * regained when an invalidation connection drops or comes back (the
+ * caller must then assume it missed invalidations).
+ *
+ * Thread-safety: every function may be called from any thread; calls
+ * block for at most about connect_timeout + command_timeout per node tried.
+ */
+#ifndef HOTPATH_L2_H
+#define HOTPATH_L2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "hotpath/buf.h"
+#include "hotpath/common.h"
+#include "hotpath/config.h"
+#include "hotpath/hist.h"
+
+struct l2;
+struct redisReply;
+
+#define L2_SLOTS 16384
+#define L2_MAX_NODES 64
+
+struct l2_events {
+	/* Redis says `key` changed; key NULL: everything (FLUSHALL). */
+	void (*invalidate)(void *arg, const char *key, size_t klen);
+	/* A message arrived on the cross-agent channel. */
+	void (*message)(void *arg, const char *msg, size_t len);
+	/* ok=false: an invalidation connection was lost; ok=true: one that
+	 * had been lost is back. Either way invalidations may have been
+	 * missed in between. */
+	void (*coherence)(void *arg, bool ok);
+	void *arg;
+};
+
+struct l2_options {
+	char address[HP_ADDR_MAX];       /* standalone "host:port", or "" */
+	char cluster[HP_LIST_MAX];       /* cluster seeds "h:p,h:p", or "" */
+	unsigned pool_size;              /* connections per node; 0 = 4 */
+	uint64_t connect_timeout_ms;     /* 0 = 500 */
+	uint64_t command_timeout_ms;     /* 0 = 200 */
+	bool tracking;                   /* CLIENT TRACKING + invalidation thread */
+	char channel[HP_NAME_MAX];       /* cross-agent channel, "" = none */
+	struct l2_events ev;
+};
+
+struct l2_value {
+	char *val;                       /* malloc'd, caller frees (l2_value_free) */
+	size_t len;
+	int64_t pttl_ms;                 /* -1: no TTL */
+	bool cacheable;                  /* read on a connection tracked by a live
+					  * invalidation connection */
+};
+
+struct l2_node_stats {
+	char addr[HP_ADDR_MAX + 8];
+	bool up, tracking_up;
+	unsigned slots;
+};
+
+struct l2_stats {
+	bool cluster, coherent;
+	unsigned n_nodes;
+	struct l2_node_stats nodes[L2_MAX_NODES];
+	uint64_t calls, errors, timeouts, moved, ask, reconnects, topology_refreshes;
+	uint64_t invalidations, invalidation_flushes, messages, coherence_losses;
+	struct hist usec;
+};
+
+/*
+ * Connect (the first node, or the cluster map) and start the event thread.
+ * A Redis that is down at start is not an error: calls fail until it is
+ * back. NULL with a message in err on bad options or ENOMEM.
+ */
+struct l2 *l2_new(const struct l2_options *o, char *err, size_t errlen);
+void l2_free(struct l2 *l);
+
+/*
+ * GET + PTTL of key, pipelined. 1 found (*out filled, free with
+ * l2_value_free), 0 no such key, -ETIMEDOUT / -ECONNREFUSED / -EIO /
+ * -EPROTO (message in err).
+ */
+int l2_get(struct l2 *l, const char *key, size_t klen, struct l2_value *out,
+	   char *err, size_t errlen) HP_MUST_CHECK;
+void l2_value_free(struct l2_value *v);
+
+/*
+ * Run one command; routed by argv[key_index] (0: any node). On success
+ * (also for a Redis error reply, which is a reply) returns 0 and *reply,
+ * freed with l2_reply_free. -errno as l2_get on transport failure.
+ */
+int l2_command(struct l2 *l, int argc, const char *const *argv, const size_t *lens,
+	       int key_index, struct redisReply **reply, char *err, size_t errlen) HP_MUST_CHECK;
+void l2_reply_free(struct redisReply *r);
+/* Append a hiredis reply as RESP2. 0 or -ENOBUFS/-ENOMEM. */
+int l2_reply_to_resp(const struct redisReply *r, struct buf *out) HP_MUST_CHECK;
+/* True if the reply is a Redis error. */
+bool l2_reply_is_error(const struct redisReply *r);
+
+/* PUBLISH on the cross-agent channel. 0 or -errno. */
+int l2_publish(struct l2 *l, const char *msg, size_t len, char *err, size_t errlen) HP_MUST_CHECK;
+
+/*
+ * Delete every key matching the glob on every master (SCAN MATCH +
+ * pipelined UNLINK). *deleted counts keys removed. 0 or -errno (keys
+ * deleted before the failure stay deleted and are counted).
+ */
+int l2_delete_pattern(struct l2 *l, const char *pattern, size_t plen, uint64_t *deleted,
+		      char *err, size_t errlen) HP_MUST_CHECK;
+/* Visit keys matching the glob on every master (for warming), at most
+ * `max`; fn returns false to stop. 0 or -errno. */
+int l2_scan(struct l2 *l, const char *pattern, size_t plen, uint64_t max,
+	    bool (*fn)(const char *key, size_t klen, void *arg), void *arg,
+	    char *err, size_t errlen) HP_MUST_CHECK;
+
+/* Every node's invalidation connection is up (always true without tracking). */
+bool l2_coherent(struct l2 *l);
+void l2_get_stats(struct l2 *l, struct l2_stats *out);
+
+/* Redis Cluster's key slot: CRC16-XMODEM of the key or of its first
+ * non-empty {hash tag}, modulo 16384. */
+unsigned l2_key_slot(const char *key, size_t klen);
+uint16_t l2_crc16(const char *p, size_t n);
+
+#endif
