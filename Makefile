@@ -162,6 +162,7 @@ check-config: $(OUT)/hotpathd
 
 docs: $(OUT)/hotpathd
 	$(OUT)/hotpathd --config-doc > docs/configuration.md
+	$(OUT)/hotpathd --config-man > docs/man/hotpath.ini.5
 
 # ---- install and packages (scripts in packaging/, one staged layout) ----------
 PREFIX     ?= /usr/local
