@@ -89,6 +89,7 @@ static const struct api_route routes[] = {
 	  NULL },
 	{ "GET", "/api/v2/cache/keys/", true, TOKENS_SCOPE_CACHE_READ, api_h_cache_keys, NULL },
 	{ "GET", "/api/v2/cache/keys", false, TOKENS_SCOPE_CACHE_READ, api_h_cache_keys, NULL },
+	{ "GET", "/api/v2/cache/tiers", false, TOKENS_SCOPE_CACHE_READ, api_h_cache_tiers, NULL },
 	{ "DELETE", "/api/v2/performance/cache/invalidate", false, TOKENS_SCOPE_CACHE_INVALIDATE,
 	  api_h_cache_invalidate, NULL },
 	{ "GET", "/api/v2/performance/flamegraph", false, TOKENS_SCOPE_PROFILE_READ,

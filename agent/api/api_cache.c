@@ -263,6 +263,10 @@ void api_h_cache_clear(struct api_call *c)
 		return;
 	}
 	json_decref(body);
+	if (c->d->tier) {               /* every tier, ordered L2 -> L1/L0 -> peers */
+		api_tier_invalidate(c, "deleted", &rq);
+		return;
+	}
 	n = rq.has_pattern ? l1_delete_pattern(c->d->l1, rq.pattern, rq.patlen)
 			   : l1_flush(c->d->l1);
 	log_info("api: cache clear by token '%s' (%s): %" PRIu64 " key(s) deleted", c->token_name,
@@ -287,6 +291,10 @@ void api_h_cache_invalidate(struct api_call *c)
 		return;
 	}
 	json_decref(body);
+	if (c->d->tier) {               /* every tier, ordered L2 -> L1/L0 -> peers */
+		api_tier_invalidate(c, "invalidated", &rq);
+		return;
+	}
 	n = l1_delete_pattern(c->d->l1, rq.pattern, rq.patlen);
 	log_info("api: invalidate by token '%s': %" PRIu64 " key(s) deleted", c->token_name, n);
 	reply_deleted(c, "invalidated", &rq, n);

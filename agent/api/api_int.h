@@ -86,6 +86,12 @@ void api_h_cache_policies(struct api_call *c);
 void api_h_cache_keys(struct api_call *c);
 void api_h_cache_invalidate(struct api_call *c);
 void api_h_not_running(struct api_call *c);
+/* Cache tiers and task processor (api_tier.c). */
+struct api_pattern_req;
+void api_h_cache_tiers(struct api_call *c);
+/* Invalidate over the tiers (L2 -> L1/L0 -> peers) and reply; `field` is
+ * "invalidated" or "deleted". */
+void api_tier_invalidate(struct api_call *c, const char *field, const struct api_pattern_req *rq);
 /* Performance routes (api_perf.c). */
 void api_h_flamegraph(struct api_call *c);
 /* Pid listening on the port of [service.NAME]; -ENOENT no such service,

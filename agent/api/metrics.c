@@ -32,6 +32,7 @@
 #include "hotpath/metrics.h"
 #include "hotpath/resp_cmd.h"
 #include "hotpath/server.h"
+#include "hotpath/tier.h"
 
 static const unsigned api_codes[METRICS_API_CODES - 1] = {
 	200, 400, 401, 403, 404, 405, 413, 500, 501, 503,
@@ -403,6 +404,8 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 			return rc;
 	}
 	if ((rc = render_l1(d, b)) || (rc = render_resp(d, b)) || (rc = render_api(api, b)))
+		return rc;
+	if ((rc = tier_metrics_render(d, b)))   /* tiers, L2, tasks (api_tier.c) */
 		return rc;
 	return 0;
 }

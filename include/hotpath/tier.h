@@ -136,6 +136,10 @@ int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct res
 		  struct buf *out);
 
 void tier_get_stats(struct tier *t, struct tier_stats *out);
+/* Prometheus families of the tiers, L2 and tasks (agent/api/api_tier.c).
+ * 0 or -ENOBUFS/-ENOMEM. */
+struct buf;
+int tier_metrics_render(struct hp_daemon *d, struct buf *b) HP_MUST_CHECK;
 struct l2 *tier_l2(struct tier *t);
 
 /*
