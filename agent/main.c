@@ -32,6 +32,7 @@
 #include "hotpath/log.h"
 #include "hotpath/pressure.h"
 #include "hotpath/profile.h"
+#include "hotpath/proxy.h"
 #include "hotpath/server.h"
 #include "hotpath/tier.h"
 #include "hotpath/timeseries.h"
@@ -451,6 +452,11 @@ int main(int argc, char **argv)
 			 d->cfg->l0_enabled ? "on" : "loaded but switched off",
 			 d->cfg->l0_max_keys, (unsigned long long)d->cfg->l0_max_value_size);
 	}
+	if (d->cfg->http_upstream[0]) {
+		d->http = proxy_start_config(d->cfg, d->l1);
+		if (!d->http)
+			goto out;
+	}
 	d->ts = timeseries_new(TIMESERIES_SECONDS);
 	if (!d->ts) {
 		log_error("cannot allocate the statistics history");
@@ -471,6 +477,11 @@ out:
 		profiler_cancel(d->profiler);   /* a running window ends now */
 	api_stop(st.api);
 	profiler_free(d->profiler);
+	if (d->http) {
+		proxy_stop(d->http, d->cfg->shutdown_timeout_ms);
+		proxy_free(d->http);
+		d->http = NULL;
+	}
 	if (d->resp) {
 		resp_server_stop(d->resp, d->cfg->shutdown_timeout_ms);
 		resp_server_free(d->resp);

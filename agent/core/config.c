@@ -51,7 +51,7 @@
 #define CFG_MAX_ERRORS 20
 #define CFG_SNIP 40                    /* user text echoed in messages */
 #define CFG_MAX_INSTANCES 64           /* largest HP_MAX_* */
-#define CFG_MAX_KIND_KEYS 8
+#define CFG_MAX_KIND_KEYS 24
 #define CFG_WRAP 76
 
 #define KB (UINT64_C(1) << 10)
@@ -371,6 +371,50 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "", .flags = CF_OPTIONAL,
 	  .doc = "NAME of the [upstream.NAME] section requests are forwarded "
 		 "to. Empty: the proxy is off." },
+	{ .section = "http", .key = "max_request_line", .type = CT_SIZE,
+	  G(http_max_request_line), .def = "8kb", .min = 256, .max = 1 * MB,
+	  .doc = "Longest request line (method, target, version); a longer one "
+		 "gets 414." },
+	{ .section = "http", .key = "max_header_size", .type = CT_SIZE,
+	  G(http_max_header_size), .def = "32kb", .min = 1 * KB, .max = 1 * MB,
+	  .doc = "Largest request or response header section; a larger request "
+		 "head gets 431, a larger response head 502." },
+	{ .section = "http", .key = "max_headers", .type = CT_UINT, G(http_max_headers),
+	  .def = "100", .min = 8, .max = 128,
+	  .doc = "Most header fields in one message; more get 431." },
+	{ .section = "http", .key = "max_body", .type = CT_SIZE, G(http_max_body),
+	  .def = "64mb", .min = 0, .max = 64 * GB,
+	  .doc = "Largest request body forwarded; a larger Content-Length (or "
+		 "chunked body) gets 413." },
+	{ .section = "http", .key = "max_object_size", .type = CT_SIZE,
+	  G(http_max_object_size), .def = "8mb", .min = 1 * KB, .max = 512 * MB,
+	  .doc = "Largest response body stored in the cache; larger ones are "
+		 "streamed through without being stored." },
+	{ .section = "http", .key = "max_clients", .type = CT_UINT, G(http_max_clients),
+	  .def = "10000", .min = 1, .max = 1000000,
+	  .doc = "Client connections served at once; beyond it a new connection "
+		 "gets 503 and is closed." },
+	{ .section = "http", .key = "header_timeout", .type = CT_DURATION,
+	  G(http_header_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
+	  .doc = "Time a client has to send a complete request head; then 408." },
+	{ .section = "http", .key = "keepalive_timeout", .type = CT_DURATION,
+	  G(http_keepalive_timeout_ms), .def = "60s", .min = 100, .max = DAY,
+	  .doc = "Idle time after which a keep-alive client connection is closed." },
+	{ .section = "http", .key = "connect_timeout", .type = CT_DURATION,
+	  G(http_connect_timeout_ms), .def = "2s", .min = 10, .max = 10 * MIN,
+	  .doc = "Time to connect to a backend before trying another one." },
+	{ .section = "http", .key = "upstream_timeout", .type = CT_DURATION,
+	  G(http_upstream_timeout_ms), .def = "30s", .min = 10, .max = HOUR,
+	  .doc = "Time a backend may take to start answering, and the longest "
+		 "pause between two reads of its answer; then 504." },
+	{ .section = "http", .key = "stale_keep", .type = CT_DURATION,
+	  G(http_stale_keep_ms), .def = "1h", .min = 0, .max = 30 * DAY,
+	  .doc = "How long a stale response with a validator (ETag or "
+		 "Last-Modified) stays in the cache to be revalidated." },
+	{ .section = "http", .key = "cache", .type = CT_BOOL, G(http_cache),
+	  .def = "yes",
+	  .doc = "Cache responses (RFC 9111) in L1; no makes a plain balancing "
+		 "proxy." },
 
 	/* [pooler] */
 	{ .section = "pooler", .key = "listen", .type = CT_HOSTPORT,
@@ -431,6 +475,68 @@ static const struct cfg_key upstream_keys[] = {
 	  .doc = "How requests are spread: round_robin, least_request (fewest "
 		 "in flight), ewma (lowest recent latency) or hash (same key, "
 		 "same server)." },
+	{ .section = "upstream", .key = "weights", .type = CT_STRING, U(weights),
+	  .def = "", .flags = CF_OPTIONAL, .example = "",
+	  .doc = "Weights of the servers in order, \"5,1,1\"; empty = all 1." },
+	{ .section = "upstream", .key = "hash_key", .type = CT_STRING, U(hash_key),
+	  .def = "path", .example = "path",
+	  .doc = "With balance = hash, what picks the server: path, "
+		 "header:NAME or cookie:NAME." },
+	{ .section = "upstream", .key = "sticky_cookie", .type = CT_STRING,
+	  U(sticky_cookie), .def = "", .flags = CF_OPTIONAL, .example = "",
+	  .doc = "Cookie name for sticky sessions: a client with it goes back "
+		 "to the same server while that server is available. Empty: off." },
+	{ .section = "upstream", .key = "health_path", .type = CT_STRING,
+	  U(health_path), .def = "", .flags = CF_OPTIONAL, .example = "/healthz",
+	  .doc = "Path of active health checks (GET, 2xx/3xx passes). Empty: "
+		 "only passive checks." },
+	{ .section = "upstream", .key = "health_interval", .type = CT_DURATION,
+	  U(health_interval_ms), .def = "2s", .min = 100, .max = HOUR, .example = "2s",
+	  .doc = "Time between two active checks of a server." },
+	{ .section = "upstream", .key = "health_rise", .type = CT_UINT, U(health_rise),
+	  .def = "2", .min = 1, .max = 100, .example = "2",
+	  .doc = "Passing checks in a row that make an unhealthy server healthy." },
+	{ .section = "upstream", .key = "health_fall", .type = CT_UINT, U(health_fall),
+	  .def = "3", .min = 1, .max = 100, .example = "3",
+	  .doc = "Failing checks in a row that make a healthy server unhealthy." },
+	{ .section = "upstream", .key = "slow_start", .type = CT_DURATION,
+	  U(slow_start_ms), .def = "10s", .min = 0, .max = HOUR, .example = "10s",
+	  .doc = "A server coming back gets 10% of its weight, rising to all of "
+		 "it over this time; 0 = at once." },
+	{ .section = "upstream", .key = "eject_consecutive", .type = CT_UINT,
+	  U(eject_consecutive), .def = "5", .min = 1, .max = 1000, .example = "5",
+	  .doc = "Failures in a row (connect errors, timeouts, 5xx) that eject a "
+		 "server as an outlier." },
+	{ .section = "upstream", .key = "eject_time", .type = CT_DURATION,
+	  U(eject_time_ms), .def = "5s", .min = 100, .max = HOUR, .example = "5s",
+	  .doc = "First ejection's length; the n-th ejection of a server lasts n "
+		 "times this (at most 5 minutes)." },
+	{ .section = "upstream", .key = "eject_max_percent", .type = CT_UINT,
+	  U(eject_max_pct), .def = "50", .min = 1, .max = 100, .example = "50",
+	  .doc = "Most of the servers ejected at once (one may always be)." },
+	{ .section = "upstream", .key = "panic_percent", .type = CT_UINT, U(panic_pct),
+	  .def = "50", .min = 1, .max = 100, .example = "50",
+	  .doc = "When fewer servers than this share are available, health and "
+		 "ejection are ignored and all of them take requests." },
+	{ .section = "upstream", .key = "breaker_window", .type = CT_UINT,
+	  U(breaker_window), .def = "20", .min = 2, .max = 128, .example = "20",
+	  .doc = "Calls per server the circuit breaker judges (half of them "
+		 "needed before it may open)." },
+	{ .section = "upstream", .key = "breaker_failure_percent", .type = CT_UINT,
+	  U(breaker_failure_pct), .def = "50", .min = 1, .max = 100, .example = "50",
+	  .doc = "Share of failed calls in the window that opens the breaker." },
+	{ .section = "upstream", .key = "breaker_slow_percent", .type = CT_UINT,
+	  U(breaker_slow_pct), .def = "80", .min = 1, .max = 100, .example = "80",
+	  .doc = "Share of slow calls in the window that opens the breaker." },
+	{ .section = "upstream", .key = "breaker_slow_call", .type = CT_DURATION,
+	  U(breaker_slow_call_ms), .def = "5s", .min = 1, .max = HOUR, .example = "5s",
+	  .doc = "A call longer than this counts as slow." },
+	{ .section = "upstream", .key = "breaker_open_time", .type = CT_DURATION,
+	  U(breaker_open_ms), .def = "5s", .min = 10, .max = HOUR, .example = "5s",
+	  .doc = "Time an open breaker refuses calls before letting probes through." },
+	{ .section = "upstream", .key = "breaker_probes", .type = CT_UINT,
+	  U(breaker_probes), .def = "2", .min = 1, .max = 100, .example = "2",
+	  .doc = "Calls let through when half-open; all must succeed to close." },
 };
 
 static const struct cfg_key database_keys[] = {

@@ -47,6 +47,18 @@ struct hp_upstream_conf {           /* [upstream.NAME] */
 	char name[HP_NAME_MAX];
 	char servers[HP_LIST_MAX];
 	int balance;                    /* enum hp_balance */
+	char weights[256];              /* "5,1,1": one per server, "" = all 1 */
+	char hash_key[HP_NAME_MAX];     /* balance=hash: path, header:NAME, cookie:NAME */
+	char sticky_cookie[HP_NAME_MAX];
+	char health_path[HP_PATH_MAX];  /* "" = no active checks */
+	uint64_t health_interval_ms;
+	uint32_t health_rise, health_fall;
+	uint64_t slow_start_ms;
+	uint32_t eject_consecutive;
+	uint64_t eject_time_ms;
+	uint32_t eject_max_pct, panic_pct;
+	uint32_t breaker_window, breaker_failure_pct, breaker_slow_pct, breaker_probes;
+	uint64_t breaker_slow_call_ms, breaker_open_ms;
 };
 
 struct hp_database_conf {           /* [database.NAME] */
@@ -125,6 +137,14 @@ struct hp_config {
 	/* [http] */
 	char http_listen[HP_ADDR_MAX];
 	char http_upstream[HP_NAME_MAX];
+	uint64_t http_max_request_line, http_max_header_size;
+	uint32_t http_max_headers;
+	uint64_t http_max_body, http_max_object_size;
+	uint32_t http_max_clients;
+	uint64_t http_header_timeout_ms, http_keepalive_timeout_ms;
+	uint64_t http_connect_timeout_ms, http_upstream_timeout_ms;
+	uint64_t http_stale_keep_ms;
+	bool http_cache;
 	/* [pooler] */
 	char pooler_listen[HP_ADDR_MAX];
 	int pooler_auth_type;           /* enum hp_auth_type */

@@ -24,6 +24,7 @@ struct tier;
 struct l2;
 struct tasks;
 struct l0;
+struct proxy;
 
 /* A kernel feature probed at start: name, whether it works, why not. */
 struct hp_feature {
@@ -40,6 +41,7 @@ struct hp_daemon {
 	struct l1 *l1;
 	struct l0 *l0;                  /* kernel tier, NULL without BPF/sockmap */
 	struct resp_server *resp;
+	struct proxy *http;             /* HTTP caching proxy, NULL when off */
 	struct bpf_accept *bpf_accept;  /* NULL without BPF */
 	struct timeseries *ts;          /* per-second history of counters */
 	struct profiler *profiler;      /* CPU profiler, NULL without BPF/perf */

@@ -1,0 +1,2649 @@
+/*
+ * proxy.c - the HTTP caching reverse proxy.
+ *
+ * What: HTTP/1.1 on both sides in front of one upstream group, with an
+ * RFC 9111 shared cache kept in the L1 tier, request coalescing, Cache-Status
+ * (RFC 9211) on every response, balancing, outlier ejection, breakers and
+ * active health checks (hotpath/balance.h).
+ *
+ * How: like the RESP front (agent/net/server.c), W worker threads each own
+ * an epoll loop and an SO_REUSEPORT listener, and every connection - client
+ * or upstream - lives its whole life on one worker, so the request path
+ * takes no lock but the L1 shard's, the balancer's and (on a miss) the
+ * coalescing table's. A client connection handles one exchange at a time:
+ * pipelined requests wait, unparsed, in its bounded read buffer, so
+ * responses go out in order and a client that pipelines faster than it
+ * reads is paused rather than buffered. An exchange ("tx") that needs the
+ * origin copies the request head (the read buffer may move), takes a
+ * pooled upstream connection of the picked backend or connects, streams
+ * the request body through (the proxy answers Expect: 100-continue itself),
+ * and streams the response back, decoding chunked and re-framing it for
+ * the client, while it also collects the body for the cache when the
+ * response is storable and not larger than max_object. Writes to a client
+ * stop reading its upstream above a high-water mark (back-pressure).
+ * A stale hit with stale-while-revalidate is served at once and refreshed
+ * by a tx without a client. Concurrent misses for one key wait for the
+ * first one's fetch (a global table of flights; waiters are woken through
+ * their worker's eventfd and look the cache up again). Every phase has a
+ * deadline checked by a sweep five times a second: request head, idle
+ * keep-alive, upstream connect, upstream response, client send.
+ *
+ * Cache keys are "http:GET:" + lowercased host + target, so the shared
+ * invalidation path purges one URL (DEL, or the REST invalidate route with
+ * the exact key) or bans a pattern (a glob such as "http:GET:host/img/" followed by a star).
+ * Vary is handled with a vary record at the primary key and variants under
+ * "KEY#v<gen>:<hash>"; unsafe methods delete the primary key of the target
+ * and of same-host Location/Content-Location.
+ *
+ * What it deliberately does not do: TLS, HTTP/2, CONNECT and Upgrade
+ * (refused), caching of ranges (Range requests are forwarded; a stored
+ * full response may answer them with 200), compression of streamed
+ * misses (variants are compressed from stored objects).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "hotpath/buf.h"
+#include "hotpath/http_cache.h"
+#include "hotpath/http_parse.h"
+#include "hotpath/log.h"
+#include "hotpath/proxy.h"
+
+#define PX_MAX_WORKERS 64
+#define PX_MAX_EVENTS 256
+#define PX_READ_CHUNK (16 * 1024)
+#define PX_HIGH_WATER (256 * 1024)
+#define PX_POOL_MAX 64
+#define PX_POOL_IDLE_MS 30000
+#define PX_FLIGHT_BUCKETS 256
+#define PX_MAX_TRIES 3
+#define PX_UP_RBUF (64 * 1024)
+
+enum { K_LISTEN = 1, K_EVFD, K_CLIENT, K_UP };
+
+struct pworker;
+struct ptx;
+
+struct cconn {
+	int kind;
+	int fd;
+	struct pworker *w;
+	unsigned slot;
+	uint64_t id;
+	struct buf rbuf, wbuf;
+	struct ptx *tx;
+	bool closing;              /* close after wbuf drains */
+	bool waiting;              /* parked on a flight */
+	bool retry_after_wait;     /* woken from a flight: do not wait again */
+	uint32_t events;
+	uint64_t deadline_ms;      /* header/keep-alive/send deadline */
+	uint64_t wait_until_ms;
+	char peer[64];
+	struct cconn *prev, *next;
+};
+
+struct upconn {
+	int kind;
+	int fd;
+	struct pworker *w;
+	unsigned be;
+	struct buf rbuf, wbuf;
+	struct ptx *tx;
+	bool connected, reused, in_pool;
+	uint32_t events;
+	uint64_t idle_since_ms;
+	struct upconn *pnext;
+};
+
+enum out_framing { OUT_LENGTH, OUT_CHUNKED, OUT_CLOSE };
+
+struct ptx {
+	struct pworker *w;
+	struct cconn *c;           /* NULL: background revalidation */
+	char *reqhead;             /* private copy of the request head */
+	struct http_msg req;
+	struct http_cc rqcc;
+	char key[1024];            /* primary key */
+	size_t klen;
+	char vkey[1100];           /* variant key ("" if none) */
+	size_t vklen;
+	char *stored;              /* copy of the stored object (stale/revalidation) */
+	size_t stored_len;
+	struct hc_view sv;
+	bool revalidating;         /* sent our own validators */
+	bool cacheable_req;        /* GET whose response may be stored */
+	bool is_flight_leader;
+	bool client_head_sent;
+	bool head_only;            /* client asked HEAD */
+	enum proxy_cache_result result;
+	char fwd_reason[24];
+	/* request body to upstream */
+	uint64_t req_remaining;
+	struct http_chunked req_dec;
+	bool req_chunked, req_body_done, sent_continue;
+	/* upstream */
+	struct upconn *u;
+	int be;
+	uint64_t exclude;
+	unsigned tries;
+	uint64_t t_start_us, req_time_s;
+	uint64_t deadline_ms;
+	struct buf upreq;          /* rewritten request head, kept for retries */
+	/* response */
+	char *resphead;
+	struct http_msg *resp;
+	struct http_cc rscc;
+	struct http_chunked resp_dec;
+	uint64_t resp_remaining;
+	bool resp_done;
+	enum out_framing out;
+	bool storing;
+	struct buf body;
+	const char *nostore_why;
+	bool sticky_set;
+	bool reported;             /* balance_done called for this try */
+	struct ptx *prev, *next;   /* worker's tx list */
+};
+
+struct mail {
+	unsigned slot;
+	uint64_t id;
+};
+
+struct pworker {
+	struct proxy *p;
+	unsigned idx;
+	pthread_t thread;
+	bool started;
+	int epfd, lfd, evfd;
+	struct ev_tag { int kind; } ltag, etag;
+	struct cconn *conns;
+	unsigned nconns;
+	struct cconn **slots;
+	unsigned nslots, slot_cap;
+	struct ptx *txs;
+	struct upconn *pool[BALANCE_MAX_BACKENDS];
+	unsigned npool[BALANCE_MAX_BACKENDS];
+	pthread_mutex_t mail_mu;
+	struct mail *mail;
+	unsigned nmail, mail_cap;
+	uint64_t next_id;
+	uint64_t last_sweep_ms;
+	struct http_limits lim;
+};
+
+struct flight {
+	char *key;
+	struct waiter { unsigned worker, slot; uint64_t id; } *w;
+	unsigned nw, cap;
+	struct flight *next;
+};
+
+struct backend_addr {
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char name[128];
+};
+
+struct proxy {
+	struct proxy_options o;
+	struct l1 *l1;
+	struct balancer *bal;
+	unsigned nbe;
+	struct backend_addr be[BALANCE_MAX_BACKENDS];
+	unsigned nworkers;
+	struct pworker *w;
+	uint16_t port;
+	_Atomic bool stopping;
+	_Atomic uint64_t deadline_ms;
+	_Atomic uint64_t connected;
+	pthread_mutex_t flights_mu;
+	struct flight *flights[PX_FLIGHT_BUCKETS];
+	pthread_t health_thread;
+	bool health_started;
+	int health_evfd;
+	/* stats */
+	_Atomic uint64_t st_accepted, st_rejected, st_requests, st_up_requests, st_up_errors;
+	_Atomic uint64_t st_retries, st_results[PX_RESULTS], st_status[6], st_bad;
+	_Atomic uint64_t st_stored, st_store_failed, st_invalidations, st_not_modified;
+	_Atomic uint64_t st_bytes_in, st_bytes_out, st_pool_reused, st_pool_new, st_timeouts;
+};
+
+#define ST_INC(p, f) atomic_fetch_add_explicit(&(p)->f, 1, memory_order_relaxed)
+#define ST_ADD(p, f, n) atomic_fetch_add_explicit(&(p)->f, (n), memory_order_relaxed)
+
+static const char *const result_names[PX_RESULTS] = {
+	"hit", "stale", "revalidated", "miss", "bypass", "uncacheable", "collapsed", "stale_error",
+};
+
+const char *proxy_result_name(enum proxy_cache_result r)
+{
+	return (unsigned)r < PX_RESULTS ? result_names[r] : "?";
+}
+
+void proxy_options_default(struct proxy_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->listen, sizeof(o->listen), "127.0.0.1:8479");
+	o->max_request_line = 8192;
+	o->max_header_size = 32768;
+	o->max_headers = 100;
+	o->max_body = 64ull << 20;
+	o->max_object = 8ull << 20;
+	o->max_clients = 10000;
+	o->header_timeout_ms = 10000;
+	o->keepalive_timeout_ms = 60000;
+	o->connect_timeout_ms = 2000;
+	o->upstream_timeout_ms = 30000;
+	o->send_timeout_ms = 30000;
+	o->keep_stale_s = 3600;
+	o->health_interval_ms = 2000;
+	o->cache = true;
+	snprintf(o->hash_key, sizeof(o->hash_key), "path");
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int64_t wall_s(void)
+{
+	return (int64_t)(hp_wall_ms() / 1000);
+}
+
+static void status_count(struct proxy *p, unsigned status)
+{
+	unsigned k = status / 100;
+
+	ST_INC(p, st_status[k >= 1 && k <= 5 ? k : 0]);
+}
+
+static const char *reason_of(unsigned s)
+{
+	switch (s) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	}
+	return "Unknown";
+}
+
+static uint64_t flight_hash(const char *k, size_t n)
+{
+	return balance_hash(k, n) % PX_FLIGHT_BUCKETS;
+}
+
+/* ---- connections: events and close ------------------------------------------- */
+
+static void set_events(struct pworker *w, int fd, void *ptr, uint32_t *cur, uint32_t want)
+{
+	struct epoll_event ev = { .events = want, .data.ptr = ptr };
+
+	if (*cur == want)
+		return;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+		log_debug("http: epoll_ctl MOD fd %d: %s", fd, strerror(errno));
+	*cur = want;
+}
+
+static void client_update(struct cconn *c)
+{
+	uint32_t want = EPOLLRDHUP;
+	bool rpaused = c->closing || c->waiting ||
+		       buf_used(&c->rbuf) >= c->rbuf.max ||
+		       buf_used(&c->wbuf) >= PX_HIGH_WATER;
+
+	if (!rpaused)
+		want |= EPOLLIN;
+	if (buf_used(&c->wbuf))
+		want |= EPOLLOUT;
+	set_events(c->w, c->fd, c, &c->events, want);
+}
+
+static void up_update(struct upconn *u)
+{
+	uint32_t want = EPOLLRDHUP;
+	struct ptx *t = u->tx;
+
+	if (!u->connected) {
+		want |= EPOLLOUT;
+	} else {
+		bool paused = t && t->c && buf_used(&t->c->wbuf) >= PX_HIGH_WATER;
+
+		if (!paused && buf_used(&u->rbuf) < u->rbuf.max)
+			want |= EPOLLIN;
+		if (buf_used(&u->wbuf))
+			want |= EPOLLOUT;
+	}
+	set_events(u->w, u->fd, u, &u->events, want);
+}
+
+static void up_close(struct upconn *u)
+{
+	struct pworker *w = u->w;
+
+	if (u->in_pool) {
+		struct upconn **pp = &w->pool[u->be];
+
+		while (*pp && *pp != u)
+			pp = &(*pp)->pnext;
+		if (*pp) {
+			*pp = u->pnext;
+			w->npool[u->be]--;
+		}
+	}
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, u->fd, NULL);
+	close(u->fd);
+	buf_free(&u->rbuf);
+	buf_free(&u->wbuf);
+	free(u);
+}
+
+static void tx_free(struct ptx *t);
+static void flight_finish(struct ptx *t);
+
+static void client_close(struct cconn *c)
+{
+	struct pworker *w = c->w;
+
+	if (c->tx) {
+		struct ptx *t = c->tx;
+
+		/* a storable fetch may finish for the cache without us */
+		t->c = NULL;
+		c->tx = NULL;
+		if (!t->storing || !t->u) {
+			if (t->u) {
+				up_close(t->u);
+				t->u = NULL;
+				if (!t->reported)
+					balance_done(w->p->bal, (unsigned)t->be, true,
+						     hp_now_us() - t->t_start_us, hp_now_ms(),
+						     hp_wall_ms());
+			}
+			flight_finish(t);
+			tx_free(t);
+		}
+	}
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	buf_free(&c->rbuf);
+	buf_free(&c->wbuf);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->slots[c->slot] = NULL;
+	w->nconns--;
+	atomic_fetch_sub(&w->p->connected, 1);
+	free(c);
+}
+
+/* ---- responses the proxy makes itself ------------------------------------------ */
+
+static void cache_status(struct buf *b, struct ptx *t, const char *extra)
+{
+	int rc = 0;
+
+	switch (t ? t->result : PX_BYPASS) {
+	case PX_HIT:
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=l1%s\r\n", extra);
+		break;
+	case PX_COLLAPSED:
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 collapsed\"%s\r\n", extra);
+		break;
+	case PX_STALE:
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 stale-while-revalidate\"%s\r\n",
+				extra);
+		break;
+	case PX_STALE_ERROR:
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 stale-if-error\"%s\r\n",
+				extra);
+		break;
+	case PX_REVALIDATED:
+		rc = buf_printf(b, "Cache-Status: hotpath; fwd=stale; fwd-status=304; detail=l1%s\r\n",
+				extra);
+		break;
+	default:
+		rc = buf_printf(b, "Cache-Status: hotpath; fwd=%s%s\r\n",
+				t && t->fwd_reason[0] ? t->fwd_reason : "bypass", extra);
+	}
+	(void)rc;
+}
+
+static void send_error(struct cconn *c, unsigned status, const char *why, bool close_after)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "%u %s: %s\n", status, reason_of(status), why);
+	int rc;
+
+	rc = buf_printf(&c->wbuf,
+			"HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+			"Cache-Status: hotpath; fwd=bypass; detail=\"error\"\r\n%s\r\n%s",
+			status, reason_of(status), n, close_after ? "Connection: close\r\n" : "",
+			body);
+	(void)rc;
+	status_count(c->w->p, status);
+	if (close_after)
+		c->closing = true;
+}
+
+/* ---- flights (request coalescing) ----------------------------------------------- */
+
+/* Join or lead the flight for key. Returns true if c must wait. */
+static bool flight_join(struct proxy *p, struct cconn *c, const char *key, size_t klen,
+			bool *leader)
+{
+	uint64_t h = flight_hash(key, klen);
+	struct flight *f;
+	bool wait = false;
+
+	*leader = false;
+	pthread_mutex_lock(&p->flights_mu);
+	for (f = p->flights[h]; f; f = f->next)
+		if (strcmp(f->key, key) == 0)
+			break;
+	if (f) {
+		if (f->nw == f->cap) {
+			unsigned nc = f->cap ? f->cap * 2 : 4;
+			struct waiter *nw = nc <= 4096 ? realloc(f->w, nc * sizeof(*nw)) : NULL;
+
+			if (nw) {
+				f->w = nw;
+				f->cap = nc;
+			}
+		}
+		if (f->nw < f->cap) {
+			f->w[f->nw].worker = c->w->idx;
+			f->w[f->nw].slot = c->slot;
+			f->w[f->nw].id = c->id;
+			f->nw++;
+			wait = true;
+		}
+	} else {
+		f = calloc(1, sizeof(*f));
+		if (f)
+			f->key = strdup(key);
+		if (f && f->key) {
+			f->next = p->flights[h];
+			p->flights[h] = f;
+			*leader = true;
+		} else if (f) {
+			free(f);
+		}
+	}
+	pthread_mutex_unlock(&p->flights_mu);
+	return wait;
+}
+
+static void mail_post(struct pworker *w, unsigned slot, uint64_t id)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->mail_mu);
+	if (w->nmail == w->mail_cap) {
+		unsigned nc = w->mail_cap ? w->mail_cap * 2 : 16;
+		struct mail *m = realloc(w->mail, nc * sizeof(*m));
+
+		if (m) {
+			w->mail = m;
+			w->mail_cap = nc;
+		}
+	}
+	if (w->nmail < w->mail_cap) {
+		w->mail[w->nmail].slot = slot;
+		w->mail[w->nmail].id = id;
+		w->nmail++;
+	}
+	pthread_mutex_unlock(&w->mail_mu);
+	if (write(w->evfd, &one, sizeof(one)) < 0) {
+		/* the counter saturates only if never read: nothing to do */
+	}
+}
+
+static void flight_finish(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	uint64_t h;
+	struct flight **pp, *f;
+
+	if (!t->is_flight_leader)
+		return;
+	t->is_flight_leader = false;
+	h = flight_hash(t->key, t->klen);
+	pthread_mutex_lock(&p->flights_mu);
+	for (pp = &p->flights[h]; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->key, t->key) == 0)
+			break;
+	f = *pp;
+	if (f)
+		*pp = f->next;
+	pthread_mutex_unlock(&p->flights_mu);
+	if (!f)
+		return;
+	for (unsigned i = 0; i < f->nw; i++)
+		mail_post(&p->w[f->w[i].worker], f->w[i].slot, f->w[i].id);
+	free(f->w);
+	free(f->key);
+	free(f);
+}
+
+/* ---- cache access ------------------------------------------------------------------ */
+
+struct copy_arg {
+	char *p;
+	size_t len;
+	size_t max;
+};
+
+static void copy_cb(const char *val, size_t len, uint64_t exp, void *arg)
+{
+	struct copy_arg *a = arg;
+
+	(void)exp;
+	if (len > a->max)
+		return;
+	a->p = malloc(len ? len : 1);
+	if (a->p) {
+		memcpy(a->p, val, len);
+		a->len = len;
+	}
+}
+
+/* Get a copy of an L1 value (malloc'd) or NULL. */
+static char *cache_get(struct proxy *p, const char *key, size_t klen, size_t *len)
+{
+	struct copy_arg a = { .max = p->o.max_object + 65536 + 4096 };
+
+	if (l1_get(p->l1, key, klen, copy_cb, &a) != 1 || !a.p)
+		return NULL;
+	*len = a.len;
+	return a.p;
+}
+
+/* Host of the request, lowercased into out. */
+static void req_host(const struct http_msg *m, const struct proxy *p, char *out, size_t outlen,
+		     const char **path, size_t *plen)
+{
+	const char *h = m->host;
+	size_t hl = m->host_len, i;
+
+	*path = m->target;
+	*plen = m->target_len;
+	if (m->target[0] != '/' && m->target[0] != '*') {
+		/* absolute-form: authority wins over Host (RFC 9112 3.2.2) */
+		const char *a = strstr(m->target, "://");
+
+		if (a && a < m->target + m->target_len) {
+			const char *e;
+
+			a += 3;
+			e = a;
+			while (e < m->target + m->target_len && *e != '/' && *e != '?')
+				e++;
+			h = a;
+			hl = (size_t)(e - a);
+			*path = e < m->target + m->target_len ? e : "/";
+			*plen = e < m->target + m->target_len ? (size_t)(m->target + m->target_len - e) : 1;
+		}
+	}
+	if (!h) {
+		h = p->o.upstream;
+		hl = strlen(h);
+	}
+	if (hl >= outlen)
+		hl = outlen - 1;
+	for (i = 0; i < hl; i++)
+		out[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
+	out[hl] = '\0';
+}
+
+static size_t make_key(const struct ptx *t, const struct proxy *p, char *out, size_t outlen,
+		       const char *host, const char *path, size_t plen)
+{
+	int n = snprintf(out, outlen, "http:GET:%s%.*s", host, (int)plen, path);
+
+	(void)t;
+	(void)p;
+	return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
+}
+
+/* Key of a same-host URI reference (Location, Content-Location), or 0. */
+static size_t uri_key(const char *host, const char *v, size_t vl, char *out, size_t outlen)
+{
+	int n;
+
+	if (vl && v[0] == '/') {
+		n = snprintf(out, outlen, "http:GET:%s%.*s", host, (int)vl, v);
+	} else {
+		const char *a = memmem(v, vl, "://", 3), *e;
+		size_t hl = strlen(host);
+
+		if (!a)
+			return 0;
+		a += 3;
+		e = a;
+		while (e < v + vl && *e != '/')
+			e++;
+		if ((size_t)(e - a) != hl || strncasecmp(a, host, hl) != 0)
+			return 0;   /* another host: not ours to invalidate */
+		n = snprintf(out, outlen, "http:GET:%s%.*s", host, (int)(v + vl - e),
+			     e < v + vl ? e : "/");
+	}
+	return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
+}
+
+static void invalidate_after_unsafe(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	static const char *const fields[] = { "location", "content-location" };
+	char host[256], k[1100];
+	const char *path;
+	size_t plen;
+
+	l1_del(p->l1, t->key, t->klen);
+	ST_INC(p, st_invalidations);
+	req_host(&t->req, p, host, sizeof(host), &path, &plen);
+	for (unsigned i = 0; i < HP_ARRAY_SIZE(fields); i++) {
+		size_t vl, kl;
+		const char *v = http_header_get(t->resp, fields[i], &vl);
+
+		if (v && (kl = uri_key(host, v, vl, k, sizeof(k))) > 0)
+			l1_del(p->l1, k, kl);
+	}
+}
+
+/* Look up the object for the request: resolves vary records. Returns a malloc'd
+ * copy and fills t->vkey when a variant matched. */
+static char *lookup(struct ptx *t, size_t *len)
+{
+	struct proxy *p = t->w->p;
+	size_t vl;
+	char *v = cache_get(p, t->key, t->klen, &vl);
+	struct hc_vary vr;
+	struct buf sig;
+
+	t->vkey[0] = '\0';
+	t->vklen = 0;
+	if (!v)
+		return NULL;
+	if (hc_vary_parse(v, vl, &vr) != 0) {
+		*len = vl;
+		return v;     /* a plain object (checked by hc_view later) */
+	}
+	free(v);
+	buf_init(&sig, 16384);
+	if (hc_vary_signature(&t->req, &vr, &sig) == 0) {
+		uint64_t h = balance_hash(buf_head(&sig), buf_used(&sig));
+		int n = snprintf(t->vkey, sizeof(t->vkey), "%s#v%" PRIx64 ":%016" PRIx64, t->key,
+				 vr.gen, h);
+
+		if (n > 0 && (size_t)n < sizeof(t->vkey)) {
+			t->vklen = (size_t)n;
+			v = cache_get(p, t->vkey, t->vklen, &vl);
+			if (v) {
+				struct hc_view hv;
+
+				if (hc_view(v, vl, &hv) == 0 && hv.o->vary_len == buf_used(&sig) &&
+				    memcmp(hv.vary_sig, buf_head(&sig), buf_used(&sig)) == 0) {
+					buf_free(&sig);
+					*len = vl;
+					return v;
+				}
+				free(v);
+			}
+		}
+	}
+	buf_free(&sig);
+	return NULL;
+}
+
+/* Serve a stored object to the client (200 or 304 to a conditional). */
+static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
+{
+	struct cconn *c = t->c;
+	int64_t now = wall_s();
+	int64_t age = hc_age(v->o, now);
+	bool nm = allow_304 && hc_not_modified(&t->req, v, v->head + v->o->etag_off, v->o->etag_len);
+	const char *le = memchr(v->head, '\n', v->o->head_len);
+	size_t first = le ? (size_t)(le + 1 - v->head) : v->o->head_len;
+	unsigned status = v->o->status;
+	int rc = 0;
+	char ttl[48] = "";
+
+	if (!c)
+		return;
+	if (t->result == PX_HIT || t->result == PX_COLLAPSED)
+		snprintf(ttl, sizeof(ttl), "; ttl=%" PRId64, v->o->lifetime - age);
+	if (nm) {
+		/* 304: the fields RFC 9110 15.4.5 says to send */
+		static const char *const keep[] = { "cache-control", "content-location", "date",
+						     "etag", "expires", "vary", "last-modified" };
+		const char *p = v->head + first, *end = v->head + v->o->head_len;
+
+		rc = buf_append_str(&c->wbuf, "HTTP/1.1 304 Not Modified\r\n");
+		while (!rc && p < end) {
+			const char *e = memchr(p, '\n', (size_t)(end - p));
+			const char *colon = memchr(p, ':', e ? (size_t)(e - p) : 0);
+
+			if (!e)
+				break;
+			for (unsigned i = 0; colon && i < HP_ARRAY_SIZE(keep); i++)
+				if (http_ieq(p, (size_t)(colon - p), keep[i]))
+					rc = buf_append(&c->wbuf, p, (size_t)(e + 1 - p));
+			p = e + 1;
+		}
+		status = 304;
+		ST_INC(t->w->p, st_not_modified);
+	} else {
+		rc = buf_append(&c->wbuf, v->head, v->o->head_len);
+	}
+	if (!rc)
+		rc = buf_printf(&c->wbuf, "Age: %" PRId64 "\r\n", age < 0 ? 0 : age);
+	cache_status(&c->wbuf, t, ttl);
+	if (!rc && !nm && status != 204 && status != 304)
+		rc = buf_printf(&c->wbuf, "Content-Length: %u\r\n", v->o->body_len);
+	if (!rc && !t->req.keep_alive) {
+		rc = buf_append_str(&c->wbuf, "Connection: close\r\n");
+		c->closing = true;
+	}
+	if (!rc)
+		rc = buf_append(&c->wbuf, "\r\n", 2);
+	if (!rc && !nm && !t->head_only && status != 204 && status != 304)
+		rc = buf_append(&c->wbuf, v->body, v->o->body_len);
+	if (rc)
+		c->closing = true;
+	status_count(t->w->p, status);
+	ST_INC(t->w->p, st_results[t->result]);
+}
+
+/* ---- upstream ------------------------------------------------------------------------- */
+
+static void tx_fail(struct ptx *t, unsigned status, const char *why);
+static void tx_complete(struct ptx *t);
+static void tx_on_up_readable(struct ptx *t);
+static void client_process(struct cconn *c);
+
+static int up_connect(struct pworker *w, unsigned be, struct upconn **out)
+{
+	struct proxy *p = w->p;
+	struct upconn *u;
+	int fd, one = 1;
+	struct epoll_event ev;
+
+	fd = socket(p->be[be].ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&p->be[be].ss, p->be[be].sl) != 0 &&
+	    errno != EINPROGRESS) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return -ENOMEM;
+	}
+	u->kind = K_UP;
+	u->fd = fd;
+	u->w = w;
+	u->be = be;
+	buf_init(&u->rbuf, PX_UP_RBUF + p->o.max_header_size);
+	buf_init(&u->wbuf, PX_HIGH_WATER + p->o.max_header_size + 65536);
+	u->events = EPOLLOUT | EPOLLRDHUP;
+	ev.events = u->events;
+	ev.data.ptr = u;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		int err = -errno;
+
+		close(fd);
+		buf_free(&u->rbuf);
+		buf_free(&u->wbuf);
+		free(u);
+		return err;
+	}
+	ST_INC(p, st_pool_new);
+	*out = u;
+	return 0;
+}
+
+static struct upconn *pool_take(struct pworker *w, unsigned be)
+{
+	struct upconn *u = w->pool[be];
+
+	if (!u)
+		return NULL;
+	w->pool[be] = u->pnext;
+	w->npool[be]--;
+	u->in_pool = false;
+	u->pnext = NULL;
+	u->reused = true;
+	ST_INC(w->p, st_pool_reused);
+	return u;
+}
+
+static void pool_put(struct upconn *u)
+{
+	struct pworker *w = u->w;
+
+	u->tx = NULL;
+	if (atomic_load(&w->p->stopping) || w->npool[u->be] >= PX_POOL_MAX ||
+	    buf_used(&u->rbuf) || buf_used(&u->wbuf)) {
+		up_close(u);
+		return;
+	}
+	buf_reset(&u->rbuf);
+	buf_compact(&u->rbuf);
+	u->in_pool = true;
+	u->idle_since_ms = hp_now_ms();
+	u->pnext = w->pool[u->be];
+	w->pool[u->be] = u;
+	w->npool[u->be]++;
+	up_update(u);
+}
+
+/* Hash for BAL_HASH from the configured key source. */
+static uint64_t request_hash(struct ptx *t)
+{
+	const char *hk = t->w->p->o.hash_key;
+	size_t vl;
+	const char *v;
+
+	if (strncmp(hk, "header:", 7) == 0) {
+		v = http_header_get(&t->req, hk + 7, &vl);
+		if (v)
+			return balance_hash(v, vl);
+	} else if (strncmp(hk, "cookie:", 7) == 0) {
+		size_t nl = strlen(hk + 7);
+
+		v = http_header_get(&t->req, "cookie", &vl);
+		for (const char *q = v; q && q + nl < v + vl; q++) {
+			if ((q == v || q[-1] == ' ' || q[-1] == ';') && strncmp(q, hk + 7, nl) == 0 &&
+			    q[nl] == '=') {
+				const char *s = q + nl + 1, *e = s;
+
+				while (e < v + vl && *e != ';')
+					e++;
+				return balance_hash(s, (size_t)(e - s));
+			}
+		}
+	}
+	return balance_hash(t->req.target, t->req.target_len);
+}
+
+/* Backend named by the sticky cookie, or -1. */
+static int sticky_backend(struct ptx *t)
+{
+	const char *name = t->w->p->o.sticky_cookie;
+	size_t vl, nl = strlen(name);
+	const char *v;
+
+	if (!name[0])
+		return -1;
+	v = http_header_get(&t->req, "cookie", &vl);
+	for (const char *q = v; q && q + nl < v + vl; q++) {
+		if ((q == v || q[-1] == ' ' || q[-1] == ';') && strncmp(q, name, nl) == 0 &&
+		    q[nl] == '=') {
+			uint64_t id = strtoull(q + nl + 1, NULL, 16);
+
+			return balance_find_id(t->w->p->bal, id);
+		}
+	}
+	return -1;
+}
+
+/* Build the request head sent upstream into t->upreq. */
+static int build_upreq(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	const struct http_msg *m = &t->req;
+	char host[256];
+	const char *path;
+	size_t plen;
+	int rc;
+
+	buf_reset(&t->upreq);
+	req_host(m, p, host, sizeof(host), &path, &plen);
+	rc = buf_printf(&t->upreq, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len, m->method,
+			(int)plen, path);
+	for (unsigned i = 0; !rc && i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (hc_hop_by_hop(h->name, h->nlen, m) || http_ieq(h->name, h->nlen, "expect") ||
+		    http_ieq(h->name, h->nlen, "content-length"))
+			continue;
+		if (t->revalidating && (http_ieq(h->name, h->nlen, "if-none-match") ||
+					http_ieq(h->name, h->nlen, "if-modified-since") ||
+					http_ieq(h->name, h->nlen, "range") ||
+					http_ieq(h->name, h->nlen, "if-range")))
+			continue;
+		if (http_ieq(h->name, h->nlen, "host"))
+			continue;
+		rc = buf_printf(&t->upreq, "%.*s: %.*s\r\n", (int)h->nlen, h->name, (int)h->vlen,
+				h->value);
+	}
+	if (!rc)
+		rc = buf_printf(&t->upreq, "Host: %s\r\n", host);
+	if (!rc && t->revalidating) {
+		if (t->sv.o->etag_len)
+			rc = buf_printf(&t->upreq, "If-None-Match: %.*s\r\n", (int)t->sv.o->etag_len,
+					t->sv.head + t->sv.o->etag_off);
+		if (!rc && t->sv.o->last_modified != HC_NONE) {
+			char d[40];
+
+			http_date_format(t->sv.o->last_modified, d, sizeof(d));
+			rc = buf_printf(&t->upreq, "If-Modified-Since: %s\r\n", d);
+		}
+	}
+	if (!rc && t->c)
+		rc = buf_printf(&t->upreq, "X-Forwarded-For: %s\r\n", t->c->peer);
+	if (!rc)
+		rc = buf_append_str(&t->upreq, "Via: 1.1 hotpath\r\n");
+	if (!rc && m->body == HTTP_BODY_CHUNKED)
+		rc = buf_append_str(&t->upreq, "Transfer-Encoding: chunked\r\n");
+	else if (!rc && m->body == HTTP_BODY_LENGTH)
+		rc = buf_printf(&t->upreq, "Content-Length: %" PRIu64 "\r\n", m->content_length);
+	else if (!rc && http_header_find(m, "content-length", 0) >= 0)
+		rc = buf_append_str(&t->upreq, "Content-Length: 0\r\n");
+	if (!rc)
+		rc = buf_append(&t->upreq, "\r\n", 2);
+	return rc;
+}
+
+/* Move request body bytes from the client buffer to the upstream. */
+static void pump_req_body(struct ptx *t)
+{
+	struct cconn *c = t->c;
+	struct upconn *u = t->u;
+
+	if (t->req_body_done || !c || !u)
+		return;
+	while (buf_used(&c->rbuf) && buf_used(&u->wbuf) < PX_HIGH_WATER) {
+		size_t avail = buf_used(&c->rbuf), n;
+
+		if (!t->req_chunked) {
+			n = avail < t->req_remaining ? avail : (size_t)t->req_remaining;
+			if (buf_append(&u->wbuf, buf_head(&c->rbuf), n) != 0)
+				break;
+			buf_consume(&c->rbuf, n);
+			t->req_remaining -= n;
+			if (t->req_remaining == 0)
+				t->req_body_done = true;
+		} else {
+			const char *d;
+			size_t used = 0, dl;
+			int rc = http_chunked_feed(&t->req_dec, &t->w->lim, buf_head(&c->rbuf),
+						   avail, &used, &d, &dl);
+
+			if (rc == HTTP_CHUNK_ERROR) {
+				tx_fail(t, 400, t->req_dec.why);
+				return;
+			}
+			if (t->req_dec.total > t->w->p->o.max_body) {
+				tx_fail(t, 413, "request body larger than http.max_body");
+				return;
+			}
+			if (buf_append(&u->wbuf, buf_head(&c->rbuf), used) != 0)
+				break;
+			buf_consume(&c->rbuf, used);
+			if (rc == HTTP_CHUNK_DONE)
+				t->req_body_done = true;
+			if (rc == HTTP_CHUNK_AGAIN)
+				break;
+		}
+		if (t->req_body_done)
+			break;
+	}
+	if (t->req_body_done)
+		t->deadline_ms = hp_now_ms() + t->w->p->o.upstream_timeout_ms;
+}
+
+static int up_flush(struct upconn *u)
+{
+	while (buf_used(&u->wbuf)) {
+		ssize_t n = send(u->fd, buf_head(&u->wbuf), buf_used(&u->wbuf), MSG_NOSIGNAL);
+
+		if (n > 0) {
+			buf_consume(&u->wbuf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+	buf_compact(&u->wbuf);
+	return 0;
+}
+
+/* Pick a backend and send the request. Returns 0, or a status to fail with. */
+static unsigned tx_send(struct ptx *t)
+{
+	struct pworker *w = t->w;
+	struct proxy *p = w->p;
+	uint64_t now = hp_now_ms();
+	int be = -1, sb;
+
+	if (t->tries >= PX_MAX_TRIES || t->tries >= p->nbe + 1)
+		return 502;
+	sb = t->tries == 0 ? sticky_backend(t) : -1;
+	if (sb >= 0)
+		be = balance_pick_this(p->bal, (unsigned)sb, now);
+	if (be < 0)
+		be = balance_pick(p->bal, request_hash(t), t->exclude, now);
+	if (be < 0)
+		return t->tries ? 502 : 503;
+	t->sticky_set = p->o.sticky_cookie[0] && be != sb;
+	t->be = be;
+	t->reported = false;
+	t->tries++;
+	t->t_start_us = hp_now_us();
+	t->req_time_s = (uint64_t)wall_s();
+	t->u = pool_take(w, (unsigned)be);
+	if (!t->u) {
+		int rc = up_connect(w, (unsigned)be, &t->u);
+
+		if (rc) {
+			balance_done(p->bal, (unsigned)be, false, 0, now, hp_wall_ms());
+			t->exclude |= 1ull << be;
+			t->u = NULL;
+			return tx_send(t);
+		}
+		t->deadline_ms = now + p->o.connect_timeout_ms;
+	} else {
+		t->deadline_ms = now + p->o.upstream_timeout_ms;
+	}
+	t->u->tx = t;
+	ST_INC(p, st_up_requests);
+	if (buf_append(&t->u->wbuf, buf_head(&t->upreq), buf_used(&t->upreq)) != 0)
+		return 502;
+	if (t->c && t->req.expect_continue && !t->sent_continue && !t->req_body_done &&
+	    buf_used(&t->c->rbuf) == 0) {
+		if (buf_append_str(&t->c->wbuf, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+			t->sent_continue = true;
+		client_update(t->c);
+	}
+	pump_req_body(t);
+	if (t->u && t->u->connected)
+		(void)up_flush(t->u);   /* a failure shows on the read side */
+	if (t->u)
+		up_update(t->u);
+	return 0;
+}
+
+/* The upstream failed before a usable response: retry or fail. */
+static void tx_up_error(struct ptx *t, const char *why, bool count_backend)
+{
+	struct proxy *p = t->w->p;
+	bool fresh_conn = t->u && !t->u->reused;
+	bool no_resp = !t->resp;
+	bool body_sent = t->req.body != HTTP_BODY_NONE;
+	unsigned st;
+
+	if (t->u) {
+		up_close(t->u);
+		t->u = NULL;
+	}
+	/* a pooled connection the backend closed while idle is not its fault */
+	if (!t->reported)
+		balance_done(p->bal, (unsigned)t->be, !(count_backend || fresh_conn),
+			     hp_now_us() - t->t_start_us, hp_now_ms(), hp_wall_ms());
+	t->reported = true;
+	ST_INC(p, st_up_errors);
+	if (no_resp && !body_sent && !t->client_head_sent) {
+		if (fresh_conn || count_backend)
+			t->exclude |= 1ull << t->be;
+		ST_INC(p, st_retries);
+		st = tx_send(t);
+		if (st == 0)
+			return;
+		tx_fail(t, st, why);
+		return;
+	}
+	tx_fail(t, 502, why);
+}
+
+/* ---- the response --------------------------------------------------------------------- */
+
+static void client_write_data(struct ptx *t, const char *d, size_t n)
+{
+	struct cconn *c = t->c;
+	int rc = 0;
+
+	if (!c || t->head_only || n == 0)
+		return;
+	if (t->out == OUT_CHUNKED)
+		rc = buf_printf(&c->wbuf, "%zx\r\n", n);
+	if (!rc)
+		rc = buf_append(&c->wbuf, d, n);
+	if (!rc && t->out == OUT_CHUNKED)
+		rc = buf_append(&c->wbuf, "\r\n", 2);
+	if (rc)
+		c->closing = true;
+}
+
+static void store_data(struct ptx *t, const char *d, size_t n)
+{
+	if (!t->storing)
+		return;
+	if (buf_append(&t->body, d, n) != 0) {
+		t->storing = false;
+		t->nostore_why = "too large";
+		buf_free(&t->body);
+	}
+}
+
+/* Store the finished response; for revalidations also serve. */
+static void store_response(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	struct hc_vary vr;
+	struct buf obj, sig;
+	bool has_vary = hc_vary_from_response(t->resp, &vr);
+	int64_t now = wall_s();
+	size_t vl;
+	int rc;
+
+	if (has_vary && vr.star)
+		return;
+	buf_init(&obj, p->o.max_object + 65536);
+	buf_init(&sig, 16384);
+	if (has_vary) {
+		/* keep the existing generation if the same fields are named */
+		size_t ol;
+		char *old = cache_get(p, t->key, t->klen, &ol);
+		struct hc_vary ov;
+
+		if (old && hc_vary_parse(old, ol, &ov) == 0 && strcmp(ov.fields, vr.fields) == 0)
+			vr.gen = ov.gen;
+		else
+			vr.gen = balance_hash(&t, sizeof(t)) ^ hp_now_us();
+		free(old);
+		if (hc_vary_signature(&t->req, &vr, &sig) != 0)
+			goto out;
+	}
+	rc = hc_build(&obj, t->resp, &t->rscc, buf_head(&t->body), buf_used(&t->body),
+		      (int64_t)t->req_time_s, now, http_header_get(&t->req, "authorization", &vl) != NULL,
+		      buf_head(&sig), buf_used(&sig));
+	if (rc == 0) {
+		struct hc_view v;
+		int64_t keep;
+		uint64_t exp;
+
+		if (hc_view(buf_head(&obj), buf_used(&obj), &v) != 0)
+			goto out;
+		keep = hc_keep_seconds(v.o, now, (v.o->etag_len || v.o->last_modified != HC_NONE) ?
+				       (int64_t)p->o.keep_stale_s : 0);
+		if (keep <= 0 && !(v.o->flags & HC_F_NO_CACHE) && !v.o->etag_len &&
+		    v.o->last_modified == HC_NONE)
+			goto out;   /* already stale and nothing to revalidate with */
+		if (keep <= 0)
+			keep = (int64_t)p->o.keep_stale_s;
+		exp = hp_now_ms() + (uint64_t)keep * 1000;
+		if (has_vary) {
+			struct buf rec;
+			uint64_t h = balance_hash(buf_head(&sig), buf_used(&sig));
+			char vk[1100];
+			int n = snprintf(vk, sizeof(vk), "%s#v%" PRIx64 ":%016" PRIx64, t->key,
+					 vr.gen, h);
+
+			buf_init(&rec, 1024);
+			if (hc_vary_build(&rec, &vr) == 0 && n > 0 && (size_t)n < sizeof(vk) &&
+			    l1_set(p->l1, t->key, t->klen, buf_head(&rec), buf_used(&rec),
+				   hp_now_ms() + (uint64_t)(keep + 3600) * 1000, L1_PRIO_DEFAULT, 0, NULL,
+				   NULL) == 1 &&
+			    l1_set(p->l1, vk, (size_t)n, buf_head(&obj), buf_used(&obj), exp,
+				   L1_PRIO_DEFAULT, 0, NULL, NULL) == 1)
+				ST_INC(p, st_stored);
+			else
+				ST_INC(p, st_store_failed);
+			buf_free(&rec);
+		} else if (l1_set(p->l1, t->key, t->klen, buf_head(&obj), buf_used(&obj), exp,
+				  L1_PRIO_DEFAULT, 0, NULL, NULL) == 1) {
+			ST_INC(p, st_stored);
+		} else {
+			ST_INC(p, st_store_failed);
+		}
+	}
+out:
+	buf_free(&obj);
+	buf_free(&sig);
+}
+
+/* Write the client response head for a forwarded response. */
+static void client_head(struct ptx *t)
+{
+	struct cconn *c = t->c;
+	const struct http_msg *r = t->resp;
+	char extra[64] = "";
+	int rc;
+
+	if (!c)
+		return;
+	t->client_head_sent = true;
+	if (r->body == HTTP_BODY_NONE)
+		t->out = OUT_LENGTH;
+	else if (r->body == HTTP_BODY_LENGTH)
+		t->out = OUT_LENGTH;
+	else if (t->req.version >= 11)
+		t->out = OUT_CHUNKED;
+	else
+		t->out = OUT_CLOSE;
+	rc = buf_printf(&c->wbuf, "HTTP/1.1 %u %.*s\r\n", r->status, (int)r->reason_len, r->reason);
+	for (unsigned i = 0; !rc && i < r->nheaders; i++) {
+		const struct http_header *h = &r->headers[i];
+
+		if (hc_hop_by_hop(h->name, h->nlen, r) ||
+		    (http_ieq(h->name, h->nlen, "content-length") && !t->head_only &&
+		     r->status != 304))
+			continue;
+		rc = buf_printf(&c->wbuf, "%.*s: %.*s\r\n", (int)h->nlen, h->name, (int)h->vlen,
+				h->value);
+	}
+	if (!rc && http_header_find(r, "date", 0) < 0) {
+		char d[40];
+
+		http_date_format(wall_s(), d, sizeof(d));
+		rc = buf_printf(&c->wbuf, "Date: %s\r\n", d);
+	}
+	if (!rc && t->sticky_set) {
+		rc = buf_printf(&c->wbuf, "Set-Cookie: %s=%016" PRIx64 "; Path=/; HttpOnly\r\n",
+				t->w->p->o.sticky_cookie, balance_backend_id(t->w->p->bal,
+									     (unsigned)t->be));
+	}
+	if (t->storing)
+		snprintf(extra, sizeof(extra), "; stored");
+	if (!rc)
+		cache_status(&c->wbuf, t, extra);
+	if (!rc && !t->head_only && r->status != 304) {
+		if (t->out == OUT_LENGTH && !(r->status == 204 || (r->status >= 100 && r->status < 200)))
+			rc = buf_printf(&c->wbuf, "Content-Length: %" PRIu64 "\r\n",
+					r->body == HTTP_BODY_LENGTH ? r->content_length : 0);
+		else if (t->out == OUT_CHUNKED)
+			rc = buf_append_str(&c->wbuf, "Transfer-Encoding: chunked\r\n");
+	}
+	if (!rc && (!t->req.keep_alive || t->out == OUT_CLOSE || atomic_load(&t->w->p->stopping))) {
+		rc = buf_append_str(&c->wbuf, "Connection: close\r\n");
+		c->closing = true;
+	}
+	if (!rc)
+		rc = buf_append(&c->wbuf, "\r\n", 2);
+	if (rc)
+		c->closing = true;
+	status_count(t->w->p, r->status);
+	ST_INC(t->w->p, st_results[t->result]);
+}
+
+/* Decide what to do with a response head. Returns false if t was finished. */
+static bool on_resp_head(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	struct http_msg *r = t->resp;
+	bool safe = t->req.meth == HTTP_M_GET || t->req.meth == HTTP_M_HEAD ||
+		    t->req.meth == HTTP_M_OPTIONS || t->req.meth == HTTP_M_TRACE;
+	const char *why = NULL;
+
+	http_cc_parse(r, &t->rscc);
+	if (!safe && r->status < 400)
+		invalidate_after_unsafe(t);
+	/* revalidation answered 304: freshen and serve from the cache */
+	if (t->revalidating && r->status == 304 && t->stored) {
+		struct buf nb;
+		struct hc_view nv;
+
+		buf_init(&nb, p->o.max_object + 65536);
+		if (hc_update_304(&nb, &t->sv, r, (int64_t)t->req_time_s, wall_s()) == 0 &&
+		    hc_view(buf_head(&nb), buf_used(&nb), &nv) == 0) {
+			const char *k = t->vklen ? t->vkey : t->key;
+			size_t kl = t->vklen ? t->vklen : t->klen;
+			int64_t keep = hc_keep_seconds(nv.o, wall_s(), (int64_t)p->o.keep_stale_s);
+			int src;
+
+			src = l1_set(p->l1, k, kl, buf_head(&nb), buf_used(&nb),
+				     hp_now_ms() + (uint64_t)(keep > 0 ? keep : 1) * 1000,
+				     L1_PRIO_DEFAULT, 0, NULL, NULL);
+			(void)src;
+			t->result = PX_REVALIDATED;
+			if (t->c) {
+				t->head_only = t->head_only || t->req.meth == HTTP_M_HEAD;
+				serve_stored(t, &nv, true);
+			}
+			t->client_head_sent = true;
+		}
+		buf_free(&nb);
+		if (!t->client_head_sent)
+			return true;   /* fall through to forwarding the 304 */
+		t->resp_done = r->body == HTTP_BODY_NONE;
+		return true;
+	}
+	/* origin error: stale-if-error */
+	if (r->status >= 500 && t->stored &&
+	    hc_stale_if_error_ok(t->sv.o, &t->rqcc, wall_s())) {
+		t->result = PX_STALE_ERROR;
+		serve_stored(t, &t->sv, true);
+		t->client_head_sent = true;
+		t->storing = false;
+		return true;
+	}
+	if (t->cacheable_req && p->o.cache) {
+		if (hc_storable(&t->req, &t->rqcc, r, &t->rscc, &why)) {
+			if (r->body == HTTP_BODY_LENGTH && r->content_length > p->o.max_object) {
+				t->nostore_why = "too large";
+			} else {
+				t->storing = true;
+				buf_init(&t->body, p->o.max_object);
+			}
+		} else {
+			t->nostore_why = why;
+		}
+	}
+	if (t->stored && t->result != PX_REVALIDATED)
+		snprintf(t->fwd_reason, sizeof(t->fwd_reason), "stale");
+	if (t->c)
+		client_head(t);
+	else
+		t->client_head_sent = true;
+	return true;
+}
+
+/* Feed upstream bytes through the response parser/decoder. */
+static void tx_on_up_readable(struct ptx *t)
+{
+	struct upconn *u = t->u;
+	struct pworker *w = t->w;
+
+	while (u && buf_used(&u->rbuf)) {
+		if (!t->resp) {
+			struct http_msg *m = t->resp ? t->resp : malloc(sizeof(*m));
+			int rc;
+
+			if (!m) {
+				tx_fail(t, 502, "out of memory");
+				return;
+			}
+			rc = http_parse_head(buf_head(&u->rbuf), buf_used(&u->rbuf), false,
+					     t->req.meth, &w->lim, m);
+			if (rc == HTTP_PARSE_NEED_MORE) {
+				free(m);
+				return;
+			}
+			if (rc == HTTP_PARSE_ERROR) {
+				log_debug("http: bad response from %s: %s", w->p->be[t->be].name, m->why);
+				free(m);
+				tx_up_error(t, "invalid response from the backend", true);
+				return;
+			}
+			if (m->status >= 100 && m->status < 200) {
+				/* interim responses: 100 was ours to send; drop them */
+				unsigned interim = m->status;
+
+				buf_consume(&u->rbuf, m->head_len);
+				free(m);
+				if (interim == 101) {
+					tx_up_error(t, "backend switched protocols", true);
+					return;
+				}
+				continue;
+			}
+			t->resphead = malloc(m->head_len);
+			if (!t->resphead) {
+				free(m);
+				tx_fail(t, 502, "out of memory");
+				return;
+			}
+			memcpy(t->resphead, buf_head(&u->rbuf), m->head_len);
+			buf_consume(&u->rbuf, m->head_len);
+			if (http_parse_head(t->resphead, m->head_len, false, t->req.meth, &w->lim, m) !=
+			    HTTP_PARSE_OK) {
+				free(m);
+				tx_fail(t, 502, "response re-parse failed");
+				return;
+			}
+			t->resp = m;
+			t->deadline_ms = hp_now_ms() + w->p->o.upstream_timeout_ms;
+			t->resp_remaining = m->content_length;
+			http_chunked_init(&t->resp_dec);
+			if (m->body == HTTP_BODY_NONE)
+				t->resp_done = true;
+			balance_done(w->p->bal, (unsigned)t->be, m->status < 500 || m->status == 501,
+				     hp_now_us() - t->t_start_us, hp_now_ms(), hp_wall_ms());
+			t->reported = true;
+			if (!on_resp_head(t))
+				return;
+			if (t->resp_done)
+				break;
+			continue;
+		}
+		if (t->resp_done)
+			break;
+		if (t->c && buf_used(&t->c->wbuf) >= PX_HIGH_WATER)
+			break;   /* back-pressure: resume on client writable */
+		switch (t->resp->body) {
+		case HTTP_BODY_LENGTH: {
+			size_t n = buf_used(&u->rbuf);
+
+			if (n > t->resp_remaining)
+				n = (size_t)t->resp_remaining;
+			if (t->result != PX_STALE_ERROR && t->result != PX_REVALIDATED)
+				client_write_data(t, buf_head(&u->rbuf), n);
+			store_data(t, buf_head(&u->rbuf), n);
+			buf_consume(&u->rbuf, n);
+			t->resp_remaining -= n;
+			if (t->resp_remaining == 0)
+				t->resp_done = true;
+			break;
+		}
+		case HTTP_BODY_CHUNKED: {
+			const char *d;
+			size_t used, dl;
+			int rc = http_chunked_feed(&t->resp_dec, &w->lim, buf_head(&u->rbuf),
+						   buf_used(&u->rbuf), &used, &d, &dl);
+
+			if (rc == HTTP_CHUNK_ERROR) {
+				tx_fail(t, 502, t->resp_dec.why);
+				return;
+			}
+			if (rc == HTTP_CHUNK_DATA) {
+				if (t->result != PX_STALE_ERROR && t->result != PX_REVALIDATED)
+					client_write_data(t, d, dl);
+				store_data(t, d, dl);
+			}
+			buf_consume(&u->rbuf, used);
+			if (rc == HTTP_CHUNK_DONE)
+				t->resp_done = true;
+			if (rc == HTTP_CHUNK_AGAIN && buf_used(&u->rbuf) == 0)
+				break;
+			break;
+		}
+		case HTTP_BODY_EOF: {
+			size_t n = buf_used(&u->rbuf);
+
+			if (t->result != PX_STALE_ERROR && t->result != PX_REVALIDATED)
+				client_write_data(t, buf_head(&u->rbuf), n);
+			store_data(t, buf_head(&u->rbuf), n);
+			buf_consume(&u->rbuf, n);
+			break;
+		}
+		default:
+			t->resp_done = true;
+		}
+		if (t->resp_done)
+			break;
+	}
+	if (t->resp_done)
+		tx_complete(t);
+}
+
+static void tx_complete(struct ptx *t)
+{
+	struct cconn *c = t->c;
+	struct upconn *u = t->u;
+
+	if (c && t->out == OUT_CHUNKED && t->result != PX_STALE_ERROR &&
+	    t->result != PX_REVALIDATED && !t->head_only && t->resp &&
+	    t->resp->body != HTTP_BODY_NONE) {
+		if (buf_append(&c->wbuf, "0\r\n\r\n", 5) != 0)
+			c->closing = true;
+	}
+	if (c && t->out == OUT_CLOSE)
+		c->closing = true;
+	if (t->storing && t->resp && t->result != PX_STALE_ERROR)
+		store_response(t);
+	t->u = NULL;
+	if (u) {
+		if (t->resp && t->resp->keep_alive && t->req_body_done && !buf_used(&u->rbuf))
+			pool_put(u);
+		else
+			up_close(u);
+	}
+	flight_finish(t);
+	if (c) {
+		c->tx = NULL;
+		c->deadline_ms = hp_now_ms() + t->w->p->o.keepalive_timeout_ms;
+	}
+	tx_free(t);
+	if (c) {
+		client_process(c);
+	}
+}
+
+static void tx_fail(struct ptx *t, unsigned status, const char *why)
+{
+	struct cconn *c = t->c;
+	struct proxy *p = t->w->p;
+
+	if (t->u) {
+		up_close(t->u);
+		t->u = NULL;
+		if (t->be >= 0 && !t->reported)
+			balance_done(p->bal, (unsigned)t->be, false, hp_now_us() - t->t_start_us,
+				     hp_now_ms(), hp_wall_ms());
+		t->reported = true;
+	}
+	if (c) {
+		if (t->client_head_sent) {
+			c->closing = true;    /* mid-body: the only signal left is closing */
+		} else if (t->stored && status >= 500 &&
+			   hc_stale_if_error_ok(t->sv.o, &t->rqcc, wall_s())) {
+			t->result = PX_STALE_ERROR;
+			serve_stored(t, &t->sv, true);
+		} else {
+			send_error(c, status, why, true);
+		}
+		c->tx = NULL;
+	}
+	flight_finish(t);
+	tx_free(t);
+	if (c)
+		client_update(c);
+}
+
+static void tx_free(struct ptx *t)
+{
+	struct pworker *w = t->w;
+
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		w->txs = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	free(t->reqhead);
+	free(t->stored);
+	free(t->resphead);
+	free(t->resp);
+	buf_free(&t->upreq);
+	buf_free(&t->body);
+	free(t);
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+static struct ptx *tx_new(struct pworker *w, struct cconn *c, const char *head, size_t hlen)
+{
+	struct ptx *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->w = w;
+	t->c = c;
+	t->be = -1;
+	t->reqhead = malloc(hlen);
+	if (!t->reqhead) {
+		free(t);
+		return NULL;
+	}
+	memcpy(t->reqhead, head, hlen);
+	if (http_parse_head(t->reqhead, hlen, true, HTTP_M_OTHER, &w->lim, &t->req) != HTTP_PARSE_OK) {
+		free(t->reqhead);
+		free(t);
+		return NULL;
+	}
+	buf_init(&t->upreq, hlen + 4096);
+	buf_init(&t->body, 1);
+	t->next = w->txs;
+	if (w->txs)
+		w->txs->prev = t;
+	w->txs = t;
+	return t;
+}
+
+/* Start a background revalidation of a stale object (stale-while-revalidate). */
+static void revalidate_in_background(struct ptx *fg)
+{
+	struct pworker *w = fg->w;
+	struct ptx *t;
+	bool leader;
+
+	if (flight_join(w->p, NULL, fg->key, fg->klen, &leader) || !leader)
+		return;   /* someone is already fetching it */
+	t = tx_new(w, NULL, fg->reqhead, fg->req.head_len);
+	if (!t) {
+		struct ptx tmp = { .w = w, .is_flight_leader = true };
+
+		memcpy(tmp.key, fg->key, fg->klen + 1);
+		tmp.klen = fg->klen;
+		flight_finish(&tmp);
+		return;
+	}
+	t->is_flight_leader = true;
+	memcpy(t->key, fg->key, fg->klen + 1);
+	t->klen = fg->klen;
+	memcpy(t->vkey, fg->vkey, fg->vklen + 1);
+	t->vklen = fg->vklen;
+	t->stored = fg->stored;
+	t->stored_len = fg->stored_len;
+	fg->stored = NULL;
+	if (hc_view(t->stored, t->stored_len, &t->sv) != 0) {
+		flight_finish(t);
+		tx_free(t);
+		return;
+	}
+	t->rqcc = fg->rqcc;
+	t->cacheable_req = true;
+	t->revalidating = true;
+	t->req_body_done = true;
+	t->result = PX_MISS;
+	snprintf(t->fwd_reason, sizeof(t->fwd_reason), "stale");
+	if (build_upreq(t) != 0 || tx_send(t) != 0) {
+		if (t->u) {
+			up_close(t->u);
+			t->u = NULL;
+		}
+		flight_finish(t);
+		tx_free(t);
+	}
+}
+
+/*
+ * Handle one parsed request whose head is at the front of c->rbuf. Returns
+ * true if the next pipelined request may be handled now.
+ */
+static bool handle_request(struct cconn *c, const struct http_msg *m)
+{
+	struct pworker *w = c->w;
+	struct proxy *p = w->p;
+	struct ptx *t;
+	char host[256];
+	const char *path;
+	size_t plen;
+	unsigned st;
+
+	ST_INC(p, st_requests);
+	if (m->upgrade) {
+		send_error(c, 501, "protocol upgrades are not supported", true);
+		return false;
+	}
+	if (m->body == HTTP_BODY_LENGTH && m->content_length > p->o.max_body) {
+		send_error(c, 413, "request body larger than http.max_body", true);
+		return false;
+	}
+	t = tx_new(w, c, buf_head(&c->rbuf), m->head_len);
+	if (!t) {
+		send_error(c, 503, "out of memory", true);
+		return false;
+	}
+	c->tx = t;
+	http_cc_parse(&t->req, &t->rqcc);
+	t->head_only = t->req.meth == HTTP_M_HEAD;
+	t->req_body_done = t->req.body == HTTP_BODY_NONE;
+	t->req_chunked = t->req.body == HTTP_BODY_CHUNKED;
+	t->req_remaining = t->req.content_length;
+	http_chunked_init(&t->req_dec);
+	req_host(&t->req, p, host, sizeof(host), &path, &plen);
+	t->klen = make_key(t, p, t->key, sizeof(t->key), host, path, plen);
+	t->result = PX_BYPASS;
+	snprintf(t->fwd_reason, sizeof(t->fwd_reason), "bypass");
+
+	if (p->o.cache && t->klen && (t->req.meth == HTTP_M_GET || t->req.meth == HTTP_M_HEAD)) {
+		size_t vl = 0;
+		char *v = lookup(t, &vl);
+		struct hc_view hv;
+		bool have = v && hc_view(v, vl, &hv) == 0;
+		size_t al;
+		bool auth = http_header_get(&t->req, "authorization", &al) != NULL;
+
+		t->cacheable_req = t->req.meth == HTTP_M_GET;
+		t->result = PX_MISS;
+		snprintf(t->fwd_reason, sizeof(t->fwd_reason), have ? "stale" : "uri-miss");
+		if (have && auth && !(hv.o->flags & HC_F_AUTH_OK))
+			have = false;
+		if (have) {
+			enum hc_use use = hc_decide(hv.o, &t->rqcc, wall_s());
+
+			t->stored = v;
+			t->stored_len = vl;
+			t->sv = hv;
+			v = NULL;
+			if (use == HC_USE_FRESH || use == HC_USE_STALE_SWR) {
+				t->result = c->retry_after_wait ? PX_COLLAPSED :
+					    use == HC_USE_FRESH ? PX_HIT : PX_STALE;
+				serve_stored(t, &t->sv, true);
+				if (use == HC_USE_STALE_SWR)
+					revalidate_in_background(t);
+				c->tx = NULL;
+				c->retry_after_wait = false;
+				tx_free(t);
+				buf_consume(&c->rbuf, m->head_len);
+				return true;
+			}
+			if (t->rqcc.no_cache || t->rqcc.max_age != HC_NONE)
+				snprintf(t->fwd_reason, sizeof(t->fwd_reason), "request");
+			t->revalidating = t->req.meth == HTTP_M_GET &&
+					  (hv.o->etag_len || hv.o->last_modified != HC_NONE);
+		} else {
+			free(v);
+			if (t->rqcc.only_if_cached) {
+				c->tx = NULL;
+				tx_free(t);
+				buf_consume(&c->rbuf, m->head_len);
+				send_error(c, 504, "only-if-cached and not in the cache", false);
+				return true;
+			}
+			/* coalesce plain misses */
+			if (t->cacheable_req && !auth && !c->retry_after_wait &&
+			    !http_header_get(&t->req, "range", &al) && !t->rqcc.no_cache) {
+				bool leader;
+
+				if (flight_join(p, c, t->key, t->klen, &leader)) {
+					c->waiting = true;
+					c->wait_until_ms = hp_now_ms() + p->o.upstream_timeout_ms;
+					c->tx = NULL;
+					/* the head stays in rbuf for the retry */
+					tx_free(t);
+					return false;
+				}
+				t->is_flight_leader = leader;
+			}
+		}
+		if (t->rqcc.only_if_cached) {
+			c->tx = NULL;
+			tx_free(t);
+			buf_consume(&c->rbuf, m->head_len);
+			send_error(c, 504, "only-if-cached and the stored response is stale", false);
+			return true;
+		}
+	}
+	c->retry_after_wait = false;
+	buf_consume(&c->rbuf, m->head_len);
+	if (build_upreq(t) != 0) {
+		c->tx = NULL;
+		flight_finish(t);
+		tx_free(t);
+		send_error(c, 431, "request head too large to forward", true);
+		return false;
+	}
+	t->deadline_ms = hp_now_ms() + p->o.upstream_timeout_ms;
+	st = tx_send(t);
+	if (st) {
+		tx_fail(t, st, st == 503 ? "no backend available" : "cannot reach a backend");
+		return false;
+	}
+	return false;
+}
+
+static void client_process(struct cconn *c)
+{
+	struct pworker *w = c->w;
+	struct http_msg *m = malloc(sizeof(*m));
+
+	if (!m) {
+		c->closing = true;
+		client_update(c);
+		return;
+	}
+	while (!c->tx && !c->closing && !c->waiting && buf_used(&c->rbuf) &&
+	       buf_used(&c->wbuf) < PX_HIGH_WATER) {
+		int rc = http_parse_head(buf_head(&c->rbuf), buf_used(&c->rbuf), true, HTTP_M_OTHER,
+					 &w->lim, m);
+
+		if (rc == HTTP_PARSE_NEED_MORE) {
+			if (buf_used(&c->rbuf) >= c->rbuf.max) {
+				send_error(c, 431, "request head too large", true);
+				ST_INC(w->p, st_bad);
+			}
+			break;
+		}
+		if (rc == HTTP_PARSE_ERROR) {
+			ST_INC(w->p, st_bad);
+			send_error(c, m->error_status, m->why, true);
+			break;
+		}
+		c->deadline_ms = hp_now_ms() + w->p->o.header_timeout_ms;
+		if (!handle_request(c, m))
+			break;
+		c->deadline_ms = hp_now_ms() + w->p->o.keepalive_timeout_ms;
+	}
+	free(m);
+	if (c->tx)
+		pump_req_body(c->tx);
+	if (c->tx && c->tx->u) {
+		if (c->tx->u->connected)
+			(void)up_flush(c->tx->u);
+		up_update(c->tx->u);
+	}
+	client_update(c);
+}
+
+/* ---- I/O events ---------------------------------------------------------------------------- */
+
+static int client_flush(struct cconn *c)
+{
+	while (buf_used(&c->wbuf)) {
+		ssize_t n = send(c->fd, buf_head(&c->wbuf), buf_used(&c->wbuf), MSG_NOSIGNAL);
+
+		if (n > 0) {
+			buf_consume(&c->wbuf, (size_t)n);
+			ST_ADD(c->w->p, st_bytes_out, (uint64_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+	if (c->wbuf.cap > PX_HIGH_WATER)
+		buf_compact(&c->wbuf);
+	return 0;
+}
+
+static void client_after_io(struct cconn *c)
+{
+	if (client_flush(c) != 0 || (c->closing && !buf_used(&c->wbuf) && !c->tx)) {
+		client_close(c);
+		return;
+	}
+	if (!buf_used(&c->wbuf) && !c->tx)
+		c->deadline_ms = c->deadline_ms;  /* keep the keep-alive deadline */
+	/* back-pressure released: let the upstream continue */
+	if (c->tx && c->tx->u && buf_used(&c->wbuf) < PX_HIGH_WATER) {
+		struct ptx *t = c->tx;
+
+		tx_on_up_readable(t);
+		if (c->tx == t && t->u)
+			up_update(t->u);
+	}
+	if (!c->tx)
+		client_process(c);
+	else
+		client_update(c);
+}
+
+static void client_on_event(struct cconn *c, uint32_t e)
+{
+	struct pworker *w = c->w;
+
+	if (e & EPOLLIN) {
+		for (;;) {
+			size_t room;
+			ssize_t n;
+
+			if (buf_used(&c->rbuf) >= c->rbuf.max)
+				break;
+			if (buf_reserve(&c->rbuf, PX_READ_CHUNK) != 0 &&
+			    buf_reserve(&c->rbuf, c->rbuf.max - buf_used(&c->rbuf)) != 0)
+				break;
+			room = c->rbuf.cap - c->rbuf.off - c->rbuf.len;
+			n = recv(c->fd, c->rbuf.data + c->rbuf.off + c->rbuf.len, room, 0);
+			if (n > 0) {
+				c->rbuf.len += (size_t)n;
+				ST_ADD(w->p, st_bytes_in, (uint64_t)n);
+				if ((size_t)n < room)
+					break;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			/* EOF: finish what was asked if we can, else close */
+			if (!c->tx && !buf_used(&c->wbuf)) {
+				client_close(c);
+				return;
+			}
+			c->closing = true;
+			break;
+		}
+		if (!c->tx && !c->waiting)
+			client_process(c);
+		else if (c->tx) {
+			pump_req_body(c->tx);
+			if (c->tx && c->tx->u) {
+				if (c->tx->u->connected)
+					(void)up_flush(c->tx->u);
+				up_update(c->tx->u);
+			}
+		}
+	} else if (e & (EPOLLHUP | EPOLLERR)) {
+		client_close(c);
+		return;
+	}
+	client_after_io(c);
+}
+
+static void up_on_event(struct upconn *u, uint32_t e)
+{
+	struct ptx *t = u->tx;
+
+	if (u->in_pool) {
+		/* an idle pooled connection spoke or closed: drop it */
+		up_close(u);
+		return;
+	}
+	if (!t) {
+		up_close(u);
+		return;
+	}
+	if (!u->connected) {
+		int err = 0;
+		socklen_t sl = sizeof(err);
+
+		if (e & (EPOLLERR | EPOLLHUP) ||
+		    getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err) {
+			tx_up_error(t, "cannot connect to the backend", true);
+			return;
+		}
+		u->connected = true;
+		t->deadline_ms = hp_now_ms() + t->w->p->o.upstream_timeout_ms;
+	}
+	if (e & EPOLLOUT || buf_used(&u->wbuf)) {
+		if (up_flush(u) != 0) {
+			tx_up_error(t, "backend closed the connection", !u->reused);
+			return;
+		}
+		pump_req_body(t);
+		if (t->u != u)
+			return;
+		if (up_flush(u) != 0) {
+			tx_up_error(t, "backend closed the connection", !u->reused);
+			return;
+		}
+	}
+	if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+		for (;;) {
+			ssize_t n;
+			size_t room;
+
+			if (buf_used(&u->rbuf) >= u->rbuf.max)
+				break;
+			if (t->c && buf_used(&t->c->wbuf) >= PX_HIGH_WATER)
+				break;
+			if (buf_reserve(&u->rbuf, PX_READ_CHUNK) != 0 &&
+			    buf_reserve(&u->rbuf, u->rbuf.max - buf_used(&u->rbuf)) != 0)
+				break;
+			room = u->rbuf.cap - u->rbuf.off - u->rbuf.len;
+			n = recv(u->fd, u->rbuf.data + u->rbuf.off + u->rbuf.len, room, 0);
+			if (n > 0) {
+				u->rbuf.len += (size_t)n;
+				tx_on_up_readable(t);
+				if (t != u->tx || !u->tx)
+					return;   /* completed or failed */
+				if ((size_t)n < room)
+					break;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			/* EOF */
+			if (t->resp && t->resp->body == HTTP_BODY_EOF) {
+				t->resp_done = true;
+				t->resp->keep_alive = false;
+				tx_complete(t);
+				return;
+			}
+			if (!t->resp && buf_used(&u->rbuf) == 0 && u->reused) {
+				tx_up_error(t, "pooled connection closed", false);
+				return;
+			}
+			tx_up_error(t, "backend closed the connection early", true);
+			return;
+		}
+	}
+	if (t->u == u)
+		up_update(u);
+	if (t->c)
+		client_update(t->c);
+}
+
+static void worker_accept(struct pworker *w)
+{
+	struct proxy *p = w->p;
+
+	for (;;) {
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		struct epoll_event ev;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct cconn *c;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("http: accept: %s", strerror(errno));
+			return;
+		}
+		ST_INC(p, st_accepted);
+		if (atomic_load(&p->connected) >= p->o.max_clients) {
+			static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				"Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+			ST_INC(p, st_rejected);
+			if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0) {
+				/* best effort */
+			}
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		if (w->nslots == w->slot_cap) {
+			unsigned nc = w->slot_cap ? w->slot_cap * 2 : 64;
+			struct cconn **ns = realloc(w->slots, nc * sizeof(*ns));
+
+			if (!ns) {
+				free(c);
+				close(fd);
+				continue;
+			}
+			memset(ns + w->slot_cap, 0, (nc - w->slot_cap) * sizeof(*ns));
+			w->slots = ns;
+			w->slot_cap = nc;
+		}
+		/* find a free slot */
+		{
+			unsigned s = w->nslots;
+
+			for (unsigned i = 0; i < w->nslots; i++)
+				if (!w->slots[i]) {
+					s = i;
+					break;
+				}
+			if (s == w->nslots)
+				w->nslots++;
+			c->slot = s;
+			w->slots[s] = c;
+		}
+		c->kind = K_CLIENT;
+		c->fd = fd;
+		c->w = w;
+		c->id = ++w->next_id;
+		buf_init(&c->rbuf, p->o.max_header_size + p->o.max_request_line + 4096);
+		buf_init(&c->wbuf, p->o.max_object + PX_HIGH_WATER + 65536);
+		c->deadline_ms = hp_now_ms() + p->o.header_timeout_ms;
+		if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			char ip[INET6_ADDRSTRLEN] = "?";
+
+			if (ss.ss_family == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+			else if (ss.ss_family == AF_INET6)
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
+					  sizeof(ip));
+			snprintf(c->peer, sizeof(c->peer), "%s", ip);
+		}
+		c->events = EPOLLIN | EPOLLRDHUP;
+		ev.events = c->events;
+		ev.data.ptr = c;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			w->slots[c->slot] = NULL;
+			close(fd);
+			buf_free(&c->rbuf);
+			buf_free(&c->wbuf);
+			free(c);
+			continue;
+		}
+		c->next = w->conns;
+		if (w->conns)
+			w->conns->prev = c;
+		w->conns = c;
+		w->nconns++;
+		atomic_fetch_add(&p->connected, 1);
+	}
+}
+
+static void worker_mail(struct pworker *w)
+{
+	struct mail *m;
+	unsigned n;
+	uint64_t v;
+
+	if (read(w->evfd, &v, sizeof(v)) < 0) {
+		/* nothing pending */
+	}
+	pthread_mutex_lock(&w->mail_mu);
+	m = w->mail;
+	n = w->nmail;
+	w->mail = NULL;
+	w->nmail = w->mail_cap = 0;
+	pthread_mutex_unlock(&w->mail_mu);
+	for (unsigned i = 0; i < n; i++) {
+		struct cconn *c = m[i].slot < w->nslots ? w->slots[m[i].slot] : NULL;
+
+		if (!c || c->id != m[i].id || !c->waiting)
+			continue;
+		c->waiting = false;
+		c->retry_after_wait = true;
+		client_process(c);
+		if (w->slots[m[i].slot] == c)
+			client_after_io(c);
+	}
+	free(m);
+	if (atomic_load(&w->p->stopping) && w->lfd >= 0) {
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->lfd, NULL);
+		close(w->lfd);
+		w->lfd = -1;
+	}
+}
+
+static void worker_sweep(struct pworker *w, uint64_t now)
+{
+	struct proxy *p = w->p;
+	bool stopping = atomic_load(&p->stopping);
+	uint64_t deadline = atomic_load(&p->deadline_ms);
+	struct ptx *t, *tn;
+	struct cconn *c, *cn;
+
+	for (t = w->txs; t; t = tn) {
+		tn = t->next;
+		if (t->deadline_ms && now >= t->deadline_ms) {
+			ST_INC(p, st_timeouts);
+			if (t->u && !t->resp && !t->u->connected) {
+				tx_up_error(t, "connect to the backend timed out", true);
+			} else {
+				if (t->be >= 0 && t->u && !t->reported)
+					balance_done(p->bal, (unsigned)t->be, false,
+						     hp_now_us() - t->t_start_us, now, hp_wall_ms());
+				t->reported = true;
+				tx_fail(t, 504, "the backend did not answer in time");
+			}
+			tn = w->txs;   /* the list changed */
+		}
+	}
+	for (c = w->conns; c; c = cn) {
+		cn = c->next;
+		if (c->waiting && now >= c->wait_until_ms) {
+			c->waiting = false;
+			c->retry_after_wait = true;
+			client_process(c);
+			if (w->slots[c->slot] == c)
+				client_after_io(c);
+			continue;
+		}
+		if (c->tx || c->waiting)
+			continue;
+		if ((stopping && (!buf_used(&c->wbuf) || (deadline && now >= deadline))) ||
+		    now >= c->deadline_ms) {
+			if (!stopping && buf_used(&c->rbuf) && !buf_used(&c->wbuf)) {
+				ST_INC(p, st_timeouts);
+				send_error(c, 408, "request head not received in time", true);
+				client_after_io(c);
+				continue;
+			}
+			client_close(c);
+		}
+	}
+	for (unsigned b = 0; b < p->nbe; b++) {
+		struct upconn *u, *un;
+
+		for (u = w->pool[b]; u; u = un) {
+			un = u->pnext;
+			if (stopping || now - u->idle_since_ms > PX_POOL_IDLE_MS)
+				up_close(u);
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct pworker *w = arg;
+	struct proxy *p = w->p;
+	struct epoll_event evs[PX_MAX_EVENTS];
+	char name[16];
+
+	snprintf(name, sizeof(name), "hp-http-%u", w->idx);
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		bool stopping = atomic_load(&p->stopping);
+		int n = epoll_wait(w->epfd, evs, PX_MAX_EVENTS, 200);
+		uint64_t now;
+
+		if (n < 0 && errno != EINTR) {
+			log_error("http: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int kind = *(int *)evs[i].data.ptr;
+
+			if (kind == K_LISTEN)
+				worker_accept(w);
+			else if (kind == K_EVFD)
+				worker_mail(w);
+			else if (kind == K_CLIENT)
+				client_on_event(evs[i].data.ptr, evs[i].events);
+			else if (kind == K_UP)
+				up_on_event(evs[i].data.ptr, evs[i].events);
+		}
+		now = hp_now_ms();
+		if (now - w->last_sweep_ms >= 200 || stopping) {
+			w->last_sweep_ms = now;
+			worker_sweep(w, now);
+		}
+		if (stopping && !w->conns && !w->txs)
+			break;
+		if (stopping && atomic_load(&p->deadline_ms) && now >= atomic_load(&p->deadline_ms) + 1000)
+			break;
+	}
+	/* whatever is left after the deadline */
+	while (w->txs) {
+		struct ptx *t = w->txs;
+
+		if (t->u) {
+			up_close(t->u);
+			t->u = NULL;
+		}
+		if (t->c)
+			t->c->tx = NULL;
+		flight_finish(t);
+		tx_free(t);
+	}
+	while (w->conns)
+		client_close(w->conns);
+	for (unsigned b = 0; b < p->nbe; b++)
+		while (w->pool[b])
+			up_close(w->pool[b]);
+	return NULL;
+}
+
+/* ---- active health checks ------------------------------------------------------------------- */
+
+/* One blocking GET with short timeouts; true if the answer is 2xx/3xx. */
+static bool health_probe(struct proxy *p, unsigned be)
+{
+	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
+	char req[1024], resp[64];
+	int fd = socket(p->be[be].ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), n;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+		     "User-Agent: hotpath-health\r\n\r\n", p->o.health_path, p->be[be].name);
+	if (connect(fd, (struct sockaddr *)&p->be[be].ss, p->be[be].sl) == 0 &&
+	    send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+		ssize_t r = recv(fd, resp, sizeof(resp) - 1, MSG_WAITALL);
+
+		if (r >= 12) {
+			resp[r] = '\0';
+			ok = strncmp(resp, "HTTP/1.", 7) == 0 && (resp[9] == '2' || resp[9] == '3');
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+static void *health_main(void *arg)
+{
+	struct proxy *p = arg;
+
+	pthread_setname_np(pthread_self(), "hp-http-health");
+	while (!atomic_load(&p->stopping)) {
+		struct epoll_event ev;
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+
+		for (unsigned i = 0; i < p->nbe && !atomic_load(&p->stopping); i++)
+			balance_health(p->bal, i, health_probe(p, i), hp_now_ms(), hp_wall_ms());
+		if (ep >= 0) {
+			ev.events = EPOLLIN;
+			ev.data.fd = p->health_evfd;
+			epoll_ctl(ep, EPOLL_CTL_ADD, p->health_evfd, &ev);
+			epoll_wait(ep, &ev, 1, (int)p->o.health_interval_ms);
+			close(ep);
+		}
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------- */
+
+static int resolve(const char *hostport, struct backend_addr *out)
+{
+	char host[HP_ADDR_MAX];
+	uint16_t port;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char ps[8];
+	int rc;
+
+	if (config_parse_hostport(hostport, host, sizeof(host), &port) != 0)
+		return -EINVAL;
+	snprintf(ps, sizeof(ps), "%u", port);
+	rc = getaddrinfo(host, ps, &hints, &res);
+	if (rc != 0 || !res)
+		return -EHOSTUNREACH;
+	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+	out->sl = res->ai_addrlen;
+	snprintf(out->name, sizeof(out->name), "%s", hostport);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int listen_on(const char *hostport, uint16_t *bound)
+{
+	struct backend_addr a;
+	int fd, one = 1;
+
+	if (resolve(hostport, &a) != 0)
+		return -EINVAL;
+	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (*bound) {
+		if (a.ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&a.ss)->sin_port = htons(*bound);
+		else
+			((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(*bound);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&a.ss, a.sl) != 0 || listen(fd, 1024) != 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	if (!*bound) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return fd;
+}
+
+struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1)
+{
+	struct proxy *p = calloc(1, sizeof(*p));
+	struct balance_backend_conf bc[BALANCE_MAX_BACKENDS];
+	char list[HP_LIST_MAX], *save = NULL, *tok;
+	long ncpu;
+
+	if (!p)
+		return NULL;
+	p->o = *o;
+	p->l1 = l1;
+	p->health_evfd = -1;
+	pthread_mutex_init(&p->flights_mu, NULL);
+	snprintf(list, sizeof(list), "%s", o->servers);
+	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		if (p->nbe >= BALANCE_MAX_BACKENDS) {
+			log_error("http: upstream %s: more than %d servers", o->upstream,
+				  BALANCE_MAX_BACKENDS);
+			goto fail;
+		}
+		if (resolve(tok, &p->be[p->nbe]) != 0) {
+			log_error("http: upstream %s: cannot resolve %s", o->upstream, tok);
+			goto fail;
+		}
+		memset(&bc[p->nbe], 0, sizeof(bc[0]));
+		snprintf(bc[p->nbe].name, sizeof(bc[0].name), "%s", tok);
+		bc[p->nbe].weight = o->weights[p->nbe] ? o->weights[p->nbe] : 1;
+		p->nbe++;
+	}
+	if (!p->nbe) {
+		log_error("http: upstream %s has no servers", o->upstream);
+		goto fail;
+	}
+	p->bal = balance_new(&o->bal, bc, p->nbe, hp_now_us());
+	if (!p->bal)
+		goto fail;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	p->nworkers = o->workers ? o->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
+	if (p->nworkers > PX_MAX_WORKERS)
+		p->nworkers = PX_MAX_WORKERS;
+	p->w = calloc(p->nworkers, sizeof(*p->w));
+	if (!p->w)
+		goto fail;
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		struct pworker *w = &p->w[i];
+		struct epoll_event ev;
+		int fd;
+
+		w->p = p;
+		w->idx = i;
+		w->epfd = w->lfd = w->evfd = -1;
+		pthread_mutex_init(&w->mail_mu, NULL);
+		http_limits_default(&w->lim);
+		w->lim.max_start_line = o->max_request_line;
+		w->lim.max_head = o->max_header_size;
+		w->lim.max_headers = o->max_headers;
+		fd = listen_on(o->listen, &p->port);
+		if (fd < 0) {
+			log_error("http: cannot listen on %s: %s", o->listen, strerror(-fd));
+			goto fail;
+		}
+		w->lfd = fd;
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->epfd < 0 || w->evfd < 0)
+			goto fail;
+		w->ltag.kind = K_LISTEN;
+		w->etag.kind = K_EVFD;
+		ev.events = EPOLLIN;
+		ev.data.ptr = &w->ltag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &ev);
+		ev.data.ptr = &w->etag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+	}
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		if (pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) != 0)
+			goto fail;
+		p->w[i].started = true;
+	}
+	if (o->health_path[0]) {
+		p->health_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (p->health_evfd >= 0 &&
+		    pthread_create(&p->health_thread, NULL, health_main, p) == 0)
+			p->health_started = true;
+	}
+	log_info("http: proxy on port %u -> upstream %s (%u servers, %s, %u workers%s)", p->port,
+		 o->upstream, p->nbe, balance_algo_name(o->bal.algo), p->nworkers,
+		 o->cache ? ", caching in L1" : "");
+	return p;
+fail:
+	proxy_stop(p, 0);
+	proxy_free(p);
+	return NULL;
+}
+
+void proxy_stop(struct proxy *p, uint64_t timeout_ms)
+{
+	uint64_t one = 1;
+
+	if (!p)
+		return;
+	atomic_store(&p->deadline_ms, hp_now_ms() + timeout_ms);
+	atomic_store(&p->stopping, true);
+	if (p->health_evfd >= 0 && write(p->health_evfd, &one, sizeof(one)) < 0) {
+		/* the health thread also checks the flag each round */
+	}
+	for (unsigned i = 0; p->w && i < p->nworkers; i++)
+		if (p->w[i].evfd >= 0 && write(p->w[i].evfd, &one, sizeof(one)) < 0) {
+			/* it wakes within 200 ms anyway */
+		}
+	for (unsigned i = 0; p->w && i < p->nworkers; i++)
+		if (p->w[i].started) {
+			pthread_join(p->w[i].thread, NULL);
+			p->w[i].started = false;
+		}
+	if (p->health_started) {
+		pthread_join(p->health_thread, NULL);
+		p->health_started = false;
+	}
+}
+
+void proxy_free(struct proxy *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; p->w && i < p->nworkers; i++) {
+		struct pworker *w = &p->w[i];
+
+		if (w->lfd >= 0)
+			close(w->lfd);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->evfd >= 0)
+			close(w->evfd);
+		free(w->slots);
+		free(w->mail);
+		pthread_mutex_destroy(&w->mail_mu);
+	}
+	for (unsigned b = 0; b < PX_FLIGHT_BUCKETS; b++)
+		while (p->flights[b]) {
+			struct flight *f = p->flights[b];
+
+			p->flights[b] = f->next;
+			free(f->w);
+			free(f->key);
+			free(f);
+		}
+	if (p->health_evfd >= 0)
+		close(p->health_evfd);
+	free(p->w);
+	balance_free(p->bal);
+	pthread_mutex_destroy(&p->flights_mu);
+	free(p);
+}
+
+uint16_t proxy_port(const struct proxy *p)
+{
+	return p->port;
+}
+
+struct balancer *proxy_balancer(struct proxy *p)
+{
+	return p ? p->bal : NULL;
+}
+
+const char *proxy_upstream_name(const struct proxy *p)
+{
+	return p->o.upstream;
+}
+
+void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->connections = atomic_load(&p->connected);
+	s->accepted = atomic_load(&p->st_accepted);
+	s->rejected = atomic_load(&p->st_rejected);
+	s->requests = atomic_load(&p->st_requests);
+	s->upstream_requests = atomic_load(&p->st_up_requests);
+	s->upstream_errors = atomic_load(&p->st_up_errors);
+	s->retries = atomic_load(&p->st_retries);
+	for (unsigned i = 0; i < PX_RESULTS; i++)
+		s->results[i] = atomic_load(&p->st_results[i]);
+	for (unsigned i = 0; i < 6; i++)
+		s->status[i] = atomic_load(&p->st_status[i]);
+	s->bad_requests = atomic_load(&p->st_bad);
+	s->stored = atomic_load(&p->st_stored);
+	s->store_failed = atomic_load(&p->st_store_failed);
+	s->invalidations = atomic_load(&p->st_invalidations);
+	s->not_modified = atomic_load(&p->st_not_modified);
+	s->bytes_in = atomic_load(&p->st_bytes_in);
+	s->bytes_out = atomic_load(&p->st_bytes_out);
+	s->pool_reused = atomic_load(&p->st_pool_reused);
+	s->pool_new = atomic_load(&p->st_pool_new);
+	s->timeouts = atomic_load(&p->st_timeouts);
+}
+
+/* ---- from the configuration ------------------------------------------------------------------ */
+
+struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
+{
+	const struct hp_upstream_conf *u = NULL;
+	struct proxy_options *o;
+	struct proxy *p;
+
+	for (unsigned i = 0; i < c->n_upstreams; i++)
+		if (strcmp(c->upstreams[i].name, c->http_upstream) == 0)
+			u = &c->upstreams[i];
+	if (!u) {
+		log_error("http: http.upstream names [upstream.%s], which is not defined",
+			  c->http_upstream);
+		return NULL;
+	}
+	o = malloc(sizeof(*o));
+	if (!o)
+		return NULL;
+	proxy_options_default(o);
+	snprintf(o->listen, sizeof(o->listen), "%s", c->http_listen);
+	o->workers = c->workers;
+	snprintf(o->upstream, sizeof(o->upstream), "%s", u->name);
+	snprintf(o->servers, sizeof(o->servers), "%s", u->servers);
+	{
+		char tmp[sizeof(u->weights)], *save = NULL, *tok;
+		unsigned n = 0;
+
+		snprintf(tmp, sizeof(tmp), "%s", u->weights);
+		for (tok = strtok_r(tmp, ", ", &save); tok && n < BALANCE_MAX_BACKENDS;
+		     tok = strtok_r(NULL, ", ", &save))
+			o->weights[n++] = (unsigned)strtoul(tok, NULL, 10);
+	}
+	o->bal.algo = u->balance == HP_BAL_LEAST_REQUEST ? BAL_LEAST_REQUEST :
+		      u->balance == HP_BAL_EWMA ? BAL_EWMA :
+		      u->balance == HP_BAL_HASH ? BAL_HASH : BAL_ROUND_ROBIN;
+	o->bal.health_rise = u->health_rise;
+	o->bal.health_fall = u->health_fall;
+	o->bal.eject_consecutive = u->eject_consecutive;
+	o->bal.eject_base_ms = u->eject_time_ms;
+	o->bal.eject_max_pct = u->eject_max_pct;
+	o->bal.slow_start_ms = u->slow_start_ms;
+	o->bal.panic_pct = u->panic_pct;
+	o->bal.breaker.window = u->breaker_window;
+	o->bal.breaker.min_calls = u->breaker_window / 2 ? u->breaker_window / 2 : 1;
+	o->bal.breaker.failure_pct = u->breaker_failure_pct;
+	o->bal.breaker.slow_pct = u->breaker_slow_pct;
+	o->bal.breaker.slow_call_us = u->breaker_slow_call_ms * 1000;
+	o->bal.breaker.open_ms = u->breaker_open_ms;
+	o->bal.breaker.probes = u->breaker_probes;
+	snprintf(o->hash_key, sizeof(o->hash_key), "%s", u->hash_key[0] ? u->hash_key : "path");
+	snprintf(o->sticky_cookie, sizeof(o->sticky_cookie), "%s", u->sticky_cookie);
+	snprintf(o->health_path, sizeof(o->health_path), "%s", u->health_path);
+	o->health_interval_ms = u->health_interval_ms;
+	o->max_request_line = c->http_max_request_line;
+	o->max_header_size = c->http_max_header_size;
+	o->max_headers = c->http_max_headers;
+	o->max_body = c->http_max_body;
+	o->max_object = c->http_max_object_size;
+	o->max_clients = c->http_max_clients;
+	o->header_timeout_ms = c->http_header_timeout_ms;
+	o->keepalive_timeout_ms = c->http_keepalive_timeout_ms;
+	o->connect_timeout_ms = c->http_connect_timeout_ms;
+	o->upstream_timeout_ms = c->http_upstream_timeout_ms;
+	o->send_timeout_ms = c->http_upstream_timeout_ms;
+	o->keep_stale_s = c->http_stale_keep_ms / 1000;
+	o->cache = c->http_cache;
+	p = proxy_start(o, l1);
+	free(o);
+	return p;
+}

@@ -1,0 +1,75 @@
+/*
+ * proxy.h - the HTTP caching reverse proxy (port 8479): worker threads
+ * with their own epoll loops in front of one upstream group, an RFC 9111
+ * cache in the shared L1, balancing and health from hotpath/balance.h.
+ */
+#ifndef HOTPATH_PROXY_H
+#define HOTPATH_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "hotpath/balance.h"
+#include "hotpath/common.h"
+#include "hotpath/config.h"
+#include "hotpath/l1.h"
+
+struct proxy;
+
+struct proxy_options {
+	char listen[HP_ADDR_MAX];
+	unsigned workers;                 /* 0 = one per CPU */
+	char upstream[HP_NAME_MAX];
+	char servers[HP_LIST_MAX];        /* HOST:PORT,... */
+	unsigned weights[BALANCE_MAX_BACKENDS];
+	struct balance_options bal;
+	char hash_key[HP_NAME_MAX];       /* "path", "header:NAME", "cookie:NAME" */
+	char sticky_cookie[HP_NAME_MAX];  /* "" = no sticky sessions */
+	char health_path[HP_PATH_MAX];    /* "" = no active checks */
+	uint64_t health_interval_ms;
+	/* limits */
+	size_t max_request_line, max_header_size;
+	unsigned max_headers;
+	uint64_t max_body, max_object;
+	unsigned max_clients;
+	/* timeouts, ms */
+	uint64_t header_timeout_ms, keepalive_timeout_ms, connect_timeout_ms;
+	uint64_t upstream_timeout_ms, send_timeout_ms;
+	uint64_t keep_stale_s;            /* keep stale objects with validators this long */
+	bool cache;                       /* false: a plain balancing proxy */
+};
+
+/* Fill defaults (the config table's defaults when a key exists there). */
+void proxy_options_default(struct proxy_options *o);
+
+/* Bind, resolve backends and start workers and the health checker. NULL on failure (logged). */
+struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1);
+/* Stop accepting; let in-flight exchanges finish for up to timeout_ms. */
+void proxy_stop(struct proxy *p, uint64_t timeout_ms);
+/* Start from the [http] section and the [upstream.NAME] it names. NULL on failure (logged). */
+struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1);
+/* Free everything; the proxy must be stopped. NULL is a no-op. */
+void proxy_free(struct proxy *p);
+uint16_t proxy_port(const struct proxy *p);
+struct balancer *proxy_balancer(struct proxy *p);
+const char *proxy_upstream_name(const struct proxy *p);
+
+enum proxy_cache_result {
+	PX_HIT = 0, PX_STALE, PX_REVALIDATED, PX_MISS, PX_BYPASS, PX_UNCACHEABLE,
+	PX_COLLAPSED, PX_STALE_ERROR, PX_RESULTS
+};
+
+struct proxy_stats {
+	uint64_t connections, accepted, rejected;
+	uint64_t requests, upstream_requests, upstream_errors, retries;
+	uint64_t results[PX_RESULTS];
+	uint64_t status[6];               /* 1xx..5xx by hundreds, [0] other */
+	uint64_t bad_requests;            /* 4xx from the parser */
+	uint64_t stored, store_failed, invalidations, not_modified;
+	uint64_t bytes_in, bytes_out;
+	uint64_t pool_reused, pool_new;
+	uint64_t timeouts;
+};
+void proxy_get_stats(struct proxy *p, struct proxy_stats *out);
+const char *proxy_result_name(enum proxy_cache_result r);
+
+#endif
