@@ -933,8 +933,8 @@ static void test_visit(void **state)
 	assert_non_null(a);
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 33);
-	assert_int_equal(a->reloadable, 18);
+	assert_int_equal(a->n, 66);          /* every key of every plain section */
+	assert_int_equal(a->reloadable, 19);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
 	assert_non_null(strstr(a->text, "resp.idle_timeout=300s\n"));
