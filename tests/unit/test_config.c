@@ -947,8 +947,8 @@ static void test_visit(void **state)
 		 "[database.app]\npassword = s3cret\n[database.b]\n"
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 33 + 6 + 6 + 4);
-	assert_int_equal(a->reloadable, 18 + 4);
+	assert_int_equal(a->n, 66 + 6 + 6 + 4);
+	assert_int_equal(a->reloadable, 19 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
 	assert_non_null(strstr(a->text, "cache.max_ttl=90s\n"));
