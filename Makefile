@@ -43,6 +43,7 @@ DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
               libmicrohttpd-dev libjansson-dev libcmocka-dev libsystemd-dev \
               libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
               redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 postgresql postgresql-contrib \
+              pgbouncer postgresql-15-hypopg \
               curl valgrind procps iproute2 util-linux \
               dpkg-dev rpm lintian man-db libcap2-bin
 

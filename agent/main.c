@@ -30,6 +30,7 @@
 #include "hotpath/l0.h"
 #include "hotpath/l1.h"
 #include "hotpath/log.h"
+#include "hotpath/pooler.h"
 #include "hotpath/pressure.h"
 #include "hotpath/profile.h"
 #include "hotpath/proxy.h"
@@ -193,6 +194,7 @@ static void reload(struct daemon_state *st)
 	l1_set_max_memory(d->l1, nc->l1_max_memory);
 	l1_set_policy(d->l1, nc->eviction == HP_EVICT_LRU ? L1_POLICY_LRU : L1_POLICY_S3FIFO);
 	resp_server_reload(d->resp, nc);
+	pooler_reload(d->pooler, nc);
 	if (d->l0 && nc->l0_enabled != d->cfg->l0_enabled) {
 		l0_set_enabled(d->l0, nc->l0_enabled);
 		log_info("reload: L0 %s", nc->l0_enabled ? "switched on" : "switched off and emptied");
@@ -457,6 +459,11 @@ int main(int argc, char **argv)
 		if (!d->http)
 			goto out;
 	}
+	if (d->cfg->n_databases) {
+		d->pooler = pooler_start(d->cfg);
+		if (!d->pooler)
+			goto out;
+	}
 	d->ts = timeseries_new(TIMESERIES_SECONDS);
 	if (!d->ts) {
 		log_error("cannot allocate the statistics history");
@@ -477,6 +484,9 @@ out:
 		profiler_cancel(d->profiler);   /* a running window ends now */
 	api_stop(st.api);
 	profiler_free(d->profiler);
+	pooler_stop(d->pooler, d->cfg->shutdown_timeout_ms);
+	pooler_free(d->pooler);
+	d->pooler = NULL;
 	if (d->http) {
 		proxy_stop(d->http, d->cfg->shutdown_timeout_ms);
 		proxy_free(d->http);

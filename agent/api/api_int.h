@@ -92,6 +92,8 @@ void api_h_cache_tiers(struct api_call *c);
 /* Invalidate over the tiers (L2 -> L1/L0 -> peers) and reply; `field` is
  * "invalidated" or "deleted". */
 void api_tier_invalidate(struct api_call *c, const char *field, const struct api_pattern_req *rq);
+/* PostgreSQL pools (api_pool.c). */
+void api_h_pools(struct api_call *c);
 /* Performance routes (api_perf.c). */
 void api_h_flamegraph(struct api_call *c);
 /* Pid listening on the port of [service.NAME]; -ENOENT no such service,

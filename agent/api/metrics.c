@@ -30,6 +30,7 @@
 #include "hotpath/l1.h"
 #include "hotpath/l0.h"
 #include "hotpath/metrics.h"
+#include "hotpath/pooler.h"
 #include "hotpath/resp_cmd.h"
 #include "hotpath/server.h"
 #include "hotpath/tier.h"
@@ -404,6 +405,8 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 			return rc;
 	}
 	if ((rc = render_l1(d, b)) || (rc = render_resp(d, b)) || (rc = render_api(api, b)))
+		return rc;
+	if (d->pooler && (rc = pooler_metrics_render(d->pooler, b)))
 		return rc;
 	if ((rc = tier_metrics_render(d, b)))   /* tiers, L2, tasks (api_tier.c) */
 		return rc;

@@ -436,6 +436,70 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "When a server connection goes back to the pool: transaction "
 		 "(at the end of each transaction) or session (when the client "
 		 "disconnects)." },
+	{ .section = "pooler", .key = "default_pool_size", .type = CT_UINT,
+	  G(pooler_default_pool_size), .def = "20", .min = 1, .max = 10000,
+	  .flags = CF_RELOAD,
+	  .doc = "Most server connections one pool (a database and user pair) "
+		 "opens. With adaptive_pool_size, the upper bound of the "
+		 "controller." },
+	{ .section = "pooler", .key = "min_pool_size", .type = CT_UINT,
+	  G(pooler_min_pool_size), .def = "0", .min = 0, .max = 10000,
+	  .flags = CF_RELOAD,
+	  .doc = "Server connections a pool keeps open even when idle, once "
+		 "a client has used it." },
+	{ .section = "pooler", .key = "max_client_conn", .type = CT_UINT,
+	  G(pooler_max_client_conn), .def = "1000", .min = 1, .max = 1000000,
+	  .doc = "Client connections served at once; one more gets a FATAL "
+		 "error (53300) and is closed." },
+	{ .section = "pooler", .key = "query_wait_timeout", .type = CT_DURATION,
+	  G(pooler_query_wait_timeout_ms), .def = "120s", .min = 0, .max = DAY,
+	  .flags = CF_RELOAD,
+	  .doc = "Longest a client waits for a server connection; then it "
+		 "gets a FATAL error naming the pool and its limit. 0 = wait "
+		 "forever." },
+	{ .section = "pooler", .key = "server_connect_timeout", .type = CT_DURATION,
+	  G(pooler_server_connect_timeout_ms), .def = "15s", .min = 100, .max = HOUR,
+	  .flags = CF_RELOAD,
+	  .doc = "Longest a new server connection may take to connect and log "
+		 "in." },
+	{ .section = "pooler", .key = "server_idle_timeout", .type = CT_DURATION,
+	  G(pooler_server_idle_timeout_ms), .def = "600s", .min = 0, .max = 30 * DAY,
+	  .flags = CF_RELOAD,
+	  .doc = "Close server connections idle for this long (above "
+		 "min_pool_size). 0 = never." },
+	{ .section = "pooler", .key = "server_lifetime", .type = CT_DURATION,
+	  G(pooler_server_lifetime_ms), .def = "3600s", .min = 0, .max = 30 * DAY,
+	  .flags = CF_RELOAD,
+	  .doc = "Close a server connection this old when it is next free. "
+		 "0 = never." },
+	{ .section = "pooler", .key = "server_reset_query", .type = CT_STRING,
+	  G(pooler_server_reset_query), .def = "DISCARD ALL",
+	  .flags = CF_RELOAD | CF_OPTIONAL,
+	  .doc = "Query run on a server connection when a session-mode client "
+		 "leaves, before another client gets it. Empty = none. Not run "
+		 "in transaction mode." },
+	{ .section = "pooler", .key = "max_prepared_statements", .type = CT_UINT,
+	  G(pooler_max_prepared_statements), .def = "200", .min = 0, .max = 100000,
+	  .flags = CF_RELOAD,
+	  .doc = "Transaction mode: protocol-level prepared statements kept per "
+		 "server connection (LRU); clients' statements are renamed and "
+		 "re-prepared on whichever server connection they land on. 0 = "
+		 "off: named statements then only work inside one transaction." },
+	{ .section = "pooler", .key = "max_message_size", .type = CT_SIZE,
+	  G(pooler_max_message_size), .def = "16mb", .min = 64 * KB, .max = GB,
+	  .doc = "Largest protocol message the pooler buffers whole (queries, "
+		 "Parse/Bind, result metadata); larger ones are refused with an "
+		 "error. Row data and COPY data stream through at any size." },
+	{ .section = "pooler", .key = "adaptive_pool_size", .type = CT_BOOL,
+	  G(pooler_adaptive), .def = "no", .flags = CF_RELOAD,
+	  .doc = "Let a controller move each pool's connection limit between "
+		 "adaptive_min_pool_size and default_pool_size once a second "
+		 "from measured query time and wait time (gradient style); "
+		 "decisions are logged and shown in GET /api/v2/pools." },
+	{ .section = "pooler", .key = "adaptive_min_pool_size", .type = CT_UINT,
+	  G(pooler_adaptive_min_pool_size), .def = "2", .min = 1, .max = 10000,
+	  .flags = CF_RELOAD,
+	  .doc = "Lowest limit the adaptive controller sets." },
 };
 
 #define P(m) CFG_AT(struct hp_partition_conf, m)
@@ -1850,6 +1914,10 @@ static void check_databases(struct cfg_parser *p)
 				"set database.%s.password or database.%s.password_file, "
 				"not both", d->name, d->name);
 	}
+	if (c->pooler_min_pool_size > c->pooler_default_pool_size)
+		cfg_err(p, cfg_gline(p, "pooler", "min_pool_size"),
+			"pooler.min_pool_size (%u) is larger than pooler.default_pool_size (%u)",
+			c->pooler_min_pool_size, c->pooler_default_pool_size);
 	if (c->n_databases && c->pooler_auth_type != HP_AUTH_TRUST && !c->pooler_auth_file[0])
 		cfg_err(p, cfg_max_line(cfg_gline(p, "pooler", "auth_type"),
 					p->hdr_line[ki][0]),
@@ -1890,7 +1958,8 @@ static const struct cfg_check cfg_checks[] = {
 	  "different addresses.", check_listen },
 	{ "A database sets `password` or `password_file`, not both; with a "
 	  "database, `pooler.auth_type` other than `trust` needs "
-	  "`pooler.auth_file`.", check_databases },
+	  "`pooler.auth_file`; `pooler.min_pool_size` is at most "
+	  "`pooler.default_pool_size`.", check_databases },
 	{ "Service ports are unique.", check_services },
 };
 

@@ -150,6 +150,18 @@ struct hp_config {
 	int pooler_auth_type;           /* enum hp_auth_type */
 	char pooler_auth_file[HP_PATH_MAX];
 	int pooler_pool_mode;           /* enum hp_pool_mode */
+	uint32_t pooler_default_pool_size;      /* server connections per pool, most */
+	uint32_t pooler_min_pool_size;
+	uint32_t pooler_max_client_conn;
+	uint64_t pooler_query_wait_timeout_ms;
+	uint64_t pooler_server_connect_timeout_ms;
+	uint64_t pooler_server_idle_timeout_ms;
+	uint64_t pooler_server_lifetime_ms;
+	char pooler_server_reset_query[HP_PREFIX_MAX];
+	uint32_t pooler_max_prepared_statements;
+	uint64_t pooler_max_message_size;
+	bool pooler_adaptive;
+	uint32_t pooler_adaptive_min_pool_size;
 
 	/* named sections */
 	unsigned n_partitions;

@@ -20,6 +20,7 @@ struct resp_server;
 struct bpf_accept;
 struct timeseries;
 struct profiler;
+struct pooler;
 struct tier;
 struct l2;
 struct tasks;
@@ -45,6 +46,7 @@ struct hp_daemon {
 	struct bpf_accept *bpf_accept;  /* NULL without BPF */
 	struct timeseries *ts;          /* per-second history of counters */
 	struct profiler *profiler;      /* CPU profiler, NULL without BPF/perf */
+	struct pooler *pooler;          /* PostgreSQL pooler, NULL without [database.*] */
 	struct tasks *tasks;            /* background task processor */
 	struct l2 *l2;                  /* Redis L2, NULL when not configured */
 	struct tier *tier;              /* L1+L2 tiers for the RESP front */
