@@ -183,6 +183,10 @@ struct pworker {
 	unsigned nmail, mail_cap;
 	uint64_t next_id;
 	uint64_t last_sweep_ms;
+	/* Liveness probes for the event handlers: cleared when the object
+	 * they point to is closed, pooled or freed during a callback. */
+	struct upconn *cur_up;
+	struct ptx *cur_tx;
 	struct http_limits lim;
 };
 
@@ -346,6 +350,8 @@ static void up_close(struct upconn *u)
 {
 	struct pworker *w = u->w;
 
+	if (w->cur_up == u)
+		w->cur_up = NULL;
 	if (u->in_pool) {
 		struct upconn **pp = &w->pool[u->be];
 
@@ -381,7 +387,10 @@ static void client_close(struct cconn *c)
 				up_close(t->u);
 				t->u = NULL;
 				if (!t->reported)
-					balance_done(w->p->bal, (unsigned)t->be, true,
+					/* A response, even a 5xx, is the application speaking: only
+			 * transport failures (connect, reset, timeout, garbage)
+			 * count against a backend's health and breaker. */
+			balance_done(w->p->bal, (unsigned)t->be, true,
 						     hp_now_us() - t->t_start_us, hp_now_ms(),
 						     hp_wall_ms());
 			}
@@ -855,6 +864,8 @@ static void pool_put(struct upconn *u)
 {
 	struct pworker *w = u->w;
 
+	if (w->cur_up == u)
+		w->cur_up = NULL;
 	u->tx = NULL;
 	if (atomic_load(&w->p->stopping) || w->npool[u->be] >= PX_POOL_MAX ||
 	    buf_used(&u->rbuf) || buf_used(&u->wbuf)) {
@@ -1435,7 +1446,10 @@ static void tx_on_up_readable(struct ptx *t)
 			http_chunked_init(&t->resp_dec);
 			if (m->body == HTTP_BODY_NONE)
 				t->resp_done = true;
-			balance_done(w->p->bal, (unsigned)t->be, m->status < 500 || m->status == 501,
+			/* A response, even a 5xx, is the application speaking: only
+			 * transport failures (connect, reset, timeout, garbage)
+			 * count against a backend's health and breaker. */
+			balance_done(w->p->bal, (unsigned)t->be, true,
 				     hp_now_us() - t->t_start_us, hp_now_ms(), hp_wall_ms());
 			t->reported = true;
 			if (!on_resp_head(t))
@@ -1572,6 +1586,8 @@ static void tx_free(struct ptx *t)
 {
 	struct pworker *w = t->w;
 
+	if (w->cur_tx == t)
+		w->cur_tx = NULL;
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -1869,9 +1885,11 @@ static void client_after_io(struct cconn *c)
 	/* back-pressure released: let the upstream continue */
 	if (c->tx && c->tx->u && buf_used(&c->wbuf) < PX_HIGH_WATER) {
 		struct ptx *t = c->tx;
+		struct pworker *w = c->w;
 
+		w->cur_tx = t;
 		tx_on_up_readable(t);
-		if (c->tx == t && t->u)
+		if (w->cur_tx == t && c->tx == t && t->u)
 			up_update(t->u);
 	}
 	if (!c->tx)
@@ -1962,8 +1980,10 @@ static void up_on_event(struct upconn *u, uint32_t e)
 			tx_up_error(t, "backend closed the connection", !u->reused);
 			return;
 		}
+		u->w->cur_tx = t;
+		u->w->cur_up = u;
 		pump_req_body(t);
-		if (t->u != u)
+		if (u->w->cur_tx != t || u->w->cur_up != u || t->u != u)
 			return;
 		if (up_flush(u) != 0) {
 			tx_up_error(t, "backend closed the connection", !u->reused);
@@ -1985,10 +2005,14 @@ static void up_on_event(struct upconn *u, uint32_t e)
 			room = u->rbuf.cap - u->rbuf.off - u->rbuf.len;
 			n = recv(u->fd, u->rbuf.data + u->rbuf.off + u->rbuf.len, room, 0);
 			if (n > 0) {
+				struct pworker *w = u->w;
+
 				u->rbuf.len += (size_t)n;
+				w->cur_up = u;
+				w->cur_tx = t;
 				tx_on_up_readable(t);
-				if (t != u->tx || !u->tx)
-					return;   /* completed or failed */
+				if (w->cur_up != u || w->cur_tx != t || u->tx != t)
+					return;   /* completed, failed or retried elsewhere */
 				if ((size_t)n < room)
 					break;
 				continue;
