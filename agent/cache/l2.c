@@ -471,9 +471,8 @@ static struct l2_node *node_for_slot(struct l2 *l, int slot)
 	return idx == L2_NO_NODE ? NULL : l->nodes[idx];
 }
 
-/* Parse "MOVED 3999 127.0.0.1:6381" / "ASK ...". */
-static bool parse_redirect(const char *s, const char *kind, unsigned *slot, char *host,
-			   size_t hostlen, uint16_t *port)
+bool l2_parse_redirect(const char *s, const char *kind, unsigned *slot, char *host,
+		       size_t hostlen, uint16_t *port)
 {
 	size_t kl = strlen(kind);
 	const char *p, *sp;
@@ -488,7 +487,7 @@ static bool parse_redirect(const char *s, const char *kind, unsigned *slot, char
 		return false;
 	*slot = (unsigned)v;
 	sp = end + 1;
-	return config_parse_hostport(sp, host, hostlen, port) == 0;
+	return config_parse_hostport(sp, host, hostlen, port) == 0 && *port != 0 && host[0];
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -597,7 +596,7 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 		r0 = q->rep[0];
 		if (r0->type != REDIS_REPLY_ERROR)
 			break;
-		if (parse_redirect(r0->str, "MOVED", &s, host, sizeof(host), &port)) {
+		if (l2_parse_redirect(r0->str, "MOVED", &s, host, sizeof(host), &port)) {
 			unsigned idx;
 
 			atomic_fetch_add(&l->moved, 1);
@@ -612,7 +611,7 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 			rc = -EIO;
 			continue;
 		}
-		if (parse_redirect(r0->str, "ASK", &s, host, sizeof(host), &port)) {
+		if (l2_parse_redirect(r0->str, "ASK", &s, host, sizeof(host), &port)) {
 			atomic_fetch_add(&l->ask, 1);
 			req_clear(q);
 			n = node_get(l, host, port, NULL);

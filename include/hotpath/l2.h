@@ -137,5 +137,13 @@ void l2_get_stats(struct l2 *l, struct l2_stats *out);
  * non-empty {hash tag}, modulo 16384. */
 unsigned l2_key_slot(const char *key, size_t klen);
 uint16_t l2_crc16(const char *p, size_t n);
+/*
+ * Parse a cluster redirect error text, "MOVED 3999 127.0.0.1:6381" or
+ * "ASK 3999 [::1]:6381" (`kind` is "MOVED" or "ASK"), NUL-terminated.
+ * true with slot, host and port filled; false for anything else (slot out
+ * of range, bad address, trailing text).
+ */
+bool l2_parse_redirect(const char *s, const char *kind, unsigned *slot, char *host,
+		       size_t hostlen, uint16_t *port);
 
 #endif
