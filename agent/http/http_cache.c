@@ -463,11 +463,21 @@ static int build_common(struct buf *out, struct hc_obj *o, const struct http_msg
 		date = response_time;
 	o->date = date;
 	{
+		/* Age must be one field line holding delta-seconds; anything
+		 * else (a list, a sign, a fraction, parameters, a second line)
+		 * makes the response stale rather than guessing. */
 		size_t vl;
-		const char *a = http_header_get(resp, "age", &vl);
-		int64_t av = a ? delta_seconds(a, vl) : 0;
+		int first = http_header_find(resp, "age", 0);
+		const char *a = first >= 0 ? resp->headers[first].value : NULL;
+		int64_t av = 0;
 
-		o->age_value = av < 0 ? 0 : av;
+		if (a) {
+			vl = resp->headers[first].vlen;
+			av = (vl && a[0] != '"') ? delta_seconds(a, vl) : -1;
+			if (http_header_find(resp, "age", first + 1) >= 0)
+				av = -1;
+		}
+		o->age_value = av < 0 ? HC_DELTA_MAX : av;
 	}
 	o->last_modified = date_of(resp, "last-modified");
 	o->lifetime = lifetime_of(resp, cc, date, o->last_modified, &heur);
@@ -581,9 +591,13 @@ int hc_update_304(struct buf *out, const struct hc_view *old, const struct http_
 	for (unsigned i = 0; !rc && i < r304->nheaders; i++) {
 		const struct http_header *h = &r304->headers[i];
 
+		/* RFC 9111 3.2: these describe the stored body, or identify it,
+		 * and are not taken from a 304 */
 		if (not_stored(h->name, h->nlen, r304) ||
 		    http_ieq(h->name, h->nlen, "content-encoding") ||
-		    http_ieq(h->name, h->nlen, "content-type"))
+		    http_ieq(h->name, h->nlen, "content-md5") ||
+		    http_ieq(h->name, h->nlen, "content-range") ||
+		    http_ieq(h->name, h->nlen, "etag"))
 			continue;
 		rc = buf_printf(&tmp, "%.*s: %.*s\r\n", (int)h->nlen, h->name, (int)h->vlen,
 				h->value);
@@ -773,4 +787,62 @@ bool hc_not_modified(const struct http_msg *req, const struct hc_view *v, const 
 		return ims != -1 && lm <= ims;
 	}
 	return false;
+}
+
+int hc_range(const struct http_msg *req, const struct hc_view *v, uint64_t *start, uint64_t *len)
+{
+	size_t vl, il;
+	const char *r = http_header_get(req, "range", &vl);
+	const char *ir = http_header_get(req, "if-range", &il);
+	uint64_t size = v->o->body_len, a = 0, b = 0;
+	size_t i = 6;
+	bool has_a = false, has_b = false;
+
+	if (!r || req->meth != HTTP_M_GET || v->o->status != 200)
+		return 0;
+	if (ir) {
+		/* If-Range: a strong ETag match, or the exact Last-Modified date */
+		bool ok = false;
+
+		if (il > 2 && ir[0] == '"')
+			ok = v->o->etag_len == il && memcmp(v->head + v->o->etag_off, ir, il) == 0;
+		else
+			ok = v->o->last_modified != HC_NONE &&
+			     http_date_parse(ir, il) == v->o->last_modified;
+		if (!ok)
+			return 0;
+	}
+	if (vl < 7 || strncasecmp(r, "bytes=", 6) != 0)
+		return 0;
+	while (i < vl && r[i] >= '0' && r[i] <= '9' && a < (UINT64_C(1) << 60)) {
+		a = a * 10 + (uint64_t)(r[i++] - '0');
+		has_a = true;
+	}
+	if (i >= vl || r[i] != '-')
+		return 0;
+	i++;
+	while (i < vl && r[i] >= '0' && r[i] <= '9' && b < (UINT64_C(1) << 60)) {
+		b = b * 10 + (uint64_t)(r[i++] - '0');
+		has_b = true;
+	}
+	if (i != vl)
+		return 0;       /* several ranges or junk: send the whole body */
+	if (!has_a && !has_b)
+		return 0;
+	if (!has_a) {           /* suffix: the last b bytes */
+		if (b == 0)
+			return -1;
+		*start = b >= size ? 0 : size - b;
+		*len = size - *start;
+		return 1;
+	}
+	if (a >= size)
+		return -1;
+	if (!has_b || b >= size)
+		b = size - 1;
+	if (b < a)
+		return 0;
+	*start = a;
+	*len = b - a + 1;
+	return 1;
 }

@@ -743,6 +743,8 @@ static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
 	const char *le = memchr(v->head, '\n', v->o->head_len);
 	size_t first = le ? (size_t)(le + 1 - v->head) : v->o->head_len;
 	unsigned status = v->o->status;
+	uint64_t rstart = 0, rlen = 0;
+	int range = nm ? 0 : hc_range(&t->req, v, &rstart, &rlen);
 	int rc = 0;
 	char ttl[48] = "";
 
@@ -770,13 +772,29 @@ static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
 		}
 		status = 304;
 		ST_INC(t->w->p, st_not_modified);
+	} else if (range == 1) {
+		/* 206 from the stored whole: same fields, another status line */
+		rc = buf_append_str(&c->wbuf, "HTTP/1.1 206 Partial Content\r\n");
+		if (!rc)
+			rc = buf_append(&c->wbuf, v->head + first, v->o->head_len - first);
+		if (!rc)
+			rc = buf_printf(&c->wbuf, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%u\r\n",
+					rstart, rstart + rlen - 1, v->o->body_len);
+		status = 206;
+	} else if (range < 0) {
+		rc = buf_printf(&c->wbuf, "HTTP/1.1 416 Range Not Satisfiable\r\n"
+				"Content-Range: bytes */%u\r\n", v->o->body_len);
+		status = 416;
+		rlen = 0;
 	} else {
 		rc = buf_append(&c->wbuf, v->head, v->o->head_len);
 	}
 	if (!rc)
 		rc = buf_printf(&c->wbuf, "Age: %" PRId64 "\r\n", age < 0 ? 0 : age);
 	cache_status(&c->wbuf, t, ttl);
-	if (!rc && !nm && status != 204 && status != 304)
+	if (!rc && !nm && range != 0)
+		rc = buf_printf(&c->wbuf, "Content-Length: %" PRIu64 "\r\n", rlen);
+	else if (!rc && !nm && status != 204 && status != 304)
 		rc = buf_printf(&c->wbuf, "Content-Length: %u\r\n", v->o->body_len);
 	if (!rc && !t->req.keep_alive) {
 		rc = buf_append_str(&c->wbuf, "Connection: close\r\n");
@@ -784,7 +802,9 @@ static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
 	}
 	if (!rc)
 		rc = buf_append(&c->wbuf, "\r\n", 2);
-	if (!rc && !nm && !t->head_only && status != 204 && status != 304)
+	if (!rc && !nm && !t->head_only && range == 1)
+		rc = buf_append(&c->wbuf, v->body + rstart, rlen);
+	else if (!rc && !nm && !t->head_only && range == 0 && status != 204 && status != 304)
 		rc = buf_append(&c->wbuf, v->body, v->o->body_len);
 	if (rc)
 		c->closing = true;

@@ -137,6 +137,13 @@ int64_t hc_keep_seconds(const struct hc_obj *o, int64_t now, int64_t keep_stale)
 bool hc_not_modified(const struct http_msg *req, const struct hc_view *v, const char *etag,
 		     size_t etag_len);
 
+/*
+ * A single byte range of a stored 200 (RFC 9110 14): 1 and *start, *len
+ * when one satisfiable range applies (If-Range honoured), -1 when it is
+ * unsatisfiable (416), 0 when the whole body should be sent.
+ */
+int hc_range(const struct http_msg *req, const struct hc_view *v, uint64_t *start, uint64_t *len);
+
 /* Is this an HTTP field that must not be forwarded (hop-by-hop, RFC 9110 7.6.1)? */
 bool hc_hop_by_hop(const char *name, size_t nlen, const struct http_msg *m);
 
