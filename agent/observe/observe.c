@@ -1,0 +1,1348 @@
+/*
+ * observe.c - loader and aggregator for bpf/observe.bpf.c: request latency
+ * of the host's services (inbound) and of their calls to databases and
+ * caches (outbound), and PostgreSQL query statistics.
+ *
+ * What is counted where. The kernel counts every request it pairs with a
+ * response in obs_endpoints (per service and endpoint: log2 µs histogram in
+ * hist.h's layout, count, sum, errors, rows, max, first/last seen); those
+ * counts are complete whatever the load, and reading them is the only
+ * thing userspace must do (once a second, by the thread started here, or
+ * on demand before a report). Individual requests arrive as ring buffer
+ * events under a per-CPU budget (ev_per_sec, refilled each second, last
+ * quarter reserved for requests slower than slow_ns); events over budget
+ * or finding the ring full are dropped and counted in obs_drops, never
+ * queued. Each endpoint keeps the exact durations of its last
+ * OBS_SAMPLES events: a report whose range holds exactly as many events as
+ * the kernel counted requests computes p50/p95/p99 from them ("quantiles":
+ * "exact"); otherwise from the histogram, interpolated within log2 buckets
+ * ("histogram", up to a factor-2 bucket's error). Ranges come from
+ * snapshots of the cumulative counts: every 2 s for the last minute, every
+ * minute for the last hour; a longer or older range is reported since
+ * start, with the range actually covered.
+ *
+ * Endpoints are named from the kernel's text events: HTTP method and route
+ * (httproute.c, verified against the kernel's hash), RESP command name,
+ * PostgreSQL query text fingerprinted and normalised by libpg_query
+ * (pgquery.c); statements with the same fingerprint are one row of
+ * observe_queries_json and one endpoint of the metrics. A text event lost
+ * to a full ring is asked for again through obs_wanttext.
+ *
+ * Services: [service.NAME] (inbound, and outbound for local clients),
+ * [database.NAME] and [redis] (outbound), PostgreSQL 5432 and Redis 6379
+ * (outbound, always), and every listening TCP socket found in /proc every
+ * DISCOVER_MS (inbound, protocol guessed from the port or, for "auto",
+ * sniffed by the kernel from the first request).
+ *
+ * What not: no TLS, no HTTP/2, no per-connection or per-client breakdown,
+ * at most OBS_MAX_EP endpoints tracked in userspace (the rest are counted
+ * as untracked). Needs root (CAP_BPF + CAP_PERFMON) and tracefs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/types.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "hotpath/config.h"
+#include "hotpath/hist.h"
+#include "hotpath/httproute.h"
+#include "hotpath/log.h"
+#include "hotpath/observe.h"
+#include "hotpath/observe_events.h"
+#include "hotpath/pgquery.h"
+#include "hotpath/pgwire.h"
+#include "hotpath/sockets.h"
+#include "hotpath/wireproto.h"
+#include "observe.skel.h"
+
+_Static_assert(OBS_HIST_BUCKETS == HIST_BUCKETS, "kernel and userspace histograms differ");
+
+#define OBS_DEFAULT_PIN "/sys/fs/bpf/hotpath"
+#define OBS_MAX_SVC 256
+#define OBS_MAX_EP 1024
+#define OBS_EP_BUCKETS 1024
+#define OBS_SAMPLES 2048
+#define SNAP_FINE 30
+#define SNAP_FINE_MS 2000
+#define SNAP_COARSE 60
+#define SNAP_COARSE_MS 60000
+#define REFRESH_MS 1000
+#define DISCOVER_MS 5000
+#define TEXT_RETRY_MS 5000
+#define SLOW_NS 10000000ULL          /* 10 ms */
+#define EV_PER_SEC 2000              /* per CPU */
+#define OBS_SVC_PIDS 4
+#define OBS_MAX_LISTENERS 1024
+
+struct obs_svc {
+	char name[HP_NAME_MAX + 24];
+	uint16_t port;
+	uint8_t dir;                 /* OBS_DIR_* */
+	int protocol;                /* told to the kernel, OBS_PROTO_AUTO = sniff */
+	const char *proto_from;      /* "config", "port", "traffic" */
+	const char *source;          /* "config", "database", "redis", "default", "discovered" */
+	bool watched;                /* present in obs_watched */
+	bool present;                /* inbound: seen listening at the last discovery */
+	unsigned npids;
+	int32_t pids[OBS_SVC_PIDS];
+	char comm[16];
+};
+
+struct snap {
+	uint64_t t_ms;
+	uint64_t count, sum_us, errors, rows, ev;
+	uint64_t hist[HIST_BUCKETS];
+};
+
+struct obs_ep {
+	struct obs_ep *next;
+	uint32_t service_id;
+	uint64_t hash;
+	int protocol;
+	char key[40];                /* grouping key: name, or PG fingerprint */
+	char name[256];              /* "GET /users/{id}", "GET", normalised SQL */
+	bool have_text;
+	bool truncated;
+	uint64_t text_asked_ms;
+	/* the kernel entry as last read, and its incarnation */
+	uint64_t k_first_ns;
+	struct obs_ep_stats k_last;
+	/* accumulated since start */
+	struct hist acc;
+	uint64_t errors, rows, max_us, first_ns, last_ns;
+	uint64_t ev;                 /* event samples received */
+	uint32_t *samples;           /* ring of the last OBS_SAMPLES, µs */
+	struct snap *fine, *coarse;
+	uint64_t nfine, ncoarse;
+};
+
+struct observe {
+	struct observe_bpf *skel;
+	struct ring_buffer *rb;
+	pthread_t thread;
+	bool thread_started;
+	volatile bool stop;
+	pthread_mutex_t lock;
+	char pin_path[HP_PATH_MAX];
+	bool pinned;
+	int ncpus;
+	uint64_t start_ms;
+
+	struct obs_svc svc[OBS_MAX_SVC];
+	unsigned nsvc;
+
+	struct obs_ep *ep_tab[OBS_EP_BUCKETS];
+	unsigned nep;
+	uint64_t untracked;
+	uint64_t hash_mismatch;
+	uint64_t last_refresh_ms, last_discover_ms;
+};
+
+/* ---- services ---------------------------------------------------------------- */
+
+static int svc_find(struct observe *o, uint16_t port, uint8_t dir)
+{
+	for (unsigned i = 0; i < o->nsvc; i++)
+		if (o->svc[i].port == port && o->svc[i].dir == dir)
+			return (int)i;
+	return -1;
+}
+
+static int svc_add(struct observe *o, const char *name, uint16_t port, uint8_t dir, int protocol,
+		   const char *proto_from, const char *source)
+{
+	struct obs_svc *s;
+
+	if (!port || svc_find(o, port, dir) >= 0 || o->nsvc >= OBS_MAX_SVC)
+		return -1;
+	s = &o->svc[o->nsvc];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->port = port;
+	s->dir = dir;
+	s->protocol = protocol;
+	s->proto_from = proto_from;
+	s->source = source;
+	s->present = true;
+	return (int)o->nsvc++;
+}
+
+static int guessed(unsigned port, const char **from)
+{
+	int p = wire_guess_port(port);
+
+	*from = p ? "port" : "traffic";
+	return p;
+}
+
+static void services_from_config(struct observe *o, const struct hp_config *cfg)
+{
+	const char *from;
+
+	for (unsigned i = 0; i < cfg->n_services; i++) {
+		const struct hp_service_conf *sc = &cfg->services[i];
+		int p = sc->protocol;
+
+		from = "config";
+		if (p == HP_PROTO_AUTO)
+			p = guessed(sc->port, &from);
+		svc_add(o, sc->name, (uint16_t)sc->port, OBS_DIR_IN, p, from, "config");
+		svc_add(o, sc->name, (uint16_t)sc->port, OBS_DIR_OUT, p, from, "config");
+	}
+	for (unsigned i = 0; i < cfg->n_databases; i++) {
+		const struct hp_database_conf *d = &cfg->databases[i];
+
+		svc_add(o, d->name, (uint16_t)(d->port ? d->port : 5432), OBS_DIR_OUT,
+			OBS_PROTO_POSTGRES, "config", "database");
+	}
+	if (cfg->redis_address[0]) {
+		char host[HP_ADDR_MAX];
+		uint16_t port;
+
+		if (config_parse_hostport(cfg->redis_address, host, sizeof(host), &port) == 0)
+			svc_add(o, "redis", port, OBS_DIR_OUT, OBS_PROTO_RESP, "config", "redis");
+	}
+	svc_add(o, "postgres", 5432, OBS_DIR_OUT, OBS_PROTO_POSTGRES, "port", "default");
+	svc_add(o, "redis", 6379, OBS_DIR_OUT, OBS_PROTO_RESP, "port", "default");
+}
+
+/* Push the service table into obs_watched and make the kernel re-classify
+ * cached fds. Called with the lock held. */
+static void watched_sync(struct observe *o)
+{
+	int fd = bpf_map__fd(o->skel->maps.obs_watched);
+
+	for (unsigned i = 0; i < o->nsvc; i++) {
+		struct obs_svc *s = &o->svc[i];
+		struct obs_watch_key k = { .port = s->port, .dir = s->dir };
+		struct obs_watch v = { .service_id = i, .protocol = (__u32)s->protocol };
+
+		if (s->present && !s->watched) {
+			if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) == 0)
+				s->watched = true;
+			else
+				log_debug("observe: cannot watch port %u: %s", s->port, strerror(errno));
+		} else if (!s->present && s->watched) {
+			bpf_map_delete_elem(fd, &k);
+			s->watched = false;
+		}
+	}
+	__atomic_add_fetch(&o->skel->bss->watch_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* Apply a discovery scan (lock held): one listener per socket, so a port
+ * may come several times (IPv4 and IPv6, SO_REUSEPORT, forked workers). */
+static void discover_apply(struct observe *o, const struct sock_listener *ls, int n)
+{
+	bool seen[OBS_MAX_SVC] = { false };
+	bool changed = false;
+
+	for (int i = 0; i < n; i++) {
+		int id = svc_find(o, ls[i].port, OBS_DIR_IN);
+		struct obs_svc *s;
+		bool have = false;
+
+		if (id < 0) {
+			char name[HP_NAME_MAX + 24];
+			const char *from;
+			int p = guessed(ls[i].port, &from);
+
+			snprintf(name, sizeof(name), "%s:%u", ls[i].comm[0] ? ls[i].comm : "port",
+				 ls[i].port);
+			id = svc_add(o, name, ls[i].port, OBS_DIR_IN, p, from, "discovered");
+			if (id < 0)
+				continue;
+			changed = true;
+		}
+		s = &o->svc[id];
+		if (!seen[id]) {
+			seen[id] = true;
+			s->npids = 0;
+			s->comm[0] = '\0';
+		}
+		for (unsigned j = 0; j < s->npids; j++)
+			if (s->pids[j] == ls[i].pid)
+				have = true;
+		if (ls[i].pid > 0 && !have && s->npids < OBS_SVC_PIDS)
+			s->pids[s->npids++] = ls[i].pid;
+		if (!s->comm[0] && ls[i].comm[0])
+			memcpy(s->comm, ls[i].comm, sizeof(s->comm));
+		if (!s->present) {
+			s->present = true;
+			changed = true;
+		}
+	}
+	for (unsigned i = 0; i < o->nsvc; i++) {
+		struct obs_svc *s = &o->svc[i];
+
+		if (s->dir == OBS_DIR_IN && !seen[i])
+			s->npids = 0;
+		if (s->dir == OBS_DIR_IN && !strcmp(s->source, "discovered") && s->present && !seen[i]) {
+			s->present = false;
+			changed = true;
+		}
+	}
+	if (changed)
+		watched_sync(o);
+}
+
+static void discover_run(struct observe *o)
+{
+	struct sock_listener *ls = calloc(OBS_MAX_LISTENERS, sizeof(*ls));
+	int n;
+
+	if (!ls)
+		return;
+	n = sockets_listeners(ls, OBS_MAX_LISTENERS);
+	if (n >= 0) {
+		pthread_mutex_lock(&o->lock);
+		discover_apply(o, ls, n);
+		pthread_mutex_unlock(&o->lock);
+	}
+	free(ls);
+}
+
+/* ---- endpoints -------------------------------------------------------------- */
+
+static unsigned ep_slot(uint32_t sid, uint64_t hash)
+{
+	return (unsigned)((hash ^ ((uint64_t)sid * 0x9e3779b97f4a7c15ULL)) % OBS_EP_BUCKETS);
+}
+
+static struct obs_ep *ep_get(struct observe *o, uint32_t sid, uint64_t hash, bool create)
+{
+	unsigned slot = ep_slot(sid, hash);
+	struct obs_ep *e;
+
+	for (e = o->ep_tab[slot]; e; e = e->next)
+		if (e->service_id == sid && e->hash == hash)
+			return e;
+	if (!create || sid >= o->nsvc)
+		return NULL;
+	if (o->nep >= OBS_MAX_EP) {
+		o->untracked++;
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->samples = calloc(OBS_SAMPLES, sizeof(*e->samples));
+	e->fine = calloc(SNAP_FINE, sizeof(*e->fine));
+	e->coarse = calloc(SNAP_COARSE, sizeof(*e->coarse));
+	if (!e->samples || !e->fine || !e->coarse) {
+		free(e->samples);
+		free(e->fine);
+		free(e->coarse);
+		free(e);
+		return NULL;
+	}
+	e->service_id = sid;
+	e->hash = hash;
+	e->protocol = o->svc[sid].protocol;
+	snprintf(e->key, sizeof(e->key), "h:%016" PRIx64, hash);
+	snprintf(e->name, sizeof(e->name), "(endpoint %016" PRIx64 ")", hash);
+	e->next = o->ep_tab[slot];
+	o->ep_tab[slot] = e;
+	o->nep++;
+	return e;
+}
+
+static void ep_free_all(struct observe *o)
+{
+	for (unsigned i = 0; i < OBS_EP_BUCKETS; i++) {
+		struct obs_ep *e = o->ep_tab[i];
+
+		while (e) {
+			struct obs_ep *nx = e->next;
+
+			free(e->samples);
+			free(e->fine);
+			free(e->coarse);
+			free(e);
+			e = nx;
+		}
+		o->ep_tab[i] = NULL;
+	}
+	o->nep = 0;
+}
+
+/* Name an endpoint from the first bytes of one of its requests. */
+static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const char *t, size_t n)
+{
+	char route[ROUTE_PATH_MAX + 16];
+
+	e->protocol = protocol;
+	if (protocol == OBS_PROTO_HTTP) {
+		const char *m, *p;
+		size_t ml, pl;
+
+		if (wire_http_request(t, n, &m, &ml, &p, &pl) != 0)
+			return;
+		if (route_normalise(p, pl, route, sizeof(route)) < 0)
+			return;
+		if (route_hash(m, ml, p, pl) != e->hash)
+			o->hash_mismatch++;
+		snprintf(e->name, sizeof(e->name), "%.*s %s", (int)ml, m, route);
+		snprintf(e->key, sizeof(e->key), "h:%016" PRIx64, e->hash);
+	} else if (protocol == OBS_PROTO_RESP) {
+		char cmd[OBS_CMD_MAX + 1];
+
+		if (wire_resp_command(t, n, cmd, sizeof(cmd)) < 0)
+			return;
+		snprintf(e->name, sizeof(e->name), "%s", cmd);
+	} else if (protocol == OBS_PROTO_POSTGRES) {
+		const char *q;
+		size_t ql;
+		bool trunc;
+		uint64_t fp = 0;
+		int r = pgwire_query_text(t, n, &q, &ql, &trunc);
+
+		if (r == -ENOENT && n > 5 && t[0] == 'B') {
+			snprintf(e->name, sizeof(e->name), "(prepared statement \"%.*s\")",
+				 (int)strnlen(t + 5, n - 5) > 60 ? 60 : (int)strnlen(t + 5, n - 5), t + 5);
+		} else if (r == 0) {
+			e->truncated = trunc;
+			if (pgquery_fingerprint(q, ql, &fp, e->name, sizeof(e->name)) == 0)
+				snprintf(e->key, sizeof(e->key), "fp:%016" PRIx64, fp);
+		} else {
+			return;
+		}
+	}
+	e->have_text = true;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct observe *o = ctx;
+	uint32_t kind;
+
+	if (size < sizeof(kind))
+		return 0;
+	memcpy(&kind, data, sizeof(kind));
+	if (kind == OBS_EV_TEXT && size >= sizeof(struct obs_text_event)) {
+		const struct obs_text_event *t = data;
+		struct obs_ep *e = ep_get(o, t->service_id, t->ep_hash, true);
+
+		if (e)
+			ep_name(o, e, (int)t->protocol, t->text,
+				t->len < OBS_TEXT_MAX ? t->len : OBS_TEXT_MAX);
+	} else if (kind == OBS_EV_REQ && size >= sizeof(struct obs_req_event)) {
+		const struct obs_req_event *r = data;
+		struct obs_ep *e = ep_get(o, r->service_id, r->ep_hash, true);
+		uint64_t us = r->dur_ns / 1000;
+
+		if (!e)
+			return 0;
+		for (unsigned i = 0; i < (r->n ? r->n : 1u); i++)
+			e->samples[e->ev++ % OBS_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	}
+	return 0;
+}
+
+static void snap_take(struct obs_ep *e, struct snap *s, uint64_t now)
+{
+	s->t_ms = now;
+	s->count = e->acc.count;
+	s->sum_us = e->acc.sum;
+	s->errors = e->errors;
+	s->rows = e->rows;
+	s->ev = e->ev;
+	memcpy(s->hist, e->acc.buckets, sizeof(s->hist));
+}
+
+/* Read the kernel's endpoint table into the accumulators (lock held). */
+static void refresh(struct observe *o)
+{
+	int fd = bpf_map__fd(o->skel->maps.obs_endpoints);
+	int wfd = bpf_map__fd(o->skel->maps.obs_wanttext);
+	struct obs_ep_key k, next;
+	struct obs_ep_stats v;
+	uint64_t now = hp_now_ms();
+	bool first = true;
+
+	ring_buffer__consume(o->rb);
+	while (bpf_map_get_next_key(fd, first ? NULL : &k, &next) == 0) {
+		struct obs_ep *e;
+		const struct obs_ep_stats *p;
+
+		first = false;
+		k = next;
+		if (bpf_map_lookup_elem(fd, &k, &v) != 0)
+			continue;
+		e = ep_get(o, k.service_id, k.ep_hash, true);
+		if (!e)
+			continue;
+		if (v.first_ns != e->k_first_ns) {      /* new kernel incarnation */
+			memset(&e->k_last, 0, sizeof(e->k_last));
+			e->k_first_ns = v.first_ns;
+			if (!e->first_ns)
+				e->first_ns = v.first_ns;
+		}
+		p = &e->k_last;
+		if (v.count < p->count)
+			continue;                        /* torn read; next time */
+		for (unsigned i = 0; i < HIST_BUCKETS; i++)
+			e->acc.buckets[i] += v.hist_us[i] - p->hist_us[i];
+		e->acc.count += v.count - p->count;
+		e->acc.sum += v.sum_us - p->sum_us;
+		e->errors += v.errors - p->errors;
+		e->rows += v.rows - p->rows;
+		if (v.max_us > e->max_us)
+			e->max_us = v.max_us;
+		if (v.last_ns > e->last_ns)
+			e->last_ns = v.last_ns;
+		if (e->protocol == OBS_PROTO_AUTO)
+			e->protocol = (int)v.protocol;
+		e->k_last = v;
+		if (!e->have_text && v.count && now - e->text_asked_ms >= TEXT_RETRY_MS) {
+			__u32 one = 1;
+
+			bpf_map_update_elem(wfd, &k, &one, BPF_ANY);
+			e->text_asked_ms = now;
+		}
+	}
+	/* snapshots for time ranges */
+	for (unsigned i = 0; i < OBS_EP_BUCKETS; i++) {
+		for (struct obs_ep *e = o->ep_tab[i]; e; e = e->next) {
+			struct snap *lf = e->nfine ? &e->fine[(e->nfine - 1) % SNAP_FINE] : NULL;
+			struct snap *lc = e->ncoarse ? &e->coarse[(e->ncoarse - 1) % SNAP_COARSE] : NULL;
+
+			if (!lf || now - lf->t_ms >= SNAP_FINE_MS)
+				snap_take(e, &e->fine[e->nfine++ % SNAP_FINE], now);
+			if (!lc || now - lc->t_ms >= SNAP_COARSE_MS)
+				snap_take(e, &e->coarse[e->ncoarse++ % SNAP_COARSE], now);
+		}
+	}
+	o->last_refresh_ms = now;
+}
+
+static void *observe_thread(void *arg)
+{
+	struct observe *o = arg;
+	int efd = ring_buffer__epoll_fd(o->rb);
+
+	while (!o->stop) {
+		struct epoll_event ev;
+		uint64_t now;
+
+		(void)epoll_wait(efd, &ev, 1, 200);
+		pthread_mutex_lock(&o->lock);
+		ring_buffer__consume(o->rb);
+		now = hp_now_ms();
+		if (now - o->last_refresh_ms >= REFRESH_MS)
+			refresh(o);
+		pthread_mutex_unlock(&o->lock);
+		if (now - o->last_discover_ms >= DISCOVER_MS) {
+			o->last_discover_ms = now;
+			discover_run(o);
+		}
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int probe_bpf(char *why, size_t whylen)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 4, 1, NULL);
+
+	if (fd < 0) {
+		int err = -errno;
+
+		snprintf(why, whylen, "cannot use BPF: %s%s", strerror(-err),
+			 err == -EPERM ? " (needs root, or CAP_BPF and CAP_PERFMON)" : "");
+		return err;
+	}
+	close(fd);
+	if (access("/sys/kernel/tracing/events/syscalls", F_OK) != 0 &&
+	    access("/sys/kernel/debug/tracing/events/syscalls", F_OK) != 0) {
+		if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0 ||
+		    access("/sys/kernel/tracing/events/syscalls", F_OK) != 0) {
+			snprintf(why, whylen, "no syscall tracepoints: tracefs is not mounted "
+				 "and cannot be (%s)", strerror(errno));
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[HP_PATH_MAX];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* A pinned map reused from an earlier run keeps its entries: empty it. */
+static void map_clear(struct bpf_map *m)
+{
+	int fd = bpf_map__fd(m);
+	char key[64], next[64];
+
+	if (bpf_map__key_size(m) > sizeof(key))
+		return;
+	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
+		memcpy(key, next, sizeof(key));
+		if (bpf_map_delete_elem(fd, key) != 0)
+			break;
+	}
+}
+
+struct observe *observe_start(const struct hp_config *cfg, const char *pin_path, char *why,
+			      size_t whylen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	struct observe *o;
+	int err;
+
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&o->lock, NULL);
+	o->start_ms = hp_now_ms();
+	if (probe_bpf(why, whylen) != 0)
+		goto fail;
+	o->ncpus = libbpf_num_possible_cpus();
+	if (o->ncpus <= 0) {
+		snprintf(why, whylen, "cannot count possible CPUs");
+		goto fail;
+	}
+	snprintf(o->pin_path, sizeof(o->pin_path), "%s",
+		 pin_path && pin_path[0] ? pin_path : OBS_DEFAULT_PIN);
+	err = mkdir_p(o->pin_path);
+	if (err) {
+		snprintf(why, whylen, "cannot create pin directory %s: %s", o->pin_path,
+			 strerror(-err));
+		goto fail;
+	}
+	opts.pin_root_path = o->pin_path;
+	o->skel = observe_bpf__open_opts(&opts);
+	if (!o->skel) {
+		snprintf(why, whylen, "cannot open BPF object observe: %s", strerror(errno));
+		goto fail;
+	}
+	o->skel->rodata->slow_ns = SLOW_NS;
+	o->skel->rodata->ev_per_sec = EV_PER_SEC;
+	err = observe_bpf__load(o->skel);
+	if (err) {
+		snprintf(why, whylen, "kernel refused to load observe: %s%s", strerror(-err),
+			 err == -EPERM ? " (needs CAP_BPF/CAP_SYS_ADMIN)" : "");
+		goto fail;
+	}
+	o->pinned = true;
+	map_clear(o->skel->maps.obs_watched);
+	map_clear(o->skel->maps.obs_endpoints);
+	{
+		struct obs_drops *zero = calloc((size_t)o->ncpus, sizeof(*zero));
+		__u32 key = 0;
+
+		if (zero) {
+			if (bpf_map_update_elem(bpf_map__fd(o->skel->maps.obs_drops), &key, zero,
+						BPF_ANY) != 0)
+				log_debug("observe: cannot reset obs_drops: %s", strerror(errno));
+			free(zero);
+		}
+	}
+	err = observe_bpf__attach(o->skel);
+	if (err) {
+		snprintf(why, whylen, "cannot attach syscall tracepoints: %s (is tracefs mounted?)",
+			 strerror(-err));
+		goto fail;
+	}
+	o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.obs_events), on_event, o, NULL);
+	if (!o->rb) {
+		snprintf(why, whylen, "cannot open the observe ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	services_from_config(o, cfg);
+	watched_sync(o);
+	discover_run(o);
+	o->last_discover_ms = hp_now_ms();
+	err = pthread_create(&o->thread, NULL, observe_thread, o);
+	if (err) {
+		snprintf(why, whylen, "cannot start the observe thread: %s", strerror(err));
+		goto fail;
+	}
+	o->thread_started = true;
+	return o;
+fail:
+	observe_stop(o);
+	return NULL;
+}
+
+void observe_stop(struct observe *o)
+{
+	if (!o)
+		return;
+	if (o->thread_started) {
+		o->stop = true;
+		pthread_join(o->thread, NULL);
+	}
+	ring_buffer__free(o->rb);
+	if (o->skel) {
+		if (o->pinned) {
+			bpf_map__unpin(o->skel->maps.obs_watched, NULL);
+			bpf_map__unpin(o->skel->maps.obs_endpoints, NULL);
+			bpf_map__unpin(o->skel->maps.obs_drops, NULL);
+		}
+		observe_bpf__destroy(o->skel);
+	}
+	ep_free_all(o);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+/* ---- reports ------------------------------------------------------------------ */
+
+/* What one endpoint did over a range. */
+struct win {
+	struct hist h;
+	uint64_t errors, rows, ev, since_ms;
+	bool exact;
+	uint64_t max_us;
+};
+
+static const struct snap *snap_for(const struct obs_ep *e, uint64_t from_ms)
+{
+	const struct snap *best = NULL;
+
+	/* newest snapshot taken at or before from_ms, fine ones first */
+	for (uint64_t i = 0; i < SNAP_FINE && i < e->nfine; i++) {
+		const struct snap *s = &e->fine[(e->nfine - 1 - i) % SNAP_FINE];
+
+		if (s->t_ms <= from_ms)
+			return s;
+	}
+	for (uint64_t i = 0; i < SNAP_COARSE && i < e->ncoarse; i++) {
+		const struct snap *s = &e->coarse[(e->ncoarse - 1 - i) % SNAP_COARSE];
+
+		if (s->t_ms <= from_ms) {
+			best = s;
+			break;
+		}
+	}
+	return best;
+}
+
+static void ep_window(const struct observe *o, const struct obs_ep *e, uint64_t range_ms,
+		      uint64_t now, struct win *w)
+{
+	const struct snap *s = NULL;
+
+	memset(w, 0, sizeof(*w));
+	w->h = e->acc;
+	w->errors = e->errors;
+	w->rows = e->rows;
+	w->ev = e->ev;
+	w->since_ms = o->start_ms;
+	w->max_us = e->max_us;
+	if (range_ms && now > range_ms)
+		s = snap_for(e, now - range_ms);
+	if (s) {
+		for (unsigned i = 0; i < HIST_BUCKETS; i++)
+			w->h.buckets[i] -= s->hist[i];
+		w->h.count -= s->count;
+		w->h.sum -= s->sum_us;
+		w->errors -= s->errors;
+		w->rows -= s->rows;
+		w->ev -= s->ev;
+		w->since_ms = s->t_ms;
+	}
+	w->exact = w->h.count > 0 && w->ev == w->h.count && w->ev <= OBS_SAMPLES &&
+		   w->ev <= e->ev;
+	if (w->exact) {
+		w->max_us = 0;
+		for (uint64_t i = 0; i < w->ev; i++) {
+			uint32_t v = e->samples[(e->ev - 1 - i) % OBS_SAMPLES];
+
+			if (v > w->max_us)
+				w->max_us = v;
+		}
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A group of endpoints reported as one (same service and key). */
+struct group {
+	uint32_t service_id;
+	const struct obs_ep *first;
+	struct win w;
+	uint32_t *vals;               /* exact samples when w.exact */
+	size_t nvals;
+	uint64_t max_us, first_ns, last_ns;
+	unsigned members;
+};
+
+static double q_ms(const struct group *g, double q)
+{
+	if (g->w.exact && g->nvals) {
+		size_t idx = (size_t)ceil(q * (double)g->nvals);
+
+		if (idx < 1)
+			idx = 1;
+		if (idx > g->nvals)
+			idx = g->nvals;
+		return g->vals[idx - 1] / 1000.0;
+	}
+	return hist_quantile(&g->w.h, q) / 1000.0;
+}
+
+static void group_add(struct group *g, const struct observe *o, const struct obs_ep *e,
+		      uint64_t range_ms, uint64_t now)
+{
+	struct win w;
+
+	ep_window(o, e, range_ms, now, &w);
+	if (!g->members) {
+		g->service_id = e->service_id;
+		g->first = e;
+		g->w = w;
+		g->w.exact = true;
+		g->first_ns = e->first_ns;
+	} else {
+		hist_merge(&g->w.h, &w.h);
+		g->w.errors += w.errors;
+		g->w.rows += w.rows;
+		g->w.ev += w.ev;
+		if (w.since_ms < g->w.since_ms)
+			g->w.since_ms = w.since_ms;
+		if (e->first_ns && (!g->first_ns || e->first_ns < g->first_ns))
+			g->first_ns = e->first_ns;
+	}
+	if (w.max_us > g->max_us)
+		g->max_us = w.max_us;
+	if (e->last_ns > g->last_ns)
+		g->last_ns = e->last_ns;
+	g->members++;
+	if (!w.h.count)
+		return;
+	if (!w.exact) {
+		g->w.exact = false;
+		return;
+	}
+	if (g->w.exact) {
+		uint32_t *nv = realloc(g->vals, (g->nvals + w.ev) * sizeof(*nv));
+
+		if (!nv) {
+			g->w.exact = false;
+			return;
+		}
+		g->vals = nv;
+		for (uint64_t i = 0; i < w.ev; i++)
+			g->vals[g->nvals++] = e->samples[(e->ev - 1 - i) % OBS_SAMPLES];
+	}
+}
+
+static void groups_free(struct group *g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(g[i].vals);
+	free(g);
+}
+
+/* Group the endpoints passing `want` by (service, key). Lock held. */
+static struct group *groups_build(const struct observe *o, bool (*want)(const struct observe *,
+									  const struct obs_ep *,
+									  const void *),
+				  const void *arg, bool by_side_only, uint64_t range_ms,
+				  size_t *out_n)
+{
+	struct group *g = calloc(o->nep ? o->nep : 1, sizeof(*g));
+	uint64_t now = hp_now_ms();
+	size_t n = 0;
+
+	*out_n = 0;
+	if (!g)
+		return NULL;
+	for (unsigned i = 0; i < OBS_EP_BUCKETS; i++) {
+		for (const struct obs_ep *e = o->ep_tab[i]; e; e = e->next) {
+			size_t j;
+
+			if (!want(o, e, arg) || !e->acc.count)
+				continue;
+			for (j = 0; j < n; j++) {
+				const struct obs_ep *f = g[j].first;
+				bool same = by_side_only ?
+					o->svc[f->service_id].dir == o->svc[e->service_id].dir :
+					f->service_id == e->service_id;
+
+				if (same && !strcmp(f->key, e->key))
+					break;
+			}
+			if (j == n)
+				n++;
+			group_add(&g[j], o, e, range_ms, now);
+		}
+	}
+	for (size_t j = 0; j < n; j++)
+		if (g[j].w.exact && g[j].nvals)
+			qsort(g[j].vals, g[j].nvals, sizeof(*g[j].vals), cmp_u32);
+		else
+			g[j].w.exact = false;
+	*out_n = n;
+	return g;
+}
+
+static void report_prepare(struct observe *o)
+{
+	refresh(o);
+}
+
+static double round3(double v)
+{
+	return round(v * 1000.0) / 1000.0;
+}
+
+static uint64_t mono_ns_to_wall_ms(uint64_t ns)
+{
+	uint64_t now_mono = hp_now_ms(), wall = hp_wall_ms(), ms = ns / 1000000u;
+
+	return ms > now_mono ? wall : wall - (now_mono - ms);
+}
+
+static int set_new(json_t *obj, const char *k, json_t *v)
+{
+	return json_object_set_new(obj, k, v ? v : json_null());
+}
+
+static void stats_into(json_t *j, const struct group *g, double secs)
+{
+	uint64_t c = g->w.h.count;
+
+	set_new(j, "requests", json_integer((json_int_t)c));
+	set_new(j, "request_rate", json_real(round3(secs > 0 ? (double)c / secs : 0.0)));
+	set_new(j, "errors", json_integer((json_int_t)g->w.errors));
+	set_new(j, "error_rate", json_real(c ? round3((double)g->w.errors / (double)c) : 0.0));
+	set_new(j, "mean_ms", json_real(c ? round3((double)g->w.h.sum / (double)c / 1000.0) : 0.0));
+	set_new(j, "p50_ms", json_real(round3(q_ms(g, 0.50))));
+	set_new(j, "p95_ms", json_real(round3(q_ms(g, 0.95))));
+	set_new(j, "p99_ms", json_real(round3(q_ms(g, 0.99))));
+	set_new(j, "max_ms", json_real(round3((double)g->max_us / 1000.0)));
+	set_new(j, "quantiles", json_string(g->w.exact ? "exact" : "histogram"));
+}
+
+static const char *dir_name(int dir)
+{
+	return dir == OBS_DIR_IN ? "inbound" : "outbound";
+}
+
+json_t *observe_services_json(struct observe *o)
+{
+	json_t *root = json_object(), *arr = json_array();
+
+	if (!root || !arr) {
+		json_decref(root);
+		json_decref(arr);
+		return NULL;
+	}
+	pthread_mutex_lock(&o->lock);
+	report_prepare(o);
+	for (unsigned i = 0; i < o->nsvc; i++) {
+		const struct obs_svc *s = &o->svc[i];
+		json_t *j = json_object(), *pids = json_array();
+		int observed = 0;
+		uint64_t reqs = 0;
+
+		if (!j || !pids) {
+			json_decref(j);
+			json_decref(pids);
+			continue;
+		}
+		for (unsigned b = 0; b < OBS_EP_BUCKETS; b++)
+			for (const struct obs_ep *e = o->ep_tab[b]; e; e = e->next)
+				if (e->service_id == i) {
+					reqs += e->acc.count;
+					if (e->protocol && e->protocol != OBS_PROTO_NONE)
+						observed = e->protocol;
+				}
+		for (unsigned p = 0; p < s->npids; p++)
+			json_array_append_new(pids, json_integer(s->pids[p]));
+		set_new(j, "name", json_string(s->name));
+		set_new(j, "port", json_integer(s->port));
+		set_new(j, "direction", json_string(dir_name(s->dir)));
+		set_new(j, "protocol", json_string(wire_proto_name(s->protocol)));
+		set_new(j, "protocol_from", json_string(s->proto_from));
+		set_new(j, "observed_protocol", observed ? json_string(wire_proto_name(observed)) : json_null());
+		set_new(j, "source", json_string(s->source));
+		set_new(j, "watched", json_boolean(s->watched));
+		set_new(j, "listening", json_boolean(s->dir == OBS_DIR_IN && s->npids > 0));
+		set_new(j, "process", s->comm[0] ? json_string(s->comm) : json_null());
+		set_new(j, "pids", pids);
+		set_new(j, "requests", json_integer((json_int_t)reqs));
+		json_array_append_new(arr, j);
+	}
+	pthread_mutex_unlock(&o->lock);
+	set_new(root, "services", arr);
+	return root;
+}
+
+struct svc_filter {
+	const char *name;
+	uint32_t sid;
+};
+
+static bool want_service(const struct observe *o, const struct obs_ep *e, const void *arg)
+{
+	(void)o;
+	return e->service_id == ((const struct svc_filter *)arg)->sid;
+}
+
+static void drops_read(struct observe *o, struct obs_drops *sum)
+{
+	struct obs_drops *vals = calloc((size_t)o->ncpus, sizeof(*vals));
+	__u32 key = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!vals)
+		return;
+	if (bpf_map_lookup_elem(bpf_map__fd(o->skel->maps.obs_drops), &key, vals) == 0) {
+		for (int i = 0; i < o->ncpus; i++) {
+			sum->ev_fast_dropped += vals[i].ev_fast_dropped;
+			sum->ev_slow_dropped += vals[i].ev_slow_dropped;
+			sum->ringbuf_full += vals[i].ringbuf_full;
+			sum->fifo_full += vals[i].fifo_full;
+			sum->text_dropped += vals[i].text_dropped;
+			sum->unmatched += vals[i].unmatched;
+			sum->ep_evicted += vals[i].ep_evicted;
+		}
+	}
+	free(vals);
+}
+
+static json_t *drops_json(struct observe *o)
+{
+	struct obs_drops d;
+	json_t *j = json_object();
+
+	if (!j)
+		return NULL;
+	drops_read(o, &d);
+	set_new(j, "events_over_budget_fast", json_integer((json_int_t)d.ev_fast_dropped));
+	set_new(j, "events_over_budget_slow", json_integer((json_int_t)d.ev_slow_dropped));
+	set_new(j, "ring_buffer_full", json_integer((json_int_t)d.ringbuf_full));
+	set_new(j, "fifo_full", json_integer((json_int_t)d.fifo_full));
+	set_new(j, "text_events_lost", json_integer((json_int_t)d.text_dropped));
+	set_new(j, "unmatched_responses", json_integer((json_int_t)d.unmatched));
+	set_new(j, "endpoints_evicted", json_integer((json_int_t)d.ep_evicted));
+	set_new(j, "endpoints_untracked", json_integer((json_int_t)o->untracked));
+	return j;
+}
+
+json_t *observe_metrics_json(struct observe *o, const char *service, uint64_t range_ms)
+{
+	json_t *root = json_object(), *arr = json_array();
+	uint64_t now;
+
+	if (!root || !arr) {
+		json_decref(root);
+		json_decref(arr);
+		return NULL;
+	}
+	pthread_mutex_lock(&o->lock);
+	report_prepare(o);
+	now = hp_now_ms();
+	for (unsigned i = 0; i < o->nsvc; i++) {
+		const struct obs_svc *s = &o->svc[i];
+		struct svc_filter f = { .name = service, .sid = i };
+		struct group *g, total = { 0 };
+		json_t *js, *eps;
+		size_t n;
+		double secs;
+
+		if (service && service[0] && strcmp(service, s->name) != 0)
+			continue;
+		g = groups_build(o, want_service, &f, false, range_ms, &n);
+		if (!g)
+			continue;
+		if (!n) {
+			groups_free(g, n);
+			continue;
+		}
+		js = json_object();
+		eps = json_array();
+		if (!js || !eps) {
+			json_decref(js);
+			json_decref(eps);
+			groups_free(g, n);
+			continue;
+		}
+		/* service totals: merge the groups (exact if all are) */
+		total.w.exact = true;
+		total.w.since_ms = now;
+		for (size_t j = 0; j < n; j++) {
+			hist_merge(&total.w.h, &g[j].w.h);
+			total.w.errors += g[j].w.errors;
+			if (g[j].max_us > total.max_us)
+				total.max_us = g[j].max_us;
+			if (g[j].w.since_ms < total.w.since_ms)
+				total.w.since_ms = g[j].w.since_ms;
+			if (!g[j].w.exact) {
+				total.w.exact = false;
+			} else if (total.w.exact) {
+				uint32_t *nv = realloc(total.vals, (total.nvals + g[j].nvals) * sizeof(*nv));
+
+				if (!nv) {
+					total.w.exact = false;
+				} else {
+					total.vals = nv;
+					memcpy(total.vals + total.nvals, g[j].vals, g[j].nvals * sizeof(*nv));
+					total.nvals += g[j].nvals;
+				}
+			}
+		}
+		if (total.w.exact && total.nvals)
+			qsort(total.vals, total.nvals, sizeof(*total.vals), cmp_u32);
+		else
+			total.w.exact = false;
+		secs = (double)(now - total.w.since_ms) / 1000.0;
+		set_new(js, "name", json_string(s->name));
+		set_new(js, "port", json_integer(s->port));
+		set_new(js, "direction", json_string(dir_name(s->dir)));
+		set_new(js, "protocol", json_string(wire_proto_name(g[0].first->protocol ?
+								   g[0].first->protocol : s->protocol)));
+		set_new(js, "range_ms", json_integer((json_int_t)(now - total.w.since_ms)));
+		stats_into(js, &total, secs);
+		free(total.vals);
+		for (size_t j = 0; j < n; j++) {
+			json_t *je = json_object();
+			double es = (double)(now - g[j].w.since_ms) / 1000.0;
+
+			if (!je)
+				continue;
+			set_new(je, "endpoint", json_string(g[j].first->name));
+			if (g[j].first->protocol == OBS_PROTO_POSTGRES)
+				set_new(je, "fingerprint", json_string(g[j].first->key));
+			stats_into(je, &g[j], es);
+			json_array_append_new(eps, je);
+		}
+		set_new(js, "endpoints", eps);
+		json_array_append_new(arr, js);
+		groups_free(g, n);
+	}
+	set_new(root, "range_ms", json_integer((json_int_t)range_ms));
+	set_new(root, "services", arr);
+	set_new(root, "dropped", drops_json(o));
+	pthread_mutex_unlock(&o->lock);
+	return root;
+}
+
+static bool want_pg(const struct observe *o, const struct obs_ep *e, const void *arg)
+{
+	(void)o;
+	(void)arg;
+	return e->protocol == OBS_PROTO_POSTGRES;
+}
+
+static int cmp_total(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+
+	return x->w.h.sum < y->w.h.sum ? 1 : x->w.h.sum > y->w.h.sum ? -1 : 0;
+}
+
+json_t *observe_queries_json(struct observe *o, unsigned limit)
+{
+	json_t *root = json_object(), *arr = json_array();
+	struct group *g;
+	size_t n;
+
+	if (!root || !arr) {
+		json_decref(root);
+		json_decref(arr);
+		return NULL;
+	}
+	pthread_mutex_lock(&o->lock);
+	report_prepare(o);
+	g = groups_build(o, want_pg, NULL, true, 0, &n);
+	if (g) {
+		qsort(g, n, sizeof(*g), cmp_total);
+		for (size_t j = 0; j < n && (!limit || j < limit); j++) {
+			const struct obs_ep *e = g[j].first;
+			json_t *jq = json_object();
+			uint64_t c = g[j].w.h.count;
+
+			if (!jq)
+				continue;
+			set_new(jq, "fingerprint", json_string(strncmp(e->key, "fp:", 3) ? "" : e->key + 3));
+			set_new(jq, "query", json_string(e->name));
+			set_new(jq, "truncated", json_boolean(e->truncated));
+			set_new(jq, "side", json_string(o->svc[e->service_id].dir == OBS_DIR_IN ?
+							"server" : "client"));
+			set_new(jq, "service", json_string(o->svc[e->service_id].name));
+			set_new(jq, "calls", json_integer((json_int_t)c));
+			set_new(jq, "errors", json_integer((json_int_t)g[j].w.errors));
+			set_new(jq, "rows", json_integer((json_int_t)g[j].w.rows));
+			set_new(jq, "total_ms", json_real(round3((double)g[j].w.h.sum / 1000.0)));
+			set_new(jq, "mean_ms", json_real(c ? round3((double)g[j].w.h.sum / (double)c / 1000.0) : 0));
+			set_new(jq, "p50_ms", json_real(round3(q_ms(&g[j], 0.50))));
+			set_new(jq, "p95_ms", json_real(round3(q_ms(&g[j], 0.95))));
+			set_new(jq, "p99_ms", json_real(round3(q_ms(&g[j], 0.99))));
+			set_new(jq, "max_ms", json_real(round3((double)g[j].max_us / 1000.0)));
+			set_new(jq, "quantiles", json_string(g[j].w.exact ? "exact" : "histogram"));
+			set_new(jq, "first_seen_ms", json_integer((json_int_t)mono_ns_to_wall_ms(g[j].first_ns)));
+			set_new(jq, "last_seen_ms", json_integer((json_int_t)mono_ns_to_wall_ms(g[j].last_ns)));
+			json_array_append_new(arr, jq);
+		}
+		groups_free(g, n);
+	}
+	set_new(root, "queries", arr);
+	set_new(root, "dropped", drops_json(o));
+	pthread_mutex_unlock(&o->lock);
+	return root;
+}
+
+/* Prometheus label value: backslash, quote and newline escaped. */
+static int prom_label(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		int err;
+
+		if (*s == '\\' || *s == '"')
+			err = buf_printf(out, "\\%c", *s);
+		else if (*s == '\n')
+			err = buf_append_str(out, "\\n");
+		else
+			err = buf_append(out, s, 1);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static bool want_all(const struct observe *o, const struct obs_ep *e, const void *arg)
+{
+	(void)o;
+	(void)arg;
+	(void)e;
+	return true;
+}
+
+#define PROM_BUCKETS 25                  /* le up to 2^24 µs (16.8 s), then +Inf */
+
+static int prom_labels(struct buf *out, const struct observe *o, const struct group *g)
+{
+	const struct obs_svc *s = &o->svc[g->service_id];
+	const struct obs_ep *e = g->first;
+	int err;
+
+	err = buf_append_str(out, "service=\"");
+	if (!err)
+		err = prom_label(out, s->name);
+	if (!err)
+		err = buf_printf(out, "\",direction=\"%s\",protocol=\"%s\",endpoint=\"",
+				 dir_name(s->dir), wire_proto_name(e->protocol));
+	if (!err)
+		err = prom_label(out, e->protocol == OBS_PROTO_POSTGRES ? e->key : e->name);
+	if (!err)
+		err = buf_append_str(out, "\"");
+	return err;
+}
+
+int observe_write_prometheus(struct observe *o, struct buf *out)
+{
+	struct group *g;
+	struct obs_drops d;
+	size_t n;
+	int err = 0;
+
+	pthread_mutex_lock(&o->lock);
+	report_prepare(o);
+	g = groups_build(o, want_all, NULL, false, 0, &n);
+	if (!g) {
+		pthread_mutex_unlock(&o->lock);
+		return -ENOMEM;
+	}
+	err = buf_append_str(out,
+		"# HELP hotpath_observe_request_duration_seconds Request latency seen by the kernel "
+		"(inbound: server side, outbound: client side).\n"
+		"# TYPE hotpath_observe_request_duration_seconds histogram\n");
+	for (size_t j = 0; j < n && !err; j++) {
+		uint64_t cum = 0;
+
+		for (unsigned b = 0; b < PROM_BUCKETS && !err; b++) {
+			cum += g[j].w.h.buckets[b];
+			err = buf_append_str(out, "hotpath_observe_request_duration_seconds_bucket{");
+			if (!err)
+				err = prom_labels(out, o, &g[j]);
+			if (!err)
+				err = buf_printf(out, ",le=\"%g\"} %" PRIu64 "\n",
+						 (double)hist_bucket_upper(b) / 1e6, cum);
+		}
+		if (!err)
+			err = buf_append_str(out, "hotpath_observe_request_duration_seconds_bucket{");
+		if (!err)
+			err = prom_labels(out, o, &g[j]);
+		if (!err)
+			err = buf_printf(out, ",le=\"+Inf\"} %" PRIu64 "\n", g[j].w.h.count);
+		if (!err)
+			err = buf_append_str(out, "hotpath_observe_request_duration_seconds_sum{");
+		if (!err)
+			err = prom_labels(out, o, &g[j]);
+		if (!err)
+			err = buf_printf(out, "} %.6f\n", (double)g[j].w.h.sum / 1e6);
+		if (!err)
+			err = buf_append_str(out, "hotpath_observe_request_duration_seconds_count{");
+		if (!err)
+			err = prom_labels(out, o, &g[j]);
+		if (!err)
+			err = buf_printf(out, "} %" PRIu64 "\n", g[j].w.h.count);
+	}
+	if (!err)
+		err = buf_append_str(out,
+			"# HELP hotpath_observe_request_errors_total Requests answered with an error "
+			"(HTTP 5xx, RESP error, PostgreSQL ErrorResponse).\n"
+			"# TYPE hotpath_observe_request_errors_total counter\n");
+	for (size_t j = 0; j < n && !err; j++) {
+		err = buf_append_str(out, "hotpath_observe_request_errors_total{");
+		if (!err)
+			err = prom_labels(out, o, &g[j]);
+		if (!err)
+			err = buf_printf(out, "} %" PRIu64 "\n", g[j].w.errors);
+	}
+	groups_free(g, n);
+	drops_read(o, &d);
+	if (!err)
+		err = buf_printf(out,
+			"# HELP hotpath_observe_dropped_total What the kernel side did not report, by reason.\n"
+			"# TYPE hotpath_observe_dropped_total counter\n"
+			"hotpath_observe_dropped_total{reason=\"budget_fast\"} %llu\n"
+			"hotpath_observe_dropped_total{reason=\"budget_slow\"} %llu\n"
+			"hotpath_observe_dropped_total{reason=\"ringbuf_full\"} %llu\n"
+			"hotpath_observe_dropped_total{reason=\"fifo_full\"} %llu\n"
+			"hotpath_observe_dropped_total{reason=\"text_lost\"} %llu\n"
+			"hotpath_observe_dropped_total{reason=\"unmatched_response\"} %llu\n",
+			(unsigned long long)d.ev_fast_dropped, (unsigned long long)d.ev_slow_dropped,
+			(unsigned long long)d.ringbuf_full, (unsigned long long)d.fifo_full,
+			(unsigned long long)d.text_dropped, (unsigned long long)d.unmatched);
+	pthread_mutex_unlock(&o->lock);
+	return err;
+}

@@ -1,0 +1,1081 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * observe.bpf.c - request latency of the services on this host, both sides:
+ * what a server takes to answer (inbound) and what its calls to databases
+ * and caches take (outbound), for HTTP/1.x, RESP and the PostgreSQL wire
+ * protocol.
+ *
+ * How. Syscall tracepoints only (the target kernel has no kprobes):
+ * sys_enter of read/readv/recvfrom/recvmsg/write/writev/sendto/sendmsg
+ * looks the (tgid, fd) pair up in obs_fdclass; on a miss it walks
+ * task->files->fdt->fd[fd]->private_data (CO-RE) to the struct sock, reads
+ * the ports and looks them up in obs_watched (local port for OBS_DIR_IN,
+ * remote port for OBS_DIR_OUT), and caches the answer. So a syscall on a
+ * file, a pipe or an unwatched socket costs one hash lookup at enter and
+ * one (missing) lookup at exit. For watched fds the enter stashes the
+ * buffer, and the exit, knowing how many bytes moved, reads the first bytes
+ * (and for PostgreSQL the last ones) with bpf_probe_read_user:
+ *  - request side (server read, client write): a buffer that starts a
+ *    request pushes {start time, endpoint hash, batch size} on the
+ *    connection's FIFO (obs_conns, OBS_FIFO entries: pipelining-aware,
+ *    never ping-pong). Server side starts at the read's exit, client side
+ *    at the write's enter.
+ *  - response side: a buffer that starts a response (HTTP "HTTP/1.",
+ *    any RESP reply type, a PG buffer that ENDS with ReadyForQuery) pops
+ *    the oldest entry and records its duration.
+ * Endpoint hashes: HTTP = method + path with numeric, hex (>= 8, with a
+ * digit) and uuid segments hashed as "{id}" and the query string dropped
+ * (agent/observe/httproute.c computes the same hash from the normalised
+ * route); RESP = upper-cased command name; PostgreSQL = the query text as
+ * sent (Q, or P's query; a B without P hashes the statement name), which
+ * userspace groups by libpg_query fingerprint.
+ *
+ * Counted where. Every completed request lands in obs_endpoints (log2 µs
+ * histogram, count, sum, errors, rows, max, first/last seen) in the
+ * kernel: these counts are complete and never wake userspace. Individual
+ * completions go to the ring buffer obs_events under a per-CPU token
+ * bucket refilled to ev_per_sec once a second; fast requests may only use
+ * the first three quarters of it, the last quarter is kept for requests
+ * slower than slow_ns. What does not fit is dropped and counted in
+ * obs_drops (per CPU). The first request of a new endpoint also sends a
+ * text event (request head / query text, up to OBS_TEXT_MAX bytes) outside
+ * the budget: there are only as many as endpoints; a lost one is asked for
+ * again by userspace through obs_wanttext.
+ *
+ * What not. One response is recognised per syscall: a pipelined RESP batch
+ * (one read holding N commands, counted up to the first 256 bytes) is
+ * answered by one write and recorded as N samples of the batch time under
+ * its first command. HTTP time ends at the write of the status line, not
+ * the end of the body. No TLS (encrypted bytes carry no method), no HTTP/2,
+ * no pipelining of more than OBS_FIFO requests (counted as fifo_full). An
+ * fd moved by dup2 keeps its cached class until closed or evicted.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "hotpath/observe_events.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define NSEC_PER_SEC 1000000000ULL
+
+#define FNV_OFF 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+#define PEEK 256                 /* head bytes examined (power of two) */
+#define SCRATCH 1024             /* per-CPU scratch (power of two) */
+#define TAIL 64                  /* tail bytes examined for PG (C + Z), power of two */
+#define MAX_IOV 8                /* iovecs walked to find a buffer's tail */
+
+const volatile __u64 slow_ns = 10000000;       /* 10 ms */
+const volatile __u32 ev_per_sec = 2000;        /* request events per CPU per second */
+
+/* Bumped by userspace whenever obs_watched changes: cached classes older
+ * than this are recomputed. */
+__u32 watch_gen = 0;
+
+struct obs_fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct obs_fd_class {
+	__u32 gen;
+	__u32 service_id;
+	__u8 watched;
+	__u8 dir;
+	__u8 protocol;
+	__u8 pad;
+};
+
+struct obs_fifo_ent {
+	__u64 start_ns;
+	__u64 ep_hash;
+	__u32 n;
+	__u32 pad;
+};
+
+struct obs_conn {
+	struct obs_fifo_ent q[OBS_FIFO];
+	__u32 head;                  /* index of oldest, mod OBS_FIFO */
+	__u32 len;
+	__u32 service_id;
+	__u8 dir;
+	__u8 protocol;
+	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
+	__u8 pad;
+};
+
+struct obs_pending {
+	__u64 ts;
+	__u64 buf;                   /* buffer, iovec array or msghdr */
+	__u64 len;                   /* buffer length or iovcnt */
+	__u32 fd;
+	__u8 is_write;
+	__u8 vec;                    /* VEC_* */
+	__u8 pad[2];
+};
+
+/* Keep the verifier's view of an index bounded: clang drops a mask it can
+ * prove redundant, the verifier (tracking 32-bit moves loosely) cannot. */
+#define IDX(x, mask) ({ __u64 i_ = (x); asm volatile("%0 &= " #mask : "+r"(i_)); i_; })
+
+#define VEC_NONE 0
+#define VEC_IOV 1
+#define VEC_MSG 2
+
+struct obs_bucket {
+	__u64 tokens;
+	__u64 refill_ns;
+};
+
+struct obs_scratch_buf {
+	char b[SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct obs_watch_key);
+	__type(value, struct obs_watch);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} obs_watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct obs_ep_key);
+	__type(value, struct obs_ep_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} obs_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_drops);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} obs_drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct obs_ep_key);
+	__type(value, __u32);
+} obs_wanttext SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct obs_fd_key);
+	__type(value, struct obs_fd_class);
+} obs_fdclass SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct obs_fd_key);
+	__type(value, struct obs_conn);
+} obs_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct obs_pending);
+} obs_stash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_bucket);
+} obs_tokens SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_scratch_buf);
+} obs_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} obs_events SEC(".maps");
+
+static __always_inline struct obs_drops *drops(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&obs_drops, &zero);
+}
+
+#define DROP(field) do { struct obs_drops *d_ = drops(); if (d_) d_->field++; } while (0)
+
+/* ---- fd -> socket -> ports ------------------------------------------------ */
+
+static __noinline int classify(__u32 fd, struct obs_fd_class *c)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct obs_watch_key wk = {};
+	struct obs_watch *w;
+	struct fdtable *fdt;
+	struct file **fda;
+	struct file *f = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family, proto, lport, rport;
+	umode_t mode;
+
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fda = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]) || !f)
+		return 0;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP)
+		return 0;
+	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	wk.port = lport;
+	wk.dir = OBS_DIR_IN;
+	w = bpf_map_lookup_elem(&obs_watched, &wk);
+	if (!w && rport) {
+		wk.port = rport;
+		wk.dir = OBS_DIR_OUT;
+		w = bpf_map_lookup_elem(&obs_watched, &wk);
+	}
+	if (!w)
+		return 0;
+	c->watched = 1;
+	c->dir = (__u8)wk.dir;
+	c->service_id = w->service_id;
+	c->protocol = (__u8)w->protocol;
+	return 0;
+}
+
+static __always_inline void forget_fd(__u32 tgid, __u32 fd)
+{
+	struct obs_fd_key k = { .tgid = tgid, .fd = fd };
+
+	bpf_map_delete_elem(&obs_fdclass, &k);
+	bpf_map_delete_elem(&obs_conns, &k);
+}
+
+/* ---- syscall enter: one lookup for unwatched fds ------------------------- */
+
+static __noinline int on_enter(__u64 fd64, __u64 buf, __u64 len, __u32 vec_write)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct obs_fd_key k = { .tgid = id >> 32, .fd = (__u32)fd64 };
+	struct obs_fd_class *c, nc = {};
+	struct obs_pending st = {};
+	__u32 gen = watch_gen;
+
+	if ((__s64)fd64 < 0)
+		return 0;
+	c = bpf_map_lookup_elem(&obs_fdclass, &k);
+	if (!c || c->gen != gen) {
+		nc.gen = gen;
+		classify(k.fd, &nc);
+		bpf_map_update_elem(&obs_fdclass, &k, &nc, BPF_ANY);
+		c = &nc;
+	}
+	if (!c->watched || c->protocol == OBS_PROTO_NONE)
+		return 0;
+	st.ts = bpf_ktime_get_ns();
+	st.buf = buf;
+	st.len = len;
+	st.fd = k.fd;
+	st.is_write = vec_write & 1;
+	st.vec = (vec_write >> 1) & 3;
+	bpf_map_update_elem(&obs_stash, &id, &st, BPF_ANY);
+	return 0;
+}
+
+/* ---- buffers: head and tail of what moved -------------------------------- */
+
+struct obs_iov_view {
+	__u64 iov;                   /* user address of the iovec array, 0 = plain */
+	__u64 cnt;
+	__u64 base0;                 /* first chunk */
+	__u64 len0;
+	__u64 moved;                 /* bytes the syscall transferred */
+};
+
+static __always_inline int view_init(const struct obs_pending *st, struct obs_iov_view *v)
+{
+	struct iovec first = {};
+
+	v->iov = 0;
+	v->cnt = 1;
+	v->moved = 0;
+	v->base0 = st->buf;
+	v->len0 = st->len;
+	if (st->vec == VEC_NONE)
+		return 0;
+	if (st->vec == VEC_MSG) {
+		struct user_msghdr mh = {};
+
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)st->buf))
+			return -1;
+		v->iov = (__u64)mh.msg_iov;
+		v->cnt = mh.msg_iovlen;
+	} else {
+		v->iov = st->buf;
+		v->cnt = st->len;
+	}
+	if (!v->iov || !v->cnt)
+		return -1;
+	if (bpf_probe_read_user(&first, sizeof(first), (void *)v->iov))
+		return -1;
+	v->base0 = (__u64)first.iov_base;
+	v->len0 = first.iov_len;
+	return 0;
+}
+
+/* Copy up to `want` (<= SCRATCH) head bytes of a `moved`-byte transfer into
+ * s->b. Returns the number copied. */
+static __always_inline __u32 read_head(const struct obs_iov_view *v, __u64 moved,
+				       struct obs_scratch_buf *s, __u32 want)
+{
+	__u64 n = v->len0 < moved ? v->len0 : moved;
+
+	if (n > want)
+		n = want;
+	n &= SCRATCH - 1;
+	if (!n)
+		return 0;
+	if (bpf_probe_read_user(s->b, n, (void *)v->base0))
+		return 0;
+	return (__u32)n;
+}
+
+/* Copy the last up to TAIL bytes of the transfer into out; returns how many
+ * (they must sit in one iovec chunk; fewer if the last chunk is short). */
+static __always_inline __u32 read_tail(const struct obs_iov_view *v, __u64 moved, char *out)
+{
+	__u64 base = v->base0, len = v->len0, n;
+
+	if (v->iov) {
+		__u64 left = moved;
+
+		for (int i = 0; i < MAX_IOV; i++) {
+			struct iovec io = {};
+
+			if (i >= v->cnt)
+				return 0;
+			if (bpf_probe_read_user(&io, sizeof(io), (void *)(v->iov + i * sizeof(io))))
+				return 0;
+			if (io.iov_len >= left) {
+				base = (__u64)io.iov_base;
+				len = left;
+				goto found;
+			}
+			left -= io.iov_len;
+		}
+		return 0;
+	}
+	len = moved;
+found:
+	n = len < TAIL ? len : TAIL;
+	if (!n || n > TAIL)
+		return 0;
+	if (bpf_probe_read_user(out, n, (void *)(base + len - n)))
+		return 0;
+	return (__u32)n;
+}
+
+/* ---- protocol recognisers on the first bytes ----------------------------- */
+
+static __always_inline __u64 fnv(__u64 h, __u8 c)
+{
+	return (h ^ c) * FNV_PRIME;
+}
+
+static __always_inline int is_hex(__u8 c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Length of the HTTP method at b (0 if not a request line). */
+static __always_inline __u32 http_method_len(const char *b, __u32 n)
+{
+	if (n < 5)
+		return 0;
+	if (b[0] == 'G' && b[1] == 'E' && b[2] == 'T' && b[3] == ' ')
+		return 3;
+	if (b[0] == 'P' && b[1] == 'U' && b[2] == 'T' && b[3] == ' ')
+		return 3;
+	if (b[0] == 'P' && b[1] == 'O' && b[2] == 'S' && b[3] == 'T' && b[4] == ' ')
+		return 4;
+	if (b[0] == 'H' && b[1] == 'E' && b[2] == 'A' && b[3] == 'D' && b[4] == ' ')
+		return 4;
+	if (n >= 6 && b[0] == 'P' && b[1] == 'A' && b[2] == 'T' && b[3] == 'C' && b[4] == 'H' && b[5] == ' ')
+		return 5;
+	if (n >= 7 && b[0] == 'D' && b[1] == 'E' && b[2] == 'L' && b[3] == 'E' && b[4] == 'T' &&
+	    b[5] == 'E' && b[6] == ' ')
+		return 6;
+	if (n >= 8 && b[0] == 'O' && b[1] == 'P' && b[2] == 'T' && b[3] == 'I' && b[4] == 'O' &&
+	    b[5] == 'N' && b[6] == 'S' && b[7] == ' ')
+		return 7;
+	return 0;
+}
+
+static __always_inline __u64 seg_mix(__u64 h, __u64 seg, __u32 len, __u32 digits, __u32 hex,
+				     __u32 dashes)
+{
+	/* "{id}" hashed as a segment: numeric, long hex with a digit, uuid. */
+	__u64 id = FNV_OFF;
+
+	if (!len)
+		return h;
+	if (digits == len || (len >= 8 && hex == len && digits) ||
+	    (len == 36 && dashes == 4 && hex + dashes == len && digits)) {
+		id = fnv(id, '{');
+		id = fnv(id, 'i');
+		id = fnv(id, 'd');
+		id = fnv(id, '}');
+		seg = id;
+	}
+	return (h ^ seg) * FNV_PRIME;
+}
+
+/* Route hash of "METHOD /path..." in s->b[0..n). Mirrors route_hash().
+ * The path walk runs under bpf_loop so the verifier checks its body once. */
+struct route_walk {
+	struct obs_scratch_buf *s;
+	__u64 h, seg;
+	__u32 n, at, len, digits, hex, dashes;
+};
+
+static long route_step(__u32 i, void *arg)
+{
+	struct route_walk *w = arg;
+	__u32 at = w->at + i;
+	__u8 c;
+
+	if (at >= w->n)
+		return 1;
+	c = w->s->b[at & (SCRATCH - 1)];
+	if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n' || c == 0)
+		return 1;
+	if (c == '/') {
+		w->h = seg_mix(w->h, w->seg, w->len, w->digits, w->hex, w->dashes);
+		w->h = fnv(w->h, '/');
+		w->seg = FNV_OFF;
+		w->len = w->digits = w->hex = w->dashes = 0;
+		return 0;
+	}
+	w->seg = fnv(w->seg, c);
+	w->len++;
+	if (c >= '0' && c <= '9')
+		w->digits++;
+	if (is_hex(c))
+		w->hex++;
+	else if (c == '-')
+		w->dashes++;
+	return 0;
+}
+
+static __noinline __u64 http_route_hash(struct obs_scratch_buf *s, __u32 n, __u32 mlen)
+{
+	struct route_walk w = { .s = s, .h = FNV_OFF, .seg = FNV_OFF, .n = n };
+	__u32 i;
+
+	for (i = 0; i < 8; i++) {
+		if (i >= mlen)
+			break;
+		w.h = fnv(w.h, s->b[i & (SCRATCH - 1)]);
+	}
+	w.h = fnv(w.h, ' ');
+	w.at = mlen + 1;
+	bpf_loop(OBS_PATH_MAX, route_step, &w, 0);
+	return seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
+}
+
+/* Byte walks under bpf_loop: FNV until a stop byte, find a byte, count
+ * "\n*" (RESP frames). */
+struct byte_walk {
+	struct obs_scratch_buf *s;
+	__u64 h;
+	__u32 n, at, count, found;
+	__u8 want, resp;             /* resp: stop at CR/SP/LF and upper-case */
+	__u8 pad[6];
+};
+
+static long hash_step(__u32 i, void *arg)
+{
+	struct byte_walk *w = arg;
+	__u32 at = w->at + i;
+	__u8 c;
+
+	if (at >= w->n)
+		return 1;
+	c = w->s->b[at & (SCRATCH - 1)];
+	if (!c)
+		return 1;
+	if (w->resp) {
+		if (c == '\r' || c == ' ' || c == '\n')
+			return 1;
+		if (c >= 'a' && c <= 'z')
+			c -= 'a' - 'A';
+	}
+	w->h = fnv(w->h, c);
+	w->count++;
+	return 0;
+}
+
+static long find_step(__u32 i, void *arg)
+{
+	struct byte_walk *w = arg;
+	__u32 at = w->at + i;
+
+	if (at >= w->n)
+		return 1;
+	if (w->s->b[at & (SCRATCH - 1)] == w->want) {
+		w->found = at + 1;
+		return 1;
+	}
+	return 0;
+}
+
+static long frame_step(__u32 i, void *arg)
+{
+	struct byte_walk *w = arg;
+	__u32 at = w->at + i;
+
+	if (at + 1 >= w->n)
+		return 1;
+	if (w->s->b[at & (SCRATCH - 1)] == '\n' && w->s->b[(at + 1) & (SCRATCH - 1)] == '*')
+		w->count++;
+	return 0;
+}
+
+/* Offset just past the first `want` byte at or after `at` (within `max`
+ * bytes), 0 if none. */
+static __always_inline __u32 find_byte(struct obs_scratch_buf *s, __u32 n, __u32 at, __u8 want,
+				       __u32 max)
+{
+	struct byte_walk w = { .s = s, .n = n, .at = at, .want = want };
+
+	bpf_loop(max, find_step, &w, 0);
+	return w.found;
+}
+
+/* RESP command: "*N\r\n$L\r\nNAME\r\n" or inline "NAME ...". Hash of the
+ * upper-cased name, 0 if this is not a RESP request. *batch gets the number
+ * of commands that start in the first PEEK bytes. */
+static __noinline __u64 resp_cmd_hash(struct obs_scratch_buf *s, __u32 n, __u32 *batch)
+{
+	struct byte_walk w = { .s = s, .h = FNV_OFF, .n = n, .resp = 1 };
+	__u32 at = 0;
+	__u8 c0 = s->b[0];
+
+	if (n < 4)
+		return 0;
+	if (c0 == '*') {
+		at = find_byte(s, n, 1, '\n', 16);
+		if (!at || at >= n || s->b[at & (SCRATCH - 1)] != '$')
+			return 0;
+		at = find_byte(s, n, at, '\n', 16);
+		if (!at)
+			return 0;
+	} else if (!(c0 >= 'A' && c0 <= 'Z') && !(c0 >= 'a' && c0 <= 'z')) {
+		return 0;
+	}
+	w.at = at;
+	bpf_loop(OBS_CMD_MAX, hash_step, &w, 0);
+	if (!w.count)
+		return 0;
+	*batch = 1;
+	if (c0 == '*') {
+		struct byte_walk f = { .s = s, .n = n < PEEK ? n : PEEK, .at = 1 };
+
+		bpf_loop(PEEK, frame_step, &f, 0);
+		*batch += f.count;
+	}
+	return w.h;
+}
+
+static __always_inline __u32 be32(const char *p)
+{
+	return ((__u32)(__u8)p[0] << 24) | ((__u32)(__u8)p[1] << 16) |
+	       ((__u32)(__u8)p[2] << 8) | (__u32)(__u8)p[3];
+}
+
+/* PG frontend message that starts a query: Q (simple), P or B (extended).
+ * Hash of the query text (or "B" + statement name), 0 otherwise. */
+static __noinline __u64 pg_query_hash(struct obs_scratch_buf *s, __u32 n)
+{
+	struct byte_walk w = { .s = s, .h = FNV_OFF, .n = n, .at = 5 };
+	__u8 t = s->b[0];
+
+	if (n < 6 || (t != 'Q' && t != 'P' && t != 'B'))
+		return 0;
+	if (be32(&s->b[1]) < 4)
+		return 0;
+	if (t == 'P' || t == 'B') {
+		/* P: statement name, query. B: portal name, statement name. */
+		w.at = find_byte(s, n, 5, 0, OBS_PG_NAME_MAX);
+		if (!w.at)
+			return 0;
+		if (t == 'B') {
+			w.h = fnv(w.h, 'B');
+			bpf_loop(OBS_PG_NAME_MAX, hash_step, &w, 0);
+			return w.h;
+		}
+	}
+	bpf_loop(OBS_TEXT_MAX, hash_step, &w, 0);
+	return w.h;
+}
+
+/* First bytes of a client's first message: which protocol is it? */
+static __always_inline __u8 sniff(struct obs_scratch_buf *s, __u32 n)
+{
+	if (n >= 5 && http_method_len(s->b, n))
+		return OBS_PROTO_HTTP;
+	if (n >= 4 && s->b[0] == '*' && s->b[1] >= '0' && s->b[1] <= '9')
+		return OBS_PROTO_RESP;
+	if (n >= 8) {
+		__u32 len = be32(&s->b[0]), ver = be32(&s->b[4]);
+
+		/* StartupMessage 3.0, SSLRequest, GSSENCRequest */
+		if (len >= 8 && len < 10000 &&
+		    (ver == 196608 || ver == 80877103 || ver == 80877104))
+			return OBS_PROTO_POSTGRES;
+	}
+	if (n >= 6 && (s->b[0] == 'Q' || s->b[0] == 'P') && be32(&s->b[1]) >= 4)
+		return OBS_PROTO_POSTGRES;
+	return OBS_PROTO_NONE;
+}
+
+/* ---- recording ------------------------------------------------------------- */
+
+static __always_inline __u32 log2_bucket(__u64 us)
+{
+	/* hist_bucket(): ceil(log2(us)), 0 for us <= 1, clamped. */
+	__u64 v;
+	__u32 r = 0;
+
+	if (us <= 1)
+		return 0;
+	v = us - 1;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	r += 1;
+	return r < OBS_HIST_BUCKETS ? r : OBS_HIST_BUCKETS - 1;
+}
+
+/* Make sure the endpoint exists; send its text the first time (or when
+ * userspace asks for it again). */
+static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct obs_scratch_buf *s, __u32 n)
+{
+	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = hash };
+	struct obs_ep_stats *st, zero = {};
+	struct obs_text_event *ev;
+	int want = 0;
+
+	st = bpf_map_lookup_elem(&obs_endpoints, &k);
+	if (!st) {
+		zero.first_ns = bpf_ktime_get_ns();
+		zero.protocol = cn->protocol;
+		zero.dir = cn->dir;
+		if (bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST))
+			return;
+		want = 1;
+	} else if (bpf_map_lookup_elem(&obs_wanttext, &k)) {
+		bpf_map_delete_elem(&obs_wanttext, &k);
+		want = 1;
+	}
+	if (!want)
+		return;
+	ev = bpf_ringbuf_reserve(&obs_events, sizeof(*ev), 0);
+	if (!ev) {
+		DROP(text_dropped);
+		return;
+	}
+	ev->kind = OBS_EV_TEXT;
+	ev->service_id = cn->service_id;
+	ev->ep_hash = hash;
+	ev->protocol = cn->protocol;
+	n &= SCRATCH - 1;
+	if (n > OBS_TEXT_MAX)
+		n = OBS_TEXT_MAX;
+	ev->len = n;
+	bpf_probe_read_kernel(ev->text, n, s->b);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int budget_allows(__u64 dur_ns)
+{
+	struct obs_bucket *b;
+	__u32 zero = 0;
+	__u64 now;
+
+	b = bpf_map_lookup_elem(&obs_tokens, &zero);
+	if (!b)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - b->refill_ns >= NSEC_PER_SEC) {
+		b->tokens = ev_per_sec;
+		b->refill_ns = now;
+	}
+	if (dur_ns >= slow_ns) {
+		if (!b->tokens) {
+			DROP(ev_slow_dropped);
+			return 0;
+		}
+	} else if (b->tokens <= ev_per_sec / 4) {
+		DROP(ev_fast_dropped);
+		return 0;
+	}
+	b->tokens--;
+	return 1;
+}
+
+#define OUTCOME(err, status, rows) ((__u64)(rows) << 32 | (__u64)(status) << 8 | (err))
+
+static __noinline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u64 now, __u64 outcome)
+{
+	__u8 err = outcome & 1;
+	__u16 status = (outcome >> 8) & 0xffff;
+	__u32 rows = outcome >> 32;
+	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = e->ep_hash };
+	struct obs_ep_stats *st, zero = {};
+	struct obs_req_event *ev;
+	__u64 dur = now > e->start_ns ? now - e->start_ns : 0;
+	__u64 us = dur / 1000, n = e->n ? e->n : 1;
+	__u32 b = log2_bucket(us);
+
+	st = bpf_map_lookup_elem(&obs_endpoints, &k);
+	if (!st) {
+		/* evicted since the request started (LRU) */
+		zero.first_ns = now;
+		zero.protocol = cn->protocol;
+		zero.dir = cn->dir;
+		bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&obs_endpoints, &k);
+		if (!st)
+			return;
+		DROP(ep_evicted);
+	}
+	__sync_fetch_and_add(&st->hist_us[b & (OBS_HIST_BUCKETS - 1)], n);
+	__sync_fetch_and_add(&st->count, n);
+	__sync_fetch_and_add(&st->sum_us, us * n);
+	if (err)
+		__sync_fetch_and_add(&st->errors, n);
+	if (rows)
+		__sync_fetch_and_add(&st->rows, rows);
+	if (us > st->max_us)
+		st->max_us = us;
+	st->last_ns = now;
+
+	if (!budget_allows(dur))
+		return;
+	ev = bpf_ringbuf_reserve(&obs_events, sizeof(*ev), 0);
+	if (!ev) {
+		DROP(ringbuf_full);
+		return;
+	}
+	ev->kind = OBS_EV_REQ;
+	ev->service_id = cn->service_id;
+	ev->ep_hash = e->ep_hash;
+	ev->end_ns = now;
+	ev->dur_ns = dur;
+	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->rows = rows;
+	ev->status = status;
+	ev->protocol = cn->protocol;
+	ev->dir = cn->dir;
+	ev->err = err;
+	ev->n = n > 255 ? 255 : (__u8)n;
+	ev->pad[0] = ev->pad[1] = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* ---- request and response sides ------------------------------------------- */
+
+static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s, __u32 n, __u64 ts)
+{
+	__u64 hash = 0;
+	__u32 batch = 1, mlen, slot;
+
+	if (cn->protocol == OBS_PROTO_AUTO)
+		cn->protocol = sniff(s, n);
+	if (cn->protocol == OBS_PROTO_HTTP) {
+		mlen = http_method_len(s->b, n);
+		if (!mlen)
+			return;
+		hash = http_route_hash(s, n, mlen);
+	} else if (cn->protocol == OBS_PROTO_RESP) {
+		hash = resp_cmd_hash(s, n, &batch);
+	} else if (cn->protocol == OBS_PROTO_POSTGRES) {
+		hash = pg_query_hash(s, n);
+	}
+	if (!hash)
+		return;
+	if (cn->len >= OBS_FIFO) {
+		DROP(fifo_full);
+		return;
+	}
+	ensure_endpoint(cn, hash, s, n);
+	slot = (cn->head + cn->len) & (OBS_FIFO - 1);
+	cn->q[slot].start_ns = ts;
+	cn->q[slot].ep_hash = hash;
+	cn->q[slot].n = batch;
+	cn->len++;
+}
+
+static __always_inline struct obs_fifo_ent *fifo_pop(struct obs_conn *cn)
+{
+	struct obs_fifo_ent *e;
+
+	if (!cn->len) {
+		DROP(unmatched);
+		return NULL;
+	}
+	e = &cn->q[cn->head & (OBS_FIFO - 1)];
+	cn->head = (cn->head + 1) & (OBS_FIFO - 1);
+	cn->len--;
+	return e;
+}
+
+/* Rows from the CommandComplete just before the final ReadyForQuery in the
+ * tail: ... 'C' int32(len) "SELECT 5\0" 'Z' 00 00 00 05 status. The tag's
+ * last word is the row count when it is a number. */
+static __noinline __u32 pg_tail_rows(const char *t, __u32 n)
+{
+	__u32 rows = 0, mul = 1, j;
+
+	if (n < 6 + 8 || n > TAIL || t[(n - 7) & (TAIL - 1)] != 0)
+		return 0;
+	for (j = 0; j < 10; j++) {
+		__u8 c = t[(n - 8 - j) & (TAIL - 1)];
+
+		if (c == ' ')
+			return j ? rows : 0;
+		if (c < '0' || c > '9')
+			return 0;
+		rows += (c - '0') * mul;
+		mul *= 10;
+	}
+	return 0;
+}
+
+static __noinline void on_response(struct obs_conn *cn, struct obs_scratch_buf *s, __u32 n,
+				   const struct obs_iov_view *v, __u64 now)
+{
+	__u64 moved = v->moved;
+	struct obs_fifo_ent *e;
+	__u16 status = 0;
+	__u8 err = 0;
+
+	if (!cn->len)
+		return;
+	if (cn->protocol == OBS_PROTO_HTTP) {
+		if (n < 12 || s->b[0] != 'H' || s->b[1] != 'T' || s->b[2] != 'T' ||
+		    s->b[3] != 'P' || s->b[4] != '/')
+			return;
+		status = (s->b[9] - '0') * 100 + (s->b[10] - '0') * 10 + (s->b[11] - '0');
+		err = s->b[9] == '5';
+		e = fifo_pop(cn);
+		if (e)
+			complete(cn, e, now, OUTCOME(err, status, 0));
+		return;
+	}
+	if (cn->protocol == OBS_PROTO_RESP) {
+		__u8 c = s->b[0];
+
+		if (!n || !(c == '+' || c == '-' || c == ':' || c == '$' || c == '*' || c == '_' ||
+			    c == ',' || c == '#' || c == '%' || c == '~' || c == '(' || c == '=' ||
+			    c == '!' || c == '|' || c == '>'))
+			return;
+		err = c == '-' || c == '!';
+		e = fifo_pop(cn);
+		if (e)
+			complete(cn, e, now, OUTCOME(err, 0, 0));
+		return;
+	}
+	if (cn->protocol == OBS_PROTO_POSTGRES) {
+		char t[TAIL] = {};
+		__u32 at = 0, tn;
+
+		/* ErrorResponse among the first messages (after 1/2/n/t/T). */
+		for (int i = 0; i < 4; i++) {
+			__u8 c;
+
+			if (at + 5 > n || at >= PEEK)
+				break;
+			c = s->b[IDX(at, 1023)];
+			if (c == 'E') {
+				cn->pg_err = 1;
+				break;
+			}
+			if (c != '1' && c != '2' && c != 'n' && c != '3')
+				break;
+			at += 1 + be32(&s->b[IDX(at + 1, 511)]);
+		}
+		tn = read_tail(v, moved, t);
+		if (tn < 6 || tn > TAIL)
+			return;
+		if (t[(tn - 6) & (TAIL - 1)] != 'Z' || t[(tn - 5) & (TAIL - 1)] != 0 ||
+		    t[(tn - 4) & (TAIL - 1)] != 0 || t[(tn - 3) & (TAIL - 1)] != 0 ||
+		    t[(tn - 2) & (TAIL - 1)] != 5)
+			return;
+		e = fifo_pop(cn);
+		if (e)
+			complete(cn, e, now, OUTCOME(cn->pg_err, 0, pg_tail_rows(t, tn)));
+		cn->pg_err = 0;
+	}
+}
+
+/* ---- syscall exit ------------------------------------------------------------ */
+
+static __noinline int on_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct obs_pending *sp, st;
+	struct obs_fd_key k;
+	struct obs_conn *cn;
+	struct obs_iov_view v;
+	struct obs_scratch_buf *s;
+	__u32 zero = 0, n;
+	__u64 now;
+	int request;
+
+	sp = bpf_map_lookup_elem(&obs_stash, &id);
+	if (!sp)
+		return 0;
+	st = *sp;
+	bpf_map_delete_elem(&obs_stash, &id);
+	if (ret <= 0)
+		return 0;
+	now = bpf_ktime_get_ns();
+	k.tgid = id >> 32;
+	k.fd = st.fd;
+	cn = bpf_map_lookup_elem(&obs_conns, &k);
+	if (!cn) {
+		struct obs_fd_class *c = bpf_map_lookup_elem(&obs_fdclass, &k);
+		struct obs_conn nc = {};
+
+		if (!c || !c->watched)
+			return 0;
+		nc.service_id = c->service_id;
+		nc.dir = c->dir;
+		nc.protocol = c->protocol;
+		bpf_map_update_elem(&obs_conns, &k, &nc, BPF_ANY);
+		cn = bpf_map_lookup_elem(&obs_conns, &k);
+		if (!cn)
+			return 0;
+	}
+	if (cn->protocol == OBS_PROTO_NONE)
+		return 0;
+	s = bpf_map_lookup_elem(&obs_scratch, &zero);
+	if (!s)
+		return 0;
+	if (view_init(&st, &v))
+		return 0;
+	request = cn->dir == OBS_DIR_IN ? !st.is_write : st.is_write;
+	if (request) {
+		__u32 want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
+			     OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
+
+		n = read_head(&v, (__u64)ret, s, want);
+		if (!n)
+			return 0;
+		/* client side: the request started when it was handed over */
+		on_request(cn, s, n, cn->dir == OBS_DIR_OUT ? st.ts : now);
+		if (cn->protocol == OBS_PROTO_NONE) {
+			struct obs_fd_class *c = bpf_map_lookup_elem(&obs_fdclass, &k);
+
+			if (c)
+				c->protocol = OBS_PROTO_NONE;
+		}
+	} else {
+		n = read_head(&v, (__u64)ret, s, PEEK);
+		if (!n)
+			return 0;
+		v.moved = (__u64)ret;
+		on_response(cn, s, n, &v, now);
+	}
+	return 0;
+}
+
+/* ---- tracepoints ------------------------------------------------------------ */
+
+#define ENTER(name, w, vec, bufarg, lenarg)                                         \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                 \
+	int hp_obs_enter_##name(struct trace_event_raw_sys_enter *ctx)              \
+	{                                                                           \
+		return on_enter(ctx->args[0], ctx->args[bufarg], ctx->args[lenarg], \
+				(w) | ((vec) << 1));                                \
+	}                                                                           \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                  \
+	int hp_obs_exit_##name(struct trace_event_raw_sys_exit *ctx)                \
+	{                                                                           \
+		return on_exit(ctx->ret);                                           \
+	}
+
+ENTER(read, 0, VEC_NONE, 1, 2)
+ENTER(readv, 0, VEC_IOV, 1, 2)
+ENTER(recvfrom, 0, VEC_NONE, 1, 2)
+ENTER(recvmsg, 0, VEC_MSG, 1, 1)
+ENTER(write, 1, VEC_NONE, 1, 2)
+ENTER(writev, 1, VEC_IOV, 1, 2)
+ENTER(sendto, 1, VEC_NONE, 1, 2)
+ENTER(sendmsg, 1, VEC_MSG, 1, 1)
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int hp_obs_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int hp_obs_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int hp_obs_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->args[0]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int hp_obs_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->args[0]);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

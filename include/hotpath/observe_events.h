@@ -1,0 +1,106 @@
+/*
+ * observe_events.h - structs shared by bpf/observe.bpf.c and
+ * agent/observe/observe.c (request latency and database query timing).
+ *
+ * Fixed-size fields and no includes, like events.h: the BPF side gets the
+ * __uN types from vmlinux.h, userspace from <linux/types.h> included first.
+ * The pinned maps (obs_watched, obs_endpoints, obs_drops) are read by
+ * operators with `bpftool map dump pinned`, so every field is named for
+ * them. Durations in the histograms are microseconds, bucketed exactly as
+ * include/hotpath/hist.h does (bucket i: 2^(i-1) < v <= 2^i, bucket 0:
+ * v <= 1, clamped at the last), so userspace merges them into a struct hist
+ * without conversion. Timestamps are bpf_ktime_get_ns() (CLOCK_MONOTONIC).
+ */
+#ifndef HOTPATH_OBSERVE_EVENTS_H
+#define HOTPATH_OBSERVE_EVENTS_H
+
+#define OBS_HIST_BUCKETS 32     /* == HIST_BUCKETS */
+#define OBS_FIFO 8              /* outstanding requests tracked per connection */
+#define OBS_TEXT_MAX 512        /* bytes of request head / query text sent */
+#define OBS_PATH_MAX 192        /* bytes of an HTTP path that feed the route hash */
+#define OBS_CMD_MAX 32          /* bytes of a RESP command name */
+#define OBS_PG_NAME_MAX 64      /* bytes of a PG prepared statement name skipped */
+
+/* Protocols: same numbers as enum hp_protocol (0 = auto / not yet known). */
+#define OBS_PROTO_AUTO 0
+#define OBS_PROTO_HTTP 1
+#define OBS_PROTO_RESP 2
+#define OBS_PROTO_POSTGRES 3
+#define OBS_PROTO_NONE 255      /* sniffed and not one we understand */
+
+/* Direction of a watched port, seen from the process doing the syscall. */
+#define OBS_DIR_IN 1            /* local port matches: the process serves */
+#define OBS_DIR_OUT 2           /* remote port matches: the process is a client */
+
+/* Event kinds (first field of every ring buffer record). */
+#define OBS_EV_REQ 1            /* one completed request (or pipelined batch) */
+#define OBS_EV_TEXT 2           /* first bytes of a new endpoint's request */
+
+/* obs_watched: filled by userspace. Key: port in host order + direction. */
+struct obs_watch_key {
+	__u16 port;
+	__u16 dir;              /* OBS_DIR_IN or OBS_DIR_OUT */
+};
+
+struct obs_watch {
+	__u32 service_id;       /* index in the agent's service table */
+	__u32 protocol;         /* OBS_PROTO_*, AUTO = sniff the first request */
+};
+
+/* obs_endpoints: per service and endpoint, written by the kernel. */
+struct obs_ep_key {
+	__u32 service_id;
+	__u32 pad;
+	__u64 ep_hash;          /* route / command / query-text hash, see observe.bpf.c */
+};
+
+struct obs_ep_stats {
+	__u64 hist_us[OBS_HIST_BUCKETS];
+	__u64 count;            /* requests completed */
+	__u64 sum_us;
+	__u64 errors;           /* HTTP 5xx, RESP '-' reply, PG ErrorResponse */
+	__u64 rows;             /* PG CommandComplete row counts, when visible */
+	__u64 max_us;           /* racy max: a concurrent update may win */
+	__u64 first_ns;
+	__u64 last_ns;
+	__u32 protocol;
+	__u32 dir;
+};
+
+/* obs_drops: per-CPU counters of what the kernel side did not report. */
+struct obs_drops {
+	__u64 ev_fast_dropped;  /* request events over the budget (fast requests) */
+	__u64 ev_slow_dropped;  /* request events over the budget (slow requests) */
+	__u64 ringbuf_full;     /* ring buffer had no room */
+	__u64 fifo_full;        /* request not timed: OBS_FIFO already outstanding */
+	__u64 text_dropped;     /* endpoint text event lost (re-asked by userspace) */
+	__u64 unmatched;        /* response with no outstanding request */
+	__u64 ep_evicted;       /* endpoint entry recreated after LRU eviction */
+};
+
+struct obs_req_event {
+	__u32 kind;             /* OBS_EV_REQ */
+	__u32 service_id;
+	__u64 ep_hash;
+	__u64 end_ns;
+	__u64 dur_ns;
+	__u32 pid;              /* tgid */
+	__u32 rows;
+	__u16 status;           /* HTTP status, 0 otherwise */
+	__u8 protocol;
+	__u8 dir;
+	__u8 err;
+	__u8 n;                 /* requests in this pipelined batch (RESP) */
+	__u8 pad[2];
+};
+
+struct obs_text_event {
+	__u32 kind;             /* OBS_EV_TEXT */
+	__u32 service_id;
+	__u64 ep_hash;
+	__u32 protocol;
+	__u32 len;              /* bytes valid in text */
+	char text[OBS_TEXT_MAX];
+};
+
+#endif
