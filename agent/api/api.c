@@ -94,6 +94,8 @@ static const struct api_route routes[] = {
 	  api_h_cache_invalidate, NULL },
 	{ "GET", "/api/v2/performance/flamegraph", false, TOKENS_SCOPE_PROFILE_READ,
 	  api_h_flamegraph, NULL },
+	{ "GET", "/api/v2/backends", false, TOKENS_SCOPE_PERF_READ, api_h_http_backends, NULL },
+	{ "GET", "/api/v2/breakers", false, TOKENS_SCOPE_PERF_READ, api_h_http_breakers, NULL },
 	{ "GET", "/api/v2/pools", false, TOKENS_SCOPE_PERF_READ, api_h_pools, NULL },
 	{ "GET", "/api/v2/performance/metrics", false, TOKENS_SCOPE_PERF_READ, api_h_not_running,
 	  NOT_RUNNING_PERF },

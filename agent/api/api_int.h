@@ -96,6 +96,9 @@ void api_tier_invalidate(struct api_call *c, const char *field, const struct api
 void api_h_pools(struct api_call *c);
 /* Performance routes (api_perf.c). */
 void api_h_flamegraph(struct api_call *c);
+/* HTTP proxy routes (api_http.c). */
+void api_h_http_backends(struct api_call *c);
+void api_h_http_breakers(struct api_call *c);
 /* Pid listening on the port of [service.NAME]; -ENOENT no such service,
  * -ESRCH nobody listens there. */
 int api_service_pid(struct hp_daemon *d, const char *name);

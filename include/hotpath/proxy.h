@@ -71,5 +71,8 @@ struct proxy_stats {
 };
 void proxy_get_stats(struct proxy *p, struct proxy_stats *out);
 const char *proxy_result_name(enum proxy_cache_result r);
+/* Prometheus text for /metrics (agent/api/api_http.c). 0 or -ENOBUFS/-ENOMEM. */
+struct buf;
+int proxy_metrics_render(struct proxy *p, struct buf *b) HP_MUST_CHECK;
 
 #endif
