@@ -484,7 +484,7 @@ struct l0_conn *l0_conn_lookup(struct l0 *l0, int fd, uint64_t *cookie)
 void l0_conn_release(struct l0 *l0, uint64_t cookie)
 {
 	struct l0_conn *c;
-	uint64_t expect = cookie;
+	__u64 expect = cookie;
 
 	if (!cookie)
 		return;
