@@ -60,7 +60,7 @@
 #include "hotpath/observe.h"
 #include "hotpath/observe_events.h"
 #include "hotpath/pgquery.h"
-#include "hotpath/pgwire.h"
+#include "hotpath/pgmsg.h"
 #include "hotpath/sockets.h"
 #include "hotpath/wireproto.h"
 #include "observe.skel.h"
@@ -405,7 +405,7 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 		size_t ql;
 		bool trunc;
 		uint64_t fp = 0;
-		int r = pgwire_query_text(t, n, &q, &ql, &trunc);
+		int r = pgmsg_query_text(t, n, &q, &ql, &trunc);
 
 		if (r == -ENOENT && n > 5 && t[0] == 'B') {
 			snprintf(e->name, sizeof(e->name), "(prepared statement \"%.*s\")",

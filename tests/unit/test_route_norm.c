@@ -1,7 +1,7 @@
 /*
  * test_route_norm.c - route normalisation and hashing (httproute.c), the
  * HTTP/RESP first-bytes classifiers (wireproto.c) and the PostgreSQL
- * message walker (pgwire.c): the userspace twins of what
+ * message walker (pgmsg.c): the userspace twins of what
  * bpf/observe.bpf.c decides in the kernel.
  */
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "hotpath/httproute.h"
-#include "hotpath/pgwire.h"
+#include "hotpath/pgmsg.h"
 #include "hotpath/wireproto.h"
 
 static void norm_is(const char *in, const char *want)
@@ -125,17 +125,17 @@ static void test_pg_classify(void **state)
 	(void)state;
 	assert_int_equal(wire_sniff(startup, 8), WIRE_POSTGRES);
 	assert_int_equal(wire_sniff(q, sizeof(q) - 1), WIRE_POSTGRES);
-	assert_int_equal(pgwire_query_text(q, sizeof(q) - 1, &t, &tl, &trunc), 0);
+	assert_int_equal(pgmsg_query_text(q, sizeof(q) - 1, &t, &tl, &trunc), 0);
 	assert_int_equal(tl, 9);
 	assert_memory_equal(t, "SELECT 1;", 9);
 	assert_false(trunc);
-	assert_int_equal(pgwire_query_text(q, 10, &t, &tl, &trunc), 0);   /* truncated capture */
+	assert_int_equal(pgmsg_query_text(q, 10, &t, &tl, &trunc), 0);   /* truncated capture */
 	assert_true(trunc);
 	assert_int_equal(tl, 5);
-	assert_int_equal(pgwire_query_text(parse, sizeof(parse) - 1, &t, &tl, &trunc), 0);
+	assert_int_equal(pgmsg_query_text(parse, sizeof(parse) - 1, &t, &tl, &trunc), 0);
 	assert_memory_equal(t, "SELECT $1", 9);
-	assert_int_equal(pgwire_query_text(bind, sizeof(bind) - 1, &t, &tl, &trunc), -ENOENT);
-	assert_int_equal(pgwire_query_text("Q\0\0\0\x02", 5, &t, &tl, &trunc), -EINVAL);
+	assert_int_equal(pgmsg_query_text(bind, sizeof(bind) - 1, &t, &tl, &trunc), -ENOENT);
+	assert_int_equal(pgmsg_query_text("Q\0\0\0\x02", 5, &t, &tl, &trunc), -EINVAL);
 }
 
 static void test_pg_backend(void **state)
@@ -145,22 +145,22 @@ static void test_pg_backend(void **state)
 		"C\0\0\0\x0dSELECT 5\0"
 		"Z\0\0\0\x05I";
 	static const char bad[] = "E\0\0\0\x0cSERROR\0\0Z\0\0\0\x05I";
-	struct pgwire_summary s;
+	struct pgmsg_summary s;
 
 	(void)state;
-	assert_int_equal(pgwire_summarise_backend(ok, sizeof(ok) - 1, &s), 0);
+	assert_int_equal(pgmsg_summarise_backend(ok, sizeof(ok) - 1, &s), 0);
 	assert_int_equal(s.rows, 5);
 	assert_true(s.ready);
 	assert_int_equal(s.status, 'I');
 	assert_int_equal(s.errors, 0);
-	assert_int_equal(pgwire_summarise_backend(bad, sizeof(bad) - 1, &s), 0);
+	assert_int_equal(pgmsg_summarise_backend(bad, sizeof(bad) - 1, &s), 0);
 	assert_int_equal(s.errors, 1);
 	assert_int_equal(s.rows, -1);
-	assert_int_equal(pgwire_tag_rows("INSERT 0 3", 10), 3);
-	assert_int_equal(pgwire_tag_rows("UPDATE 12\0", 10), 12);
-	assert_int_equal(pgwire_tag_rows("BEGIN", 5), -1);
-	assert_int_equal(pgwire_tag_rows("5", 1), -1);
-	assert_int_equal(pgwire_summarise_backend("Z\0\0\0\x01", 5, &s), -EINVAL);
+	assert_int_equal(pgmsg_tag_rows("INSERT 0 3", 10), 3);
+	assert_int_equal(pgmsg_tag_rows("UPDATE 12\0", 10), 12);
+	assert_int_equal(pgmsg_tag_rows("BEGIN", 5), -1);
+	assert_int_equal(pgmsg_tag_rows("5", 1), -1);
+	assert_int_equal(pgmsg_summarise_backend("Z\0\0\0\x01", 5, &s), -EINVAL);
 }
 
 static void test_guess_port(void **state)

@@ -1,5 +1,5 @@
 /*
- * pgwire.c - PostgreSQL v3 message walker (see pgwire.h).
+ * pgmsg.c - PostgreSQL v3 message walker (see pgmsg.h).
  *
  * Used on what bpf/observe.bpf.c captured: the first bytes of a frontend
  * buffer (to get a query's text for libpg_query) and, in tests, backend
@@ -11,7 +11,7 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "hotpath/pgwire.h"
+#include "hotpath/pgmsg.h"
 
 static uint32_t be32(const char *p)
 {
@@ -20,7 +20,7 @@ static uint32_t be32(const char *p)
 	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
-int pgwire_next(const char *b, size_t len, struct pgwire_msg *m)
+int pgmsg_next(const char *b, size_t len, struct pgmsg_msg *m)
 {
 	uint32_t l;
 	size_t span;
@@ -38,13 +38,13 @@ int pgwire_next(const char *b, size_t len, struct pgwire_msg *m)
 	return (int)span;
 }
 
-int pgwire_query_text(const char *b, size_t len, const char **text, size_t *tlen,
+int pgmsg_query_text(const char *b, size_t len, const char **text, size_t *tlen,
 		      bool *truncated)
 {
-	struct pgwire_msg m;
+	struct pgmsg_msg m;
 	const char *p, *nul;
 	size_t left;
-	int r = pgwire_next(b, len, &m);
+	int r = pgmsg_next(b, len, &m);
 
 	if (r <= 0)
 		return -EINVAL;
@@ -66,7 +66,7 @@ int pgwire_query_text(const char *b, size_t len, const char **text, size_t *tlen
 	return 0;
 }
 
-int64_t pgwire_tag_rows(const char *tag, size_t len)
+int64_t pgmsg_tag_rows(const char *tag, size_t len)
 {
 	size_t end = len, start;
 	int64_t rows = 0;
@@ -83,15 +83,15 @@ int64_t pgwire_tag_rows(const char *tag, size_t len)
 	return rows;
 }
 
-int pgwire_summarise_backend(const char *b, size_t len, struct pgwire_summary *s)
+int pgmsg_summarise_backend(const char *b, size_t len, struct pgmsg_summary *s)
 {
 	size_t at = 0;
 
 	memset(s, 0, sizeof(*s));
 	s->rows = -1;
 	while (at < len) {
-		struct pgwire_msg m;
-		int r = pgwire_next(b + at, len - at, &m);
+		struct pgmsg_msg m;
+		int r = pgmsg_next(b + at, len - at, &m);
 
 		if (r == 0)
 			break;
@@ -101,7 +101,7 @@ int pgwire_summarise_backend(const char *b, size_t len, struct pgwire_summary *s
 		if (m.type == 'E')
 			s->errors++;
 		else if (m.type == 'C' && m.avail == m.len)
-			s->rows = pgwire_tag_rows(m.body, m.avail);
+			s->rows = pgmsg_tag_rows(m.body, m.avail);
 		else if (m.type == 'Z' && m.avail >= 1) {
 			s->ready = true;
 			s->status = m.body[0];

@@ -1,6 +1,6 @@
 /*
- * fuzz_pgwire.c - libFuzzer target for the PostgreSQL message walker
- * (agent/observe/pgwire.c) and the first-bytes classifiers it sits next
+ * fuzz_pgmsg.c - libFuzzer target for the PostgreSQL message walker
+ * (agent/observe/pgmsg.c) and the first-bytes classifiers it sits next
  * to: every byte string, as a frontend or a backend capture, must be
  * walked without reading past its end.
  */
@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hotpath/httproute.h"
-#include "hotpath/pgwire.h"
+#include "hotpath/pgmsg.h"
 #include "hotpath/wireproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* exact-size heap copy so ASan sees any overread */
 	char *b = malloc(size ? size : 1);
-	struct pgwire_summary s;
+	struct pgmsg_summary s;
 	const char *t, *m, *p;
 	size_t tl, ml, pl;
 	bool trunc, err;
@@ -26,10 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!b)
 		return 0;
 	memcpy(b, data, size);
-	if (pgwire_query_text(b, size, &t, &tl, &trunc) == 0 && tl)
+	if (pgmsg_query_text(b, size, &t, &tl, &trunc) == 0 && tl)
 		(void)(t[0] + t[tl - 1]);
-	(void)pgwire_summarise_backend(b, size, &s);
-	(void)pgwire_tag_rows(b, size);
+	(void)pgmsg_summarise_backend(b, size, &s);
+	(void)pgmsg_tag_rows(b, size);
 	(void)wire_sniff(b, size);
 	(void)wire_resp_command(b, size, out, sizeof(out));
 	(void)wire_resp_reply(b, size, &err);
