@@ -30,6 +30,7 @@
 #include "hotpath/l0.h"
 #include "hotpath/l1.h"
 #include "hotpath/log.h"
+#include "hotpath/observe.h"
 #include "hotpath/pooler.h"
 #include "hotpath/pressure.h"
 #include "hotpath/profile.h"
@@ -420,6 +421,15 @@ int main(int argc, char **argv)
 	} else if (d->cfg->bpf_enabled) {
 		log_warn("bpf: kernel programs off (see the feature lines above)");
 	}
+	if (features_has(d, "bpf") && features_has(d, "tracefs")) {
+		d->observe = observe_start(d->cfg, features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
+					   why, sizeof(why));
+		if (!d->observe)
+			log_warn("observe: request and query observation off: %s", why);
+		else
+			log_info("observe: watching %u configured service(s) and the listeners "
+				 "discovered on this host", d->cfg->n_services);
+	}
 	if (features_has(d, "bpf") && features_has(d, "perf_event")) {
 		d->profiler = profiler_new(d->cfg->profile_hz,
 					   features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
@@ -497,6 +507,7 @@ out:
 		resp_server_free(d->resp);
 	}
 	l0_stop(d->l0);     /* after the RESP front: no connection uses it now */
+	observe_stop(d->observe);       /* after the API: no request reads it now */
 	bpf_accept_stop(d->bpf_accept);
 	timeseries_free(d->ts);
 	tier_stop(d);                   /* after the RESP front, before L1 */

@@ -96,6 +96,9 @@ void api_tier_invalidate(struct api_call *c, const char *field, const struct api
 void api_h_pools(struct api_call *c);
 /* Performance routes (api_perf.c). */
 void api_h_flamegraph(struct api_call *c);
+void api_h_perf_metrics(struct api_call *c);
+void api_h_perf_queries(struct api_call *c);
+void api_h_perf_services(struct api_call *c);
 /* HTTP proxy routes (api_http.c). */
 void api_h_http_backends(struct api_call *c);
 void api_h_http_breakers(struct api_call *c);

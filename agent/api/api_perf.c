@@ -16,6 +16,8 @@
 #include <string.h>
 #include "hotpath/api_body.h"
 #include "hotpath/buf.h"
+#include "hotpath/config.h"
+#include "hotpath/observe.h"
 #include "hotpath/profile.h"
 #include "hotpath/sockets.h"
 #include "api_int.h"
@@ -162,4 +164,117 @@ int api_service_pid(struct hp_daemon *d, const char *name)
 
 		return pid > 0 ? pid : -ESRCH;
 	}
+}
+
+/* ---- request and query observation (agent/observe/observe.c) -------------- */
+
+static bool perf_observe_running(struct api_call *c)
+{
+	if (c->d->observe)
+		return true;
+	api_reply_error(c, 501, "not_implemented", "request and query observation is not "
+			"running: it needs BPF and tracefs (see GET /api/v2/health features)");
+	return false;
+}
+
+/* "5m", "1h", "300s", "90000" (ms) -> ms, bounded to a day. */
+static int parse_range(const char *s, uint64_t *ms)
+{
+	if (config_parse_duration_ms(s, ms) != 0 || *ms == 0 || *ms > 86400000ull)
+		return -EINVAL;
+	return 0;
+}
+
+void api_h_perf_metrics(struct api_call *c)
+{
+	static const char *const allowed[] = { "service_name", "metric_types", "time_range", NULL };
+	char svc[80], types[128], range[32];
+	const char *s, *t, *r;
+	uint64_t range_ms = 300000;
+	bool bad = false;
+	json_t *j;
+
+	if (!perf_observe_running(c) || !api_query_only(c, allowed))
+		return;
+	s = api_query_get(c, "service_name", svc, sizeof(svc), &bad);
+	t = api_query_get(c, "metric_types", types, sizeof(types), &bad);
+	r = api_query_get(c, "time_range", range, sizeof(range), &bad);
+	if (bad)
+		return;
+	if (r && parse_range(r, &range_ms) != 0) {
+		api_reply_error(c, 400, "invalid_query", "time_range must be a duration such as "
+				"30s, 5m or 1h, at most 1d");
+		return;
+	}
+	if (t) {
+		/* Every type is part of each endpoint's figures; refuse unknown
+		 * names rather than silently ignoring them. */
+		char tmp[128], *save = NULL;
+
+		snprintf(tmp, sizeof(tmp), "%s", t);
+		for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (strcmp(tok, "latency") && strcmp(tok, "throughput") &&
+			    strcmp(tok, "errors") && strcmp(tok, "all")) {
+				api_reply_error(c, 400, "invalid_query", "unknown metric type '%s' "
+						"(latency, throughput, errors, all)", tok);
+				return;
+			}
+		}
+	}
+	j = observe_metrics_json(c->d->observe, s, range_ms);
+	if (!j) {
+		api_reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	if (s && json_is_object(j)) {
+		json_t *svcs = json_object_get(j, "services");
+
+		if (json_is_array(svcs) && json_array_size(svcs) == 0) {
+			json_decref(j);
+			api_reply_error(c, 404, "not_found", "no service named '%s' is watched", s);
+			return;
+		}
+	}
+	api_reply_json(c, 200, j);
+}
+
+void api_h_perf_queries(struct api_call *c)
+{
+	static const char *const allowed[] = { "limit", NULL };
+	char lim[16];
+	const char *l;
+	unsigned limit = 50;
+	bool bad = false;
+	json_t *j;
+
+	if (!perf_observe_running(c) || !api_query_only(c, allowed))
+		return;
+	l = api_query_get(c, "limit", lim, sizeof(lim), &bad);
+	if (bad)
+		return;
+	if (l && (parse_uint(l, 1000, &limit) != 0 || limit == 0)) {
+		api_reply_error(c, 400, "invalid_query", "limit must be 1..1000");
+		return;
+	}
+	j = observe_queries_json(c->d->observe, limit);
+	if (!j) {
+		api_reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	api_reply_json(c, 200, j);
+}
+
+void api_h_perf_services(struct api_call *c)
+{
+	static const char *const allowed[] = { NULL };
+	json_t *j;
+
+	if (!perf_observe_running(c) || !api_query_only(c, allowed))
+		return;
+	j = observe_services_json(c->d->observe);
+	if (!j) {
+		api_reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	api_reply_json(c, 200, j);
 }

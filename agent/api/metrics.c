@@ -30,6 +30,7 @@
 #include "hotpath/l1.h"
 #include "hotpath/l0.h"
 #include "hotpath/metrics.h"
+#include "hotpath/observe.h"
 #include "hotpath/pooler.h"
 #include "hotpath/resp_cmd.h"
 #include "hotpath/proxy.h"
@@ -412,6 +413,8 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 	if (d->http && (rc = proxy_metrics_render(d->http, b)))   /* api_http.c */
 		return rc;
 	if ((rc = tier_metrics_render(d, b)))   /* tiers, L2, tasks (api_tier.c) */
+		return rc;
+	if (d->observe && (rc = observe_write_prometheus(d->observe, b)))
 		return rc;
 	return 0;
 }

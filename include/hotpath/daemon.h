@@ -22,6 +22,7 @@ struct timeseries;
 struct profiler;
 struct pooler;
 struct tier;
+struct observe;
 struct l2;
 struct tasks;
 struct l0;
@@ -49,6 +50,7 @@ struct hp_daemon {
 	struct pooler *pooler;          /* PostgreSQL pooler, NULL without [database.*] */
 	struct tasks *tasks;            /* background task processor */
 	struct l2 *l2;                  /* Redis L2, NULL when not configured */
+	struct observe *observe;        /* kernel request/query observation, NULL without BPF */
 	struct tier *tier;              /* L1+L2 tiers for the RESP front */
 	uint64_t start_wall_ms;
 	uint64_t start_mono_ms;

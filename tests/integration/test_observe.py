@@ -3,8 +3,8 @@ Kernel observation (agent/observe/observe.c + bpf/observe.bpf.c) against
 real servers on this kernel: a Python HTTP service with a 1 ms and a 20 ms
 endpoint, a real PostgreSQL 15 cluster (initdb'd here, pg_stat_statements
 preloaded) driven over the simple and the extended protocol, and a real
-redis-server. The observer is driven by tests/integration/observe_cli.c,
-compiled here against build/libhotpath.a, until the daemon exposes it.
+redis-server. Everything is read from the running daemon's REST routes
+(/api/v2/performance/services, /metrics, /queries) and /metrics.
 
 What is compared:
 - request counts: exactly what the clients sent (and what
@@ -32,20 +32,9 @@ import http.server
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.environ.get("OUT", "build")
-LIB = os.path.join(ROOT, OUT, "libhotpath.a")
+from conftest import Daemon
+
 PGBIN = "/usr/lib/postgresql/15/bin"
-
-
-def makefile_ldlibs():
-    """The link flags the Makefile uses, so the CLI links like the daemon."""
-    with open(os.path.join(ROOT, "Makefile")) as f:
-        for line in f:
-            if line.startswith("LDLIBS") and ":=" in line:
-                return line.split(":=", 1)[1].split()
-    return ["-lbpf", "-lelf", "-lz", "-lxxhash", "-lmicrohttpd", "-ljansson", "-lsystemd",
-            "-lcrypto", "-lpg_query", "-lpthread", "-lm"]
 
 
 def free_port():
@@ -59,47 +48,29 @@ def need_root():
         pytest.skip("kernel observation needs root")
 
 
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    """Compile observe_cli against the library (world-readable, for setpriv)."""
-    if os.environ.get("OBSERVE_CLI"):
-        return os.environ["OBSERVE_CLI"]
-    if not os.path.exists(LIB):
-        pytest.skip("build/libhotpath.a not built")
-    d = tmp_path_factory.mktemp("obscli")
-    os.chmod(d, 0o755)
-    exe = str(d / "observe_cli")
-    members = subprocess.run(["ar", "t", LIB], capture_output=True, text=True).stdout.split()
-    if "observe.o" not in members:
-        pytest.skip("observe is not in build/libhotpath.a (run make)")
-    srcs = [os.path.join(ROOT, "tests/integration/observe_cli.c")]
-    cmd = ["gcc", "-O2", "-g", "-std=gnu11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Werror",
-           "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, OUT)] + srcs + \
-          [LIB] + makefile_ldlibs() + ["-o", exe]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    os.chmod(exe, 0o755)
-    return exe
-
-
 class Observer:
-    def __init__(self, exe, ini_text, workdir):
-        self.conf = os.path.join(workdir, "observe.ini")
-        with open(self.conf, "w") as f:
-            f.write(ini_text)
-        self.pin = "/sys/fs/bpf/hotpath-obs-test-%d" % os.getpid()
-        self.p = subprocess.Popen([exe, "-c", self.conf, "-p", self.pin], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline().strip()
-        if line != "ready":
-            self.p.kill()
-            self.p.wait()
-            pytest.fail("observer did not start: %r" % line)
+    """A hotpathd with `ini_text` added, read through its REST API."""
+
+    def __init__(self, ini_text, workdir):
+        self.d = Daemon(workdir, ini_extra=ini_text)
+        if "observe: watching" not in self.d.log_text():
+            self.d.stop()
+            pytest.fail("observation did not start:\n" + self.d.log_text())
+        self.pin = self.d.pin_path
+
+    def _get(self, path):
+        st, _, body = self.d.api("GET", path, token_name="reader")
+        assert st == 200, (path, st, body[:500])
+        return json.loads(body)
 
     def dump(self, range_ms=0):
-        self.p.stdin.write("dump %d\n" % range_ms)
-        self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())
+        q = "?time_range=%dms" % range_ms if range_ms else ""
+        return {
+            "services": self._get("/api/v2/performance/services"),
+            "metrics": self._get("/api/v2/performance/metrics" + q),
+            "queries": self._get("/api/v2/performance/queries"),
+            "prometheus": self.d.metrics(),
+        }
 
     def bpftool(self, name):
         r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", os.path.join(self.pin, name)],
@@ -108,17 +79,8 @@ class Observer:
         return json.loads(r.stdout)
 
     def close(self):
-        if self.p.poll() is None:
-            self.p.stdin.write("quit\n")
-            self.p.stdin.flush()
-            try:
-                self.p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        assert self.p.returncode == 0
+        assert self.d.stop() == 0, self.d.log_text()[-3000:]
         assert not os.path.exists(os.path.join(self.pin, "obs_endpoints")), "pin left behind"
-        os.rmdir(self.pin)
 
 
 def metrics_of(dump, name, direction):
@@ -210,10 +172,10 @@ def http_service():
     p.wait()
 
 
-def test_http_latency_and_counts(cli, http_service, tmp_path):
+def test_http_latency_and_counts(http_service, tmp_path):
     need_root()
     port, server_timings = http_service
-    obs = Observer(cli, "[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
     try:
         # a keep-alive client on a plain socket, timing the same syscalls the
         # kernel sees: from handing the request over to the first response bytes
@@ -276,7 +238,7 @@ def test_http_latency_and_counts(cli, http_service, tmp_path):
         obs.close()
 
 
-def test_http_errors_counted(cli, tmp_path):
+def test_http_errors_counted(tmp_path):
     need_root()
 
     class H(http.server.BaseHTTPRequestHandler):
@@ -294,7 +256,7 @@ def test_http_errors_counted(cli, tmp_path):
     port = free_port()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    obs = Observer(cli, "[service.api]\nport = %d\nprotocol = auto\n" % port, str(tmp_path))
+    obs = Observer("[service.api]\nport = %d\nprotocol = auto\n" % port, str(tmp_path))
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for i in range(20):
@@ -436,12 +398,12 @@ def query_of(d, side, pred):
     return found[0]
 
 
-def test_postgres_queries_both_sides(cli, postgres, tmp_path):
+def test_postgres_queries_both_sides(postgres, tmp_path):
     port = postgres
     c0 = PgClient(port)
     c0.simple("SELECT pg_stat_statements_reset()")
     c0.close()
-    obs = Observer(cli, "[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
+    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
     try:
         c = PgClient(port)
         N = 40
@@ -497,7 +459,7 @@ def test_postgres_queries_both_sides(cli, postgres, tmp_path):
 
 # ---- Redis -----------------------------------------------------------------------
 
-def test_redis_commands_outbound_pipelined(cli, tmp_path):
+def test_redis_commands_outbound_pipelined(tmp_path):
     need_root()
     if not shutil.which("redis-server"):
         pytest.skip("redis-server not installed")
@@ -511,7 +473,7 @@ def test_redis_commands_outbound_pipelined(cli, tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
-        obs = Observer(cli, "[redis]\naddress = 127.0.0.1:%d\n" % port, str(tmp_path))
+        obs = Observer("[redis]\naddress = 127.0.0.1:%d\n" % port, str(tmp_path))
         try:
             s = socket.create_connection(("127.0.0.1", port))
 
@@ -546,21 +508,14 @@ def test_redis_commands_outbound_pipelined(cli, tmp_path):
 
 # ---- without privileges --------------------------------------------------------------
 
-def test_unprivileged_one_line_no_crash(cli):
+def test_unprivileged_one_line_no_crash(hotpath_factory):
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
-    d = tempfile.mkdtemp(prefix="hp-obs-unpriv-")
-    os.chmod(d, 0o755)
-    conf = os.path.join(d, "o.ini")
-    with open(conf, "w") as f:
-        f.write("[service.web]\nport = 8080\n")
-    os.chmod(conf, 0o644)
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                        cli, "-c", conf, "-p", "/sys/fs/bpf/hotpath-unpriv"],
-                       input="quit\n", capture_output=True, text=True, timeout=60)
-    shutil.rmtree(d, ignore_errors=True)
-    print("\n  unprivileged:", r.stdout.strip())
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("unavailable: ")
-    assert "permitted" in lines[0] or "CAP_BPF" in lines[0]
+    d = hotpath_factory("[service.web]\nport = 8080\n", user=65534)
+    log = d.log_text()
+    print("\n  unprivileged:", [l for l in log.splitlines() if "observe" in l])
+    assert "observe: watching" not in log
+    st, _, body = d.api("GET", "/api/v2/performance/metrics", token_name="reader")
+    assert st == 501 and b"observation is not running" in body
+    assert d.redis().ping()
+    assert d.stop() == 0
