@@ -44,7 +44,7 @@ DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
               libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
               redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 postgresql postgresql-contrib \
               pgbouncer postgresql-15-hypopg \
-              curl valgrind procps iproute2 util-linux \
+              curl valgrind procps iproute2 util-linux nodejs \
               dpkg-dev rpm lintian man-db libcap2-bin
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -190,6 +190,14 @@ deps:
 		$$SUDO apt-get update -qq >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 		{ echo "make deps: apt-get install failed for:$$missing" >&2; exit 1; }; \
+	fi
+	@# the HTTP cache conformance suite (tests/http-cache-tests), pinned by its lock file
+	@if [ ! -d tests/http-cache-tests/node_modules/http-cache-tests ]; then \
+		command -v npm >/dev/null || { SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+			DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }; \
+		echo "  DEPS     npm ci in tests/http-cache-tests"; \
+		(cd tests/http-cache-tests && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || \
+		{ echo "make deps: npm ci failed in tests/http-cache-tests" >&2; exit 1; }; \
 	fi
 
 clean:
