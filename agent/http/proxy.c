@@ -2334,11 +2334,16 @@ static bool health_probe(struct proxy *p, unsigned be)
 	if (connect(fd, (struct sockaddr *)&p->be[be].ss, p->be[be].sl) == 0 &&
 	    send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
 		ssize_t r = recv(fd, resp, sizeof(resp) - 1, MSG_WAITALL);
+		char drain[512];
+		unsigned left = 64;
 
 		if (r >= 12) {
 			resp[r] = '\0';
 			ok = strncmp(resp, "HTTP/1.", 7) == 0 && (resp[9] == '2' || resp[9] == '3');
 		}
+		/* read to the end (bounded) so the server is not reset mid-reply */
+		while (r > 0 && left-- && (r = recv(fd, drain, sizeof(drain), 0)) > 0)
+			;
 	}
 	close(fd);
 	return ok;
