@@ -934,7 +934,7 @@ static void test_visit(void **state)
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
 	assert_int_equal(a->n, 78);          /* every key of every plain section */
-	assert_int_equal(a->reloadable, 19);
+	assert_int_equal(a->reloadable, 29);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
 	assert_non_null(strstr(a->text, "resp.idle_timeout=300s\n"));
@@ -948,7 +948,7 @@ static void test_visit(void **state)
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
 	assert_int_equal(a->n, 78 + 6 + 6 + 4);
-	assert_int_equal(a->reloadable, 19 + 4);
+	assert_int_equal(a->reloadable, 29 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
 	assert_non_null(strstr(a->text, "cache.max_ttl=90s\n"));
