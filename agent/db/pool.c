@@ -21,7 +21,8 @@
  * second's mean; when the recent mean rises past the baseline the
  * database is saturating and the limit is cut by the ratio (never below
  * half), when clients had to wait and latency holds, the limit grows by
- * its square root. Every change is logged and kept (16 per pool) for
+ * its square root. A new pool starts at the lower bound. Every change is
+ * logged and kept (16 per pool) for
  * GET /api/v2/pools. The controller only caps new connections; it never
  * interrupts a transaction.
  *
@@ -77,7 +78,8 @@ struct pool *pool_get(struct pooler *p, int db, const char *user)
 	pl->idx = n;
 	pl->db = db;
 	snprintf(pl->user, sizeof(pl->user), "%s", user);
-	pl->limit = p->set.default_pool_size;
+	/* The controller starts low and grows on measured waits (slow start). */
+	pl->limit = p->set.adaptive ? p->set.adaptive_min : p->set.default_pool_size;
 	pl->st.limit = pl->limit;
 	p->pools[n] = pl;
 	atomic_store_explicit(&p->npools, n + 1, memory_order_release);

@@ -176,6 +176,19 @@ def test_prepared_tpcb_with_enough_servers(hotpath_factory, pg):
     pgbench(dm.pool_port, "-M", "prepared")
 
 
+def test_adaptive_pool_size(hotpath_factory, pg):
+    dm = start(hotpath_factory, pg, size=8,
+               extra="adaptive_pool_size = yes\nadaptive_min_pool_size = 2")
+    pgbench(dm.pool_port, "-M", "simple", "-S")
+    p = pools(dm)["app"]
+    assert p["size"]["adaptive"] is True and p["size"]["min"] == 2 and p["size"]["max"] == 8
+    dec = p["adaptive_decisions"]
+    assert dec, p
+    assert all(2 <= d["to"] <= 8 for d in dec)
+    assert any(d["to"] > d["from"] and "waited" in d["reason"] for d in dec), dec
+    assert "pool limit 2 -> " in dm.log_text()
+
+
 def test_cancel_through_pooler(hotpath_factory, pg):
     dm = start(hotpath_factory, pg)
     conn = connect(dm.pool_port)
