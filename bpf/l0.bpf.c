@@ -257,6 +257,19 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	out = w.out;
 	if (out == 0 || out > L0_OUT_MAX)
 		goto pass;
+	/*
+	 * The kernel advances the socket's copied_seq by the length of the
+	 * redirected skb as it is after this program (tcp_eat_skb runs on the
+	 * rewritten skb). A reply longer than the request pushes copied_seq past
+	 * rcv_nxt, so later data never wakes the socket (a stall); a shorter one
+	 * leaves it behind, so the socket looks readable forever. Until the
+	 * stream-parser path is used, answer only when the replies are exactly
+	 * as long as the requests, which keeps TCP's accounting exact.
+	 */
+	if (out != w.len) {
+		__sync_fetch_and_add(&st->pass_size, 1);
+		goto pass;
+	}
 	if (bpf_skb_change_tail(skb, out, 0) < 0) {
 		__sync_fetch_and_add(&st->pass_error, 1);
 		goto pass;      /* unchanged: the daemon answers */

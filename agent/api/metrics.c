@@ -217,7 +217,8 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "Segments the kernel passed to the daemon instead of answering, "
 				 "by reason (miss: a key not in L0; busy: earlier commands of the "
 				 "connection still in the daemon; other: not only GETs; error: "
-				 "rewrite failed).")) ||
+				 "rewrite failed; size: replies not as long as the requests, see "
+				 "docs/l0.md).")) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
 				  l0t.pass_miss)) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
@@ -226,6 +227,8 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				  l0t.pass_other)) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "error", NULL, NULL,
 				  l0t.pass_error)) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "size", NULL, NULL,
+				  l0t.pass_size)) ||
 		    (rc = family(b, "hotpath_l0_segments_answered_total", "counter",
 				 "Received segments rewritten into replies in the kernel.")) ||
 		    (rc = sample(b, "hotpath_l0_segments_answered_total", l0t.segments_answered)) ||

@@ -458,6 +458,7 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 			out->pass_busy += per[i].pass_busy;
 			out->pass_other += per[i].pass_other;
 			out->pass_error += per[i].pass_error;
+			out->pass_size += per[i].pass_size;
 			out->conns += per[i].conns;
 			out->conn_collisions += per[i].conn_collisions;
 		}

@@ -30,7 +30,7 @@ struct l0_options {
 
 struct l0_totals {
 	uint64_t hits, segments_answered;
-	uint64_t pass_miss, pass_busy, pass_other, pass_error;
+	uint64_t pass_miss, pass_busy, pass_other, pass_error, pass_size;
 	uint64_t conns, conn_collisions;
 	uint64_t keys;              /* keys in L0 after the last refresh */
 	uint64_t inserts, removals; /* by the refresher */

@@ -50,6 +50,7 @@ struct l0_stats {
 	__u64 pass_busy;                /* passed: earlier commands still in the daemon */
 	__u64 pass_other;               /* passed: not only complete GETs */
 	__u64 pass_error;               /* passed: rewrite or redirect failed */
+	__u64 pass_size;                /* passed: replies not exactly as long as the requests */
 	__u64 conns;                    /* connections enrolled by sock_ops */
 	__u64 conn_collisions;          /* enrolment refused: slot in use */
 };
