@@ -98,7 +98,7 @@ void api_h_pools(struct api_call *c)
 	if (!api_query_only(c, (const char *const[]){ NULL }))
 		return;
 	if (!c->d->pooler) {
-		api_reply_error(c, 503, "not_running", "the PostgreSQL pooler is not running: "
+		api_reply_error(c, 501, "not_implemented", "the PostgreSQL pooler is not running: "
 				"it starts when the config has a [database.NAME] section");
 		return;
 	}
