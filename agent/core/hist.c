@@ -42,6 +42,17 @@ void hist_record(struct hist *h, uint64_t v)
 	__atomic_fetch_add(&h->sum, v, __ATOMIC_RELAXED);
 }
 
+void hist_record_local(struct hist *h, uint64_t v)
+{
+	uint64_t *b = &h->buckets[hist_bucket(v)];
+
+	__atomic_store_n(b, __atomic_load_n(b, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->count, __atomic_load_n(&h->count, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&h->sum, __atomic_load_n(&h->sum, __ATOMIC_RELAXED) + v,
+			 __ATOMIC_RELAXED);
+}
+
 void hist_merge(struct hist *dst, const struct hist *src)
 {
 	unsigned i;

@@ -232,7 +232,7 @@ static int set_expire_rel(enum ttl_kind kind, const char *a, size_t alen, long l
  * `ttl_arg` is the argv index of the expiry (0: none).
  */
 static int set_generic(struct rx *x, size_t ki, size_t vi, unsigned flags, bool get,
-		       enum ttl_kind kind, size_t ttl_arg, int reply_mode)
+		       enum ttl_kind kind, size_t ttl_arg, int reply_mode, int prio)
 {
 	struct sink s = { x->out, 0, false };
 	uint64_t deadline = L1_NO_TTL;
@@ -259,7 +259,7 @@ static int set_generic(struct rx *x, size_t ki, size_t vi, unsigned flags, bool 
 	/* With GET the store hands the old value to sink_bulk, which writes
 	 * it as the reply, also when NX/XX prevented the write. */
 	rc = l1_set(x->ctx->l1, x->argv[ki], x->len[ki], x->argv[vi], x->len[vi], deadline,
-		    L1_PRIO_DEFAULT, flags, get ? sink_bulk : NULL, get ? &s : NULL);
+		    prio, flags, get ? sink_bulk : NULL, get ? &s : NULL);
 	if (rc < 0) {
 		x->out->len = mark;
 		return reply_store_err(x, rc);
@@ -277,10 +277,26 @@ static int cmd_set(struct rx *x)
 	unsigned flags = 0;
 	size_t j, ttl_arg = 0;
 	bool get = false;
+	int prio = L1_PRIO_DEFAULT;
 
 	for (j = 3; j < x->argc; j++) {
 		bool next = j + 1 < x->argc;
 
+		/* hotpath extension: SET ... PRIORITY low|normal|high sets the
+		 * entry's eviction class (low leaves first); without it the
+		 * partition's default applies. */
+		if (next && arg_is(x, j, "priority") && prio == L1_PRIO_DEFAULT) {
+			j++;
+			if (arg_is(x, j, "low"))
+				prio = L1_PRIO_LOW;
+			else if (arg_is(x, j, "normal"))
+				prio = L1_PRIO_NORMAL;
+			else if (arg_is(x, j, "high"))
+				prio = L1_PRIO_HIGH;
+			else
+				return resp_add_error(x->out, ERR_SYNTAX);
+			continue;
+		}
 		if (arg_is(x, j, "nx") && !(flags & L1_SET_XX)) {
 			flags |= L1_SET_NX;
 		} else if (arg_is(x, j, "xx") && !(flags & L1_SET_NX)) {
@@ -307,22 +323,22 @@ static int cmd_set(struct rx *x)
 			return resp_add_error(x->out, ERR_SYNTAX);
 		}
 	}
-	return set_generic(x, 1, 2, flags, get, kind, ttl_arg, SETR_OK_NIL);
+	return set_generic(x, 1, 2, flags, get, kind, ttl_arg, SETR_OK_NIL, prio);
 }
 
 static int cmd_setnx(struct rx *x)
 {
-	return set_generic(x, 1, 2, L1_SET_NX, false, TTL_NONE, 0, SETR_ONE_ZERO);
+	return set_generic(x, 1, 2, L1_SET_NX, false, TTL_NONE, 0, SETR_ONE_ZERO, L1_PRIO_DEFAULT);
 }
 
 static int cmd_setex(struct rx *x)
 {
-	return set_generic(x, 1, 3, 0, false, TTL_EX, 2, SETR_OK_NIL);
+	return set_generic(x, 1, 3, 0, false, TTL_EX, 2, SETR_OK_NIL, L1_PRIO_DEFAULT);
 }
 
 static int cmd_psetex(struct rx *x)
 {
-	return set_generic(x, 1, 3, 0, false, TTL_PX, 2, SETR_OK_NIL);
+	return set_generic(x, 1, 3, 0, false, TTL_PX, 2, SETR_OK_NIL, L1_PRIO_DEFAULT);
 }
 
 static int cmd_mget(struct rx *x)
@@ -1555,11 +1571,12 @@ int resp_exec(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cm
 		return cmd_run(&x);
 	st = &ctx->stats[x.def - cmd_table];
 	mark = buf_used(out);
-	t0 = hp_now_us();
+	t0 = ctx->clock_us ? ctx->clock_us : hp_now_us();
 	rc = cmd_run(&x);
-	hist_record(&st->usec, hp_now_us() - t0);
-	st->calls++;
+	ctx->clock_us = hp_now_us();
+	hist_record_local(&st->usec, ctx->clock_us - t0);
+	__atomic_store_n(&st->calls, st->calls + 1, __ATOMIC_RELAXED);
 	if (buf_used(out) > mark && buf_head(out)[mark] == '-')
-		st->failed++;
+		__atomic_store_n(&st->failed, st->failed + 1, __ATOMIC_RELAXED);
 	return rc;
 }

@@ -340,6 +340,7 @@ static void conn_on_readable(struct worker *w, struct conn *c)
 		if (n > 0) {
 			c->rbuf.len += (size_t)n;
 			c->bytes_read += (uint64_t)n;
+			w->ctx.clock_us = hp_now_us();  /* command times start here */
 			atomic_fetch_add_explicit(&w->bytes_in, (uint64_t)n, memory_order_relaxed);
 			if (conn_process(w, c) != 0) {
 				conn_close(w, c);
@@ -376,6 +377,7 @@ static bool conn_pump(struct worker *w, struct conn *c)
 		if (!c->reading_paused || buf_used(&c->wbuf) >= SERVER_OUT_HIGH_WATER / 2)
 			break;
 		c->reading_paused = false;
+		w->ctx.clock_us = 0;    /* resumed later: time from now */
 		if (conn_process(w, c) != 0) {
 			conn_close(w, c);
 			return false;

@@ -28,6 +28,9 @@ unsigned hist_bucket(uint64_t v);
 uint64_t hist_bucket_upper(unsigned i);
 /* Record one value (thread-safe, relaxed atomics). */
 void hist_record(struct hist *h, uint64_t v);
+/* Record one value into a histogram only this thread writes (per-worker
+ * arrays): no locked instructions, readers still see whole values. */
+void hist_record_local(struct hist *h, uint64_t v);
 /* dst += src (src read with relaxed atomics). */
 void hist_merge(struct hist *dst, const struct hist *src);
 /* Estimated q-quantile (0 < q <= 1); 0 for an empty histogram. */

@@ -39,7 +39,13 @@ struct resp_ctx {
 	uint64_t max_key_len;
 	uint64_t max_value_size;    /* bytes per value (SET, MSET ...) */
 	uint64_t max_ttl_ms;        /* cap for EX/PX/EXPIRE, 0 = none */
-	struct resp_cmdstat *stats; /* resp_command_count() entries, may be NULL */
+	/* resp_command_count() entries, may be NULL. Written only by the thread
+	 * that owns this ctx (one per worker); readers merge with relaxed loads. */
+	struct resp_cmdstat *stats;
+	/* Monotonic µs when the previous command finished (or the batch was
+	 * read): a command's time is measured from it, so each command costs
+	 * one clock read. 0 = read the clock at the start. */
+	uint64_t clock_us;
 	/* Appends the server-level INFO sections ("server", "clients",
 	 * "stats"...) as "# Name\r\nkey:value\r\n" text; `section` is lowercase
 	 * or "all"/"default". May be NULL. */

@@ -512,6 +512,21 @@ static void test_command(void **state)
 	       "command\r\n");
 }
 
+/* hotpath's SET extension: PRIORITY low|normal|high picks the eviction
+ * class; low entries leave first under memory pressure. */
+static void test_set_priority(void **state)
+{
+	struct env *e = *state;
+
+	expect(e, "SET k v PRIORITY low", "+OK\r\n");
+	expect(e, "SET k v EX 100 PRIORITY high NX", "$-1\r\n" /* NX: exists */);
+	expect(e, "SET k2 v PRIORITY high EX 100", "+OK\r\n");
+	expect(e, "TTL k2", ":100\r\n");
+	expect(e, "SET k v PRIORITY bogus", "-ERR syntax error\r\n");
+	expect(e, "SET k v PRIORITY", "-ERR syntax error\r\n");
+	expect(e, "SET k v PRIORITY low PRIORITY high", "-ERR syntax error\r\n");
+}
+
 static void test_config(void **state)
 {
 	struct env *e = *state;
@@ -643,6 +658,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cases_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_ttl_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry_happens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
