@@ -36,6 +36,10 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread \
               -Iinclude -I$(OUT) -MMD -MP -fno-omit-frame-pointer
 LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lhiredis -lpq -lpthread -lm
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# Release objects and binaries get Debian's usual hardening (the packages ship
+# them); sanitizer and fuzz builds do not need it.
+HARDEN_CFLAGS  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf -Iinclude -Wall -Werror
 
 # Debian packages: build, tests, fuzzing, run.
@@ -80,7 +84,7 @@ $(OUT)/%.skel.h: $(OUT)/bpf/%.bpf.o
 $(OUT)/obj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(HARDEN_CFLAGS) -c $< -o $@
 
 $(OUT)/asan/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-ASAN,$@)
@@ -107,21 +111,21 @@ $(OUT)/libhotpath-fuzz.a: $(FUZZ_OBJS)
 
 $(OUT)/hotpathd: $(OUT)/obj/main.o $(OUT)/libhotpath.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(HARDEN_LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(OUT)/obj/main.o: agent/main.c | $(SKELS)
 	$(call msg,CC,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(HARDEN_CFLAGS) -c $< -o $@
 
 $(OUT)/hotpathctl: $(OUT)/obj/hotpathctl.o $(OUT)/libhotpath.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(HARDEN_LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(OUT)/obj/hotpathctl.o: agent/hotpathctl.c | $(SKELS)
 	$(call msg,CC,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(HARDEN_CFLAGS) -c $< -o $@
 
 $(OUT)/cachesim: bench/cachesim.c $(OUT)/libhotpath.a
 	$(call msg,LINK,$@)
