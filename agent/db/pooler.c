@@ -56,6 +56,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "hotpath/log.h"
+#include "hotpath/sock.h"
 #include "hotpath/pgwire.h"
 #include "pooler_int.h"
 
@@ -2111,41 +2112,6 @@ static int load_dbs(struct pooler_db *dbs, const struct hp_config *c)
 	return 0;
 }
 
-static int listen_on(const char *addr, uint16_t *port_out)
-{
-	char host[HP_ADDR_MAX];
-	uint16_t port;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
-	struct addrinfo *res = NULL;
-	char ps[8];
-	int fd, one = 1, err;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (config_parse_hostport(addr, host, sizeof(host), &port) != 0)
-		return -EINVAL;
-	snprintf(ps, sizeof(ps), "%u", port);
-	if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
-		return -EINVAL;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		freeaddrinfo(res);
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-		err = -errno;
-		freeaddrinfo(res);
-		close(fd);
-		return err;
-	}
-	freeaddrinfo(res);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		*port_out = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
-				  ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return fd;
-}
-
 struct pooler *pooler_start(const struct hp_config *cfg)
 {
 	struct pooler *p;
@@ -2179,7 +2145,8 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 	p->slots = calloc(p->nslots, sizeof(*p->slots));
 	if (!p->slots)
 		goto fail;
-	rc = listen_on(cfg->pooler_listen, &p->port);
+	p->port = 0;
+	rc = sock_listen(cfg->pooler_listen, false, &p->port);
 	if (rc < 0) {
 		log_error("pooler: cannot listen on %s: %s", cfg->pooler_listen, strerror(-rc));
 		goto fail;

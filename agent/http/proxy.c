@@ -61,6 +61,7 @@
 #include "hotpath/http_cache.h"
 #include "hotpath/http_parse.h"
 #include "hotpath/log.h"
+#include "hotpath/sock.h"
 #include "hotpath/proxy.h"
 
 #define PX_MAX_WORKERS 64
@@ -2069,8 +2070,6 @@ static void worker_accept(struct pworker *w)
 	for (;;) {
 		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct epoll_event ev;
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
 		struct cconn *c;
 
 		if (fd < 0) {
@@ -2132,16 +2131,7 @@ static void worker_accept(struct pworker *w)
 		buf_init(&c->rbuf, p->o.max_header_size + p->o.max_request_line + 4096);
 		buf_init(&c->wbuf, p->o.max_object + PX_HIGH_WATER + 65536);
 		c->deadline_ms = hp_now_ms() + p->o.header_timeout_ms;
-		if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-			char ip[INET6_ADDRSTRLEN] = "?";
-
-			if (ss.ss_family == AF_INET)
-				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
-			else if (ss.ss_family == AF_INET6)
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
-					  sizeof(ip));
-			snprintf(c->peer, sizeof(c->peer), "%s", ip);
-		}
+		sock_peer_name(fd, false, c->peer, sizeof(c->peer));
 		c->events = EPOLLIN | EPOLLRDHUP;
 		ev.events = c->events;
 		ev.data.ptr = c;
@@ -2394,41 +2384,6 @@ static int resolve(const char *hostport, struct backend_addr *out)
 	return 0;
 }
 
-static int listen_on(const char *hostport, uint16_t *bound)
-{
-	struct backend_addr a;
-	int fd, one = 1;
-
-	if (resolve(hostport, &a) != 0)
-		return -EINVAL;
-	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (*bound) {
-		if (a.ss.ss_family == AF_INET)
-			((struct sockaddr_in *)&a.ss)->sin_port = htons(*bound);
-		else
-			((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(*bound);
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&a.ss, a.sl) != 0 || listen(fd, 1024) != 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	if (!*bound) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					: ((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
-	return fd;
-}
-
 struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1)
 {
 	struct proxy *p = calloc(1, sizeof(*p));
@@ -2485,7 +2440,7 @@ struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1)
 		w->lim.max_start_line = o->max_request_line;
 		w->lim.max_head = o->max_header_size;
 		w->lim.max_headers = o->max_headers;
-		fd = listen_on(o->listen, &p->port);
+		fd = sock_listen(o->listen, true, &p->port);
 		if (fd < 0) {
 			log_error("http: cannot listen on %s: %s", o->listen, strerror(-fd));
 			goto fail;

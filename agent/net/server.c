@@ -44,6 +44,7 @@
 #include "hotpath/l0.h"
 #include "hotpath/log.h"
 #include "hotpath/server.h"
+#include "hotpath/sock.h"
 #include "hotpath/version.h"
 
 #define SERVER_MAX_WORKERS 64
@@ -113,74 +114,6 @@ struct resp_server {
 static void server_info(struct buf *text, const char *section, void *arg);
 
 /* ---- sockets -------------------------------------------------------------- */
-
-static int listen_socket(const char *host, uint16_t port)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd, one = 1;
-
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sl = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		sl = sizeof(*sin6);
-	} else {
-		return -EINVAL;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sl) != 0 ||
-	    listen(fd, SERVER_LISTEN_BACKLOG) != 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-static uint16_t bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
-
-static void peer_name(int fd, char *out, size_t outlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN] = "?";
-	uint16_t port = 0;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-	}
-	snprintf(out, outlen, "%s:%u", ip, port);
-}
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -454,7 +387,7 @@ static void worker_accept(struct worker *w)
 		buf_init(&c->wbuf, s->max_output);
 		c->cl.id = atomic_fetch_add(&s->next_client_id, 1) + 1;
 		c->cl.created_ms = hp_wall_ms();
-		peer_name(fd, c->cl.addr, sizeof(c->cl.addr));
+		sock_peer_name(fd, true, c->cl.addr, sizeof(c->cl.addr));
 		if (s->l0)
 			c->l0c = l0_conn_lookup(s->l0, fd, &c->cookie);
 		c->last_active_ms = hp_now_ms();
@@ -619,7 +552,7 @@ static void worker_free(struct worker *w)
 }
 
 static int worker_init(struct resp_server *s, struct worker *w, unsigned idx,
-		       const char *host, uint16_t port)
+		       const char *hostport, uint16_t port)
 {
 	struct epoll_event ev;
 	size_t cap = s->lim.max_args;
@@ -631,7 +564,7 @@ static int worker_init(struct resp_server *s, struct worker *w, unsigned idx,
 	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->epfd < 0 || w->evfd < 0)
 		return -errno;
-	w->lfd = listen_socket(host, port);
+	w->lfd = sock_listen(hostport, true, &port);
 	if (w->lfd < 0)
 		return w->lfd;
 	/* argv arrays sized for the largest max_args a reload may set. */
@@ -694,15 +627,15 @@ struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1
 		s->workers[i].epfd = s->workers[i].lfd = s->workers[i].evfd = -1;
 	s->nworkers = n;
 	for (unsigned i = 0; i < n; i++) {
-		err = worker_init(s, &s->workers[i], i, host, port);
+		err = worker_init(s, &s->workers[i], i, cfg->resp_listen, port);
 		if (err) {
 			log_error("resp: cannot listen on %s: %s", cfg->resp_listen, strerror(-err));
 			goto fail;
 		}
 		if (i == 0 && port == 0)
-			port = bound_port(s->workers[0].lfd); /* others join this port */
+			port = sock_local_port(s->workers[0].lfd); /* others join this port */
 	}
-	s->port = bound_port(s->workers[0].lfd);
+	s->port = sock_local_port(s->workers[0].lfd);
 	for (unsigned i = 0; i < n; i++) {
 		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
 			log_error("resp: cannot start worker thread %u", i);
