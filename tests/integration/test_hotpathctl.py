@@ -116,7 +116,14 @@ def test_profile_and_flamegraph(hotpath, tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["seconds"] == 1 and "hot_paths" in doc
-    r = ctl(hotpath, "profile", "--seconds", "1")
+    # keep a CPU busy so the host-wide window has samples (an idle host has
+    # none: the cpu-clock event does not fire in the idle task)
+    busy = subprocess.Popen(["/usr/bin/python3", "-c",
+                             "import time\ne = time.time() + 3\nwhile time.time() < e: pass"])
+    try:
+        r = ctl(hotpath, "profile", "--seconds", "1")
+    finally:
+        busy.wait(10)
     assert r.returncode == 0, r.stderr
     assert "samples:" in r.stdout and "function" in r.stdout  # scalars, table header
     out = tmp_path / "f.svg"
