@@ -11,7 +11,8 @@
  *    in place into the replies of the GETs it holds and redirected to the
  *    egress of the same socket (every command a complete `GET key`, every
  *    key in l0_cache and fresh, nothing of this connection still in the
- *    daemon), or passed to the daemon untouched.
+ *    daemon, and the replies exactly as long as the requests - see the
+ *    comment at that check), or passed to the daemon untouched.
  *  - nothing else: L0 never writes to the daemon's state.
  *
  * Ordering: replies on a connection keep the order of the commands. The
