@@ -535,7 +535,9 @@ static void *observe_thread(void *arg)
 		struct epoll_event ev;
 		uint64_t now;
 
-		(void)epoll_wait(efd, &ev, 1, 200);
+		/* The kernel wakes us only for a 64 KiB batch (rb_flags in
+		 * observe.bpf.c); the timeout collects smaller ones. */
+		(void)epoll_wait(efd, &ev, 1, 100);
 		pthread_mutex_lock(&o->lock);
 		ring_buffer__consume(o->rb);
 		now = hp_now_ms();
