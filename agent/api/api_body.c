@@ -231,38 +231,26 @@ static bool policy_name_valid(const char *s, size_t n)
 	return true;
 }
 
-/* A size ("64mb") or a non-negative integer of bytes. */
-static int parse_size_field(const json_t *v, const char *where, uint64_t *out, char *err,
-			    size_t errlen)
-{
-	if (!v || json_is_null(v)) {
-		*out = 0;
-		return 0;
-	}
-	if (json_is_integer(v)) {
-		json_int_t i = json_integer_value(v);
-		if (i < 0) {
-			seterr(err, errlen, "%s.max_memory must not be negative", where);
-			return -EINVAL;
-		}
-		*out = (uint64_t)i;
-		return 0;
-	}
-	if (json_is_string(v)) {
-		if (config_parse_size(json_string_value(v), out) == 0)
-			return 0;
-		seterr(err, errlen, "%s.max_memory: \"%.32s\" is not a size (examples: \"64mb\", "
-		       "\"1gb\", 1048576)", where, json_string_value(v));
-		return -EINVAL;
-	}
-	seterr(err, errlen, "%s.max_memory must be a size string like \"64mb\" or an integer of "
-	       "bytes", where);
-	return -EINVAL;
-}
+/* How one quantity field of a policy reads: its name, its text parser, and
+ * what to tell a user who got it wrong. */
+struct quantity_field {
+	const char *name;                           /* "max_memory" */
+	int (*parse)(const char *s, uint64_t *out); /* config_parse_size / _duration_ms */
+	const char *what, *like, *examples, *integer_unit;
+};
 
-/* A duration ("30s") or a non-negative integer of milliseconds. */
-static int parse_ttl_field(const json_t *v, const char *where, uint64_t *out, char *err,
-			   size_t errlen)
+static const struct quantity_field size_field = {
+	"max_memory", config_parse_size, "size", "\"64mb\"", "\"64mb\", \"1gb\", 1048576", "bytes",
+};
+static const struct quantity_field ttl_field = {
+	"default_ttl", config_parse_duration_ms, "duration", "\"30s\"",
+	"\"30s\", \"5m\", \"1h\", 1500 for ms",
+	"milliseconds",
+};
+
+/* A text quantity ("64mb", "30s") or a non-negative integer; absent = 0. */
+static int parse_quantity(const json_t *v, const struct quantity_field *f, const char *where,
+			  uint64_t *out, char *err, size_t errlen)
 {
 	if (!v || json_is_null(v)) {
 		*out = 0;
@@ -271,21 +259,21 @@ static int parse_ttl_field(const json_t *v, const char *where, uint64_t *out, ch
 	if (json_is_integer(v)) {
 		json_int_t i = json_integer_value(v);
 		if (i < 0) {
-			seterr(err, errlen, "%s.default_ttl must not be negative", where);
+			seterr(err, errlen, "%s.%s must not be negative", where, f->name);
 			return -EINVAL;
 		}
 		*out = (uint64_t)i;
 		return 0;
 	}
 	if (json_is_string(v)) {
-		if (config_parse_duration_ms(json_string_value(v), out) == 0)
+		if (f->parse(json_string_value(v), out) == 0)
 			return 0;
-		seterr(err, errlen, "%s.default_ttl: \"%.32s\" is not a duration (examples: \"30s\", "
-		       "\"5m\", \"1h\", 1500 for ms)", where, json_string_value(v));
+		seterr(err, errlen, "%s.%s: \"%.32s\" is not a %s (examples: %s)", where, f->name,
+		       json_string_value(v), f->what, f->examples);
 		return -EINVAL;
 	}
-	seterr(err, errlen, "%s.default_ttl must be a duration string like \"30s\" or an integer "
-	       "of milliseconds", where);
+	seterr(err, errlen, "%s.%s must be a %s string like %s or an integer of %s", where,
+	       f->name, f->what, f->like, f->integer_unit);
 	return -EINVAL;
 }
 
@@ -346,10 +334,11 @@ static int parse_policy(const json_t *o, unsigned idx, struct l1_partition *p, c
 	}
 	memcpy(p->prefix, json_string_value(v), n + 1);
 
-	if (parse_size_field(json_object_get(o, "max_memory"), where, &p->max_memory, err, errlen))
+	if (parse_quantity(json_object_get(o, "max_memory"), &size_field, where, &p->max_memory,
+			   err, errlen))
 		return -EINVAL;
-	if (parse_ttl_field(json_object_get(o, "default_ttl"), where, &p->default_ttl_ms, err,
-			    errlen))
+	if (parse_quantity(json_object_get(o, "default_ttl"), &ttl_field, where,
+			   &p->default_ttl_ms, err, errlen))
 		return -EINVAL;
 
 	p->priority = L1_PRIO_NORMAL;

@@ -246,27 +246,44 @@ static void reply_deleted(struct api_call *c, const char *field, const struct ap
 	api_reply_json(c, 200, j);
 }
 
+/*
+ * The shared front of the clear and invalidate routes: no query, L1 running,
+ * a valid body read by `parse`. Returns 1 if *rq is filled and the caller
+ * goes on with L1 alone, 0 if a reply was already given (an error, or the
+ * tiers did the work: every tier, ordered L2 -> L1/L0 -> peers).
+ */
+static int pattern_route(struct api_call *c, const char *verb,
+			 int (*parse)(const json_t *, struct api_pattern_req *, char *, size_t),
+			 struct api_pattern_req *rq)
+{
+	char err[256];
+	json_t *body;
+	int rc;
+
+	if (!api_query_only(c, (const char *const[]){ NULL }) || !need_l1(c))
+		return 0;
+	if (!(body = body_object(c)))
+		return 0;
+	rc = parse(body, rq, err, sizeof(err));
+	json_decref(body);
+	if (rc) {
+		api_reply_error(c, 400, "invalid_body", "%s", err);
+		return 0;
+	}
+	if (c->d->tier) {
+		api_tier_invalidate(c, verb, rq);
+		return 0;
+	}
+	return 1;
+}
+
 void api_h_cache_clear(struct api_call *c)
 {
 	struct api_pattern_req rq;
-	char err[256];
-	json_t *body;
 	uint64_t n;
 
-	if (!api_query_only(c, (const char *const[]){ NULL }) || !need_l1(c))
+	if (!pattern_route(c, "deleted", api_body_clear, &rq))
 		return;
-	if (!(body = body_object(c)))
-		return;
-	if (api_body_clear(body, &rq, err, sizeof(err))) {
-		json_decref(body);
-		api_reply_error(c, 400, "invalid_body", "%s", err);
-		return;
-	}
-	json_decref(body);
-	if (c->d->tier) {               /* every tier, ordered L2 -> L1/L0 -> peers */
-		api_tier_invalidate(c, "deleted", &rq);
-		return;
-	}
 	n = rq.has_pattern ? l1_delete_pattern(c->d->l1, rq.pattern, rq.patlen)
 			   : l1_flush(c->d->l1);
 	log_info("api: cache clear by token '%s' (%s): %" PRIu64 " key(s) deleted", c->token_name,
@@ -277,24 +294,10 @@ void api_h_cache_clear(struct api_call *c)
 void api_h_cache_invalidate(struct api_call *c)
 {
 	struct api_pattern_req rq;
-	char err[256];
-	json_t *body;
 	uint64_t n;
 
-	if (!api_query_only(c, (const char *const[]){ NULL }) || !need_l1(c))
+	if (!pattern_route(c, "invalidated", api_body_invalidate, &rq))
 		return;
-	if (!(body = body_object(c)))
-		return;
-	if (api_body_invalidate(body, &rq, err, sizeof(err))) {
-		json_decref(body);
-		api_reply_error(c, 400, "invalid_body", "%s", err);
-		return;
-	}
-	json_decref(body);
-	if (c->d->tier) {               /* every tier, ordered L2 -> L1/L0 -> peers */
-		api_tier_invalidate(c, "invalidated", &rq);
-		return;
-	}
 	n = l1_delete_pattern(c->d->l1, rq.pattern, rq.patlen);
 	log_info("api: invalidate by token '%s': %" PRIu64 " key(s) deleted", c->token_name, n);
 	reply_deleted(c, "invalidated", &rq, n);

@@ -765,6 +765,27 @@ static void entry_touch(struct l1_shard *s, struct l1_entry *e)
 	}
 }
 
+/*
+ * A counted read, shard lock held: the live entry handed to fn and counted
+ * as a hit, or NULL counted as a miss of the key's partition.
+ */
+static struct l1_entry *shard_read(struct l1 *l, struct l1_shard *s, uint64_t h,
+				   const char *key, size_t klen, l1_value_fn fn, void *arg)
+{
+	struct l1_entry *e = shard_lookup(l, s, h, key, klen);
+
+	if (!e) {
+		s->misses++;
+		s->pacct[ptable_lookup(s->pt, key, klen)].misses++;
+		return NULL;
+	}
+	if (fn)
+		fn(e->data + e->klen, e->vlen, e->expire_at, arg);
+	s->hits++;
+	s->pacct[e->part].hits++;
+	return e;
+}
+
 int l1_get(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void *arg)
 {
 	uint64_t h = l1_hash(l, key, klen);
@@ -772,20 +793,11 @@ int l1_get(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void *arg
 	struct l1_entry *e;
 
 	pthread_mutex_lock(&s->lock);
-	e = shard_lookup(l, s, h, key, klen);
-	if (!e) {
-		s->misses++;
-		s->pacct[ptable_lookup(s->pt, key, klen)].misses++;
-		pthread_mutex_unlock(&s->lock);
-		return 0;
-	}
-	if (fn)
-		fn(e->data + e->klen, e->vlen, e->expire_at, arg);
-	entry_touch(s, e);
-	s->hits++;
-	s->pacct[e->part].hits++;
+	e = shard_read(l, s, h, key, klen, fn, arg);
+	if (e)
+		entry_touch(s, e);
 	pthread_mutex_unlock(&s->lock);
-	return 1;
+	return e != NULL;
 }
 
 /*
@@ -902,22 +914,14 @@ int l1_getdel(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void *
 	struct l1_entry *e;
 
 	pthread_mutex_lock(&s->lock);
-	e = shard_lookup(l, s, h, key, klen);
-	if (!e) {
-		s->misses++;
-		s->pacct[ptable_lookup(s->pt, key, klen)].misses++;
-		pthread_mutex_unlock(&s->lock);
-		return 0;
+	e = shard_read(l, s, h, key, klen, fn, arg);
+	if (e) {
+		s->deletes++;
+		shard_remove(s, e);
+		shard_maybe_resize(s);
 	}
-	if (fn)
-		fn(e->data + e->klen, e->vlen, e->expire_at, arg);
-	s->hits++;
-	s->pacct[e->part].hits++;
-	s->deletes++;
-	shard_remove(s, e);
-	shard_maybe_resize(s);
 	pthread_mutex_unlock(&s->lock);
-	return 1;
+	return e != NULL;
 }
 
 int l1_del(struct l1 *l, const char *key, size_t klen)
