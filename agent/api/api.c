@@ -108,8 +108,11 @@ static const struct api_route routes[] = {
 	{ "GET", "/api/v2/performance/profiling/", true, TOKENS_SCOPE_PROFILE_READ,
 	  api_h_not_running, "the CPU profiler (perf_event sampling) is not running in this build" },
 	{ "POST", "/api/v2/performance/cache/warm", false, TOKENS_SCOPE_CACHE_ADMIN,
-	  api_h_not_running, "cache warming needs loaders (L2/SQL/HTTP origins), which are not "
-	  "running in this build" },
+	  api_h_cache_warm, NULL },
+	{ "GET", "/api/v2/performance/cache/warm/", true,
+	  TOKENS_SCOPE_CACHE_ADMIN | TOKENS_SCOPE_CACHE_READ, api_h_cache_warm_status, NULL },
+	{ "GET", "/api/v2/cache/strategies", false, TOKENS_SCOPE_CACHE_READ,
+	  api_h_cache_strategies, NULL },
 	{ "GET", "/api/v2/performance/recommendations", false, TOKENS_SCOPE_PERF_READ,
 	  api_h_not_running, "the recommendation engine (observe + policy loop) is not running in "
 	  "this build" },

@@ -633,3 +633,166 @@ bool api_config_key_secret(const char *section, const char *key)
 	       strcasestr(key, "passphrase") || strcasecmp(key, "token") == 0 ||
 	       strcasestr(key, "api_key") || strcasestr(key, "private_key");
 }
+
+/* ---- POST /performance/cache/warm --------------------------------------------- */
+
+static int parse_limit(const json_t *o, uint64_t *out, const char *where, char *err,
+		       size_t errlen)
+{
+	const json_t *v = json_object_get(o, "limit");
+
+	*out = WARM_LIMIT_DEFAULT;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > WARM_LIMIT_MAX) {
+		seterr(err, errlen, "'%slimit' must be an integer from 1 to %d", where,
+		       WARM_LIMIT_MAX);
+		return -EINVAL;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int parse_warm_source(const json_t *o, unsigned idx, struct warm_source *s, char *err,
+			     size_t errlen)
+{
+	static const char *const keys_f[] = { "type", "keys", NULL };
+	static const char *const pat_f[] = { "type", "pattern", "limit", NULL };
+	static const char *const sql_f[] = { "type", "loader", "limit", NULL };
+	static const char *const snap_f[] = { "type", NULL };
+	char where[48];
+	const json_t *type, *v;
+	const char *t;
+
+	snprintf(where, sizeof(where), "data_sources[%u].", idx);
+	if (!json_is_object(o)) {
+		seterr(err, errlen, "data_sources[%u] must be an object with a 'type'", idx);
+		return -EINVAL;
+	}
+	type = json_object_get(o, "type");
+	if (!json_is_string(type)) {
+		seterr(err, errlen, "'%stype' must be \"keys\", \"pattern\", \"sql\" or "
+		       "\"snapshot\"", where);
+		return -EINVAL;
+	}
+	t = json_string_value(type);
+	if (strcmp(t, "keys") == 0) {
+		size_t n;
+
+		s->type = WARM_SRC_KEYS;
+		if (check_fields(o, keys_f, where, err, errlen))
+			return -EINVAL;
+		v = json_object_get(o, "keys");
+		if (!json_is_array(v) || json_array_size(v) == 0) {
+			seterr(err, errlen, "'%skeys' must be a non-empty array of strings", where);
+			return -EINVAL;
+		}
+		n = json_array_size(v);
+		if (n > WARM_MAX_KEYS) {
+			seterr(err, errlen, "'%skeys' holds %zu keys, at most %d per source", where, n,
+			       WARM_MAX_KEYS);
+			return -EINVAL;
+		}
+		s->keys = calloc(n, sizeof(*s->keys));
+		s->klens = calloc(n, sizeof(*s->klens));
+		if (!s->keys || !s->klens) {
+			seterr(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const json_t *k = json_array_get(v, i);
+			size_t kl;
+
+			if (!json_is_string(k) || json_string_length(k) == 0 ||
+			    json_string_length(k) > WARM_KEY_MAX) {
+				seterr(err, errlen, "'%skeys[%zu]' must be a string of 1 to %d bytes",
+				       where, i, WARM_KEY_MAX);
+				return -EINVAL;
+			}
+			kl = json_string_length(k);
+			s->keys[i] = malloc(kl);
+			if (!s->keys[i]) {
+				seterr(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			memcpy(s->keys[i], json_string_value(k), kl);
+			s->klens[i] = kl;
+			s->nkeys++;
+		}
+		return 0;
+	}
+	if (strcmp(t, "pattern") == 0) {
+		s->type = WARM_SRC_PATTERN;
+		if (check_fields(o, pat_f, where, err, errlen))
+			return -EINVAL;
+		v = json_object_get(o, "pattern");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= WARM_PATTERN_MAX) {
+			seterr(err, errlen, "'%spattern' must be a glob of 1 to %d bytes", where,
+			       WARM_PATTERN_MAX - 1);
+			return -EINVAL;
+		}
+		s->plen = json_string_length(v);
+		memcpy(s->pattern, json_string_value(v), s->plen);
+		return parse_limit(o, &s->limit, where, err, errlen);
+	}
+	if (strcmp(t, "sql") == 0) {
+		s->type = WARM_SRC_SQL;
+		if (check_fields(o, sql_f, where, err, errlen))
+			return -EINVAL;
+		v = json_object_get(o, "loader");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= sizeof(s->loader) ||
+		    !policy_name_valid(json_string_value(v), json_string_length(v))) {
+			seterr(err, errlen, "'%sloader' must name a [loader.NAME] section", where);
+			return -EINVAL;
+		}
+		memcpy(s->loader, json_string_value(v), json_string_length(v));
+		return parse_limit(o, &s->limit, where, err, errlen);
+	}
+	if (strcmp(t, "snapshot") == 0) {
+		s->type = WARM_SRC_SNAPSHOT;
+		return check_fields(o, snap_f, where, err, errlen) ? -EINVAL : 0;
+	}
+	seterr(err, errlen, "'%stype' must be \"keys\", \"pattern\", \"sql\" or \"snapshot\", "
+	       "not \"%.32s\"", where, t);
+	return -EINVAL;
+}
+
+int api_body_warm(const json_t *root, struct warm_request *out, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "cache_scope", "data_sources", NULL };
+	const json_t *src;
+	int tier;
+
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	if (parse_tier(json_object_get(root, "cache_scope"), "cache_scope", &tier, err, errlen))
+		return -EINVAL;
+	out->scope_all = tier == API_TIER_ALL;
+	src = json_object_get(root, "data_sources");
+	if (!json_is_array(src) || json_array_size(src) == 0) {
+		seterr(err, errlen, "'data_sources' must be a non-empty array of sources, e.g. "
+		       "[{\"type\": \"keys\", \"keys\": [\"user:1\"]}]");
+		return -EINVAL;
+	}
+	if (json_array_size(src) > WARM_MAX_SOURCES) {
+		seterr(err, errlen, "'data_sources' holds %zu sources, at most %d",
+		       json_array_size(src), WARM_MAX_SOURCES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < json_array_size(src); i++) {
+		int rc = parse_warm_source(json_array_get(src, i), (unsigned)i, &out->src[i], err,
+					   errlen);
+
+		out->n = (unsigned)i + 1;     /* so warm_request_free frees it */
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -92,6 +92,12 @@ void api_h_cache_tiers(struct api_call *c);
 /* Invalidate over the tiers (L2 -> L1/L0 -> peers) and reply; `field` is
  * "invalidated" or "deleted". */
 void api_tier_invalidate(struct api_call *c, const char *field, const struct api_pattern_req *rq);
+struct buf;
+/* Strategies, loaders and warm jobs (api_strat.c). */
+void api_h_cache_strategies(struct api_call *c);
+void api_h_cache_warm(struct api_call *c);
+void api_h_cache_warm_status(struct api_call *c);
+int strat_metrics_render(struct hp_daemon *d, struct buf *b) HP_MUST_CHECK;
 /* PostgreSQL pools (api_pool.c). */
 void api_h_pools(struct api_call *c);
 /* Performance routes (api_perf.c). */

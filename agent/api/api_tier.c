@@ -286,5 +286,7 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 				 s.submitted, s.completed, s.failed_attempts, s.retried, s.dead,
 				 s.shed, s.rejected);
 	}
+	if (!rc && strat_metrics_render(d, b))   /* strategies, loaders, warm (api_strat.c) */
+		return -ENOBUFS;
 	return rc ? -ENOBUFS : 0;
 }

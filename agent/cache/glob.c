@@ -37,8 +37,8 @@ static unsigned char glob_fold(unsigned char c, bool nocase)
  * Match the single token starting at pat[pi] (which is not '*') against
  * byte c. Stores the token's length in *tlen; returns whether it matched.
  */
-static bool glob_token(const unsigned char *pat, size_t plen, size_t pi,
-		       unsigned char c, bool nocase, size_t *tlen)
+bool glob_token(const unsigned char *pat, size_t plen, size_t pi,
+		unsigned char c, bool nocase, size_t *tlen)
 {
 	size_t i = pi;
 	bool neg = false, hit = false;

@@ -38,6 +38,8 @@
 #include "hotpath/resp.h"
 #include "hotpath/tasks.h"
 #include "hotpath/tier.h"
+#include "hotpath/warm.h"
+#include "tier_int.h"
 
 #define TIER_STRIPES 256
 #define TIER_ERR 256
@@ -57,6 +59,7 @@ struct tier {
 	_Atomic uint64_t lost_at_ms;          /* 0: coherent */
 	_Atomic bool flushed_for_loss;
 	struct tier_hooks hooks;
+	_Atomic(struct strategies *) strat;   /* [strategy.*], NULL = none */
 	pthread_t maint;
 	bool maint_started;
 	_Atomic bool stop;
@@ -80,6 +83,26 @@ struct tier *tier_current(void)
 struct l2 *tier_l2(struct tier *t)
 {
 	return t ? t->l2 : NULL;
+}
+
+bool tier_routes(struct tier *t)
+{
+	return t && (t->l2 || atomic_load_explicit(&t->strat, memory_order_relaxed));
+}
+
+struct l1 *tier_l1(struct tier *t)
+{
+	return t->l1;
+}
+
+struct strategies *tier_strategies(struct tier *t)
+{
+	return t ? atomic_load(&t->strat) : NULL;
+}
+
+void tier_set_strategies(struct tier *t, struct strategies *s)
+{
+	atomic_store(&t->strat, s);
 }
 
 void tier_set_flush_hook(struct tier *t, const struct tier_hooks *h)
@@ -125,6 +148,37 @@ static void inval_key(struct tier *t, const char *key, size_t klen)
 		t->hooks.key(t->hooks.arg, key, klen);
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add(&t->key_inv, 1);
+}
+
+void tier_drop_key(struct tier *t, const char *key, size_t klen)
+{
+	inval_key(t, key, klen);
+}
+
+void tier_read_begin(struct tier *t, const char *key, size_t klen, uint64_t *seq,
+		     uint64_t *epoch)
+{
+	*seq = atomic_load(&stripe_of(t, key, klen)->seq);
+	*epoch = atomic_load(&t->epoch);
+}
+
+bool tier_fill(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
+	       uint64_t expire_at_ms, uint64_t seq, uint64_t epoch)
+{
+	struct stripe *st = stripe_of(t, key, klen);
+	bool stored = false;
+
+	if (t->l2 && atomic_load(&t->lost_at_ms)) {
+		atomic_fetch_add(&t->fills_skipped, 1);
+		return false;          /* no invalidations reach us now */
+	}
+	pthread_mutex_lock(&st->mu);
+	if (atomic_load(&st->seq) == seq && atomic_load(&t->epoch) == epoch)
+		stored = l1_set(t->l1, key, klen, val, vlen, expire_at_ms ? expire_at_ms : L1_NO_TTL,
+				L1_PRIO_DEFAULT, 0, NULL, NULL) == 1;
+	pthread_mutex_unlock(&st->mu);
+	atomic_fetch_add(stored ? &t->l1_fills : &t->fills_skipped, 1);
+	return stored;
 }
 
 /* Bump the epoch so that no read started before now stores its result;
@@ -224,6 +278,7 @@ static void *maint_main(void *arg)
 		uint64_t lost = atomic_load(&t->lost_at_ms);
 
 		usleep(50000);
+		strategies_tick(atomic_load(&t->strat));   /* write-behind batches pushed back */
 		if (!lost)
 			continue;
 		if (hp_now_ms() - lost >= t->o.stale_if_error_ms &&
@@ -266,8 +321,14 @@ int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 	struct stripe *st;
 	uint64_t seq0, ep0, t0, now;
 	char err[TIER_ERR];
+	struct strategies *ss = atomic_load_explicit(&t->strat, memory_order_acquire);
 	int rc;
 
+	if (ss) {
+		rc = strategies_get(ss, key, klen, out);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
 	if (l1_get(t->l1, key, klen, sink_bulk, &s)) {
 		atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
 		if (atomic_load_explicit(&t->lost_at_ms, memory_order_relaxed))
@@ -389,6 +450,32 @@ int tier_del(struct tier *t, const char *key, size_t klen, char *err, size_t err
 	return write_argv(t, 2, argv, lens, 1, 1, 1, NULL, err, errlen, &failed);
 }
 
+int tier_l2_read(struct tier *t, const char *key, size_t klen, struct l2_value *v, char *err,
+		 size_t errlen)
+{
+	uint64_t t0;
+	int rc;
+
+	if (!t->l2)
+		return 0;
+	if (!breaker_allow(&t->br, hp_now_ms())) {
+		atomic_fetch_add(&t->l2_rejected, 1);
+		snprintf(err, errlen, "circuit breaker open");
+		return -EHOSTDOWN;
+	}
+	t0 = hp_now_us();
+	rc = l2_get(t->l2, key, klen, v, err, errlen);
+	breaker_record(&t->br, rc >= 0, hp_now_us() - t0, hp_now_ms());
+	atomic_fetch_add(rc < 0 ? &t->l2_errors : rc == 0 ? &t->l2_misses : &t->l2_hits, 1);
+	return rc;
+}
+
+int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
+		  uint64_t ttl_ms, char *err, size_t errlen)
+{
+	return tier_set(t, key, klen, val, vlen, ttl_ms, err, errlen);
+}
+
 int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope,
 		    struct tier_inval_result *res, char *err, size_t errlen)
 {
@@ -434,10 +521,27 @@ int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope
 int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
 	      size_t argc, int first, int last, int step, bool write, struct buf *out)
 {
+	struct strategies *ss = atomic_load_explicit(&t->strat, memory_order_acquire);
 	char err[TIER_ERR];
 	bool failed;
 	int rc;
 
+	if (ss) {
+		if (strcmp(name, "get") == 0) {
+			rc = strategies_get(ss, argv[1], len[1], out);
+			if (rc != 0)
+				return rc < 0 ? rc : 0;
+		} else if (strcmp(name, "mget") == 0) {
+			rc = resp_add_array(out, (long long)(argc - 1));
+			for (size_t i = 1; i < argc && rc == 0; i++)
+				rc = tier_get(t, argv[i], len[i], out);
+			return rc;
+		} else {
+			rc = strategies_exec(ss, name, argv, len, argc, first, last, step, write, out);
+			if (rc != TIER_LOCAL)
+				return rc;
+		}
+	}
 	if (!t->l2)
 		return TIER_LOCAL;
 	if (strcmp(name, "get") == 0)
@@ -647,17 +751,38 @@ int tier_start(struct hp_daemon *d)
 			 c->redis_cluster[0] ? c->redis_cluster : c->redis_address,
 			 c->redis_pool_size, c->redis_tracking ? "on" : "off", c->redis_channel);
 	}
+	if (c->n_strategies) {
+		struct strategies *ss = strategies_new(c, d->tier, d->tasks, err, sizeof(err));
+
+		if (!ss) {
+			log_error("strategies: %s", err);
+			return -EINVAL;
+		}
+		tier_set_strategies(d->tier, ss);
+		log_info("strategies: %u key pattern%s, %u loader%s", c->n_strategies,
+			 c->n_strategies == 1 ? "" : "s", c->n_loaders, c->n_loaders == 1 ? "" : "s");
+	}
 	tier_install(d->tier);
+	warm_restore_start(d);          /* warm restart, in the background */
 	return 0;
 }
 
 void tier_stop(struct hp_daemon *d)
 {
+	struct strategies *ss = d->tier ? tier_strategies(d->tier) : NULL;
+	uint64_t wait_ms = d->cfg ? d->cfg->shutdown_timeout_ms : 2000;
+
+	(void)warm_snapshot_save(d);    /* while L1 still holds the hot keys */
 	tier_install(NULL);
-	if (d->tasks && tasks_drain(d->tasks, 2000) != 0)
+	/* write-behind writes still queued get their chance to land first */
+	strategies_tick(ss);
+	if (d->tasks && tasks_drain(d->tasks, wait_ms > 2000 ? wait_ms : 2000) != 0)
 		log_warn("tasks: background tasks still queued at shutdown are dropped");
 	tasks_free(d->tasks);
 	d->tasks = NULL;
+	if (d->tier)
+		tier_set_strategies(d->tier, NULL);
+	strategies_free(ss);      /* after the tasks that use it */
 	l2_free(d->l2);            /* joins the event thread, which calls into the tier */
 	d->l2 = NULL;
 	tier_free(d->tier);

@@ -112,6 +112,7 @@ static const char *const balance_names[] = {
 static const char *const auth_type_names[] = { "scram-sha-256", "md5", "trust", NULL };
 static const char *const pool_mode_names[] = { "session", "transaction", NULL };
 static const char *const protocol_names[] = { "auto", "http", "resp", "postgres", NULL };
+static const char *const write_mode_names[] = { "none", "through", "behind", NULL };
 
 _Static_assert(HP_LOG_ERROR == 0 && HP_LOG_DEBUG == 3, "log_level_names order");
 _Static_assert(HP_EVICT_S3FIFO == 0 && HP_EVICT_LRU == 1, "eviction_names order");
@@ -120,6 +121,7 @@ _Static_assert(HP_BAL_ROUND_ROBIN == 0 && HP_BAL_HASH == 3, "balance_names order
 _Static_assert(HP_AUTH_SCRAM == 0 && HP_AUTH_TRUST == 2, "auth_type_names order");
 _Static_assert(HP_POOL_SESSION == 0 && HP_POOL_TRANSACTION == 1, "pool_mode_names order");
 _Static_assert(HP_PROTO_AUTO == 0 && HP_PROTO_POSTGRES == 3, "protocol_names order");
+_Static_assert(HP_WRITE_NONE == 0 && HP_WRITE_BEHIND == 2, "write_mode_names order");
 
 struct cfg_section {
 	const char *name;
@@ -146,6 +148,9 @@ static const struct cfg_section cfg_sections[] = {
 		  "an [upstream.NAME] section." },
 	{ "pooler", "The PostgreSQL connection pooler. It runs when at least one "
 		    "[database.NAME] section exists." },
+	{ "warm", "Cache warming: the hot-key snapshot saved at shutdown and "
+		  "loaded at start (warm restart). Warm jobs from the API run on "
+		  "the task processor." },
 };
 
 static const struct cfg_key cfg_keys[] = {
@@ -500,12 +505,34 @@ static const struct cfg_key cfg_keys[] = {
 	  G(pooler_adaptive_min_pool_size), .def = "2", .min = 1, .max = 10000,
 	  .flags = CF_RELOAD,
 	  .doc = "Lowest limit the adaptive controller sets." },
+
+	/* [warm] */
+	{ .section = "warm", .key = "snapshot_file", .type = CT_PATH,
+	  G(warm_snapshot_file), .def = "", .flags = CF_OPTIONAL | CF_ABSOLUTE,
+	  .doc = "File the hottest L1 keys (with values and TTLs) are saved to "
+		 "at shutdown and warmed from at start, e.g. "
+		 "/var/lib/hotpath/hotkeys.snap (written atomically, versioned, "
+		 "checksummed). Empty = no warm restart." },
+	{ .section = "warm", .key = "snapshot_keys", .type = CT_UINT,
+	  G(warm_snapshot_keys), .def = "10000", .min = 1, .max = 10000000,
+	  .flags = CF_RELOAD,
+	  .doc = "Most keys saved in the snapshot (the hottest first)." },
+	{ .section = "warm", .key = "snapshot_max_bytes", .type = CT_SIZE,
+	  G(warm_snapshot_max_bytes), .def = "64mb", .min = 4096, .max = 16 * GB,
+	  .flags = CF_RELOAD,
+	  .doc = "Largest snapshot written or read; keys beyond it are left out, "
+		 "a larger file is refused." },
+	{ .section = "warm", .key = "restore", .type = CT_BOOL, G(warm_restore),
+	  .def = "yes",
+	  .doc = "Warm L1 from the snapshot at start, in the background." },
 };
 
 #define P(m) CFG_AT(struct hp_partition_conf, m)
 #define U(m) CFG_AT(struct hp_upstream_conf, m)
 #define D(m) CFG_AT(struct hp_database_conf, m)
 #define S(m) CFG_AT(struct hp_service_conf, m)
+#define ST(m) CFG_AT(struct hp_strategy_conf, m)
+#define LD(m) CFG_AT(struct hp_loader_conf, m)
 
 static const struct cfg_key partition_keys[] = {
 	{ .section = "partition", .key = "prefix", .type = CT_STRING, P(prefix),
@@ -638,6 +665,110 @@ static const struct cfg_key service_keys[] = {
 		 "http, resp or postgres." },
 };
 
+
+static const struct cfg_key strategy_keys[] = {
+	{ .section = "strategy", .key = "pattern", .type = CT_STRING, ST(pattern),
+	  .flags = CF_REQUIRED, .example = "user:*",
+	  .doc = "Glob of the keys this strategy covers (Redis syntax). Each `*` "
+		 "and `?` is a capture, passed to the loader as $1, $2... (SQL) "
+		 "or {1}, {2}... (URL). The first strategy (in file order) whose "
+		 "pattern matches a key wins." },
+	{ .section = "strategy", .key = "loader", .type = CT_NAME, ST(loader),
+	  .def = "", .flags = CF_OPTIONAL, .example = "users",
+	  .doc = "[loader.NAME] that reads a missing key (read-through) and, with "
+		 "`write`, writes it. Empty = cache-aside: the application fills "
+		 "the cache itself." },
+	{ .section = "strategy", .key = "write", .type = CT_ENUM, ST(write),
+	  .def = "none", .names = write_mode_names, .example = "behind",
+	  .doc = "SET/DEL of covered keys: none (cache only), through (the "
+		 "loader's write_query/delete_query runs before the reply), "
+		 "behind (queued, written in batches in the background; a write "
+		 "that cannot be queued is refused)." },
+	{ .section = "strategy", .key = "ttl", .type = CT_DURATION, ST(ttl_ms),
+	  .def = "5m", .min = 1, .max = 3650 * DAY, .example = "5m",
+	  .doc = "How long a loaded or written value is fresh." },
+	{ .section = "strategy", .key = "refresh_ahead", .type = CT_UINT,
+	  ST(refresh_ahead_pct), .def = "0", .min = 0, .max = 99, .example = "80",
+	  .doc = "Percent of ttl after which a read of the key also queues a "
+		 "background reload (sheddable), so hot keys never expire; 0 = off." },
+	{ .section = "strategy", .key = "stale_while_revalidate", .type = CT_DURATION,
+	  ST(swr_ms), .def = "0", .min = 0, .max = DAY, .example = "30s",
+	  .doc = "After ttl, serve the old value for this long while one "
+		 "background reload runs." },
+	{ .section = "strategy", .key = "stale_if_error", .type = CT_DURATION,
+	  ST(sie_ms), .def = "0", .min = 0, .max = DAY, .example = "10m",
+	  .doc = "After ttl, a read reloads; if the loader fails, serve the old "
+		 "value for up to this long." },
+	{ .section = "strategy", .key = "single_flight", .type = CT_BOOL,
+	  ST(single_flight), .def = "yes", .example = "yes",
+	  .doc = "Concurrent misses of one key wait for one load instead of "
+		 "each calling the loader." },
+	{ .section = "strategy", .key = "batch_max", .type = CT_UINT, ST(batch_max),
+	  .def = "100", .min = 1, .max = 10000, .example = "100",
+	  .doc = "write = behind: most writes sent in one transaction." },
+	{ .section = "strategy", .key = "queue_max", .type = CT_UINT, ST(queue_max),
+	  .def = "10000", .min = 1, .max = 10000000, .example = "10000",
+	  .doc = "write = behind: pending writes held; beyond it a write gets "
+		 "an error (-BUSY) and nothing is changed." },
+	{ .section = "strategy", .key = "max_attempts", .type = CT_UINT,
+	  ST(max_attempts), .def = "0", .min = 0, .max = 100, .example = "8",
+	  .doc = "write = behind: attempts of a batch before it becomes a dead "
+		 "letter; 0 = tasks.max_attempts." },
+};
+
+static const struct cfg_key loader_keys[] = {
+	{ .section = "loader", .key = "dsn", .type = CT_STRING, LD(dsn),
+	  .def = "", .flags = CF_OPTIONAL | CF_SECRET,
+	  .example = "host=127.0.0.1 port=5432 dbname=app user=app",
+	  .doc = "PostgreSQL connection string (libpq keyword=value form) of a "
+		 "SQL loader. Keep passwords in ~/.pgpass or PGPASSFILE." },
+	{ .section = "loader", .key = "query", .type = CT_STRING, LD(query),
+	  .def = "", .flags = CF_OPTIONAL,
+	  .example = "SELECT data FROM users WHERE id = $1",
+	  .doc = "SQL loader: the read. Parameters $1.. are the key's captures "
+		 "(sent separately, never pasted into the text); the first "
+		 "column of the first row is the value, no row = no such key." },
+	{ .section = "loader", .key = "write_query", .type = CT_STRING,
+	  LD(write_query), .def = "", .flags = CF_OPTIONAL,
+	  .example = "INSERT INTO users(id, data) VALUES ($1, $2) ON CONFLICT (id) "
+		     "DO UPDATE SET data = $2",
+	  .doc = "The write for write-through/behind: captures, then the value." },
+	{ .section = "loader", .key = "delete_query", .type = CT_STRING,
+	  LD(delete_query), .def = "", .flags = CF_OPTIONAL,
+	  .example = "DELETE FROM users WHERE id = $1",
+	  .doc = "The delete for write-through/behind DELs; empty = DEL only "
+		 "leaves the cache." },
+	{ .section = "loader", .key = "warm_query", .type = CT_STRING,
+	  LD(warm_query), .def = "", .flags = CF_OPTIONAL,
+	  .example = "SELECT 'user:' || id, data FROM users ORDER BY hits DESC LIMIT 1000",
+	  .doc = "Rows of (key, value) loaded by a warm job with source "
+		 "{\"type\": \"sql\", \"loader\": NAME}." },
+	{ .section = "loader", .key = "url", .type = CT_STRING, LD(url),
+	  .def = "", .flags = CF_OPTIONAL,
+	  .example = "http://127.0.0.1:8080/users/{1}",
+	  .doc = "HTTP loader instead of SQL: GET this http:// URL with {1}.. "
+		 "replaced by the percent-encoded captures; 200 = the body is "
+		 "the value, 404 = no such key, anything else an error." },
+	{ .section = "loader", .key = "pool_size", .type = CT_UINT, LD(pool_size),
+	  .def = "4", .min = 1, .max = 64, .example = "4",
+	  .doc = "SQL loader: most connections open to the database." },
+	{ .section = "loader", .key = "timeout", .type = CT_DURATION, LD(timeout_ms),
+	  .def = "2s", .min = 10, .max = 10 * MIN, .example = "2s",
+	  .doc = "Longest a load, write or connect may take (and wait for a "
+		 "pooled connection)." },
+	{ .section = "loader", .key = "max_value_size", .type = CT_SIZE,
+	  LD(max_value_size), .def = "1mb", .min = 1, .max = 512 * MB,
+	  .example = "1mb",
+	  .doc = "A loaded value larger than this is an error." },
+	{ .section = "loader", .key = "breaker_failure_pct", .type = CT_UINT,
+	  LD(breaker_failure_pct), .def = "50", .min = 1, .max = 100, .example = "50",
+	  .doc = "The loader's breaker opens when this percentage of the last "
+		 "20 calls failed." },
+	{ .section = "loader", .key = "breaker_open_time", .type = CT_DURATION,
+	  LD(breaker_open_ms), .def = "2s", .min = 10, .max = HOUR, .example = "2s",
+	  .doc = "Time an open loader breaker refuses calls before probing." },
+};
+
 struct cfg_kind {
 	const char *name;
 	const char *doc;
@@ -679,6 +810,20 @@ static const struct cfg_kind cfg_kinds[] = {
 	  .max = HP_MAX_SERVICES, .example_name = "shop",
 	  .doc = "A service on this host, known by its port, that hotpath "
 		 "observes (latency, errors, profiles)." },
+	{ .name = "strategy", .keys = strategy_keys,
+	  .nkeys = HP_ARRAY_SIZE(strategy_keys),
+	  KIND_AT(strategies, n_strategies, struct hp_strategy_conf),
+	  .max = HP_MAX_STRATEGIES, .example_name = "users",
+	  .doc = "How the RESP front treats the keys matching a pattern: "
+		 "read-through with a loader, write-through or write-behind, "
+		 "refresh-ahead, stale-while-revalidate, stale-if-error, "
+		 "single-flight (docs/tiers.md). Read at start." },
+	{ .name = "loader", .keys = loader_keys,
+	  .nkeys = HP_ARRAY_SIZE(loader_keys),
+	  KIND_AT(loaders, n_loaders, struct hp_loader_conf),
+	  .max = HP_MAX_LOADERS, .example_name = "users",
+	  .doc = "Where a strategy reads missing keys and writes changed ones: "
+		 "PostgreSQL (dsn + query) or an HTTP origin (url). Read at start." },
 };
 
 #define N_SECTIONS HP_ARRAY_SIZE(cfg_sections)
@@ -1795,6 +1940,58 @@ static void check_http_upstream(struct cfg_parser *p)
 		"http.upstream names [upstream.%s], which is not defined", c->http_upstream);
 }
 
+static const struct hp_loader_conf *cfg_loader_named(const struct hp_config *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_loaders; i++)
+		if (strcmp(c->loaders[i].name, name) == 0)
+			return &c->loaders[i];
+	return NULL;
+}
+
+static void check_strategies(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+
+	for (unsigned i = 0; i < c->n_loaders; i++) {
+		const struct hp_loader_conf *l = &c->loaders[i];
+		const size_t ki = cfg_kind_index(cfg_kind_find("loader"));
+
+		if (!l->dsn[0] == !l->url[0])
+			cfg_err(p, p->hdr_line[ki][i],
+				"[loader.%s] needs either dsn = ... (with query) or url = ...",
+				l->name);
+		else if (l->dsn[0] && !l->query[0] && !l->write_query[0] && !l->warm_query[0])
+			cfg_err(p, cfg_iline(p, "loader", i, "dsn"),
+				"[loader.%s] has a dsn but no query, write_query or warm_query",
+				l->name);
+		if (l->url[0] && strncmp(l->url, "http://", 7) != 0)
+			cfg_err(p, cfg_iline(p, "loader", i, "url"),
+				"loader.%s.url must start with http:// (https is not supported)",
+				l->name);
+	}
+	for (unsigned i = 0; i < c->n_strategies; i++) {
+		const struct hp_strategy_conf *s = &c->strategies[i];
+		const struct hp_loader_conf *l = s->loader[0] ? cfg_loader_named(c, s->loader) : NULL;
+
+		if (s->loader[0] && !l) {
+			cfg_err(p, cfg_iline(p, "strategy", i, "loader"),
+				"strategy.%s.loader names [loader.%s], which is not defined",
+				s->name, s->loader);
+			continue;
+		}
+		if (s->write != HP_WRITE_NONE && (!l || !l->write_query[0]))
+			cfg_err(p, cfg_max_line(cfg_iline(p, "strategy", i, "write"),
+						cfg_iline(p, "strategy", i, "loader")),
+				"strategy.%s.write = %s needs a loader with a write_query",
+				s->name, write_mode_names[s->write]);
+		if ((s->refresh_ahead_pct || s->swr_ms || s->sie_ms) && (!l || !l->query[0]) &&
+		    (!l || !l->url[0]))
+			cfg_err(p, cfg_iline(p, "strategy", i, "pattern"),
+				"strategy.%s: refresh_ahead, stale_while_revalidate and "
+				"stale_if_error need a loader that reads (query or url)", s->name);
+	}
+}
+
 static void check_redis(struct cfg_parser *p)
 {
 	if (p->c.redis_address[0] && p->c.redis_cluster[0])
@@ -1961,6 +2158,10 @@ static const struct cfg_check cfg_checks[] = {
 	  "`pooler.auth_file`; `pooler.min_pool_size` is at most "
 	  "`pooler.default_pool_size`.", check_databases },
 	{ "Service ports are unique.", check_services },
+	{ "A loader has either `dsn` (with a query) or an `http://` `url`; a "
+	  "strategy's `loader` names an existing `[loader.NAME]`; `write` other "
+	  "than none needs a loader with `write_query`; refresh-ahead and the "
+	  "stale windows need a loader that reads.", check_strategies },
 };
 
 /* Named sections: required keys, NAME defaults. */

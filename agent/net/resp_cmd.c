@@ -1518,7 +1518,7 @@ static int cmd_run(struct rx *x)
 	{
 		struct tier *t = tier_current();
 
-		if (t && tier_l2(t)) {
+		if (t && tier_routes(t)) {
 			int trc = tier_exec(t, d->full, x->argv, x->len, x->argc, d->first, d->last,
 					    d->step, strstr(d->rflags, "write") != NULL, x->out);
 

@@ -23,6 +23,7 @@
 #include "hotpath/buf.h"
 #include "hotpath/common.h"
 #include "hotpath/l1.h"
+#include "hotpath/warm.h"
 
 #define API_JSON_MAX_DEPTH     16      /* nesting of arrays/objects in bodies */
 #define API_PATTERN_MAX        1024    /* bytes of a glob pattern */
@@ -62,6 +63,16 @@ int api_body_clear(const json_t *root, struct api_pattern_req *out, char *err,
 /* DELETE /performance/cache/invalidate {invalidation_pattern: glob, scope?: "all"|"l1"}. */
 int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
 			size_t errlen) HP_MUST_CHECK;
+/*
+ * POST /performance/cache/warm {cache_scope?: "all"|"l1", data_sources: [
+ * {type: "keys", keys: [..]} | {type: "pattern", pattern, limit?} |
+ * {type: "sql", loader, limit?} | {type: "snapshot"}]}: bounded counts and
+ * lengths (warm.h), unknown fields refused. Fills out (zeroed by the
+ * caller; free it with warm_request_free also on failure). 0, -EINVAL or
+ * -ENOMEM with the reason in err.
+ */
+int api_body_warm(const json_t *root, struct warm_request *out, char *err,
+		  size_t errlen) HP_MUST_CHECK;
 /*
  * POST /cache/policies {policy_definitions: [{name, prefix, max_memory,
  * default_ttl, priority}]}: max_memory is "64mb" or bytes, default_ttl "30s"

@@ -27,6 +27,9 @@
 #define HP_MAX_UPSTREAMS 16
 #define HP_MAX_DATABASES 16
 #define HP_MAX_SERVICES 64
+#define HP_MAX_STRATEGIES 32
+#define HP_MAX_LOADERS 16
+#define HP_SQL_MAX 1024
 
 enum hp_eviction { HP_EVICT_S3FIFO = 0, HP_EVICT_LRU = 1 };
 enum hp_priority { HP_PRIO_LOW = 0, HP_PRIO_NORMAL = 1, HP_PRIO_HIGH = 2 };
@@ -34,6 +37,7 @@ enum hp_balance { HP_BAL_ROUND_ROBIN = 0, HP_BAL_LEAST_REQUEST, HP_BAL_EWMA, HP_
 enum hp_auth_type { HP_AUTH_SCRAM = 0, HP_AUTH_MD5, HP_AUTH_TRUST };
 enum hp_pool_mode { HP_POOL_SESSION = 0, HP_POOL_TRANSACTION };
 enum hp_protocol { HP_PROTO_AUTO = 0, HP_PROTO_HTTP, HP_PROTO_RESP, HP_PROTO_POSTGRES };
+enum hp_write_mode { HP_WRITE_NONE = 0, HP_WRITE_THROUGH, HP_WRITE_BEHIND };
 
 struct hp_partition_conf {          /* [partition.NAME] */
 	char name[HP_NAME_MAX];
@@ -75,6 +79,36 @@ struct hp_service_conf {            /* [service.NAME] */
 	char name[HP_NAME_MAX];
 	uint32_t port;
 	int protocol;                   /* enum hp_protocol */
+};
+
+struct hp_strategy_conf {           /* [strategy.NAME] */
+	char name[HP_NAME_MAX];
+	char pattern[HP_PREFIX_MAX];    /* glob; its * and ? are the captures */
+	char loader[HP_NAME_MAX];       /* [loader.NAME] for misses, "" = cache-aside */
+	int write;                      /* enum hp_write_mode */
+	uint64_t ttl_ms;                /* freshness of loaded/written values */
+	uint32_t refresh_ahead_pct;     /* refresh when this % of ttl passed, 0 = off */
+	uint64_t swr_ms;                /* stale-while-revalidate window */
+	uint64_t sie_ms;                /* stale-if-error window */
+	bool single_flight;
+	uint32_t batch_max;             /* write-behind: writes per transaction */
+	uint32_t queue_max;             /* write-behind: pending writes held */
+	uint32_t max_attempts;          /* write-behind: before dead-lettering */
+};
+
+struct hp_loader_conf {             /* [loader.NAME] */
+	char name[HP_NAME_MAX];
+	char dsn[HP_LIST_MAX];          /* libpq connection string */
+	char query[HP_SQL_MAX];         /* read: captures are $1..$n */
+	char write_query[HP_SQL_MAX];   /* captures, then the value as $n+1 */
+	char delete_query[HP_SQL_MAX];  /* captures */
+	char warm_query[HP_SQL_MAX];    /* rows of (key, value) */
+	char url[HP_LIST_MAX];          /* HTTP origin, {1}.. = captures */
+	uint32_t pool_size;
+	uint64_t timeout_ms;
+	uint64_t max_value_size;
+	uint32_t breaker_failure_pct;
+	uint64_t breaker_open_ms;
 };
 
 struct hp_config {
@@ -163,6 +197,12 @@ struct hp_config {
 	bool pooler_adaptive;
 	uint32_t pooler_adaptive_min_pool_size;
 
+	/* [warm] */
+	char warm_snapshot_file[HP_PATH_MAX];   /* "" = no warm restart */
+	uint32_t warm_snapshot_keys;
+	uint64_t warm_snapshot_max_bytes;
+	bool warm_restore;
+
 	/* named sections */
 	unsigned n_partitions;
 	struct hp_partition_conf partitions[HP_MAX_PARTITIONS];
@@ -172,6 +212,10 @@ struct hp_config {
 	struct hp_database_conf databases[HP_MAX_DATABASES];
 	unsigned n_services;
 	struct hp_service_conf services[HP_MAX_SERVICES];
+	unsigned n_strategies;
+	struct hp_strategy_conf strategies[HP_MAX_STRATEGIES];
+	unsigned n_loaders;
+	struct hp_loader_conf loaders[HP_MAX_LOADERS];
 
 	char source[HP_PATH_MAX];       /* file it was read from, "" = defaults */
 };

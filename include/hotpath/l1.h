@@ -224,5 +224,9 @@ int l1_policy_parse(const char *s, enum l1_policy *out) HP_MUST_CHECK;
 
 /* Redis-compatible glob match (*, ?, [a-z], [^x], \x escapes). */
 bool glob_match(const char *pat, size_t patlen, const char *s, size_t slen, bool nocase);
+/* One glob token at pat[pi] (not '*') against byte c: whether it matches,
+ * and its length in *tlen (strategy captures walk patterns with it). */
+bool glob_token(const unsigned char *pat, size_t plen, size_t pi, unsigned char c,
+		bool nocase, size_t *tlen);
 
 #endif

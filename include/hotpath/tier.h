@@ -141,6 +141,9 @@ void tier_get_stats(struct tier *t, struct tier_stats *out);
 struct buf;
 int tier_metrics_render(struct hp_daemon *d, struct buf *b) HP_MUST_CHECK;
 struct l2 *tier_l2(struct tier *t);
+/* True when the RESP front must pass commands to tier_exec: an L2 or
+ * per-pattern strategies ([strategy.NAME]) are configured. */
+bool tier_routes(struct tier *t);
 
 /*
  * Daemon glue: build tasks, L2 and the tier from d->cfg and install it

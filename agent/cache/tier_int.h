@@ -1,0 +1,58 @@
+/*
+ * tier_int.h - what tier.c lends the strategy runtime (strat_run.c) and
+ * the warm jobs (warm.c): its coherence primitives. Not a public API.
+ */
+#ifndef HOTPATH_TIER_INT_H
+#define HOTPATH_TIER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "hotpath/loader.h"
+#include "hotpath/strategy.h"
+#include "hotpath/tier.h"
+
+struct strategies;
+
+/* Note the key's "caching in progress" snapshot before asking an origin. */
+void tier_read_begin(struct tier *t, const char *key, size_t klen, uint64_t *seq,
+		     uint64_t *epoch);
+/* Store a fetched value in L1 (expire_at_ms absolute, 0 = none) unless an
+ * invalidation of the key happened since tier_read_begin. true if stored. */
+bool tier_fill(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
+	       uint64_t expire_at_ms, uint64_t seq, uint64_t epoch);
+/* Drop the key from L1 and L0 (a write is about to change it). */
+void tier_drop_key(struct tier *t, const char *key, size_t klen);
+/* L2 through the tier's breaker: 1 hit (v filled), 0 miss, -errno. */
+int tier_l2_read(struct tier *t, const char *key, size_t klen, struct l2_value *v, char *err,
+		 size_t errlen);
+/* SET key val PX ttl_ms on L2 (ttl 0 = none), then drop local copies. */
+int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
+		  uint64_t ttl_ms, char *err, size_t errlen);
+struct l1 *tier_l1(struct tier *t);
+/* Hand the strategies to the tier (NULL to take them back). */
+void tier_set_strategies(struct tier *t, struct strategies *s);
+
+/* strat_run.c, for tier.c */
+struct strategies *strategies_new(const struct hp_config *c, struct tier *t, struct tasks *tasks,
+				  char *err, size_t errlen);
+void strategies_free(struct strategies *s);
+/* Queue pending write-behind batches (maintenance tick, shutdown). */
+void strategies_tick(struct strategies *s);
+/* GET of a key: 1 and the reply appended if a strategy covers it, 0 if
+ * not (the caller goes on), -ENOBUFS/-ENOMEM from the buffer. */
+int strategies_get(struct strategies *s, const char *key, size_t klen, struct buf *out);
+/* A command from the RESP front: TIER_LOCAL if no strategy with a writer
+ * covers its keys (the caller goes on), else 0 or -ENOBUFS/-ENOMEM. */
+int strategies_exec(struct strategies *s, const char *name, const char *const *argv,
+		    const size_t *len, size_t argc, int first, int last, int step, bool write,
+		    struct buf *out);
+/* Load one key through its strategy into the caches (warming):
+ * 1 loaded, 0 no strategy with a loader covers it / not found, -errno. */
+int strategies_warm_key(struct strategies *s, const char *key, size_t klen, char *err,
+			size_t errlen);
+/* TTL a strategy gives a key (fresh + stale windows), 0 if none covers it. */
+uint64_t strategies_key_ttl(struct strategies *s, const char *key, size_t klen);
+struct loader *strategies_loader(struct strategies *s, const char *name);
+
+#endif

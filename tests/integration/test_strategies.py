@@ -1,0 +1,406 @@
+"""
+Per key-pattern strategies, loaders and warming against a real PostgreSQL 15
+(pgserver.PgServer) and the real daemon over its RESP and REST sockets:
+read-through through a SQL loader (captures as parameters), single-flight
+(loader calls counted by the daemon and by PostgreSQL itself),
+write-through, write-behind (retry while the database is down, bounded
+queue, dead letters), stale-while-revalidate, stale-if-error,
+refresh-ahead, an HTTP origin loader, warm jobs from each source and the
+warm restart across a daemon restart.
+"""
+import http.server
+import os
+import threading
+import time
+
+import pytest
+
+from pgserver import PgServer
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PgServer().start()
+    server.sql("CREATE TABLE users (id int PRIMARY KEY, data text NOT NULL)")
+    server.sql("CREATE TABLE calls (n int)")
+    yield server
+    server.cleanup()
+
+
+def dsn(pg):
+    return "host=%s port=%d user=postgres dbname=postgres" % (pg.sock, pg.port)
+
+
+def reset(pg, rows):
+    pg.sql("TRUNCATE users; TRUNCATE calls")
+    for k, v in rows.items():
+        pg.sql("INSERT INTO users VALUES (%d, '%s')" % (k, v))
+
+
+def ini(pg, strategy="", loader="", extra=""):
+    return """
+[loader.users]
+dsn = %s
+query = SELECT data FROM users WHERE id = $1::int
+write_query = INSERT INTO users VALUES ($1::int, $2) ON CONFLICT (id) DO UPDATE SET data = $2
+delete_query = DELETE FROM users WHERE id = $1::int
+warm_query = SELECT 'user:' || id, data FROM users ORDER BY id
+timeout = 2s
+%s
+[strategy.users]
+pattern = user:*
+loader = users
+%s
+%s
+""" % (dsn(pg), loader, strategy, extra)
+
+
+def strat(dm, name):
+    st, j = dm.api_json("GET", "/api/v2/cache/strategies")
+    assert st == 200, j
+    return [s for s in j["strategies"] if s["name"] == name][0], j
+
+
+def wait_until(fn, timeout=10, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def test_read_through_sql_loader(pg, hotpath_factory):
+    reset(pg, {1: "alice", 2: "bob"})
+    dm = hotpath_factory(ini(pg, "ttl = 60s"))
+    r = dm.redis()
+    assert r.get("user:1") == b"alice"
+    assert r.get("user:2") == b"bob"
+    assert r.get("user:999") is None
+    # cached: a change behind the cache's back is not seen while fresh
+    pg.sql("UPDATE users SET data = 'changed' WHERE id = 1")
+    assert r.get("user:1") == b"alice"
+    # a capture the query cannot take is a loader error, not an injection
+    with pytest.raises(Exception) as e:
+        r.get("user:1;DROP TABLE users")
+    assert "LOADFAIL" in str(e.value)
+    assert pg.sql("SELECT count(*) FROM users") == "2"
+    # keys of no strategy stay plain L1
+    r.set("other", "x")
+    assert r.get("other") == b"x"
+    s, j = strat(dm, "users")
+    assert s["loads"] == 4 and s["not_found"] == 1 and s["load_errors"] == 1
+    ld = j["loaders"][0]
+    assert ld["found"] == 2 and ld["pool"]["open"] >= 1
+    assert dm.metric("hotpath_loader_calls_total", {"loader": "users", "result": "found"}) == 2
+
+
+def concurrent_gets(dm, key, n=24):
+    out = []
+    barrier = threading.Barrier(n)
+
+    def one():
+        c = dm.redis()
+        barrier.wait()
+        out.append(c.get(key))
+    ts = [threading.Thread(target=one) for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def test_single_flight_one_load(pg, hotpath_factory):
+    reset(pg, {7: "seven"})
+    # the loader records each call in the database itself
+    pg.sql("CREATE OR REPLACE FUNCTION slow_get(k int) RETURNS text LANGUAGE sql AS "
+           "$$ INSERT INTO calls VALUES (1); SELECT pg_sleep(0.4); "
+           "SELECT data FROM users WHERE id = k $$")
+    dm = hotpath_factory("""
+[loader.slow]
+dsn = %s
+query = SELECT slow_get($1::int)
+[strategy.slow]
+pattern = s:*
+loader = slow
+[core]
+workers = 4
+""" % dsn(pg))
+    got = concurrent_gets(dm, "s:7")
+    assert got == [b"seven"] * 24
+    assert pg.sql("SELECT count(*) FROM calls") == "1"
+    s, _ = strat(dm, "slow")
+    assert s["loads"] == 1 and s["coalesced"] >= 1
+
+
+def test_without_single_flight_loads_repeat(pg, hotpath_factory):
+    """The control for the test above: the same storm without single-flight
+    calls the loader more than once, so the count above can fail."""
+    reset(pg, {7: "seven"})
+    pg.sql("CREATE OR REPLACE FUNCTION slow_get(k int) RETURNS text LANGUAGE sql AS "
+           "$$ INSERT INTO calls VALUES (1); SELECT pg_sleep(0.4); "
+           "SELECT data FROM users WHERE id = k $$")
+    dm = hotpath_factory("""
+[loader.slow]
+dsn = %s
+query = SELECT slow_get($1::int)
+[strategy.slow]
+pattern = s:*
+loader = slow
+single_flight = no
+[core]
+workers = 4
+""" % dsn(pg))
+    got = concurrent_gets(dm, "s:7")
+    assert got == [b"seven"] * 24
+    assert int(pg.sql("SELECT count(*) FROM calls")) >= 2
+
+
+def test_write_through(pg, hotpath_factory):
+    reset(pg, {})
+    dm = hotpath_factory(ini(pg, "write = through\nttl = 60s"))
+    r = dm.redis()
+    assert r.set("user:5", "five") is True
+    assert pg.sql("SELECT data FROM users WHERE id = 5") == "five"
+    assert r.get("user:5") == b"five"
+    assert r.delete("user:5") == 1
+    assert pg.sql("SELECT count(*) FROM users WHERE id = 5") == "0"
+    assert r.get("user:5") is None
+    with pytest.raises(Exception) as e:
+        r.incr("user:5")
+    assert "only SET and DEL" in str(e.value)
+    # the database refuses: the client hears it and the cache keeps the old value
+    r.set("user:6", "old")
+    pg.stop()
+    try:
+        with pytest.raises(Exception) as e:
+            r.set("user:6", "new")
+        assert "WRITEFAIL" in str(e.value)
+        assert r.get("user:6") == b"old"
+    finally:
+        pg.start()
+
+
+def test_write_behind_retries_until_the_database_is_back(pg, hotpath_factory):
+    reset(pg, {})
+    dm = hotpath_factory(ini(pg, "write = behind\nbatch_max = 50\nqueue_max = 100\nmax_attempts = 30",
+                             extra="[tasks]\nbackoff_base = 100ms\nbackoff_max = 400ms"))
+    r = dm.redis()
+    for i in range(20):
+        assert r.set("user:%d" % i, "v%d" % i) is True
+    assert wait_until(lambda: pg.sql("SELECT count(*) FROM users") == "20")
+    # now the database goes away: writes are accepted, cached, and land later
+    pg.stop()
+    try:
+        for i in range(20, 30):
+            assert r.set("user:%d" % i, "late%d" % i) is True
+        assert r.get("user:25") == b"late25"
+        time.sleep(1.0)
+        s, _ = strat(dm, "users")
+        assert s["write_behind"]["pending"] == 10
+        assert s["write_behind"]["failed_attempts"] >= 1
+    finally:
+        pg.start()
+    assert wait_until(lambda: pg.sql("SELECT count(*) FROM users") == "30", timeout=15)
+    assert pg.sql("SELECT data FROM users WHERE id = 25") == "late25"
+    s, _ = strat(dm, "users")
+    assert s["write_behind"]["written"] == 30 and s["write_behind"]["dead"] == 0
+    assert s["write_behind"]["pending"] == 0
+
+
+def test_write_behind_queue_pushes_back_and_dead_letters(pg, hotpath_factory):
+    reset(pg, {})
+    dm = hotpath_factory(ini(pg, "write = behind\nqueue_max = 3\nmax_attempts = 2",
+                             extra="[tasks]\nbackoff_base = 200ms\nbackoff_max = 200ms"))
+    r = dm.redis()
+    pg.stop()
+    try:
+        for i in range(3):
+            assert r.set("user:%d" % i, "x") is True
+        with pytest.raises(Exception) as e:
+            r.set("user:9", "y")
+        assert "BUSY" in str(e.value)
+        # the refused write changed nothing: the key is not cached (and
+        # reading it would ask the stopped database)
+        st, j = dm.api_json("GET", "/api/v2/cache/keys/user:9")
+        assert st == 200 and j["keys"] == []
+        # two attempts, then the batch is a dead letter
+        def dead():
+            s, _ = strat(dm, "users")
+            return s["write_behind"]["dead"] >= 1 and s["write_behind"]["pending"] < 3
+        assert wait_until(dead, timeout=15)
+        st, j = dm.api_json("GET", "/api/v2/cache/tiers")
+        dl = [d for d in j["tasks"]["dead_letters"] if d["kind"] == "write-behind"]
+        assert dl and "users:" in dl[0]["label"]
+        assert dm.metric("hotpath_strategy_write_behind_total",
+                         {"strategy": "users", "result": "rejected"}) == 1
+    finally:
+        pg.start()
+
+
+def test_stale_while_revalidate_and_stale_if_error(pg, hotpath_factory):
+    reset(pg, {1: "one", 2: "two"})
+    dm = hotpath_factory(ini(pg, "ttl = 600ms\nstale_while_revalidate = 30s", extra="""
+[strategy.sie]
+pattern = sie:*
+loader = users
+ttl = 600ms
+stale_if_error = 30s
+"""))
+    r = dm.redis()
+    assert r.get("user:1") == b"one"
+    assert r.get("sie:2") == b"two"
+    pg.sql("UPDATE users SET data = 'uno' WHERE id = 1")
+    time.sleep(0.8)
+    # past ttl, within SWR: the old value at once, a reload behind it
+    assert r.get("user:1") == b"one"
+    assert wait_until(lambda: r.get("user:1") == b"uno")
+    s, _ = strat(dm, "users")
+    assert s["stale_served"] >= 1
+    # stale-if-error: the database is down, the stale value is still served
+    pg.stop()
+    try:
+        time.sleep(0.8)
+        assert r.get("sie:2") == b"two"
+        s, _ = strat(dm, "sie")
+        assert s["stale_if_error_served"] >= 1
+        # a key never loaded has nothing stale to give
+        with pytest.raises(Exception) as e:
+            r.get("sie:3")
+        assert "LOADFAIL" in str(e.value)
+    finally:
+        pg.start()
+
+
+def test_refresh_ahead(pg, hotpath_factory):
+    reset(pg, {1: "a"})
+    dm = hotpath_factory(ini(pg, "ttl = 2s\nrefresh_ahead = 50"))
+    r = dm.redis()
+    assert r.get("user:1") == b"a"
+    pg.sql("UPDATE users SET data = 'b' WHERE id = 1")
+    time.sleep(1.2)
+    # still fresh (before 2s) but past 50%: served, and refreshed behind
+    assert r.get("user:1") == b"a"
+    assert wait_until(lambda: r.get("user:1") == b"b", timeout=0.7)
+    s, _ = strat(dm, "users")
+    assert s["refreshes_queued"] >= 1 and s["loads"] == 2
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/items/") and self.path != "/items/404":
+            body = ("item %s" % self.path[7:]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_http_origin_loader(hotpath_factory):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        dm = hotpath_factory("""
+[loader.web]
+url = http://127.0.0.1:%d/items/{1}
+[strategy.web]
+pattern = item:*
+loader = web
+""" % srv.server_address[1])
+        r = dm.redis()
+        assert r.get("item:42") == b"item 42"
+        assert r.get("item:a b") == b"item a%20b"
+        assert r.get("item:404") is None
+    finally:
+        srv.shutdown()
+
+
+def warm(dm, body):
+    st, j = dm.api_json("POST", "/api/v2/performance/cache/warm", body=body)
+    assert st == 202, j
+    jid = j["job_id"]
+
+    def done():
+        st, s = dm.api_json("GET", "/api/v2/performance/cache/warm/%d" % jid)
+        return s if s["status"] in ("done", "failed") else None
+    return wait_until(done, timeout=15)
+
+
+def l1_keys(dm):
+    st, j = dm.api_json("GET", "/api/v2/cache/keys?count=1000")
+    assert st == 200, j
+    return sorted(k["key"] for k in j["keys"])
+
+
+def test_warm_from_keys_sql_and_pattern(pg, hotpath_factory, redis_server):
+    reset(pg, {1: "a", 2: "b", 3: "c"})
+    dm = hotpath_factory(ini(pg, "ttl = 60s"))
+    s = warm(dm, {"cache_scope": "l1", "data_sources": [
+        {"type": "keys", "keys": ["user:1", "user:2", "user:77"]}]})
+    assert s["status"] == "done" and s["keys_warmed"] == 2 and s["keys_missing"] == 1
+    assert l1_keys(dm) == ["user:1", "user:2"]
+    s = warm(dm, {"data_sources": [{"type": "sql", "loader": "users"}]})
+    assert s["status"] == "done" and s["keys_warmed"] == 3
+    assert "user:3" in l1_keys(dm)
+    # bad bodies: specific 400s
+    for body, needle in [({}, "data_sources"), ({"data_sources": []}, "data_sources"),
+                         ({"data_sources": [{"type": "nope"}]}, "type"),
+                         ({"data_sources": [{"type": "keys", "keys": [1]}]}, "keys[0]"),
+                         ({"data_sources": [{"type": "sql", "loader": "none"}]}, "loader.none"),
+                         ({"data_sources": [{"type": "pattern", "pattern": "x*"}]}, "redis"),
+                         ({"cache_scope": "l9", "data_sources": [{"type": "snapshot"}]},
+                          "cache_scope")]:
+        st, j = dm.api_json("POST", "/api/v2/performance/cache/warm", body=body)
+        assert st == 400 and needle in j["error"]["message"], (body, j)
+    st, j = dm.api_json("POST", "/api/v2/performance/cache/warm", token_name="reader",
+                        body={"data_sources": [{"type": "snapshot"}]})
+    assert st == 403
+    # pattern over L2
+    import redis
+    rc = redis.Redis(host="127.0.0.1", port=redis_server)
+    rc.set("wp:1", "x1")
+    rc.set("wp:2", "x2")
+    dm2 = hotpath_factory("[redis]\naddress = 127.0.0.1:%d" % redis_server)
+    s = warm(dm2, {"data_sources": [{"type": "pattern", "pattern": "wp:*"}]})
+    assert s["status"] == "done" and s["keys_warmed"] == 2
+    assert [k for k in l1_keys(dm2) if k.startswith("wp:")] == ["wp:1", "wp:2"]
+
+
+def test_warm_restart_from_snapshot(hotpath_factory, tmp_path):
+    snap = str(tmp_path / "state" / "hotkeys.snap")
+    extra = "[warm]\nsnapshot_file = %s\nsnapshot_keys = 3" % snap
+    dm = hotpath_factory(extra)
+    r = dm.redis()
+    for i in range(5):
+        r.set("k%d" % i, "value%d" % i, ex=3600 if i else None)
+    for i in range(5):
+        for _ in range(i + 1):        # k4 hottest, k0 coldest
+            r.get("k%d" % i)
+    assert dm.stop() == 0
+    assert "saved 3 hot keys" in dm.log_text()
+    data = open(snap, "rb").read()
+    assert data[:6] == b"HPSNAP"
+    dm2 = hotpath_factory(extra)
+    r2 = dm2.redis()
+    assert wait_until(lambda: r2.get("k4") == b"value4")
+    assert r2.get("k3") == b"value3" and r2.get("k2") == b"value2"
+    assert r2.get("k0") is None and r2.get("k1") is None
+    assert 3000 < r2.ttl("k4") <= 3600
+    # a corrupted snapshot is refused whole, with a reason
+    dm2.stop()
+    with open(snap, "r+b") as f:
+        f.seek(30)
+        f.write(b"\xff")
+    dm3 = hotpath_factory(extra)
+    assert dm3.wait_log("checksum mismatch")
+    assert dm3.redis().get("k4") is None
