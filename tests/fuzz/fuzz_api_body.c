@@ -80,6 +80,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			check_err(err, sizeof(err));
 		}
+		{
+			/* POST /performance/cache/warm: bounded sources and keys */
+			struct warm_request *w = calloc(1, sizeof(*w));
+
+			if (w && api_body_warm(j, w, err, sizeof(err)) == 0) {
+				if (w->n == 0 || w->n > WARM_MAX_SOURCES)
+					abort();
+				for (unsigned i = 0; i < w->n; i++)
+					if (w->src[i].nkeys > WARM_MAX_KEYS ||
+					    w->src[i].plen >= WARM_PATTERN_MAX ||
+					    (w->src[i].type != WARM_SRC_KEYS &&
+					     w->src[i].type != WARM_SRC_SNAPSHOT && !w->src[i].limit))
+						abort();
+			} else if (w) {
+				check_err(err, sizeof(err));
+			}
+			warm_request_free(w);
+		}
 		json_decref(j);
 		break;
 	}
