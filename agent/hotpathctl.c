@@ -6,7 +6,7 @@
  *     stats                       cache statistics (last 5 minutes)
  *     keys PATTERN                keys matching a glob (follows cursors)
  *     invalidate PATTERN          delete keys matching a glob
- *     warm keys K...|pattern GLOB|sql QUERY|snapshot   start cache warming
+ *     warm keys K...|pattern GLOB|sql LOADER|snapshot   start cache warming
  *     top                         services by latency
  *     queries                     top query fingerprints
  *     profile [--pid N|--service S] [--seconds N]      hot functions
@@ -98,7 +98,7 @@ static void HP_PRINTF(1, 2) die_usage(const char *fmt, ...)
 	fputs("\nusage: hotpathctl [--url URL] [--token-file FILE] [--json] [--timeout SECONDS] "
 	      "COMMAND\n"
 	      "  status | stats | keys PATTERN | invalidate PATTERN\n"
-	      "  warm keys KEY... | warm pattern GLOB | warm sql QUERY | warm snapshot\n"
+	      "  warm keys KEY... | warm pattern GLOB | warm sql LOADER | warm snapshot\n"
 	      "  top | queries | recommendations | pools | breakers\n"
 	      "  profile [--pid N | --service NAME] [--seconds N]\n"
 	      "  flamegraph [--pid N | --service NAME] [--seconds N] [--format svg|folded] "
@@ -787,7 +787,7 @@ static int cmd_invalidate(const struct ctl *c, const char *pattern)
 }
 
 /*
- * warm keys K... | pattern GLOB | sql QUERY | snapshot: POST
+ * warm keys K... | pattern GLOB | sql LOADER | snapshot: POST
  * /api/v2/performance/cache/warm {cache_scope, data_sources} with one data
  * source object {"type": ..., ...}. The warming job runs in the daemon; the
  * answer (its id and progress) is printed as the daemon sends it.
@@ -808,11 +808,11 @@ static int cmd_warm(const struct ctl *c, int argc, char **argv)
 	} else if (argc == 3 && strcmp(argv[1], "pattern") == 0) {
 		src = json_pack("{s:s,s:s}", "type", "pattern", "pattern", argv[2]);
 	} else if (argc == 3 && strcmp(argv[1], "sql") == 0) {
-		src = json_pack("{s:s,s:s}", "type", "sql", "query", argv[2]);
+		src = json_pack("{s:s,s:s}", "type", "sql", "loader", argv[2]);
 	} else if (argc == 2 && strcmp(argv[1], "snapshot") == 0) {
 		src = json_pack("{s:s}", "type", "snapshot");
 	} else {
-		die_usage("warm keys KEY... | warm pattern GLOB | warm sql QUERY | warm snapshot");
+		die_usage("warm keys KEY... | warm pattern GLOB | warm sql LOADER | warm snapshot");
 	}
 	if (!src)
 		die_usage("arguments must be valid UTF-8");

@@ -173,11 +173,14 @@ def test_501_for_subsystems_not_running(hotpath):
     for method, path, body in [("POST", "/api/v2/performance/optimize",
                                 {"optimization_type": "cache", "scope": "all"}),
                                ("GET", "/api/v2/performance/profiling/abc", None),
-                               ("POST", "/api/v2/performance/cache/warm", {"cache_scope": "l1"}),
                                ("GET", "/api/v2/performance/recommendations", None)]:
         st, hd, payload = hotpath.api(method, path, token_name="admin", body=body)
         err = assert_error(st, hd, payload, 501, "not_implemented")
         assert "not running" in err["message"]
+    # warming runs (test_strategies.py); a body without sources is a 400
+    st, hd, payload = hotpath.api("POST", "/api/v2/performance/cache/warm", token_name="admin",
+                                  body={"cache_scope": "l1"})
+    assert "data_sources" in assert_error(st, hd, payload, 400, "bad_request")["message"]
     # Authentication still comes first.
     st, hd, payload = hotpath.api("GET", "/api/v2/performance/recommendations")
     assert st == 401
