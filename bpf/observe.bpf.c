@@ -5,21 +5,30 @@
  * and caches take (outbound), for HTTP/1.x, RESP and the PostgreSQL wire
  * protocol.
  *
- * How. Syscall tracepoints only (the target kernel has no kprobes):
- * sys_enter of read/readv/recvfrom/recvmsg/write/writev/sendto/sendmsg
- * looks the (tgid, fd) pair up in obs_fdclass; on a miss it walks
- * task->files->fdt->fd[fd]->private_data (CO-RE) to the struct sock, reads
- * the ports and looks them up in obs_watched (local port for OBS_DIR_IN,
- * remote port for OBS_DIR_OUT), and caches the answer. So a syscall on a
- * file, a pipe or an unwatched socket costs one hash lookup at enter and
- * one (missing) lookup at exit. For watched fds the enter stashes the
- * buffer, and the exit, knowing how many bytes moved, reads the first bytes
- * (and for PostgreSQL the last ones) with bpf_probe_read_user:
+ * How. Two BTF tracepoints inside the socket layer, sock:sock_recv_length
+ * and sock:sock_send_length (sock_recvmsg/sock_sendmsg), hand over the
+ * struct sock of every socket transfer and how many bytes moved. The
+ * target kernel has no kprobes and refuses fentry; what it costs here
+ * decided the rest (measured with a syscall loop, min of 200 runs):
+ * syscalls:sys_enter/exit_read pairs add ~300 ns to every read of the
+ * host, file reads included; a raw sys_exit tracepoint ~80 ns to every
+ * syscall; these two nothing outside socket I/O. The first test is a
+ * port bitmap (watch_bits, mirrored from obs_watched: local port for
+ * OBS_DIR_IN, remote port for OBS_DIR_OUT), so an unwatched socket costs a
+ * few loads. A watched one is looked up by socket cookie in obs_conns
+ * (created on its first transfer, with the service's pid or cgroup
+ * restriction checked then; forgotten by inet_sock_set_state at
+ * TCP_CLOSE). The syscall's number and arguments, still in the task's
+ * saved user registers, say where the user's buffer is (read, readv,
+ * recvfrom, recvmsg, write, writev, sendto, sendmsg; transfers made for
+ * sendfile, splice, io_uring or recv/sendmmsg are not looked at), and the
+ * first bytes that moved (for PostgreSQL also the last ones) are read with
+ * bpf_probe_read_user:
  *  - request side (server read, client write): a buffer that starts a
  *    request pushes {start time, endpoint hash, batch size} on the
  *    connection's FIFO (obs_conns, OBS_FIFO entries: pipelining-aware,
- *    never ping-pong). Server side starts at the read's exit, client side
- *    at the write's enter.
+ *    never ping-pong). Both sides start when the bytes have moved (the
+ *    client side so includes its own send, microseconds on loopback).
  *  - response side: a buffer that starts a response (HTTP "HTTP/1.",
  *    any RESP reply type, a PG buffer that ENDS with ReadyForQuery) pops
  *    the oldest entry and records its duration.
@@ -27,8 +36,12 @@
  * digit) and uuid segments hashed as "{id}" and the query string dropped
  * (agent/observe/httproute.c computes the same hash from the normalised
  * route); RESP = upper-cased command name; PostgreSQL = the query text as
- * sent (Q, or P's query; a B without P hashes the statement name), which
- * userspace groups by libpg_query fingerprint.
+ * sent with its literals masked (Q, or P's query; a B without P hashes the
+ * statement name), which userspace groups by libpg_query fingerprint. The
+ * mask only keeps the kernel's table small (pgbench -S sends a new literal
+ * every query): digit runs not preceded by a letter, digit, '_' or '$' and
+ * '...' strings hash as one '?'. It is not a normaliser: names, grouping
+ * and statistics come from libpg_query's fingerprint of the text.
  *
  * Counted where. Every completed request lands in obs_endpoints (log2 µs
  * histogram, count, sum, errors, rows, max, first/last seen) in the
@@ -47,13 +60,13 @@
  * answered by one write and recorded as N samples of the batch time under
  * its first command. HTTP time ends at the write of the status line, not
  * the end of the body. No TLS (encrypted bytes carry no method), no HTTP/2,
- * no pipelining of more than OBS_FIFO requests (counted as fifo_full). An
- * fd moved by dup2 keeps its cached class until closed or evicted.
+ * no pipelining of more than OBS_FIFO requests (counted as fifo_full).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "hotpath/observe_events.h"
 
 #define AF_INET 2
@@ -74,23 +87,14 @@
 const volatile __u64 slow_ns = 10000000;       /* 10 ms */
 const volatile __u32 ev_per_sec = 2000;        /* request events per CPU per second */
 
-/* Bumped by userspace whenever obs_watched changes: cached classes older
- * than this are recomputed. */
+/* Bumped by userspace whenever obs_watched changes: connections classified
+ * before are classified again. */
 __u32 watch_gen = 0;
 
-struct obs_fd_key {
-	__u32 tgid;
-	__u32 fd;
-};
-
-struct obs_fd_class {
-	__u32 gen;
-	__u32 service_id;
-	__u8 watched;
-	__u8 dir;
-	__u8 protocol;
-	__u8 pad;
-};
+/* One bit per port and direction (OBS_DIR_IN: local port, OBS_DIR_OUT:
+ * remote port), mirrored by userspace from obs_watched: the test every
+ * socket transfer of the host takes before any map lookup. */
+__u64 watch_bits[2][65536 / 64] = {};
 
 struct obs_fifo_ent {
 	__u64 start_ns;
@@ -104,12 +108,14 @@ struct obs_conn {
 	__u32 head;                  /* index of oldest, mod OBS_FIFO */
 	__u32 len;
 	__u32 service_id;
+	__u32 gen;                   /* watch_gen when classified */
 	__u8 dir;
 	__u8 protocol;
 	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
 	__u8 pad;
 };
 
+/* What a syscall moved, read off the saved user registers at exit. */
 struct obs_pending {
 	__u64 ts;
 	__u64 buf;                   /* buffer, iovec array or msghdr */
@@ -135,6 +141,11 @@ struct obs_bucket {
 
 struct obs_scratch_buf {
 	char b[SCRATCH];
+	/* pg_step's walk state: kept in the map value, whose contents the
+	 * verifier does not track, so the bpf_loop body converges instead of
+	 * being explored once per value of the previous byte. */
+	__u64 h;
+	__u8 prev, in_str, in_num, pad[5];
 };
 
 struct {
@@ -170,24 +181,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct obs_fd_key);
-	__type(value, struct obs_fd_class);
-} obs_fdclass SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct obs_fd_key);
+	__type(key, __u64);                   /* socket cookie */
 	__type(value, struct obs_conn);
 } obs_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
-	__type(value, struct obs_pending);
-} obs_stash SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -231,97 +228,73 @@ static __always_inline struct obs_drops *drops(void)
 
 #define DROP(field) do { struct obs_drops *d_ = drops(); if (d_) d_->field++; } while (0)
 
-/* ---- fd -> socket -> ports ------------------------------------------------ */
+/* ---- socket -> connection --------------------------------------------- */
 
-static __noinline int classify(__u32 fd, struct obs_fd_class *c)
+static __always_inline int port_bit(__u32 dir, __u16 port)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct obs_watch_key wk = {};
-	struct obs_watch *w;
-	struct fdtable *fdt;
-	struct file **fda;
-	struct file *f = NULL;
-	struct socket *sock;
-	struct sock *sk;
-	__u16 family, proto, lport, rport;
-	umode_t mode;
+	return (watch_bits[dir & 1][(port >> 6) & 1023] >> (port & 63)) & 1;
+}
 
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	fda = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]) || !f)
-		return 0;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return 0;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return 0;
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto != IPPROTO_TCP)
-		return 0;
-	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	wk.port = lport;
-	wk.dir = OBS_DIR_IN;
-	w = bpf_map_lookup_elem(&obs_watched, &wk);
-	if (!w && rport) {
+/*
+ * What a watched socket is: service, direction and protocol from
+ * obs_watched, or OBS_PROTO_NONE when the service is restricted to another
+ * pid or cgroup.
+ */
+static __noinline void classify(__u16 lport, __u16 rport, struct obs_conn *c)
+{
+	struct obs_watch_key wk = { .port = lport, .dir = OBS_DIR_IN };
+	struct obs_watch *w = NULL;
+
+	if (port_bit(OBS_DIR_IN, lport))
+		w = bpf_map_lookup_elem(&obs_watched, &wk);
+	if (!w && port_bit(OBS_DIR_OUT, rport)) {
 		wk.port = rport;
 		wk.dir = OBS_DIR_OUT;
 		w = bpf_map_lookup_elem(&obs_watched, &wk);
 	}
+	c->protocol = OBS_PROTO_NONE;
 	if (!w)
-		return 0;
-	c->watched = 1;
+		return;
+	if (w->pid && w->pid != bpf_get_current_pid_tgid() >> 32)
+		return;
+	if (w->cgroup_id && w->cgroup_id != bpf_get_current_ancestor_cgroup_id(w->cgroup_level))
+		return;
 	c->dir = (__u8)wk.dir;
 	c->service_id = w->service_id;
 	c->protocol = (__u8)w->protocol;
-	return 0;
 }
 
-static __always_inline void forget_fd(__u32 tgid, __u32 fd)
+/*
+ * The state of a watched connection, created on its first transfer; NULL
+ * for anything unwatched. Keyed by the socket cookie (unique for the socket's life), so a connection accepted by
+ * one process and served by its child (PostgreSQL), dup'ed or passed over
+ * a Unix socket is one connection; inet_sock_set_state forgets it.
+ */
+static __noinline struct obs_conn *conn_of(__u64 key, __u16 lport, __u16 rport)
 {
-	struct obs_fd_key k = { .tgid = tgid, .fd = fd };
-
-	bpf_map_delete_elem(&obs_fdclass, &k);
-	bpf_map_delete_elem(&obs_conns, &k);
-}
-
-/* ---- syscall enter: one lookup for unwatched fds ------------------------- */
-
-static __noinline int on_enter(__u64 fd64, __u64 buf, __u64 len, __u32 vec_write)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct obs_fd_key k = { .tgid = id >> 32, .fd = (__u32)fd64 };
-	struct obs_fd_class *c, nc = {};
-	struct obs_pending st = {};
+	struct obs_conn *cn, fresh = {};
 	__u32 gen = watch_gen;
 
-	if ((__s64)fd64 < 0)
+	cn = bpf_map_lookup_elem(&obs_conns, &key);
+	if (cn && cn->gen == gen)
+		return cn->protocol == OBS_PROTO_NONE ? NULL : cn;
+	fresh.gen = gen;
+	classify(lport, rport, &fresh);
+	bpf_map_update_elem(&obs_conns, &key, &fresh, BPF_ANY);
+	if (fresh.protocol == OBS_PROTO_NONE)
+		return NULL;
+	return bpf_map_lookup_elem(&obs_conns, &key);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(hp_obs_sock_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key;
+
+	if (newstate != TCP_CLOSE)
 		return 0;
-	c = bpf_map_lookup_elem(&obs_fdclass, &k);
-	if (!c || c->gen != gen) {
-		nc.gen = gen;
-		classify(k.fd, &nc);
-		bpf_map_update_elem(&obs_fdclass, &k, &nc, BPF_ANY);
-		c = &nc;
-	}
-	if (!c->watched || c->protocol == OBS_PROTO_NONE)
-		return 0;
-	st.ts = bpf_ktime_get_ns();
-	st.buf = buf;
-	st.len = len;
-	st.fd = k.fd;
-	st.is_write = vec_write & 1;
-	st.vec = (vec_write >> 1) & 3;
-	bpf_map_update_elem(&obs_stash, &id, &st, BPF_ANY);
+	key = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&obs_conns, &key);
 	return 0;
 }
 
@@ -558,6 +531,54 @@ static long hash_step(__u32 i, void *arg)
 	return 0;
 }
 
+static __always_inline int is_ident(__u8 c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '_' || c == '$' || c >= 0x80;
+}
+
+/* FNV of SQL text with '...' strings and free-standing digit runs as one
+ * '?' each (see the header: a grouping key, not a normaliser). */
+static long pg_step(__u32 i, void *arg)
+{
+	struct byte_walk *w = arg;
+	struct obs_scratch_buf *s = w->s;
+	__u32 at = w->at + i;
+	__u8 c;
+
+	if (at >= w->n)
+		return 1;
+	c = s->b[at & (SCRATCH - 1)];
+	if (!c)
+		return 1;
+	if (s->in_str) {
+		if (c == '\'')
+			s->in_str = 0;
+		return 0;
+	}
+	if (c == '\'') {
+		s->in_str = 1;
+		s->in_num = 0;
+		s->h = fnv(s->h, '?');
+		s->prev = c;
+		return 0;
+	}
+	if (c >= '0' && c <= '9') {
+		if (s->in_num)
+			return 0;
+		if (!is_ident(s->prev)) {
+			s->in_num = 1;
+			s->h = fnv(s->h, '?');
+			return 0;
+		}
+	} else {
+		s->in_num = 0;
+	}
+	s->h = fnv(s->h, c);
+	s->prev = c;
+	return 0;
+}
+
 static long find_step(__u32 i, void *arg)
 {
 	struct byte_walk *w = arg;
@@ -658,8 +679,11 @@ static __noinline __u64 pg_query_hash(struct obs_scratch_buf *s, __u32 n)
 			return w.h;
 		}
 	}
-	bpf_loop(OBS_TEXT_MAX, hash_step, &w, 0);
-	return w.h;
+	s->h = w.h;
+	s->prev = ' ';
+	s->in_str = s->in_num = 0;
+	bpf_loop(OBS_TEXT_MAX, pg_step, &w, 0);
+	return s->h;
 }
 
 /* First bytes of a client's first message: which protocol is it? */
@@ -968,128 +992,157 @@ static __noinline void on_response(struct obs_conn *cn, struct obs_scratch_buf *
 
 /* ---- syscall exit ------------------------------------------------------------ */
 
-static __noinline int on_exit(long ret)
+/*
+ * Global (not static) so the verifier checks it once with unknown
+ * arguments. meta = local port | remote port << 16 | vec_write << 32.
+ */
+__noinline int on_transfer(__u64 skey, __u64 buf, __u64 len, __u64 meta, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct obs_pending *sp, st;
-	struct obs_fd_key k;
+	__u32 vec_write = meta >> 32;
+	struct obs_pending stk = { .buf = buf, .len = len, .is_write = vec_write & 1,
+				   .vec = (vec_write >> 1) & 3 };
+	struct obs_pending *st = &stk;
 	struct obs_conn *cn;
 	struct obs_iov_view v;
 	struct obs_scratch_buf *s;
-	__u32 zero = 0, n;
-	__u64 now;
+	__u32 zero = 0, n, want;
 	int request;
 
-	sp = bpf_map_lookup_elem(&obs_stash, &id);
-	if (!sp)
-		return 0;
-	st = *sp;
-	bpf_map_delete_elem(&obs_stash, &id);
-	if (ret <= 0)
-		return 0;
-	now = bpf_ktime_get_ns();
-	k.tgid = id >> 32;
-	k.fd = st.fd;
-	cn = bpf_map_lookup_elem(&obs_conns, &k);
-	if (!cn) {
-		struct obs_fd_class *c = bpf_map_lookup_elem(&obs_fdclass, &k);
-		struct obs_conn nc = {};
-
-		if (!c || !c->watched)
-			return 0;
-		nc.service_id = c->service_id;
-		nc.dir = c->dir;
-		nc.protocol = c->protocol;
-		bpf_map_update_elem(&obs_conns, &k, &nc, BPF_ANY);
-		cn = bpf_map_lookup_elem(&obs_conns, &k);
-		if (!cn)
-			return 0;
-	}
-	if (cn->protocol == OBS_PROTO_NONE)
+	cn = conn_of(skey, meta & 0xffff, (meta >> 16) & 0xffff);
+	if (!cn)
 		return 0;
 	s = bpf_map_lookup_elem(&obs_scratch, &zero);
 	if (!s)
 		return 0;
-	if (view_init(&st, &v))
+	if (view_init(st, &v))
 		return 0;
-	request = cn->dir == OBS_DIR_IN ? !st.is_write : st.is_write;
+	st->ts = bpf_ktime_get_ns();
+	request = cn->dir == OBS_DIR_IN ? !st->is_write : st->is_write;
 	if (request) {
-		__u32 want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
-			     OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
-
+		want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
+		       OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
 		n = read_head(&v, (__u64)ret, s, want);
 		if (!n)
 			return 0;
-		/* client side: the request started when it was handed over */
-		on_request(cn, s, n, cn->dir == OBS_DIR_OUT ? st.ts : now);
-		if (cn->protocol == OBS_PROTO_NONE) {
-			struct obs_fd_class *c = bpf_map_lookup_elem(&obs_fdclass, &k);
-
-			if (c)
-				c->protocol = OBS_PROTO_NONE;
-		}
+		on_request(cn, s, n, st->ts);   /* may settle AUTO as NONE */
 	} else {
-		n = read_head(&v, (__u64)ret, s, PEEK);
+		/* A status line or a reply type byte is all a response needs,
+		 * except PostgreSQL's ErrorResponse among its first messages. */
+		want = cn->protocol == OBS_PROTO_POSTGRES ? PEEK : 16;
+		n = read_head(&v, (__u64)ret, s, want);
 		if (!n)
 			return 0;
 		v.moved = (__u64)ret;
-		on_response(cn, s, n, &v, now);
+		on_response(cn, s, n, &v, st->ts);
 	}
 	return 0;
 }
 
-/* ---- tracepoints ------------------------------------------------------------ */
+/*
+ * Syscall numbers and argument registers. The socket tracepoints below run
+ * inside the syscall; its arguments are still in the task's saved user
+ * registers (x86-64: di, si, dx; arm64 keeps the first one in orig_x0
+ * because x0 is the return value slot).
+ */
+#if defined(__TARGET_ARCH_x86)
+#define NR_read 0
+#define NR_write 1
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define SYS_NR(r) ((r)->orig_ax)
+#define SYS_ARG2(r) ((r)->si)
+#define SYS_ARG3(r) ((r)->dx)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_read 63
+#define NR_write 64
+#define NR_readv 65
+#define NR_writev 66
+#define NR_sendto 206
+#define NR_recvfrom 207
+#define NR_sendmsg 211
+#define NR_recvmsg 212
+#define SYS_NR(r) ((r)->syscallno)
+#define SYS_ARG2(r) ((r)->regs[1])
+#define SYS_ARG3(r) ((r)->regs[2])
+#else
+#error "observe.bpf.c: syscall numbers for this architecture are missing"
+#endif
 
-#define ENTER(name, w, vec, bufarg, lenarg)                                         \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                 \
-	int hp_obs_enter_##name(struct trace_event_raw_sys_enter *ctx)              \
-	{                                                                           \
-		return on_enter(ctx->args[0], ctx->args[bufarg], ctx->args[lenarg], \
-				(w) | ((vec) << 1));                                \
-	}                                                                           \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                  \
-	int hp_obs_exit_##name(struct trace_event_raw_sys_exit *ctx)                \
-	{                                                                           \
-		return on_exit(ctx->ret);                                           \
+#define MSG_PEEK 2
+#define PF_KTHREAD 0x00200000
+
+/*
+ * sock:sock_recv_length and sock:sock_send_length fire in
+ * sock_recvmsg/sock_sendmsg, so only socket transfers pay (not every
+ * syscall, as a raw sys_exit would: +80 ns on getppid here; not every
+ * file read, as syscalls:sys_exit_read would: +210 ns on a /dev/zero
+ * read), and they hand over the socket itself. The first test is the
+ * port bitmap; the syscall (from the saved registers) says where the
+ * user's buffer is. Transfers made by the kernel for sendfile/splice,
+ * io_uring or recvmmsg/sendmmsg come with other syscall numbers and are
+ * not looked at.
+ */
+static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
+{
+	struct task_struct *task;
+	struct pt_regs *regs;
+	__u16 lport, rport, family;
+	__u32 vec;
+	long nr;
+
+	if (ret <= 0 || !sk)
+		return 0;
+	lport = sk->__sk_common.skc_num;
+	rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (!port_bit(OBS_DIR_IN, lport) && !port_bit(OBS_DIR_OUT, rport))
+		return 0;
+	family = sk->__sk_common.skc_family;
+	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	nr = SYS_NR(regs);
+	if (is_write) {
+		if (nr == NR_write || nr == NR_sendto)
+			vec = VEC_NONE;
+		else if (nr == NR_writev)
+			vec = VEC_IOV;
+		else if (nr == NR_sendmsg)
+			vec = VEC_MSG;
+		else
+			return 0;
+	} else {
+		if (nr == NR_read || nr == NR_recvfrom)
+			vec = VEC_NONE;
+		else if (nr == NR_readv)
+			vec = VEC_IOV;
+		else if (nr == NR_recvmsg)
+			vec = VEC_MSG;
+		else
+			return 0;
 	}
-
-ENTER(read, 0, VEC_NONE, 1, 2)
-ENTER(readv, 0, VEC_IOV, 1, 2)
-ENTER(recvfrom, 0, VEC_NONE, 1, 2)
-ENTER(recvmsg, 0, VEC_MSG, 1, 1)
-ENTER(write, 1, VEC_NONE, 1, 2)
-ENTER(writev, 1, VEC_IOV, 1, 2)
-ENTER(sendto, 1, VEC_NONE, 1, 2)
-ENTER(sendmsg, 1, VEC_MSG, 1, 1)
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int hp_obs_exit_accept4(struct trace_event_raw_sys_exit *ctx)
-{
-	if (ctx->ret >= 0)
-		forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->ret);
-	return 0;
+	return on_transfer(bpf_get_socket_cookie(sk), SYS_ARG2(regs), SYS_ARG3(regs),
+			   lport | (__u64)rport << 16 | (__u64)(is_write | vec << 1) << 32, ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept")
-int hp_obs_exit_accept(struct trace_event_raw_sys_exit *ctx)
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(hp_obs_recv, struct sock *sk, int ret, int flags)
 {
-	if (ctx->ret >= 0)
-		forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->ret);
-	return 0;
+	if (flags & MSG_PEEK)
+		return 0;
+	return on_sock(sk, ret, 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int hp_obs_enter_connect(struct trace_event_raw_sys_enter *ctx)
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(hp_obs_send, struct sock *sk, int ret, int flags)
 {
-	forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->args[0]);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int hp_obs_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	forget_fd(bpf_get_current_pid_tgid() >> 32, (__u32)ctx->args[0]);
-	return 0;
+	return on_sock(sk, ret, 1);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -47,6 +47,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xxhash.h>
+#include "hotpath/cgroup.h"
 #include "hotpath/l0.h"
 #include "hotpath/log.h"
 #include "l0.skel.h"
@@ -105,30 +106,10 @@ static void l0_hook(const char *key, size_t klen, void *arg)
 static int open_own_cgroup(char *why, size_t whylen)
 {
 	char line[1024], mnt[512] = "", rel[1024] = "", path[1600];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	FILE *f;
 	int fd;
 
-	if (!f) {
-		snprintf(why, whylen, "cannot read /proc/self/mountinfo");
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - cgroup2 ");
-		char *fields[6];
-		char *save = NULL, *t;
-		int i = 0;
-
-		if (!sep)
-			continue;
-		for (t = strtok_r(line, " ", &save); t && i < 6; t = strtok_r(NULL, " ", &save))
-			fields[i++] = t;
-		if (i >= 5 && strcmp(fields[3], "/") == 0) {
-			snprintf(mnt, sizeof(mnt), "%s", fields[4]);
-			break;
-		}
-	}
-	fclose(f);
-	if (!mnt[0]) {
+	if (cgroup2_mountpoint(mnt, sizeof(mnt)) != 0) {
 		snprintf(why, whylen, "no cgroup v2 hierarchy mounted (sock_ops needs one)");
 		return -1;
 	}

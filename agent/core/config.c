@@ -288,6 +288,17 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "/sys/fs/bpf/hotpath", .flags = CF_ABSOLUTE,
 	  .doc = "bpffs directory where the maps users inspect are pinned: "
 		 "`bpftool map dump pinned PATH/NAME`." },
+	{ .section = "bpf", .key = "observe_events_per_sec", .type = CT_UINT,
+	  G(observe_events_per_sec), .def = "2000", .min = 0, .max = 1000000,
+	  .doc = "Individual request events the kernel may send per CPU per "
+		 "second (the exact percentiles of /performance/metrics come from "
+		 "them); the last quarter is kept for slow requests. Counts and "
+		 "histograms are kept in the kernel for every request whatever "
+		 "this is; events over the budget are dropped and counted." },
+	{ .section = "bpf", .key = "observe_slow_threshold", .type = CT_DURATION,
+	  G(observe_slow_threshold_ms), .def = "10ms", .min = 1, .max = 3600 * SEC,
+	  .doc = "A request at least this slow may use the reserved last quarter "
+		 "of the event budget." },
 	{ .section = "bpf", .key = "profile_hz", .type = CT_UINT, G(profile_hz),
 	  .def = "49", .min = 1, .max = 1000,
 	  .doc = "CPU profile sampling rate per CPU while a profile window runs "
@@ -663,6 +674,16 @@ static const struct cfg_key service_keys[] = {
 	  .def = "auto", .names = protocol_names, .example = "http",
 	  .doc = "What the service speaks: auto (told from the first bytes), "
 		 "http, resp or postgres." },
+	{ .section = "service", .key = "pid", .type = CT_UINT, S(pid),
+	  .def = "0", .min = 0, .max = 4194304, .example = "1234",
+	  .doc = "Watch only the connections of this process (its tgid) on port; "
+		 "0 = any process." },
+	{ .section = "service", .key = "cgroup", .type = CT_PATH, S(cgroup),
+	  .def = "", .flags = CF_OPTIONAL, .example = "/system.slice/nginx.service",
+	  .doc = "Watch only processes in this cgroup (v2) or below it: a path "
+		 "in the v2 hierarchy (/sys/fs/cgroup, or /sys/fs/cgroup/unified on "
+		 "a hybrid system), with or without the mount point. Empty = any "
+		 "cgroup. Resolved when observation starts." },
 };
 
 

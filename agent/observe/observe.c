@@ -53,6 +53,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "hotpath/cgroup.h"
 #include "hotpath/config.h"
 #include "hotpath/hist.h"
 #include "hotpath/httproute.h"
@@ -79,8 +80,6 @@ _Static_assert(OBS_HIST_BUCKETS == HIST_BUCKETS, "kernel and userspace histogram
 #define REFRESH_MS 1000
 #define DISCOVER_MS 5000
 #define TEXT_RETRY_MS 5000
-#define SLOW_NS 10000000ULL          /* 10 ms */
-#define EV_PER_SEC 2000              /* per CPU */
 #define OBS_SVC_PIDS 4
 #define OBS_MAX_LISTENERS 1024
 
@@ -96,6 +95,10 @@ struct obs_svc {
 	unsigned npids;
 	int32_t pids[OBS_SVC_PIDS];
 	char comm[16];
+	uint32_t only_pid;           /* [service] pid, 0 = any */
+	char only_cgroup[HP_PATH_MAX]; /* [service] cgroup as configured */
+	uint64_t cgroup_id;          /* its cgroup v2 id (inode), 0 = any */
+	uint32_t cgroup_level;       /* its depth below the root */
 };
 
 struct snap {
@@ -177,6 +180,60 @@ static int svc_add(struct observe *o, const char *name, uint16_t port, uint8_t d
 	return (int)o->nsvc++;
 }
 
+/*
+ * A cgroup v2 path as configured ("/system.slice/x.service", with or
+ * without the hierarchy's mount point in front) to the id the kernel compares
+ * (bpf_get_current_ancestor_cgroup_id: the directory's inode number) and
+ * its depth. -errno when it does not exist.
+ */
+int observe_cgroup_resolve(const char *path, uint64_t *id, uint32_t *level)
+{
+	char root[512], full[HP_PATH_MAX + 512];
+	const char *rel = path;
+	size_t rl;
+	struct stat st;
+	uint32_t depth = 0;
+
+	if (cgroup2_mountpoint(root, sizeof(root)) != 0)
+		return -ENOENT;
+	rl = strlen(root);
+	if (!strncmp(rel, root, rl) && (rel[rl] == '/' || rel[rl] == '\0'))
+		rel += rl;
+	while (*rel == '/')
+		rel++;
+	if (strstr(rel, "..") != NULL)
+		return -EINVAL;
+	snprintf(full, sizeof(full), "%s/%s", root, rel);
+	if (stat(full, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	for (const char *c = rel; *c; c++)
+		if (*c != '/' && (c == rel || c[-1] == '/'))
+			depth++;
+	*id = (uint64_t)st.st_ino;
+	*level = depth;
+	return 0;
+}
+
+/* [service] pid and cgroup: a service limited to them stays unwatched (with
+ * a warning) when its cgroup is missing, rather than watching everyone. */
+static void svc_restrict(struct obs_svc *s, const struct hp_service_conf *sc)
+{
+	int err;
+
+	s->only_pid = sc->pid;
+	snprintf(s->only_cgroup, sizeof(s->only_cgroup), "%s", sc->cgroup);
+	if (!sc->cgroup[0])
+		return;
+	err = observe_cgroup_resolve(sc->cgroup, &s->cgroup_id, &s->cgroup_level);
+	if (err) {
+		log_warn("observe: service %s: cgroup %s: %s; not watched", sc->name, sc->cgroup,
+			 strerror(-err));
+		s->present = false;
+	}
+}
+
 static int guessed(unsigned port, const char **from)
 {
 	int p = wire_guess_port(port);
@@ -196,8 +253,14 @@ static void services_from_config(struct observe *o, const struct hp_config *cfg)
 		from = "config";
 		if (p == HP_PROTO_AUTO)
 			p = guessed(sc->port, &from);
-		svc_add(o, sc->name, (uint16_t)sc->port, OBS_DIR_IN, p, from, "config");
-		svc_add(o, sc->name, (uint16_t)sc->port, OBS_DIR_OUT, p, from, "config");
+		for (uint8_t dir = OBS_DIR_IN; dir <= OBS_DIR_OUT; dir++) {
+			int id = svc_add(o, sc->name, (uint16_t)sc->port, dir, p, from, "config");
+
+			/* pid and cgroup say which process is the service:
+			 * its callers (the outbound side) are anyone */
+			if (id >= 0 && dir == OBS_DIR_IN)
+				svc_restrict(&o->svc[id], sc);
+		}
 	}
 	for (unsigned i = 0; i < cfg->n_databases; i++) {
 		const struct hp_database_conf *d = &cfg->databases[i];
@@ -221,11 +284,14 @@ static void services_from_config(struct observe *o, const struct hp_config *cfg)
 static void watched_sync(struct observe *o)
 {
 	int fd = bpf_map__fd(o->skel->maps.obs_watched);
+	static __u64 bits[2][65536 / 64];
 
 	for (unsigned i = 0; i < o->nsvc; i++) {
 		struct obs_svc *s = &o->svc[i];
 		struct obs_watch_key k = { .port = s->port, .dir = s->dir };
-		struct obs_watch v = { .service_id = i, .protocol = (__u32)s->protocol };
+		struct obs_watch v = { .service_id = i, .protocol = (__u32)s->protocol,
+				       .pid = s->only_pid, .cgroup_level = s->cgroup_level,
+				       .cgroup_id = s->cgroup_id };
 
 		if (s->present && !s->watched) {
 			if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) == 0)
@@ -237,6 +303,15 @@ static void watched_sync(struct observe *o)
 			s->watched = false;
 		}
 	}
+	/* The kernel's first test on every socket transfer: word by word,
+	 * so a port that stays watched is never seen clear. */
+	memset(bits, 0, sizeof(bits));
+	for (unsigned i = 0; i < o->nsvc; i++)
+		if (o->svc[i].watched)
+			bits[o->svc[i].dir & 1][o->svc[i].port >> 6] |= 1ULL << (o->svc[i].port & 63);
+	for (unsigned d = 0; d < 2; d++)
+		for (unsigned w = 0; w < 65536 / 64; w++)
+			__atomic_store_n(&o->skel->bss->watch_bits[d][w], bits[d][w], __ATOMIC_RELAXED);
 	__atomic_add_fetch(&o->skel->bss->watch_gen, 1, __ATOMIC_RELAXED);
 }
 
@@ -646,8 +721,8 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		snprintf(why, whylen, "cannot open BPF object observe: %s", strerror(errno));
 		goto fail;
 	}
-	o->skel->rodata->slow_ns = SLOW_NS;
-	o->skel->rodata->ev_per_sec = EV_PER_SEC;
+	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
+	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 	err = observe_bpf__load(o->skel);
 	if (err) {
 		snprintf(why, whylen, "kernel refused to load observe: %s%s", strerror(-err),
@@ -670,8 +745,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	}
 	err = observe_bpf__attach(o->skel);
 	if (err) {
-		snprintf(why, whylen, "cannot attach syscall tracepoints: %s (is tracefs mounted?)",
-			 strerror(-err));
+		snprintf(why, whylen, "cannot attach the socket tracepoints: %s", strerror(-err));
 		goto fail;
 	}
 	o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.obs_events), on_event, o, NULL);
@@ -999,6 +1073,8 @@ json_t *observe_services_json(struct observe *o)
 		set_new(j, "listening", json_boolean(s->dir == OBS_DIR_IN && s->npids > 0));
 		set_new(j, "process", s->comm[0] ? json_string(s->comm) : json_null());
 		set_new(j, "pids", pids);
+		set_new(j, "only_pid", s->only_pid ? json_integer(s->only_pid) : json_null());
+		set_new(j, "only_cgroup", s->only_cgroup[0] ? json_string(s->only_cgroup) : json_null());
 		set_new(j, "requests", json_integer((json_int_t)reqs));
 		json_array_append_new(arr, j);
 	}

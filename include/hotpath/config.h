@@ -79,6 +79,8 @@ struct hp_service_conf {            /* [service.NAME] */
 	char name[HP_NAME_MAX];
 	uint32_t port;
 	int protocol;                   /* enum hp_protocol */
+	uint32_t pid;                   /* only this tgid, 0 = any */
+	char cgroup[HP_PATH_MAX];       /* only this cgroup v2 subtree, "" = any */
 };
 
 struct hp_strategy_conf {           /* [strategy.NAME] */
@@ -146,6 +148,8 @@ struct hp_config {
 	/* [bpf] */
 	bool bpf_enabled;
 	char bpf_pin_path[HP_PATH_MAX];
+	uint32_t observe_events_per_sec; /* request events per CPU per second */
+	uint64_t observe_slow_threshold_ms;
 	uint32_t profile_hz;            /* CPU profile sampling rate */
 	uint32_t profile_max_seconds;   /* longest window an API call may ask */
 	/* [redis] */

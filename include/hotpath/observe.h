@@ -30,6 +30,9 @@ struct observe;
  * verifier rejection ...) with a one-line reason in why; the agent runs on
  * without it.
  */
+/* A [service] cgroup path to its cgroup v2 id and depth; -errno. */
+int observe_cgroup_resolve(const char *path, uint64_t *id, uint32_t *level);
+
 struct observe *observe_start(const struct hp_config *cfg, const char *pin_path, char *why,
 			      size_t whylen);
 /* Stop the thread, detach, unpin, free. NULL is a no-op. */

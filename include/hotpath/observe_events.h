@@ -45,6 +45,9 @@ struct obs_watch_key {
 struct obs_watch {
 	__u32 service_id;       /* index in the agent's service table */
 	__u32 protocol;         /* OBS_PROTO_*, AUTO = sniff the first request */
+	__u32 pid;              /* only this process (tgid), 0 = any */
+	__u32 cgroup_level;     /* depth of cgroup_id in the v2 hierarchy */
+	__u64 cgroup_id;        /* only tasks in this cgroup or below, 0 = any */
 };
 
 /* obs_endpoints: per service and endpoint, written by the kernel. */
