@@ -166,6 +166,7 @@ check-config: $(OUT)/hotpathd
 	$(OUT)/hotpathd -t -c $(CONFIG)
 
 docs: $(OUT)/hotpathd
+	$(OUT)/hotpathd --config-ini > etc/hotpath.ini
 	$(OUT)/hotpathd --config-doc > docs/configuration.md
 	$(OUT)/hotpathd --config-man > docs/man/hotpath.ini.5
 
