@@ -275,6 +275,86 @@ def test_http_errors_counted(tmp_path):
         srv.server_close()
 
 
+# ---- [service] pid and cgroup ------------------------------------------------------
+
+def cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.startswith("cgroup2 ") and pre.split()[3] == "/":
+                return pre.split()[4]
+    return None
+
+
+def test_service_restricted_to_pid_and_cgroup(tmp_path):
+    """Three HTTP servers; A is moved into a fresh cgroup. A service limited
+    to A's pid and cgroup sees A's requests; one on B's port limited to A's
+    pid, and one on C's port limited to A's cgroup, see none of theirs, while
+    their callers (the outbound side) are still counted."""
+    need_root()
+    root = cgroup2_root()
+    if not root:
+        pytest.skip("no cgroup v2 hierarchy")
+    cg = "hptest-%d-%s" % (os.getpid(), os.urandom(3).hex())
+    os.mkdir(os.path.join(root, cg))
+    procs, ports = [], []
+    try:
+        for _ in range(3):
+            port = free_port()
+            p = subprocess.Popen(["/usr/bin/python3", "-c", HTTP_SERVER, str(port)],
+                                 stdout=subprocess.PIPE, text=True)
+            assert p.stdout.readline().strip() == "up"
+            procs.append(p)
+            ports.append(port)
+        with open(os.path.join(root, cg, "cgroup.procs"), "w") as f:
+            f.write(str(procs[0].pid))
+        ini = ("[service.a]\nport = %d\nprotocol = http\npid = %d\ncgroup = %s\n"
+               "[service.b]\nport = %d\nprotocol = http\npid = %d\n"
+               "[service.c]\nport = %d\nprotocol = http\ncgroup = /%s\n"
+               % (ports[0], procs[0].pid, os.path.join(root, cg), ports[1], procs[0].pid,
+                  ports[2], cg))
+        obs = Observer(ini, str(tmp_path))
+        try:
+            for port in ports:
+                conn = http.client.HTTPConnection("127.0.0.1", port)
+                for i in range(10):
+                    conn.request("GET", "/fast/%d" % i)
+                    conn.getresponse().read()
+                conn.close()
+            time.sleep(0.3)
+            d = obs.dump()
+            got = {(s["name"], s["direction"]): s["requests"] for s in d["metrics"]["services"]}
+            assert got.get(("a", "inbound")) == 10, got
+            assert got.get(("b", "inbound"), 0) == 0, got
+            assert got.get(("c", "inbound"), 0) == 0, got
+            for name in "abc":
+                assert got.get((name, "outbound")) == 10, got
+            svcs = {(s["name"], s["direction"]): s for s in d["services"]["services"]}
+            assert svcs[("a", "inbound")]["only_pid"] == procs[0].pid
+            assert svcs[("c", "inbound")]["only_cgroup"] == "/" + cg
+        finally:
+            obs.close()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        os.rmdir(os.path.join(root, cg))
+
+
+def test_service_with_missing_cgroup_is_not_watched(tmp_path):
+    need_root()
+    port = free_port()
+    obs = Observer("[service.gone]\nport = %d\nprotocol = http\ncgroup = /no-such-cgroup-here\n"
+                   % port, str(tmp_path))
+    try:
+        assert "cgroup /no-such-cgroup-here" in obs.d.log_text()
+        svcs = {(s["name"], s["direction"]): s for s in obs.dump()["services"]["services"]}
+        assert not svcs[("gone", "inbound")]["watched"]
+        assert svcs[("gone", "outbound")]["watched"]
+    finally:
+        obs.close()
+
+
 # ---- PostgreSQL ----------------------------------------------------------------
 
 class PgClient:
@@ -420,10 +500,17 @@ def test_postgres_queries_both_sides(postgres, tmp_path):
         for i in range(15):
             c.extended("SELECT relname FROM pg_class WHERE oid = $1", [str(1259)])
         c.simple("SELECT 1/0")
+        # pgbench -S style: a new literal every query. The kernel groups them
+        # under one endpoint (its hash masks literals), so its table stays
+        # small; the agent's libpg_query fingerprint does the naming.
+        for i in range(60):
+            c.simple("SELECT relname FROM pg_class WHERE oid = %d AND relname <> 'x%d'" % (1000 + i, i))
         c.close()
         time.sleep(0.3)
         d = obs.dump()
         stats = pgss(port)
+        kernel_eps = obs.bpftool("obs_endpoints")
+        assert len(kernel_eps) <= 16, [e["formatted"]["key"] for e in kernel_eps]
         print()
         for side in ("server", "client"):
             sl = query_of(d, side, lambda q: q == "SELECT pg_sleep($1)")
@@ -432,10 +519,12 @@ def test_postgres_queries_both_sides(postgres, tmp_path):
             gs = query_of(d, side, lambda q: "generate_series" in q)
             assert gs["calls"] == 25
             assert gs["rows"] == sum(i % 5 + 1 for i in range(25))
-            rel = query_of(d, side, lambda q: "pg_class" in q)
+            rel = query_of(d, side, lambda q: "pg_class" in q and "<>" not in q)
             assert rel["calls"] == 15
             err = query_of(d, side, lambda q: "/" in q)
             assert err["errors"] == 1 and err["calls"] == 1
+            lit = query_of(d, side, lambda q: "relname <>" in q)
+            assert lit["calls"] == 60, lit
             print("  %-6s pg_sleep: calls %d mean %.3f ms p50 %.3f [%s]; generate_series calls %d rows %d"
                   % (side, sl["calls"], sl["mean_ms"], sl["p50_ms"], sl["quantiles"], gs["calls"],
                      gs["rows"]))
