@@ -5,7 +5,9 @@
 # pgbench -S, each measured without hotpathd and with hotpathd running
 # (every probe attached: request latency, query timing, accept counter; both
 # services declared as [service.NAME]), runs alternated, median of RUNS.
-# Servers on core 1, load generators on core 0 (BENCHMARKS.md). Needs root;
+# Servers on core 1, load generators on core 0 (BENCHMARKS.md). Reported:
+# the rate lost, and the CPU time per request of server + load generator +
+# hotpathd (steadier than the rate on a shared machine). Needs root;
 # installs nginx-light and wrk if they are missing (they are bench-only).
 #
 #   bench/overhead.sh              # RUNS=3 SECS=10
@@ -71,24 +73,55 @@ port = $PPORT
 protocol = postgres
 INI
 
+# CPU time (clock ticks) of a process and of its reaped children: nginx's
+# worker, PostgreSQL's postmaster (backends exit with their clients, and
+# their time lands in its cutime/cstime), hotpathd.
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+NGW=$(pgrep -f "nginx: worker" -P "$(cat "$tmp/nginx.pid")")
+PGM=$(head -1 "$tmp/pg/postmaster.pid")
+
+# One run: prints "rate cpu_us_per_request". The CPU counted is what the
+# work costs on the whole path: the server, the load generator (bash's
+# `times` of the client) and the agent, so the figure does not move with
+# what else the machine runs, unlike the rate.
+measure() {	# server-pid  rate-command...
+	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n; shift
+	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
+	c0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+	out=$("$@")
+	c1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+	s1=$(ticks "$srv"); [ -n "$hp" ] && a1=$(ticks "$hp")
+	rate=${out% *}; n=${out#* }
+	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v hz="$TCK" \
+		'BEGIN {printf "%s %.2f\n", r, t / hz * 1e6 / n}'
+}
 web() { taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
-	awk '/Requests\/sec/ {print $2}'; }
+	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print r, n}'; }
 pg() { taskset -c 0 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
-	awk '/^tps/ {print $3; exit}'; }
+	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {print r, n}'; }
 agent_on() { "$OUT/hotpathd" -c "$tmp/hp.ini" 2>"$tmp/hp.log" & hp=$!
 	for _ in $(seq 50); do grep -q "ready:" "$tmp/hp.log" && break; sleep 0.1; done
 	grep -q "observe: watching" "$tmp/hp.log" || { echo "observation did not start:"; cat "$tmp/hp.log"; exit 1; }; }
 agent_off() { kill "$hp"; wait "$hp" 2>/dev/null || true; hp=""; }
 
-: > "$tmp/web0"; : > "$tmp/web1"; : > "$tmp/pg0"; : > "$tmp/pg1"
+for f in web0 web1 pg0 pg1; do : > "$tmp/$f"; done
 for _ in $(seq "$RUNS"); do
-	web >> "$tmp/web0"; pg >> "$tmp/pg0"
-	agent_on; web >> "$tmp/web1"; pg >> "$tmp/pg1"; agent_off
+	measure "$NGW" web >> "$tmp/web0"; measure "$PGM" pg >> "$tmp/pg0"
+	agent_on; measure "$NGW" web >> "$tmp/web1"; measure "$PGM" pg >> "$tmp/pg1"; agent_off
 done
-w0=$(median < "$tmp/web0"); w1=$(median < "$tmp/web1")
-p0=$(median < "$tmp/pg0"); p1=$(median < "$tmp/pg1")
-printf '%-28s %12s %12s %8s\n' workload without with lost
-printf '%-28s %12s %12s %7.1f%%\n' "nginx 1KiB, wrk -c50 (req/s)" "$w0" "$w1" "$(awk -v a="$w0" -v b="$w1" 'BEGIN {print (a-b)/a*100}')"
-printf '%-28s %12s %12s %7.1f%%\n' "pgbench -S -c8 -j2 (tps)" "$p0" "$p1" "$(awk -v a="$p0" -v b="$p1" 'BEGIN {print (a-b)/a*100}')"
-echo "(servers on cpu 1, clients on cpu 0, ${SECS}s runs, median of $RUNS, alternated)"
-echo "runs without/with: web $(tr '\n' ' ' < "$tmp/web0")/ $(tr '\n' ' ' < "$tmp/web1"); pg $(tr '\n' ' ' < "$tmp/pg0")/ $(tr '\n' ' ' < "$tmp/pg1")"
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+lost() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", (a - b) / a * 100}'; }
+more() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f%%", (b - a) / a * 100}'; }
+printf '%-30s %10s %10s %7s   %10s %10s %7s\n' workload "rate w/o" "rate with" lost \
+	"µs/req w/o" "with" "CPU"
+for w in web pg; do
+	r0=$(col 1 "$tmp/${w}0"); r1=$(col 1 "$tmp/${w}1")
+	u0=$(col 2 "$tmp/${w}0"); u1=$(col 2 "$tmp/${w}1")
+	name="nginx 1KiB, wrk -c50"; [ $w = pg ] && name="pgbench -S -c8 -j2"
+	printf '%-30s %10.0f %10.0f %7s   %10.2f %10.2f %7s\n' "$name" "$r0" "$r1" "$(lost "$r0" "$r1")" \
+		"$u0" "$u1" "$(more "$u0" "$u1")"
+done
+echo "(servers on cpu 1, clients on cpu 0, ${SECS}s runs, median of $RUNS, alternated;"
+echo " CPU = server + load generator + hotpathd per request)"
+for f in web0 web1 pg0 pg1; do echo "$f: $(tr '\n' ';' < "$tmp/$f")"; done
