@@ -164,6 +164,30 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } obs_endpoints SEC(".maps");
 
+/*
+ * Endpoints this CPU has seen exist lately, direct-mapped by hash: a hit
+ * skips ensure_endpoint's two hash lookups, which every request would
+ * otherwise pay to find the rare new endpoint. An entry holds the
+ * text_gen it was filled under; userspace bumps text_gen when it asks for
+ * a text again (obs_wanttext), which sends every endpoint back through
+ * ensure_endpoint once.
+ */
+#define OBS_KNOWN 256
+struct obs_known {
+	__u64 hash[OBS_KNOWN];
+	__u32 sid[OBS_KNOWN];
+	__u32 gen[OBS_KNOWN];
+};
+
+__u32 text_gen = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_known);
+} obs_known SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -879,7 +903,20 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
 		DROP(fifo_full);
 		return;
 	}
-	ensure_endpoint(cn, hash, s, n);
+	{
+		__u32 zero = 0, i = (__u32)(hash ^ (hash >> 32) ^ cn->service_id) & (OBS_KNOWN - 1);
+		struct obs_known *kn = bpf_map_lookup_elem(&obs_known, &zero);
+		__u32 gen = text_gen;
+
+		if (!kn || kn->hash[i] != hash || kn->sid[i] != cn->service_id || kn->gen[i] != gen) {
+			ensure_endpoint(cn, hash, s, n);
+			if (kn) {
+				kn->hash[i] = hash;
+				kn->sid[i] = cn->service_id;
+				kn->gen[i] = gen;
+			}
+		}
+	}
 	slot = (cn->head + cn->len) & (OBS_FIFO - 1);
 	cn->q[slot].start_ns = ts;
 	cn->q[slot].ep_hash = hash;

@@ -584,6 +584,8 @@ static void refresh(struct observe *o)
 
 			bpf_map_update_elem(wfd, &k, &one, BPF_ANY);
 			e->text_asked_ms = now;
+			/* the kernel's known-endpoint caches look again */
+			__atomic_add_fetch(&o->skel->bss->text_gen, 1, __ATOMIC_RELAXED);
 		}
 	}
 	/* snapshots for time ranges */
