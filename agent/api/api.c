@@ -105,8 +105,10 @@ static const struct api_route routes[] = {
 	  api_h_perf_services, NULL },
 	{ "POST", "/api/v2/performance/optimize", false, TOKENS_SCOPE_PERF_OPTIMIZE,
 	  api_h_not_running, "the optimizer (policy loop) is not running in this build" },
+	{ "POST", "/api/v2/performance/profiling", false, TOKENS_SCOPE_PROFILE_READ,
+	  api_h_profile_start, NULL },
 	{ "GET", "/api/v2/performance/profiling/", true, TOKENS_SCOPE_PROFILE_READ,
-	  api_h_not_running, "the CPU profiler (perf_event sampling) is not running in this build" },
+	  api_h_profile_get, NULL },
 	{ "POST", "/api/v2/performance/cache/warm", false, TOKENS_SCOPE_CACHE_ADMIN,
 	  api_h_cache_warm, NULL },
 	{ "GET", "/api/v2/performance/cache/warm/", true,
@@ -768,6 +770,7 @@ void api_stop(struct api *a)
 		return;
 	if (a->mhd)
 		MHD_stop_daemon(a->mhd);
+	api_perf_shutdown(a->d);
 	tokens_free(a->tokens);
 	pthread_rwlock_destroy(&a->tok_lock);
 	free(a);

@@ -195,6 +195,57 @@ int api_body_clear(const json_t *root, struct api_pattern_req *out, char *err, s
 	return 0;
 }
 
+int api_body_profile(const json_t *root, unsigned max_seconds, struct api_profile_req *out,
+		     char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "pid", "service", "seconds", NULL };
+	const json_t *pid, *svc, *secs;
+
+	memset(out, 0, sizeof(*out));
+	out->seconds = 10 < max_seconds ? 10 : max_seconds;
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	pid = json_object_get(root, "pid");
+	svc = json_object_get(root, "service");
+	secs = json_object_get(root, "seconds");
+	if (pid && svc) {
+		seterr(err, errlen, "give one of 'pid' and 'service', not both");
+		return -EINVAL;
+	}
+	if (pid) {
+		if (!json_is_integer(pid) || json_integer_value(pid) < 1 ||
+		    json_integer_value(pid) > 4194304) {
+			seterr(err, errlen, "'pid' must be a process id (1..4194304)");
+			return -EINVAL;
+		}
+		out->pid = (unsigned)json_integer_value(pid);
+	}
+	if (svc) {
+		size_t n = json_is_string(svc) ? json_string_length(svc) : 0;
+
+		if (!n || n >= sizeof(out->service) || memchr(json_string_value(svc), '\0', n)) {
+			seterr(err, errlen, "'service' must be a service name of 1..%zu bytes",
+			       sizeof(out->service) - 1);
+			return -EINVAL;
+		}
+		memcpy(out->service, json_string_value(svc), n + 1);
+	}
+	if (secs) {
+		if (!json_is_integer(secs) || json_integer_value(secs) < 1 ||
+		    json_integer_value(secs) > (json_int_t)max_seconds) {
+			seterr(err, errlen, "'seconds' must be an integer 1..%u "
+			       "(bpf.profile_max_seconds)", max_seconds);
+			return -EINVAL;
+		}
+		out->seconds = (unsigned)json_integer_value(secs);
+	}
+	return 0;
+}
+
 int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
 			size_t errlen)
 {

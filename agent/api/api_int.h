@@ -102,6 +102,10 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b) HP_MUST_CHECK;
 void api_h_pools(struct api_call *c);
 /* Performance routes (api_perf.c). */
 void api_h_flamegraph(struct api_call *c);
+void api_h_profile_start(struct api_call *c);
+void api_h_profile_get(struct api_call *c);
+/* Cancel a running background profile and join its thread (api_stop). */
+void api_perf_shutdown(struct hp_daemon *d);
 void api_h_perf_metrics(struct api_call *c);
 void api_h_perf_queries(struct api_call *c);
 void api_h_perf_services(struct api_call *c);

@@ -49,6 +49,12 @@ struct api_stats_query {                /* /cache/statistics */
 	unsigned points;                /* ceil(range_s / gran_s) */
 };
 
+struct api_profile_req {               /* POST /performance/profiling */
+	unsigned pid;                   /* 0 = not given */
+	char service[80];               /* "" = not given */
+	unsigned seconds;
+};
+
 /*
  * Parse a request body as one JSON object: bounded nesting (checked on the
  * raw bytes before jansson recurses), duplicate keys rejected, trailing
@@ -60,6 +66,12 @@ json_t *api_json_parse(const char *body, size_t len, char *err, size_t errlen);
 /* POST /cache/clear {cache_scope: "all"|"l1", clear_pattern?: glob}. 0 or -EINVAL. */
 int api_body_clear(const json_t *root, struct api_pattern_req *out, char *err,
 		   size_t errlen) HP_MUST_CHECK;
+/*
+ * POST /performance/profiling {pid?: N, service?: "name", seconds?: 1..max
+ * (default 10)}: at most one of pid and service. 0 or -EINVAL.
+ */
+int api_body_profile(const json_t *root, unsigned max_seconds, struct api_profile_req *out,
+		     char *err, size_t errlen) HP_MUST_CHECK;
 /* DELETE /performance/cache/invalidate {invalidation_pattern: glob, scope?: "all"|"l1"}. */
 int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
 			size_t errlen) HP_MUST_CHECK;

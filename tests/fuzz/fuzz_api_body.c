@@ -81,6 +81,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_err(err, sizeof(err));
 		}
 		{
+			/* POST /performance/profiling: one target, seconds in bounds */
+			struct api_profile_req pr;
+
+			if (api_body_profile(j, 60, &pr, err, sizeof(err)) == 0) {
+				if (pr.seconds < 1 || pr.seconds > 60 || (pr.pid && pr.service[0]) ||
+				    pr.pid > 4194304 || !memchr(pr.service, '\0', sizeof(pr.service)))
+					abort();
+			} else {
+				check_err(err, sizeof(err));
+			}
+		}
+		{
 			/* POST /performance/cache/warm: bounded sources and keys */
 			struct warm_request *w = calloc(1, sizeof(*w));
 

@@ -172,11 +172,17 @@ def test_501_for_subsystems_not_running(hotpath):
         assert "not running" in assert_error(st, hd, payload, 501, "not_implemented")["message"]
     for method, path, body in [("POST", "/api/v2/performance/optimize",
                                 {"optimization_type": "cache", "scope": "all"}),
-                               ("GET", "/api/v2/performance/profiling/abc", None),
                                ("GET", "/api/v2/performance/recommendations", None)]:
         st, hd, payload = hotpath.api(method, path, token_name="admin", body=body)
         err = assert_error(st, hd, payload, 501, "not_implemented")
         assert "not running" in err["message"]
+    # background profiles (test_profile.py): a bad id is a 400 when the
+    # profiler runs, else the route says it is not running
+    st, hd, payload = hotpath.api("GET", "/api/v2/performance/profiling/abc", token_name="admin")
+    if st == 400:
+        assert "decimal" in assert_error(st, hd, payload, 400, "bad_request")["message"]
+    else:
+        assert "not running" in assert_error(st, hd, payload, 501, "not_implemented")["message"]
     # warming runs (test_strategies.py); a body without sources is a 400
     st, hd, payload = hotpath.api("POST", "/api/v2/performance/cache/warm", token_name="admin",
                                   body={"cache_scope": "l1"})

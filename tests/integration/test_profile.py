@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -185,6 +186,60 @@ def test_content_types(burn_profile):
     assert burn_profile["svg_type"] == "image/svg+xml"
     assert burn_profile["json_type"] == "application/json"
     assert burn_profile["folded_type"].startswith("text/plain")
+
+
+def test_background_profile_by_request_id(burner, daemon_with_service):
+    """POST /performance/profiling starts a window and answers at once;
+    GET /performance/profiling/{id} says it runs, then returns the profile,
+    in each format."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (BPF and perf events)")
+    dm = daemon_with_service
+    burn = subprocess.Popen([burner, str(WINDOW + 30), str(dm.burner_port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert burn.stdout.readline().strip() == "ready"
+        st, job = dm.api_json("POST", "/api/v2/performance/profiling",
+                              body={"service": "burner", "seconds": 2})
+        assert st == 202, job
+        assert job["status"] == "running" and job["target"] == "service burner (pid %d)" % burn.pid
+        url = job["status_url"]
+        assert url == "/api/v2/performance/profiling/" + job["request_id"]
+        st, again = dm.api_json("POST", "/api/v2/performance/profiling", body={"seconds": 1})
+        assert st == 409, again                       # one window at a time
+        st, prog = dm.api_json("GET", url)
+        assert st == 202 and prog["status"] == "running", prog
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, hd, body = dm.api("GET", url + "?format=json", token_name="admin")
+            if st != 202:
+                break
+            time.sleep(0.3)
+        assert st == 200, body
+        doc = json.loads(body)
+        assert doc["pid"] == burn.pid
+        assert doc["hot_paths"][0]["function"] == HOT, doc["hot_paths"][:3]
+        st, hd, body = dm.api("GET", url + "?format=folded", token_name="admin")
+        assert st == 200 and hd.get("content-type").startswith("text/plain")
+        assert HOT in body.decode()
+        st, hd, body = dm.api("GET", url + "?format=svg", token_name="admin")
+        assert st == 200 and ET.fromstring(body).tag == "{http://www.w3.org/2000/svg}svg"
+    finally:
+        burn.kill()
+        burn.wait()
+    st, _, body = dm.api("GET", "/api/v2/performance/profiling/999999", token_name="admin")
+    assert st == 404 and b"no profiling request 999999" in body
+    st, _, body = dm.api("GET", "/api/v2/performance/profiling/abc", token_name="admin")
+    assert st == 400
+    st, _, body = dm.api("POST", "/api/v2/performance/profiling", token_name="admin",
+                         body={"pid": 1, "service": "burner"})
+    assert st == 400 and b"not both" in body
+    st, _, body = dm.api("POST", "/api/v2/performance/profiling", token_name="admin",
+                         body={"pid": 4194000})
+    assert st == 404
+    st, _, body = dm.api("POST", "/api/v2/performance/profiling", token_name="nobody",
+                         body={"seconds": 1})
+    assert st == 403 and b"profile:read" in body
 
 
 def test_bad_requests(daemon_with_service):

@@ -107,6 +107,52 @@ static void test_clear(void **state)
 	json_decref(j);
 }
 
+static void test_profile(void **state)
+{
+	struct api_profile_req r;
+	char err[256];
+	json_t *j;
+
+	(void)state;
+	j = parse("{}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.seconds, 10);
+	assert_int_equal(r.pid, 0);
+	assert_string_equal(r.service, "");
+	json_decref(j);
+	j = parse("{}");
+	assert_int_equal(api_body_profile(j, 5, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.seconds, 5);             /* default capped by the maximum */
+	json_decref(j);
+	j = parse("{\"service\":\"web\",\"seconds\":3}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), 0);
+	assert_string_equal(r.service, "web");
+	assert_int_equal(r.seconds, 3);
+	json_decref(j);
+	j = parse("{\"pid\":42,\"service\":\"web\"}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not both"));
+	json_decref(j);
+	j = parse("{\"pid\":0}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'pid'"));
+	json_decref(j);
+	j = parse("{\"seconds\":61}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "1..60"));
+	json_decref(j);
+	j = parse("{\"seconds\":\"5\"}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	json_decref(j);
+	j = parse("{\"service\":\"\"}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	json_decref(j);
+	j = parse("{\"sevice\":\"web\"}");
+	assert_int_equal(api_body_profile(j, 60, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown field 'sevice'"));
+	json_decref(j);
+}
+
 static void test_invalidate(void **state)
 {
 	struct api_pattern_req r;
@@ -362,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_json_parse),
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_invalidate),
+		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_query_statistics),
 		cmocka_unit_test(test_query_keys),
