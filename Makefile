@@ -34,7 +34,7 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -pthread \
               -Iinclude -I$(OUT) -MMD -MP -fno-omit-frame-pointer
-LDLIBS     := -lbpf -lelf -lz -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lhiredis -lpq -lpthread -lm
+LDLIBS     := -lbpf -lelf -lz -lbrotlienc -lzstd -lxxhash -lmicrohttpd -ljansson -lsystemd -lcrypto -lpg_query -lhiredis -lpq -lpthread -lm
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # Release objects and binaries get Debian's usual hardening (the packages ship
 # them); sanitizer and fuzz builds do not need it.
@@ -43,10 +43,10 @@ HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf -Iinclude -Wall -Werror
 
 # Debian packages: build, tests, fuzzing, run.
-DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
+DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libbrotli-dev libzstd-dev \
               libmicrohttpd-dev libjansson-dev libcmocka-dev libsystemd-dev \
               libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
-              redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 postgresql postgresql-contrib \
+              redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 python3-brotli python3-zstandard postgresql postgresql-contrib \
               pgbouncer postgresql-15-hypopg \
               curl valgrind procps iproute2 util-linux nodejs \
               dpkg-dev rpm lintian man-db libcap2-bin
@@ -135,12 +135,12 @@ $(OUT)/cachesim: bench/cachesim.c $(OUT)/libhotpath.a
 $(OUT)/tests/%: tests/unit/%.c $(OUT)/libhotpath.a
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -lcmocka $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -lcmocka -lbrotlidec $(LDLIBS) -o $@
 
 $(OUT)/tests-asan/%: tests/unit/%.c $(OUT)/libhotpath-asan.a
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $^ -lcmocka $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $^ -lcmocka -lbrotlidec $(LDLIBS) -o $@
 
 $(OUT)/fuzz/%: tests/fuzz/%.c $(OUT)/libhotpath-fuzz.a
 	$(call msg,LINK,$@)

@@ -53,7 +53,7 @@ void api_h_http_backends(struct api_call *c)
 	struct proxy *p;
 	struct balancer *b;
 	struct proxy_stats ps;
-	json_t *arr, *cache, *root;
+	json_t *arr, *cache, *comp, *root;
 	uint64_t now = hp_now_ms();
 
 	if (!proxy_running(c))
@@ -71,6 +71,16 @@ void api_h_http_backends(struct api_call *c)
 	json_object_set_new(cache, "store_failed", api_json_u64(ps.store_failed));
 	json_object_set_new(cache, "invalidations", api_json_u64(ps.invalidations));
 	json_object_set_new(cache, "not_modified", api_json_u64(ps.not_modified));
+	comp = json_object();
+	for (unsigned i = 1; i < HC_CODINGS; i++)
+		json_object_set_new(comp, compress_coding_name(i), api_json_u64(ps.compressed[i]));
+	comp = json_pack("{s:o, s:o, s:o, s:o, s:o, s:f, s:o}", "responses", comp,
+			 "built", api_json_u64(ps.compress_built),
+			 "no_gain", api_json_u64(ps.compress_no_gain),
+			 "in_bytes", api_json_u64(ps.compress_in),
+			 "out_bytes", api_json_u64(ps.compress_out),
+			 "time_ms", ps.compress_us / 1000.0,
+			 "saved_bytes", api_json_u64(ps.compress_saved));
 	root = json_pack("{s:s, s:b, s:o, s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}}",
 			 "upstream", proxy_upstream_name(p), "panic", balance_in_panic(b, now),
 			 "backends", arr, "cache", cache, "proxy",
@@ -82,6 +92,7 @@ void api_h_http_backends(struct api_call *c)
 			 "timeouts", api_json_u64(ps.timeouts),
 			 "pool_reused", api_json_u64(ps.pool_reused),
 			 "pool_new", api_json_u64(ps.pool_new));
+	json_object_set_new(root, "compression", comp);
 	api_reply_json(c, 200, root);
 }
 
@@ -200,6 +211,36 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 	    (rc = fam(b, "hotpath_http_bytes_total", "counter", "Bytes from and to clients.")) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "in", NULL, NULL, ps.bytes_in)) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "out", NULL, NULL, ps.bytes_out)))
+		return rc;
+	if ((rc = fam(b, "hotpath_http_compressed_total", "counter",
+		      "Responses sent compressed from the cache, by content coding.")))
+		return rc;
+	for (unsigned i = 1; i < HC_CODINGS; i++)
+		if ((rc = lab(b, "hotpath_http_compressed_total", "coding", compress_coding_name(i),
+			      NULL, NULL, ps.compressed[i])))
+			return rc;
+	if ((rc = fam(b, "hotpath_http_compression_builds_total", "counter",
+		      "Compressed variants built from stored responses.")) ||
+	    (rc = buf_printf(b, "hotpath_http_compression_builds_total %" PRIu64 "\n",
+			     ps.compress_built)) ||
+	    (rc = fam(b, "hotpath_http_compression_no_gain_total", "counter",
+		      "Compressions that did not make the body smaller (identity is served).")) ||
+	    (rc = buf_printf(b, "hotpath_http_compression_no_gain_total %" PRIu64 "\n",
+			     ps.compress_no_gain)) ||
+	    (rc = fam(b, "hotpath_http_compression_bytes_total", "counter",
+		      "Bytes into and out of the encoders.")) ||
+	    (rc = lab(b, "hotpath_http_compression_bytes_total", "direction", "in", NULL, NULL,
+		      ps.compress_in)) ||
+	    (rc = lab(b, "hotpath_http_compression_bytes_total", "direction", "out", NULL, NULL,
+		      ps.compress_out)) ||
+	    (rc = fam(b, "hotpath_http_compression_seconds_total", "counter",
+		      "Time spent compressing.")) ||
+	    (rc = buf_printf(b, "hotpath_http_compression_seconds_total %.6f\n",
+			     ps.compress_us / 1e6)) ||
+	    (rc = fam(b, "hotpath_http_compression_saved_bytes_total", "counter",
+		      "Body bytes not sent because responses went out compressed.")) ||
+	    (rc = buf_printf(b, "hotpath_http_compression_saved_bytes_total %" PRIu64 "\n",
+			     ps.compress_saved)))
 		return rc;
 	if ((rc = fam(b, "hotpath_http_backend_available", "gauge",
 		      "1 if the backend takes requests (healthy, not ejected, breaker not open).")))

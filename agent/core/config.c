@@ -43,6 +43,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "hotpath/compress.h"
 #include "hotpath/config.h"
 #include "hotpath/log.h"
 
@@ -431,6 +432,34 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "yes",
 	  .doc = "Cache responses (RFC 9111) in L1; no makes a plain balancing "
 		 "proxy." },
+	{ .section = "http", .key = "compress", .type = CT_STRING, G(http_compress),
+	  .def = "br,zstd,gzip", .flags = CF_OPTIONAL,
+	  .doc = "Content codings the proxy offers for stored responses, "
+		 "preferred first when a client's Accept-Encoding weighs several "
+		 "equally (gzip, br, zstd). Compressed variants are cached next to "
+		 "the identity response. Empty: no compression." },
+	{ .section = "http", .key = "compress_types", .type = CT_STRING,
+	  G(http_compress_types),
+	  .def = "text/*,application/json,application/*+json,application/javascript,"
+		 "application/xml,application/*+xml,image/svg+xml,application/wasm",
+	  .flags = CF_OPTIONAL,
+	  .doc = "Media types (globs, comma separated) that are compressed." },
+	{ .section = "http", .key = "compress_min_size", .type = CT_SIZE,
+	  G(http_compress_min_size), .def = "256", .min = 0, .max = 512 * MB,
+	  .doc = "Smallest body compressed; smaller ones gain too little." },
+	{ .section = "http", .key = "compress_max_size", .type = CT_SIZE,
+	  G(http_compress_max_size), .def = "1mb", .min = 1 * KB, .max = 512 * MB,
+	  .doc = "Largest body compressed (compression runs on the worker that "
+		 "serves the first request for a variant)." },
+	{ .section = "http", .key = "compress_level_gzip", .type = CT_UINT,
+	  G(http_compress_level_gzip), .def = "6", .min = 1, .max = 9,
+	  .doc = "zlib level for gzip." },
+	{ .section = "http", .key = "compress_level_br", .type = CT_UINT,
+	  G(http_compress_level_br), .def = "5", .min = 0, .max = 11,
+	  .doc = "Brotli quality for br (11 is the smallest and far the slowest)." },
+	{ .section = "http", .key = "compress_level_zstd", .type = CT_UINT,
+	  G(http_compress_level_zstd), .def = "3", .min = 1, .max = 19,
+	  .doc = "zstd level." },
 
 	/* [pooler] */
 	{ .section = "pooler", .key = "listen", .type = CT_HOSTPORT,
@@ -2013,6 +2042,19 @@ static void check_strategies(struct cfg_parser *p)
 	}
 }
 
+static void check_http_compress(struct cfg_parser *p)
+{
+	const struct hp_config *c = &p->c;
+	struct compress_options co;
+	const char *why = NULL;
+
+	if (compress_parse_list(&co, c->http_compress, &why) != 0)
+		cfg_err(p, cfg_gline(p, "http", "compress"), "http.compress: %s", why);
+	if (c->http_compress_min_size > c->http_compress_max_size)
+		cfg_err(p, cfg_gline(p, "http", "compress_min_size"),
+			"http.compress_min_size is larger than http.compress_max_size");
+}
+
 static void check_redis(struct cfg_parser *p)
 {
 	if (p->c.redis_address[0] && p->c.redis_cluster[0])
@@ -2164,6 +2206,9 @@ struct cfg_check {
 static const struct cfg_check cfg_checks[] = {
 	{ "`http.upstream`, when set, names an existing `[upstream.NAME]`.",
 	  check_http_upstream },
+	{ "`http.compress` lists known codings (gzip, br, zstd) at most once "
+	  "each, and `http.compress_min_size` is at most `http.compress_max_size`.",
+	  check_http_compress },
 	{ "`redis.address` and `redis.cluster` are not both set.", check_redis },
 	{ "Partition prefixes are unique; a partition's `max_memory` is at most "
 	  "`cache.l1_max_memory`, and its `default_ttl` at most `cache.max_ttl` "

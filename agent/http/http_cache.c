@@ -126,6 +126,8 @@ static void cc_directives(const char *s, size_t n, struct http_cc *cc)
 			cc->must_understand = true;
 		else if (D("immutable"))
 			cc->immutable = true;
+		else if (D("no-transform"))
+			cc->no_transform = true;
 		else if (D("max-age"))
 			set_delta(&cc->max_age, &cc->invalid, s + vs, ve - vs, has_v);
 		else if (D("s-maxage"))
@@ -651,7 +653,8 @@ int hc_update_304(struct buf *out, const struct hc_view *old, const struct http_
 		}
 	}
 	if (!rc) {
-		o.flags |= old->o->flags & (HC_F_AUTH_OK | HC_F_COMPRESSED);
+		o.flags |= old->o->flags & (HC_F_AUTH_OK | HC_F_COMPRESSED | HC_F_COMPRESSIBLE |
+					     HC_F_VARY_AE);
 		o.body_len = old->o->body_len;
 		o.vary_len = old->o->vary_len;
 		if ((o.body_len && (rc = buf_append(out, old->body, o.body_len))) ||
@@ -665,6 +668,45 @@ int hc_update_304(struct buf *out, const struct hc_view *old, const struct http_
 	buf_free(&tmp);
 	free(merged);
 	return rc;
+}
+
+int hc_build_encoded(struct buf *out, const struct hc_view *id, const char *coding,
+		     const char *etag, size_t etag_len, const char *body, size_t body_len)
+{
+	struct hc_obj o = *id->o;
+	const char *p = id->head, *end = id->head + id->o->head_len;
+	size_t start = buf_used(out), head_start;
+	int rc;
+
+	if (body_len > UINT32_MAX)
+		return -ENOBUFS;
+	o.flags = (uint16_t)((o.flags & ~(HC_F_COMPRESSIBLE | HC_F_VARY_AE)) | HC_F_COMPRESSED);
+	o.body_len = (uint32_t)body_len;
+	if ((rc = buf_append(out, &o, sizeof(o))))
+		return rc;
+	head_start = buf_used(out);
+	while (p < end) {
+		const char *le = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = le ? (size_t)(le + 1 - p) : (size_t)(end - p);
+
+		/* the identity's validator names the identity bytes: not ours */
+		if (!(ll > 5 && strncasecmp(p, "etag:", 5) == 0) &&
+		    (rc = buf_append(out, p, ll)))
+			return rc;
+		p += ll;
+	}
+	if ((etag_len && (rc = buf_printf(out, "ETag: %.*s\r\n", (int)etag_len, etag))) ||
+	    (rc = buf_printf(out, "Content-Encoding: %s\r\n", coding)) ||
+	    ((id->o->flags & HC_F_VARY_AE) &&
+	     (rc = buf_append_str(out, "Vary: Accept-Encoding\r\n"))))
+		return rc;
+	o.head_len = (uint32_t)(buf_used(out) - head_start);
+	if ((body_len && (rc = buf_append(out, body, body_len))) ||
+	    (o.vary_len && (rc = buf_append(out, id->vary_sig, o.vary_len))))
+		return rc;
+	find_etag(&o, buf_head(out) + head_start);
+	memcpy(buf_head(out) + start, &o, sizeof(o));
+	return 0;
 }
 
 /* ---- use ---------------------------------------------------------------------- */

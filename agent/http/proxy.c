@@ -157,6 +157,7 @@ struct ptx {
 	const char *nostore_why;
 	bool sticky_set;
 	bool reported;             /* balance_done called for this try */
+	bool vary_ae;              /* forwarded response may be compressed later: Vary it */
 	struct ptx *prev, *next;   /* worker's tx list */
 };
 
@@ -226,6 +227,8 @@ struct proxy {
 	_Atomic uint64_t st_retries, st_results[PX_RESULTS], st_status[6], st_bad;
 	_Atomic uint64_t st_stored, st_store_failed, st_invalidations, st_not_modified;
 	_Atomic uint64_t st_bytes_in, st_bytes_out, st_pool_reused, st_pool_new, st_timeouts;
+	_Atomic uint64_t st_compressed[HC_CODINGS], st_comp_built, st_comp_no_gain;
+	_Atomic uint64_t st_comp_in, st_comp_out, st_comp_us, st_comp_saved;
 };
 
 #define ST_INC(p, f) atomic_fetch_add_explicit(&(p)->f, 1, memory_order_relaxed)
@@ -258,6 +261,7 @@ void proxy_options_default(struct proxy_options *o)
 	o->keep_stale_s = 3600;
 	o->health_interval_ms = 2000;
 	o->cache = true;
+	compress_options_default(&o->comp);
 	snprintf(o->hash_key, sizeof(o->hash_key), "path");
 }
 
@@ -790,6 +794,8 @@ static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
 	} else {
 		rc = buf_append(&c->wbuf, v->head, v->o->head_len);
 	}
+	if (!rc && (v->o->flags & HC_F_VARY_AE))
+		rc = buf_append_str(&c->wbuf, "Vary: Accept-Encoding\r\n");
 	if (!rc)
 		rc = buf_printf(&c->wbuf, "Age: %" PRId64 "\r\n", age < 0 ? 0 : age);
 	cache_status(&c->wbuf, t, ttl);
@@ -811,6 +817,174 @@ static void serve_stored(struct ptx *t, const struct hc_view *v, bool allow_304)
 		c->closing = true;
 	status_count(t->w->p, status);
 	ST_INC(t->w->p, st_results[t->result]);
+}
+
+/* ---- compression ----------------------------------------------------------------------- */
+
+/*
+ * May this response be compressed (later, from the stored object)? Only a
+ * 200 whose body the backend sent as identity, of a configured media type
+ * and size (body_len < 0: not known yet), without no-transform (RFC 9110
+ * 7.7) and without Content-Range. *vary_ae is set when the response does
+ * not already name Accept-Encoding in its Vary.
+ */
+static bool resp_compressible(const struct proxy *p, const struct http_msg *r,
+			      const struct http_cc *rscc, int64_t body_len, bool *vary_ae)
+{
+	const struct compress_options *co = &p->o.comp;
+	struct hc_vary vr;
+	const char *v;
+	size_t vl;
+
+	*vary_ae = false;
+	if (!co->npref || r->status != 200 || rscc->no_transform ||
+	    http_header_get(r, "content-range", &vl))
+		return false;
+	v = http_header_get(r, "content-encoding", &vl);
+	if (v && !http_ieq(v, vl, "identity"))
+		return false;
+	v = http_header_get(r, "content-type", &vl);
+	if (!v || !compress_type_ok(v, vl, co->types))
+		return false;
+	if (body_len >= 0 && ((uint64_t)body_len < co->min_size || (uint64_t)body_len > co->max_size))
+		return false;
+	if (hc_vary_from_response(r, &vr)) {
+		if (vr.star)
+			return false;
+		/* fields are lowercase, comma separated */
+		for (const char *f = vr.fields; (f = strstr(f, "accept-encoding")) != NULL; f += 15)
+			if ((f == vr.fields || f[-1] == ',') && (f[15] == ',' || f[15] == '\0'))
+				return true;
+	}
+	*vary_ae = true;
+	return true;
+}
+
+/* Mark a just-built stored object as compressible when its response is. */
+static void mark_compressible(struct ptx *t, struct buf *obj)
+{
+	struct hc_obj o;
+	bool vary_ae;
+
+	if (buf_used(obj) < sizeof(o) ||
+	    !resp_compressible(t->w->p, t->resp, &t->rscc, (int64_t)buf_used(&t->body), &vary_ae))
+		return;
+	memcpy(&o, buf_head(obj), sizeof(o));
+	o.flags |= HC_F_COMPRESSIBLE | (vary_ae ? HC_F_VARY_AE : 0);
+	memcpy(buf_head(obj), &o, sizeof(o));
+}
+
+#define PX_NO_GAIN "HPN1"   /* stored at a variant key: compression gained nothing */
+
+/*
+ * The compressed representation of the stored identity object v that
+ * this request should get, if any: a malloc'd (8-byte aligned) object
+ * viewed in *cv, its coding in *coding, or NULL to serve v itself.
+ * Variants live at "<object key>#ce:<coding>:<hash of v's fixed header>",
+ * so a refreshed or replaced identity object (new times) makes its old
+ * variants unreachable, as the vary generation does, and a purge of the
+ * URL purges them. A missing variant is built here, once per worker that
+ * misses it, from the whole stored body (bounded by compress_max_size).
+ */
+static char *encoded_variant(struct ptx *t, const struct hc_view *v, struct hc_view *cv,
+			     enum hc_coding *coding)
+{
+	struct proxy *p = t->w->p;
+	const struct compress_options *co = &p->o.comp;
+	struct compress_accept acc;
+	enum hc_coding c;
+	const char *why, *base = t->vklen ? t->vkey : t->key;
+	char ck[1200], etag[256];
+	size_t al, vl, el = 0;
+	struct buf body, obj;
+	uint64_t h, t0;
+	int64_t keep, now = wall_s();
+	char *val;
+	int n, rc;
+
+	if (!(v->o->flags & HC_F_COMPRESSIBLE) || !co->npref || v->o->status != 200 ||
+	    v->o->body_len > co->max_size || http_header_get(&t->req, "range", &al))
+		return NULL;     /* ranges are answered from the identity bytes */
+	compress_accept_init(&acc);
+	for (int i = http_header_find(&t->req, "accept-encoding", 0); i >= 0;
+	     i = http_header_find(&t->req, "accept-encoding", i + 1))
+		if (compress_accept_parse(&acc, t->req.headers[i].value, t->req.headers[i].vlen,
+					  &why) != 0) {
+			log_debug("http: %s: serving identity", why);
+			return NULL;
+		}
+	c = compress_choose(&acc, co->pref, co->npref);
+	if (c == HC_CODING_IDENTITY)
+		return NULL;
+	h = balance_hash(v->o, sizeof(*v->o));
+	n = snprintf(ck, sizeof(ck), "%s#ce:%s:%016" PRIx64, base, compress_coding_name(c), h);
+	if (n <= 0 || (size_t)n >= sizeof(ck))
+		return NULL;
+	val = cache_get(p, ck, (size_t)n, &vl);
+	if (val) {
+		if (hc_view(val, vl, cv) == 0 && (cv->o->flags & HC_F_COMPRESSED)) {
+			*coding = c;
+			return val;
+		}
+		free(val);       /* the no-gain marker, or garbage */
+		return NULL;
+	}
+	keep = hc_keep_seconds(v->o, now, (v->o->etag_len || v->o->last_modified != HC_NONE) ?
+			       (int64_t)p->o.keep_stale_s : 0);
+	if (keep <= 0)
+		keep = 1;
+	buf_init(&body, v->o->body_len);
+	t0 = hp_now_us();
+	rc = compress_encode(c, co->level[c], v->body, v->o->body_len, &body);
+	ST_ADD(p, st_comp_us, hp_now_us() - t0);
+	if (rc) {
+		if (rc == -ENOSPC) {
+			ST_INC(p, st_comp_no_gain);
+			if (l1_set(p->l1, ck, (size_t)n, PX_NO_GAIN, 4,
+				   hp_now_ms() + (uint64_t)keep * 1000, L1_PRIO_DEFAULT, 0, NULL,
+				   NULL) != 1)
+				ST_INC(p, st_store_failed);
+		}
+		buf_free(&body);
+		return NULL;
+	}
+	ST_INC(p, st_comp_built);
+	ST_ADD(p, st_comp_in, v->o->body_len);
+	ST_ADD(p, st_comp_out, buf_used(&body));
+	if (v->o->etag_len)
+		el = compress_etag(v->head + v->o->etag_off, v->o->etag_len, c, etag, sizeof(etag));
+	buf_init(&obj, sizeof(struct hc_obj) + v->o->head_len + 512 + buf_used(&body) +
+		       v->o->vary_len);
+	rc = hc_build_encoded(&obj, v, compress_coding_name(c), etag, el, buf_head(&body),
+			      buf_used(&body));
+	buf_free(&body);
+	if (rc || obj.off != 0 || hc_view(obj.data, buf_used(&obj), cv) != 0) {
+		buf_free(&obj);
+		return NULL;
+	}
+	if (l1_set(p->l1, ck, (size_t)n, buf_head(&obj), buf_used(&obj),
+		   hp_now_ms() + (uint64_t)keep * 1000, L1_PRIO_DEFAULT, 0, NULL, NULL) != 1)
+		ST_INC(p, st_store_failed);
+	*coding = c;
+	return obj.data;    /* ownership passes to the caller; obj is not freed */
+}
+
+/* Serve a stored object, compressed when it and the request allow. */
+static void serve_object(struct ptx *t, const struct hc_view *v, bool allow_304)
+{
+	struct hc_view cv;
+	enum hc_coding coding = HC_CODING_IDENTITY;
+	char *enc = t->c ? encoded_variant(t, v, &cv, &coding) : NULL;
+
+	if (!enc) {
+		serve_stored(t, v, allow_304);
+		return;
+	}
+	serve_stored(t, &cv, allow_304);
+	ST_INC(t->w->p, st_compressed[coding]);
+	if (!t->head_only && v->o->body_len > cv.o->body_len)
+		ST_ADD(t->w->p, st_comp_saved, v->o->body_len - cv.o->body_len);
+	free(enc);
 }
 
 /* ---- upstream ------------------------------------------------------------------------- */
@@ -1227,6 +1401,8 @@ static void store_response(struct ptx *t)
 	rc = hc_build(&obj, t->resp, &t->rscc, buf_head(&t->body), buf_used(&t->body),
 		      (int64_t)t->req_time_s, now, http_header_get(&t->req, "authorization", &vl) != NULL,
 		      buf_head(&sig), buf_used(&sig));
+	if (rc == 0)
+		mark_compressible(t, &obj);
 	if (rc == 0) {
 		struct hc_view v;
 		int64_t keep;
@@ -1308,6 +1484,8 @@ static void client_head(struct ptx *t)
 		http_date_format(wall_s(), d, sizeof(d));
 		rc = buf_printf(&c->wbuf, "Date: %s\r\n", d);
 	}
+	if (!rc && t->vary_ae)
+		rc = buf_append_str(&c->wbuf, "Vary: Accept-Encoding\r\n");
 	if (!rc && t->sticky_set) {
 		rc = buf_printf(&c->wbuf, "Set-Cookie: %s=%016" PRIx64 "; Path=/; HttpOnly\r\n",
 				t->w->p->o.sticky_cookie, balance_backend_id(t->w->p->bal,
@@ -1368,7 +1546,7 @@ static bool on_resp_head(struct ptx *t)
 			t->result = PX_REVALIDATED;
 			if (t->c) {
 				t->head_only = t->head_only || t->req.meth == HTTP_M_HEAD;
-				serve_stored(t, &nv, true);
+				serve_object(t, &nv, true);
 			}
 			t->client_head_sent = true;
 		}
@@ -1382,7 +1560,7 @@ static bool on_resp_head(struct ptx *t)
 	if (r->status >= 500 && t->stored &&
 	    hc_stale_if_error_ok(t->sv.o, &t->rqcc, wall_s())) {
 		t->result = PX_STALE_ERROR;
-		serve_stored(t, &t->sv, true);
+		serve_object(t, &t->sv, true);
 		t->client_head_sent = true;
 		t->storing = false;
 		return true;
@@ -1394,6 +1572,10 @@ static bool on_resp_head(struct ptx *t)
 			} else {
 				t->storing = true;
 				buf_init(&t->body, p->o.max_object);
+				(void)resp_compressible(p, r, &t->rscc,
+							r->body == HTTP_BODY_LENGTH ?
+							(int64_t)r->content_length : -1,
+							&t->vary_ae);
 			}
 		} else {
 			t->nostore_why = why;
@@ -1591,7 +1773,7 @@ static void tx_fail(struct ptx *t, unsigned status, const char *why)
 		} else if (t->stored && status >= 500 &&
 			   hc_stale_if_error_ok(t->sv.o, &t->rqcc, wall_s())) {
 			t->result = PX_STALE_ERROR;
-			serve_stored(t, &t->sv, true);
+			serve_object(t, &t->sv, true);
 		} else {
 			send_error(c, status, why, true);
 		}
@@ -1765,7 +1947,7 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 			if (use == HC_USE_FRESH || use == HC_USE_STALE_SWR) {
 				t->result = c->retry_after_wait ? PX_COLLAPSED :
 					    use == HC_USE_FRESH ? PX_HIT : PX_STALE;
-				serve_stored(t, &t->sv, true);
+				serve_object(t, &t->sv, true);
 				if (use == HC_USE_STALE_SWR)
 					revalidate_in_background(t);
 				c->tx = NULL;
@@ -2578,6 +2760,14 @@ void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
 	s->pool_reused = atomic_load(&p->st_pool_reused);
 	s->pool_new = atomic_load(&p->st_pool_new);
 	s->timeouts = atomic_load(&p->st_timeouts);
+	for (unsigned i = 0; i < HC_CODINGS; i++)
+		s->compressed[i] = atomic_load(&p->st_compressed[i]);
+	s->compress_built = atomic_load(&p->st_comp_built);
+	s->compress_no_gain = atomic_load(&p->st_comp_no_gain);
+	s->compress_in = atomic_load(&p->st_comp_in);
+	s->compress_out = atomic_load(&p->st_comp_out);
+	s->compress_us = atomic_load(&p->st_comp_us);
+	s->compress_saved = atomic_load(&p->st_comp_saved);
 }
 
 /* ---- from the configuration ------------------------------------------------------------------ */
@@ -2647,6 +2837,21 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 	o->send_timeout_ms = c->http_upstream_timeout_ms;
 	o->keep_stale_s = c->http_stale_keep_ms / 1000;
 	o->cache = c->http_cache;
+	{
+		const char *why;
+
+		if (compress_parse_list(&o->comp, c->http_compress, &why) != 0) {
+			log_error("http: http.compress: %s", why);
+			free(o);
+			return NULL;
+		}
+	}
+	o->comp.level[HC_CODING_GZIP] = (int)c->http_compress_level_gzip;
+	o->comp.level[HC_CODING_BR] = (int)c->http_compress_level_br;
+	o->comp.level[HC_CODING_ZSTD] = (int)c->http_compress_level_zstd;
+	o->comp.min_size = c->http_compress_min_size;
+	o->comp.max_size = c->http_compress_max_size;
+	snprintf(o->comp.types, sizeof(o->comp.types), "%s", c->http_compress_types);
 	p = proxy_start(o, l1);
 	free(o);
 	return p;

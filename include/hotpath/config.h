@@ -183,6 +183,10 @@ struct hp_config {
 	uint64_t http_connect_timeout_ms, http_upstream_timeout_ms;
 	uint64_t http_stale_keep_ms;
 	bool http_cache;
+	char http_compress[64];
+	char http_compress_types[512];
+	uint64_t http_compress_min_size, http_compress_max_size;
+	uint32_t http_compress_level_gzip, http_compress_level_br, http_compress_level_zstd;
 	/* [pooler] */
 	char pooler_listen[HP_ADDR_MAX];
 	int pooler_auth_type;           /* enum hp_auth_type */

@@ -29,7 +29,7 @@
 /* Cache-Control directives of one message (RFC 9111 5.2). */
 struct http_cc {
 	bool no_store, no_cache, private_, public_, must_revalidate, proxy_revalidate;
-	bool only_if_cached, must_understand, immutable;
+	bool only_if_cached, must_understand, immutable, no_transform;
 	int64_t max_age, s_maxage, max_stale, min_fresh, swr, sie;   /* HC_NONE if absent */
 	bool max_stale_any;
 	bool invalid;                  /* a freshness directive with a bad value */
@@ -59,6 +59,8 @@ struct hc_obj {
 #define HC_F_HEURISTIC       (1u << 2)
 #define HC_F_AUTH_OK         (1u << 3)   /* may answer requests with Authorization */
 #define HC_F_COMPRESSED      (1u << 4)   /* a variant we compressed */
+#define HC_F_COMPRESSIBLE    (1u << 5)   /* identity that may be served compressed */
+#define HC_F_VARY_AE         (1u << 6)   /* add Vary: Accept-Encoding when serving */
 
 /* A stored object viewed in place (points into the L1 value copy). */
 struct hc_view {
@@ -113,6 +115,17 @@ int hc_build(struct buf *out, const struct http_msg *resp, const struct http_cc 
  */
 int hc_update_304(struct buf *out, const struct hc_view *old, const struct http_msg *r304,
 		  int64_t request_time, int64_t response_time) HP_MUST_CHECK;
+
+/*
+ * Build the compressed representation of a stored identity object `id`:
+ * the same times, lifetime and status, its fields plus
+ * `Content-Encoding: coding` (and `Vary: Accept-Encoding` when id has
+ * HC_F_VARY_AE), the ETag replaced by `etag` (none when etag_len is 0) and
+ * `body` as the body. Flagged HC_F_COMPRESSED. 0 or -ENOBUFS/-ENOMEM.
+ */
+int hc_build_encoded(struct buf *out, const struct hc_view *id, const char *coding,
+		     const char *etag, size_t etag_len, const char *body, size_t body_len)
+	HP_MUST_CHECK;
 
 /* Current age in seconds (RFC 9111 4.2.3). */
 int64_t hc_age(const struct hc_obj *o, int64_t now);

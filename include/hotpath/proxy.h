@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "hotpath/balance.h"
 #include "hotpath/common.h"
+#include "hotpath/compress.h"
 #include "hotpath/config.h"
 #include "hotpath/l1.h"
 
@@ -36,6 +37,7 @@ struct proxy_options {
 	uint64_t upstream_timeout_ms, send_timeout_ms;
 	uint64_t keep_stale_s;            /* keep stale objects with validators this long */
 	bool cache;                       /* false: a plain balancing proxy */
+	struct compress_options comp;     /* comp.npref 0: no compression */
 };
 
 /* Fill defaults (the config table's defaults when a key exists there). */
@@ -68,6 +70,12 @@ struct proxy_stats {
 	uint64_t bytes_in, bytes_out;
 	uint64_t pool_reused, pool_new;
 	uint64_t timeouts;
+	/* compression: responses sent per coding, variants built, builds that
+	 * gained nothing, bytes in and out of the encoders and the time they
+	 * took, and body bytes not sent thanks to compressed responses */
+	uint64_t compressed[HC_CODINGS];
+	uint64_t compress_built, compress_no_gain, compress_in, compress_out, compress_us;
+	uint64_t compress_saved;
 };
 void proxy_get_stats(struct proxy *p, struct proxy_stats *out);
 const char *proxy_result_name(enum proxy_cache_result r);

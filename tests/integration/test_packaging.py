@@ -94,6 +94,8 @@ def test_deb_builds_fast_with_the_right_files(packages):
     ctrl = run(["dpkg-deb", "-f", packages["deb"], "Package", "Depends"]).stdout
     assert "Package: hotpath" in ctrl
     assert "libbpf1" in ctrl and "libmicrohttpd12" in ctrl, ctrl
+    # the proxy's content codings: zlib, brotli and zstd at run time
+    assert "zlib1g" in ctrl and "libbrotli1" in ctrl and "libzstd1" in ctrl, ctrl
     conff = run(["dpkg-deb", "--ctrl-tarfile", packages["deb"]])
     assert conff.returncode == 0
     d = tempfile.mkdtemp(prefix="hotpath-ctrl-")
@@ -141,6 +143,7 @@ def test_rpm_files_scripts_requires(packages):
     assert "/run/systemd/system" in scripts  # nothing happens without systemd
     req = run(["rpm", "-qpR", rpm]).stdout
     assert "libbpf.so.1()(64bit)" in req and "libjansson.so.4()(64bit)" in req, req
+    assert "libbrotlienc.so.1()(64bit)" in req and "libzstd.so.1()(64bit)" in req, req
 
 
 def unit_caps():

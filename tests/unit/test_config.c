@@ -789,6 +789,14 @@ static void test_cross_checks(void **state)
 		    "hotpath.ini:2: http.upstream names [upstream.web], which is not defined\n");
 	parse_fails("[redis]\naddress = a:1\ncluster = b:1\n",
 		    "hotpath.ini:3: set redis.address or redis.cluster, not both\n");
+	parse_fails("[http]\ncompress = gzip,deflate\n",
+		    "hotpath.ini:2: http.compress: unknown coding (gzip, br and zstd are offered)\n");
+	parse_fails("[http]\ncompress = br, br\n",
+		    "hotpath.ini:2: http.compress: a coding is named twice\n");
+	parse_fails("[http]\ncompress_min_size = 2mb\n",
+		    "hotpath.ini:2: http.compress_min_size is larger than http.compress_max_size\n");
+	parse_ok(&c, "[http]\ncompress = zstd, gzip\ncompress_level_br = 11\n");
+	parse_ok(&c, "[http]\ncompress =\n");
 	parse_fails("[partition.a]\nprefix = x:\n[partition.b]\nprefix = x:\n",
 		    "hotpath.ini:4: partition.b.prefix is the same as partition.a.prefix\n");
 	parse_fails("[partition.a]\nprefix = x:\nmax_memory = 512mb\n",
@@ -933,7 +941,7 @@ static void test_visit(void **state)
 	assert_non_null(a);
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 84);          /* every key of every plain section */
+	assert_int_equal(a->n, 91);          /* every key of every plain section */
 	assert_int_equal(a->reloadable, 31);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
@@ -947,7 +955,7 @@ static void test_visit(void **state)
 		 "[database.app]\npassword = s3cret\n[database.b]\n"
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 84 + 6 + 6 + 4);
+	assert_int_equal(a->n, 91 + 6 + 6 + 4);
 	assert_int_equal(a->reloadable, 31 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
