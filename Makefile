@@ -68,7 +68,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
 BENCH_BINS := $(OUT)/cachesim
 
 .PHONY: all run test unit unit-asan integration fuzz deps clean docs bench-resp check-config
-.PHONY: install deb rpm
+.PHONY: install deb rpm bench-deps bench-http
 all: $(OUT)/hotpathd $(OUT)/hotpathctl $(BENCH_BINS)
 
 # ---- BPF: .bpf.c -> .bpf.o -> .skel.h ---------------------------------------
@@ -183,6 +183,22 @@ rpm: $(OUT)/hotpathd $(OUT)/hotpathctl
 
 bench-resp: all
 	bench/resp.sh
+
+# Peers and load generator for bench/http.sh only (not needed by make test).
+BENCH_PKGS := nginx libnginx-mod-http-echo varnish wrk
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     installing:$$missing"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bench-http: all bench-deps
+	bench/http.sh
 
 # Install missing Debian packages only (quietly); needs root when something is missing.
 deps:

@@ -93,6 +93,23 @@ void api_h_http_backends(struct api_call *c)
 			 "pool_reused", api_json_u64(ps.pool_reused),
 			 "pool_new", api_json_u64(ps.pool_new));
 	json_object_set_new(root, "compression", comp);
+	{
+		json_t *adm = json_object(), *cls = json_object();
+
+		for (unsigned i = 0; i < ADMIT_CLASSES; i++)
+			json_object_set_new(cls, admit_class_name(i),
+					    json_pack("{s:o, s:o, s:o}",
+						      "admitted", api_json_u64(ps.admitted[i]),
+						      "queued", api_json_u64(ps.queued[i]),
+						      "shed", api_json_u64(ps.shed[i])));
+		json_object_set_new(adm, "classes", cls);
+		json_object_set_new(adm, "shed_queue_full", api_json_u64(ps.shed_full));
+		json_object_set_new(adm, "shed_codel", api_json_u64(ps.shed_codel));
+		json_object_set_new(adm, "shed_timeout", api_json_u64(ps.shed_timeout));
+		json_object_set_new(adm, "inflight", api_json_u64(ps.inflight_now));
+		json_object_set_new(adm, "queued", api_json_u64(ps.queued_now));
+		json_object_set_new(root, "admission", adm);
+	}
 	api_reply_json(c, 200, root);
 }
 
@@ -211,6 +228,34 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 	    (rc = fam(b, "hotpath_http_bytes_total", "counter", "Bytes from and to clients.")) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "in", NULL, NULL, ps.bytes_in)) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "out", NULL, NULL, ps.bytes_out)))
+		return rc;
+	if ((rc = fam(b, "hotpath_http_admission_total", "counter",
+		      "Requests to backends by priority class and outcome (admitted, "
+		      "queued, shed).")))
+		return rc;
+	for (unsigned i = 0; i < ADMIT_CLASSES; i++) {
+		static const char *const outcome[] = { "admitted", "queued", "shed" };
+		const uint64_t v[] = { ps.admitted[i], ps.queued[i], ps.shed[i] };
+
+		for (unsigned j = 0; j < 3; j++)
+			if ((rc = lab(b, "hotpath_http_admission_total", "class", admit_class_name(i),
+				      "outcome", outcome[j], v[j])))
+				return rc;
+	}
+	if ((rc = fam(b, "hotpath_http_admission_shed_total", "counter",
+		      "Shed requests by reason.")) ||
+	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "queue_full", NULL, NULL,
+		      ps.shed_full)) ||
+	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "codel", NULL, NULL,
+		      ps.shed_codel)) ||
+	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "timeout", NULL, NULL,
+		      ps.shed_timeout)) ||
+	    (rc = fam(b, "hotpath_http_admission_inflight", "gauge",
+		      "Admitted requests in flight to backends now.")) ||
+	    (rc = buf_printf(b, "hotpath_http_admission_inflight %" PRIu64 "\n", ps.inflight_now)) ||
+	    (rc = fam(b, "hotpath_http_admission_queued", "gauge",
+		      "Requests waiting for admission now.")) ||
+	    (rc = buf_printf(b, "hotpath_http_admission_queued %" PRIu64 "\n", ps.queued_now)))
 		return rc;
 	if ((rc = fam(b, "hotpath_http_compressed_total", "counter",
 		      "Responses sent compressed from the cache, by content coding.")))

@@ -43,6 +43,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "hotpath/admit.h"
 #include "hotpath/compress.h"
 #include "hotpath/config.h"
 #include "hotpath/log.h"
@@ -460,6 +461,41 @@ static const struct cfg_key cfg_keys[] = {
 	{ .section = "http", .key = "compress_level_zstd", .type = CT_UINT,
 	  G(http_compress_level_zstd), .def = "3", .min = 1, .max = 19,
 	  .doc = "zstd level." },
+	{ .section = "http", .key = "max_inflight", .type = CT_UINT, G(http_max_inflight),
+	  .def = "0", .min = 0, .max = 1000000,
+	  .doc = "Admission control: requests in flight to the backends at once "
+		 "(split evenly across workers; cache hits never count). Requests "
+		 "over it wait in a queue, highest priority class first, and the "
+		 "lowest class is shed first (503 with Retry-After). 0: no limit." },
+	{ .section = "http", .key = "queue_size", .type = CT_UINT, G(http_queue_size),
+	  .def = "1024", .min = 1, .max = 1000000,
+	  .doc = "Requests waiting for admission per worker; when full, the "
+		 "newest request of a lower class than the arrival is shed, or "
+		 "the arrival." },
+	{ .section = "http", .key = "queue_timeout", .type = CT_DURATION,
+	  G(http_queue_timeout_ms), .def = "1s", .min = 1, .max = 10 * MIN,
+	  .doc = "Longest wait for admission; then 503." },
+	{ .section = "http", .key = "queue_target", .type = CT_DURATION,
+	  G(http_queue_target_ms), .def = "20ms", .min = 1, .max = MIN,
+	  .doc = "CoDel target: when the oldest waiting request has waited "
+		 "longer than this for a whole queue_interval, requests of the "
+		 "lowest class queued are shed, more often while it lasts." },
+	{ .section = "http", .key = "queue_interval", .type = CT_DURATION,
+	  G(http_queue_interval_ms), .def = "100ms", .min = 1, .max = MIN,
+	  .doc = "CoDel interval (see queue_target)." },
+	{ .section = "http", .key = "retry_after", .type = CT_UINT, G(http_retry_after_s),
+	  .def = "1", .min = 0, .max = 86400,
+	  .doc = "Seconds sent in Retry-After with a shed request's 503." },
+	{ .section = "http", .key = "priority_high", .type = CT_STRING,
+	  G(http_priority_high), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "Requests of the high class: comma separated globs on the "
+		 "request target (`/checkout/*`) or `header:NAME=GLOB` "
+		 "(`header:X-Priority=high`). Checked before priority_low; "
+		 "anything else is normal." },
+	{ .section = "http", .key = "priority_low", .type = CT_STRING,
+	  G(http_priority_low), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "Requests of the low class, shed first; same syntax as "
+		 "priority_high." },
 
 	/* [pooler] */
 	{ .section = "pooler", .key = "listen", .type = CT_HOSTPORT,
@@ -2053,6 +2089,17 @@ static void check_http_compress(struct cfg_parser *p)
 	if (c->http_compress_min_size > c->http_compress_max_size)
 		cfg_err(p, cfg_gline(p, "http", "compress_min_size"),
 			"http.compress_min_size is larger than http.compress_max_size");
+	{
+		struct admit_rules r = { 0 };
+
+		if (admit_rules_add(&r, ADMIT_HIGH, c->http_priority_high, &why) != 0)
+			cfg_err(p, cfg_gline(p, "http", "priority_high"), "http.priority_high: %s",
+				why);
+		memset(&r, 0, sizeof(r));
+		if (admit_rules_add(&r, ADMIT_LOW, c->http_priority_low, &why) != 0)
+			cfg_err(p, cfg_gline(p, "http", "priority_low"), "http.priority_low: %s",
+				why);
+	}
 }
 
 static void check_redis(struct cfg_parser *p)
@@ -2207,7 +2254,8 @@ static const struct cfg_check cfg_checks[] = {
 	{ "`http.upstream`, when set, names an existing `[upstream.NAME]`.",
 	  check_http_upstream },
 	{ "`http.compress` lists known codings (gzip, br, zstd) at most once "
-	  "each, and `http.compress_min_size` is at most `http.compress_max_size`.",
+	  "each, `http.compress_min_size` is at most `http.compress_max_size`, "
+	  "and `http.priority_high`/`priority_low` are valid rule lists.",
 	  check_http_compress },
 	{ "`redis.address` and `redis.cluster` are not both set.", check_redis },
 	{ "Partition prefixes are unique; a partition's `max_memory` is at most "

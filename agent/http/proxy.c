@@ -63,6 +63,7 @@
 #include "hotpath/log.h"
 #include "hotpath/sock.h"
 #include "hotpath/proxy.h"
+#include "hotpath/tasks.h"
 
 #define PX_MAX_WORKERS 64
 #define PX_MAX_EVENTS 256
@@ -95,6 +96,12 @@ struct cconn {
 	uint64_t wait_until_ms;
 	char peer[64];
 	struct cconn *prev, *next;
+	/* admission queue */
+	bool queued;               /* in its worker's admission queue (waiting too) */
+	bool granted;              /* a slot was reserved for its next request */
+	uint8_t qclass;
+	uint64_t queued_at_ms;
+	struct cconn *qprev, *qnext;
 };
 
 struct upconn {
@@ -158,6 +165,7 @@ struct ptx {
 	bool sticky_set;
 	bool reported;             /* balance_done called for this try */
 	bool vary_ae;              /* forwarded response may be compressed later: Vary it */
+	bool holds_slot;           /* counts in its worker's admission in-flight */
 	struct ptx *prev, *next;   /* worker's tx list */
 };
 
@@ -190,6 +198,11 @@ struct pworker {
 	struct upconn *cur_up;
 	struct ptx *cur_tx;
 	struct http_limits lim;
+	/* admission control (http.max_inflight): FIFO per class, CoDel over all */
+	struct cconn *aq_head[ADMIT_CLASSES], *aq_tail[ADMIT_CLASSES];
+	unsigned aq_len, inflight, limit;
+	bool aq_kick;              /* a slot was freed: run the queue */
+	struct codel codel;
 };
 
 struct flight {
@@ -229,6 +242,9 @@ struct proxy {
 	_Atomic uint64_t st_bytes_in, st_bytes_out, st_pool_reused, st_pool_new, st_timeouts;
 	_Atomic uint64_t st_compressed[HC_CODINGS], st_comp_built, st_comp_no_gain;
 	_Atomic uint64_t st_comp_in, st_comp_out, st_comp_us, st_comp_saved;
+	_Atomic uint64_t st_admitted[ADMIT_CLASSES], st_queued[ADMIT_CLASSES], st_shed[ADMIT_CLASSES];
+	_Atomic uint64_t st_shed_full, st_shed_codel, st_shed_timeout;
+	_Atomic int64_t st_inflight_now, st_queued_now;
 };
 
 #define ST_INC(p, f) atomic_fetch_add_explicit(&(p)->f, 1, memory_order_relaxed)
@@ -262,6 +278,11 @@ void proxy_options_default(struct proxy_options *o)
 	o->health_interval_ms = 2000;
 	o->cache = true;
 	compress_options_default(&o->comp);
+	o->queue_size = 1024;
+	o->retry_after_s = 1;
+	o->queue_timeout_ms = 1000;
+	o->queue_target_ms = 20;
+	o->queue_interval_ms = 100;
 	snprintf(o->hash_key, sizeof(o->hash_key), "path");
 }
 
@@ -376,10 +397,19 @@ static void up_close(struct upconn *u)
 
 static void tx_free(struct ptx *t);
 static void flight_finish(struct ptx *t);
+static void aq_unlink(struct cconn *c);
+static void slot_release(struct pworker *w);
 
 static void client_close(struct cconn *c)
 {
 	struct pworker *w = c->w;
+
+	if (c->queued)
+		aq_unlink(c);
+	if (c->granted) {
+		c->granted = false;
+		slot_release(w);
+	}
 
 	if (c->tx) {
 		struct ptx *t = c->tx;
@@ -1791,6 +1821,8 @@ static void tx_free(struct ptx *t)
 
 	if (w->cur_tx == t)
 		w->cur_tx = NULL;
+	if (t->holds_slot)
+		slot_release(w);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -1884,6 +1916,196 @@ static void revalidate_in_background(struct ptx *fg)
 	}
 }
 
+/* ---- admission control ---------------------------------------------------------------------- */
+
+static void slot_release(struct pworker *w)
+{
+	if (w->inflight) {
+		w->inflight--;
+		atomic_fetch_sub(&w->p->st_inflight_now, 1);
+	}
+	w->aq_kick = true;   /* run the queue from the event loop, not from here */
+}
+
+static void aq_unlink(struct cconn *c)
+{
+	struct pworker *w = c->w;
+	unsigned k = c->qclass;
+
+	if (!c->queued)
+		return;
+	if (c->qprev)
+		c->qprev->qnext = c->qnext;
+	else
+		w->aq_head[k] = c->qnext;
+	if (c->qnext)
+		c->qnext->qprev = c->qprev;
+	else
+		w->aq_tail[k] = c->qprev;
+	c->qprev = c->qnext = NULL;
+	c->queued = false;
+	c->waiting = false;
+	w->aq_len--;
+	atomic_fetch_sub(&w->p->st_queued_now, 1);
+}
+
+static void aq_push(struct pworker *w, struct cconn *c, enum admit_class k)
+{
+	c->qclass = (uint8_t)k;
+	c->queued = true;
+	c->waiting = true;        /* reading paused, like a coalesced waiter */
+	c->queued_at_ms = hp_now_ms();
+	c->wait_until_ms = c->queued_at_ms + w->p->o.queue_timeout_ms;
+	c->qnext = NULL;
+	c->qprev = w->aq_tail[k];
+	if (w->aq_tail[k])
+		w->aq_tail[k]->qnext = c;
+	else
+		w->aq_head[k] = c;
+	w->aq_tail[k] = c;
+	w->aq_len++;
+	atomic_fetch_add(&w->p->st_queued_now, 1);
+	ST_INC(w->p, st_queued[k]);
+}
+
+/*
+ * Answer the request at the front of c->rbuf with 503 and Retry-After.
+ * A request without a body is consumed and the connection kept; one with
+ * a body (not read) closes it.
+ */
+static void send_shed(struct cconn *c, enum admit_class k, const char *why)
+{
+	struct proxy *p = c->w->p;
+	struct http_msg *m = malloc(sizeof(*m));
+	bool keep = false;
+	char body[160];
+	int n, rc;
+
+	if (m && http_parse_head(buf_head(&c->rbuf), buf_used(&c->rbuf), true, HTTP_M_OTHER,
+				 &c->w->lim, m) == HTTP_PARSE_OK && m->body == HTTP_BODY_NONE) {
+		buf_consume(&c->rbuf, m->head_len);
+		keep = m->keep_alive;
+	}
+	free(m);
+	n = snprintf(body, sizeof(body), "503 Service Unavailable: overloaded, %s request shed (%s)\n",
+		     admit_class_name(k), why);
+	rc = buf_printf(&c->wbuf,
+			"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+			"Content-Length: %d\r\nRetry-After: %u\r\n"
+			"Cache-Status: hotpath; fwd=bypass; detail=\"shed\"\r\n%s\r\n%s",
+			n, p->o.retry_after_s, keep ? "" : "Connection: close\r\n", body);
+	if (rc || !keep)
+		c->closing = true;
+	status_count(p, 503);
+	ST_INC(p, st_shed[k]);
+}
+
+/* Shed a queued request of another connection (it is flushed by its own events). */
+static void shed_queued(struct cconn *c, const char *why)
+{
+	enum admit_class k = c->qclass;
+
+	aq_unlink(c);
+	c->retry_after_wait = false;
+	send_shed(c, k, why);
+	client_update(c);
+}
+
+enum { ADMIT_GO = 0, ADMIT_QUEUED = 1, ADMIT_SHED = -1 };
+
+/*
+ * May this request go to a backend now? ADMIT_GO with a slot held by t,
+ * ADMIT_QUEUED (c parked in the queue, its head left in rbuf for the
+ * retry), or ADMIT_SHED (the caller answers 503).
+ */
+static int admit(struct cconn *c, struct ptx *t, enum admit_class *kout)
+{
+	struct pworker *w = c->w;
+	struct proxy *p = w->p;
+	enum admit_class k;
+	unsigned l;
+
+	*kout = ADMIT_NORMAL;
+	if (!p->o.max_inflight || t->holds_slot)
+		return ADMIT_GO;
+	k = admit_classify(&p->o.prio, &t->req);
+	*kout = k;
+	if (c->granted) {             /* dequeued: its slot is already counted */
+		c->granted = false;
+		t->holds_slot = true;
+		ST_INC(p, st_admitted[k]);
+		return ADMIT_GO;
+	}
+	if (w->inflight < w->limit && w->aq_len == 0) {
+		w->inflight++;
+		atomic_fetch_add(&p->st_inflight_now, 1);
+		t->holds_slot = true;
+		ST_INC(p, st_admitted[k]);
+		return ADMIT_GO;
+	}
+	if (w->aq_len >= p->o.queue_size) {
+		/* full: make room by shedding the newest request of a lower class */
+		for (l = 0; l < (unsigned)k && !w->aq_tail[l]; l++)
+			;
+		if (l >= (unsigned)k) {
+			ST_INC(p, st_shed_full);
+			return ADMIT_SHED;
+		}
+		ST_INC(p, st_shed_full);
+		shed_queued(w->aq_tail[l], "queue full");
+	}
+	aq_push(w, c, k);
+	return ADMIT_QUEUED;
+}
+
+/* Give freed slots to queued requests, highest class first; CoDel sheds the lowest. */
+static void admission_run(struct pworker *w)
+{
+	uint64_t now = hp_now_ms();
+
+	w->aq_kick = false;
+	while (w->aq_len && w->inflight < w->limit) {
+		struct cconn *head = NULL, *oldest = NULL, *c;
+		int k;
+
+		for (k = ADMIT_CLASSES - 1; k >= 0; k--) {
+			c = w->aq_head[k];
+			if (!c)
+				continue;
+			if (!head)
+				head = c;
+			if (!oldest || c->queued_at_ms < oldest->queued_at_ms)
+				oldest = c;
+		}
+		if (codel_should_drop(&w->codel, (now - oldest->queued_at_ms) * 1000, now * 1000,
+				      w->p->o.queue_target_ms * 1000,
+				      w->p->o.queue_interval_ms * 1000)) {
+			for (k = 0; k < ADMIT_CLASSES && !w->aq_head[k]; k++)
+				;
+			ST_INC(w->p, st_shed_codel);
+			shed_queued(w->aq_head[k], "queue delay over http.queue_target");
+			continue;
+		}
+		aq_unlink(head);
+		head->granted = true;
+		head->retry_after_wait = false;
+		w->inflight++;
+		atomic_fetch_add(&w->p->st_inflight_now, 1);
+		client_process(head);
+		if (w->slots[head->slot] == head && head->granted) {
+			/* answered without a backend (now in the cache, or refused) */
+			head->granted = false;
+			w->inflight--;
+			atomic_fetch_sub(&w->p->st_inflight_now, 1);
+		}
+	}
+	if (!w->aq_len) {
+		/* an empty queue is not a standing one */
+		w->codel.first_above_us = 0;
+		w->codel.dropping = false;
+	}
+}
+
 /*
  * Handle one parsed request whose head is at the front of c->rbuf. Returns
  * true if the next pipelined request may be handled now.
@@ -1897,6 +2119,8 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 	const char *path;
 	size_t plen;
 	unsigned st;
+	enum admit_class ak;
+	int ad;
 
 	ST_INC(p, st_requests);
 	if (m->upgrade) {
@@ -1969,6 +2193,16 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 				send_error(c, 504, "only-if-cached and not in the cache", false);
 				return true;
 			}
+			/* admission before coalescing: a queued leader would wait on itself */
+			ad = admit(c, t, &ak);
+			if (ad != ADMIT_GO) {
+				c->tx = NULL;
+				tx_free(t);
+				if (ad == ADMIT_QUEUED)
+					return false;
+				send_shed(c, ak, "queue full");
+				return !c->closing;
+			}
 			/* coalesce plain misses */
 			if (t->cacheable_req && !auth && !c->retry_after_wait &&
 			    !http_header_get(&t->req, "range", &al) && !t->rqcc.no_cache) {
@@ -1992,6 +2226,15 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 			send_error(c, 504, "only-if-cached and the stored response is stale", false);
 			return true;
 		}
+	}
+	ad = admit(c, t, &ak);
+	if (ad != ADMIT_GO) {
+		c->tx = NULL;
+		tx_free(t);
+		if (ad == ADMIT_QUEUED)
+			return false;
+		send_shed(c, ak, "queue full");
+		return !c->closing;
 	}
 	c->retry_after_wait = false;
 	buf_consume(&c->rbuf, m->head_len);
@@ -2394,6 +2637,13 @@ static void worker_sweep(struct pworker *w, uint64_t now)
 	}
 	for (c = w->conns; c; c = cn) {
 		cn = c->next;
+		if (c->queued && now >= c->wait_until_ms) {
+			ST_INC(p, st_shed_timeout);
+			shed_queued(c, "waited http.queue_timeout");
+			continue;
+		}
+		if (c->queued)
+			continue;
 		if (c->waiting && now >= c->wait_until_ms) {
 			c->waiting = false;
 			c->retry_after_wait = true;
@@ -2456,6 +2706,8 @@ static void *worker_main(void *arg)
 			else if (kind == K_UP)
 				up_on_event(evs[i].data.ptr, evs[i].events);
 		}
+		if (w->aq_kick)
+			admission_run(w);
 		now = hp_now_ms();
 		if (now - w->last_sweep_ms >= 200 || stopping) {
 			w->last_sweep_ms = now;
@@ -2622,6 +2874,8 @@ struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1)
 		w->lim.max_start_line = o->max_request_line;
 		w->lim.max_head = o->max_header_size;
 		w->lim.max_headers = o->max_headers;
+		/* the in-flight limit is split so each worker decides alone */
+		w->limit = o->max_inflight ? (o->max_inflight + p->nworkers - 1) / p->nworkers : 0;
 		fd = sock_listen(o->listen, true, &p->port);
 		if (fd < 0) {
 			log_error("http: cannot listen on %s: %s", o->listen, strerror(-fd));
@@ -2768,6 +3022,20 @@ void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
 	s->compress_out = atomic_load(&p->st_comp_out);
 	s->compress_us = atomic_load(&p->st_comp_us);
 	s->compress_saved = atomic_load(&p->st_comp_saved);
+	for (unsigned i = 0; i < ADMIT_CLASSES; i++) {
+		s->admitted[i] = atomic_load(&p->st_admitted[i]);
+		s->queued[i] = atomic_load(&p->st_queued[i]);
+		s->shed[i] = atomic_load(&p->st_shed[i]);
+	}
+	s->shed_full = atomic_load(&p->st_shed_full);
+	s->shed_codel = atomic_load(&p->st_shed_codel);
+	s->shed_timeout = atomic_load(&p->st_shed_timeout);
+	{
+		int64_t a = atomic_load(&p->st_inflight_now), q = atomic_load(&p->st_queued_now);
+
+		s->inflight_now = a > 0 ? (uint64_t)a : 0;
+		s->queued_now = q > 0 ? (uint64_t)q : 0;
+	}
 }
 
 /* ---- from the configuration ------------------------------------------------------------------ */
@@ -2849,6 +3117,22 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 	o->comp.level[HC_CODING_GZIP] = (int)c->http_compress_level_gzip;
 	o->comp.level[HC_CODING_BR] = (int)c->http_compress_level_br;
 	o->comp.level[HC_CODING_ZSTD] = (int)c->http_compress_level_zstd;
+	o->max_inflight = c->http_max_inflight;
+	o->queue_size = c->http_queue_size;
+	o->queue_timeout_ms = c->http_queue_timeout_ms;
+	o->queue_target_ms = c->http_queue_target_ms;
+	o->queue_interval_ms = c->http_queue_interval_ms;
+	o->retry_after_s = c->http_retry_after_s;
+	{
+		const char *why;
+
+		if (admit_rules_add(&o->prio, ADMIT_HIGH, c->http_priority_high, &why) != 0 ||
+		    admit_rules_add(&o->prio, ADMIT_LOW, c->http_priority_low, &why) != 0) {
+			log_error("http: http.priority_high/low: %s", why);
+			free(o);
+			return NULL;
+		}
+	}
 	o->comp.min_size = c->http_compress_min_size;
 	o->comp.max_size = c->http_compress_max_size;
 	snprintf(o->comp.types, sizeof(o->comp.types), "%s", c->http_compress_types);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "hotpath/admit.h"
 #include "hotpath/balance.h"
 #include "hotpath/common.h"
 #include "hotpath/compress.h"
@@ -38,6 +39,11 @@ struct proxy_options {
 	uint64_t keep_stale_s;            /* keep stale objects with validators this long */
 	bool cache;                       /* false: a plain balancing proxy */
 	struct compress_options comp;     /* comp.npref 0: no compression */
+	/* admission control: 0 = off; else requests to backends in flight at
+	 * once (split evenly across workers), the rest queued by class */
+	unsigned max_inflight, queue_size, retry_after_s;
+	uint64_t queue_timeout_ms, queue_target_ms, queue_interval_ms;
+	struct admit_rules prio;
 };
 
 /* Fill defaults (the config table's defaults when a key exists there). */
@@ -76,6 +82,11 @@ struct proxy_stats {
 	uint64_t compressed[HC_CODINGS];
 	uint64_t compress_built, compress_no_gain, compress_in, compress_out, compress_us;
 	uint64_t compress_saved;
+	/* admission control, per class: admitted at once or after queueing,
+	 * queued, shed; shed by reason; in flight and queued now */
+	uint64_t admitted[ADMIT_CLASSES], queued[ADMIT_CLASSES], shed[ADMIT_CLASSES];
+	uint64_t shed_full, shed_codel, shed_timeout;
+	uint64_t inflight_now, queued_now;
 };
 void proxy_get_stats(struct proxy *p, struct proxy_stats *out);
 const char *proxy_result_name(enum proxy_cache_result r);

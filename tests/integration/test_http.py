@@ -37,6 +37,8 @@ class Backend:
         self.seen = []
         self.socks = []
         self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_concurrent = 0     # most GETs handled at once
         self.start()
 
     def start(self):
@@ -79,6 +81,16 @@ class Backend:
                 self.do_GET()
 
             def do_GET(self):
+                with owner.lock:
+                    owner.inflight += 1
+                    owner.max_concurrent = max(owner.max_concurrent, owner.inflight)
+                try:
+                    self._get()
+                finally:
+                    with owner.lock:
+                        owner.inflight -= 1
+
+            def _get(self):
                 n = self._count()
                 if owner.delay:
                     time.sleep(owner.delay)

@@ -797,6 +797,9 @@ static void test_cross_checks(void **state)
 		    "hotpath.ini:2: http.compress_min_size is larger than http.compress_max_size\n");
 	parse_ok(&c, "[http]\ncompress = zstd, gzip\ncompress_level_br = 11\n");
 	parse_ok(&c, "[http]\ncompress =\n");
+	parse_fails("[http]\npriority_low = /a/*, header:X-Class\n",
+		    "hotpath.ini:2: http.priority_low: a header rule is header:NAME=GLOB\n");
+	parse_ok(&c, "[http]\nmax_inflight = 64\npriority_high = /api/*,header:X-P=1\n");
 	parse_fails("[partition.a]\nprefix = x:\n[partition.b]\nprefix = x:\n",
 		    "hotpath.ini:4: partition.b.prefix is the same as partition.a.prefix\n");
 	parse_fails("[partition.a]\nprefix = x:\nmax_memory = 512mb\n",
@@ -941,7 +944,7 @@ static void test_visit(void **state)
 	assert_non_null(a);
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 91);          /* every key of every plain section */
+	assert_int_equal(a->n, 99);          /* every key of every plain section */
 	assert_int_equal(a->reloadable, 31);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
@@ -955,7 +958,7 @@ static void test_visit(void **state)
 		 "[database.app]\npassword = s3cret\n[database.b]\n"
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 91 + 6 + 6 + 4);
+	assert_int_equal(a->n, 99 + 6 + 6 + 4);
 	assert_int_equal(a->reloadable, 31 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
