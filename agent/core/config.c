@@ -115,6 +115,7 @@ static const char *const auth_type_names[] = { "scram-sha-256", "md5", "trust", 
 static const char *const pool_mode_names[] = { "session", "transaction", NULL };
 static const char *const protocol_names[] = { "auto", "http", "resp", "postgres", NULL };
 static const char *const write_mode_names[] = { "none", "through", "behind", NULL };
+static const char *const breaker_window_names[] = { "count", "time", NULL };
 
 _Static_assert(HP_LOG_ERROR == 0 && HP_LOG_DEBUG == 3, "log_level_names order");
 _Static_assert(HP_EVICT_S3FIFO == 0 && HP_EVICT_LRU == 1, "eviction_names order");
@@ -441,8 +442,8 @@ static const struct cfg_key cfg_keys[] = {
 		 "the identity response. Empty: no compression." },
 	{ .section = "http", .key = "compress_types", .type = CT_STRING,
 	  G(http_compress_types),
-	  .def = "text/*,application/json,application/*+json,application/javascript,"
-		 "application/xml,application/*+xml,image/svg+xml,application/wasm",
+	  .def = "text/*, application/json, application/*+json, application/javascript, "
+		 "application/xml, application/*+xml, image/svg+xml, application/wasm",
 	  .flags = CF_OPTIONAL,
 	  .doc = "Media types (globs, comma separated) that are compressed." },
 	{ .section = "http", .key = "compress_min_size", .type = CT_SIZE,
@@ -687,8 +688,18 @@ static const struct cfg_key upstream_keys[] = {
 		 "ejection are ignored and all of them take requests." },
 	{ .section = "upstream", .key = "breaker_window", .type = CT_UINT,
 	  U(breaker_window), .def = "20", .min = 2, .max = 128, .example = "20",
-	  .doc = "Calls per server the circuit breaker judges (half of them "
-		 "needed before it may open)." },
+	  .doc = "Size of each server's circuit breaker window: calls, or "
+		 "seconds with breaker_window_type = time." },
+	{ .section = "upstream", .key = "breaker_window_type", .type = CT_ENUM,
+	  U(breaker_window_type), .def = "count", .names = breaker_window_names,
+	  .example = "count",
+	  .doc = "What breaker_window counts: `count`, the last N calls, or "
+		 "`time`, the calls of the last N seconds (one bucket per "
+		 "second, as resilience4j's TIME_BASED window)." },
+	{ .section = "upstream", .key = "breaker_min_calls", .type = CT_UINT,
+	  U(breaker_min_calls), .def = "0", .min = 0, .max = 1000000, .example = "0",
+	  .doc = "Calls the window must hold before the breaker may open. 0: half "
+		 "of breaker_window for a count window, 10 for a time window." },
 	{ .section = "upstream", .key = "breaker_failure_percent", .type = CT_UINT,
 	  U(breaker_failure_pct), .def = "50", .min = 1, .max = 100, .example = "50",
 	  .doc = "Share of failed calls in the window that opens the breaker." },

@@ -201,8 +201,8 @@ void compress_options_default(struct compress_options *o)
 	o->min_size = 256;
 	o->max_size = 1 << 20;
 	snprintf(o->types, sizeof(o->types), "%s",
-		 "text/*,application/json,application/*+json,application/javascript,"
-		 "application/xml,application/*+xml,image/svg+xml,application/wasm");
+		 "text/*, application/json, application/*+json, application/javascript, "
+		 "application/xml, application/*+xml, image/svg+xml, application/wasm");
 }
 
 int compress_parse_list(struct compress_options *o, const char *list, const char **why)

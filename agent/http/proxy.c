@@ -3082,7 +3082,14 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 	o->bal.slow_start_ms = u->slow_start_ms;
 	o->bal.panic_pct = u->panic_pct;
 	o->bal.breaker.window = u->breaker_window;
-	o->bal.breaker.min_calls = u->breaker_window / 2 ? u->breaker_window / 2 : 1;
+	o->bal.breaker.window_type = u->breaker_window_type ? BREAKER_WINDOW_TIME :
+				     BREAKER_WINDOW_COUNT;
+	if (u->breaker_min_calls)
+		o->bal.breaker.min_calls = u->breaker_min_calls;
+	else if (u->breaker_window_type)
+		o->bal.breaker.min_calls = 10;
+	else
+		o->bal.breaker.min_calls = u->breaker_window / 2 ? u->breaker_window / 2 : 1;
 	o->bal.breaker.failure_pct = u->breaker_failure_pct;
 	o->bal.breaker.slow_pct = u->breaker_slow_pct;
 	o->bal.breaker.slow_call_us = u->breaker_slow_call_ms * 1000;

@@ -1,15 +1,19 @@
 /*
  * breaker.c - circuit breaker (see include/hotpath/breaker.h).
  *
- * How: the closed state keeps the outcomes of the last `window` calls in a
- * ring of flag bytes with running counts of failed and slow ones, so a
- * decision is O(1). Open has a deadline; the first breaker_allow after it
+ * How: with a count window the closed state keeps the outcomes of the
+ * last `window` calls in a ring of flag bytes with running counts of
+ * failed and slow ones, so a decision is O(1). With a time window it keeps
+ * `window` one-second buckets (calls, failed, slow) indexed by second
+ * modulo the window, with the same running totals: when a call lands in a
+ * later second than the newest one recorded, the buckets of the seconds in
+ * between (at most the whole window) are subtracted and cleared first, so
+ * the totals always cover exactly the last `window` seconds. Open has a deadline; the first breaker_allow after it
  * moves to half-open, where a bounded number of probe calls may be in
  * flight. The clock is passed in, so tests step time by hand and the
  * module has no notion of the daemon.
  *
- * What not: no time-based (per second) windows, no per-error-class
- * policies; callers decide what counts as a failure (a Redis "nil" is a
+ * What not: no per-error-class policies; callers decide what counts as a failure (a Redis "nil" is a
  * success, a timeout or a connection error is not).
  */
 #include <string.h>
@@ -27,8 +31,8 @@ void breaker_init(struct breaker *b, const struct breaker_options *o)
 		b->o.window = b->o.window ? BREAKER_WINDOW_MAX : 20;
 	if (!b->o.min_calls)
 		b->o.min_calls = 5;
-	if (b->o.min_calls > b->o.window)
-		b->o.min_calls = b->o.window;
+	if (b->o.window_type != BREAKER_WINDOW_TIME && b->o.min_calls > b->o.window)
+		b->o.min_calls = b->o.window;   /* a time window may hold more calls than seconds */
 	if (!b->o.failure_pct || b->o.failure_pct > 100)
 		b->o.failure_pct = 50;
 	if (!b->o.slow_pct || b->o.slow_pct > 100)
@@ -50,6 +54,66 @@ void breaker_destroy(struct breaker *b)
 static void window_reset(struct breaker *b)
 {
 	b->ring_pos = b->ring_len = b->nfail = b->nslow = 0;
+	memset(b->bucket, 0, sizeof(b->bucket));
+	b->last_sec = 0;
+}
+
+/* Time window: drop the seconds that left the window before now_ms. */
+static void time_advance(struct breaker *b, uint64_t sec)
+{
+	uint64_t from = b->last_sec + 1, n;
+
+	if (b->ring_len == 0) {         /* empty: nothing to drop */
+		b->last_sec = sec;
+		return;
+	}
+	if (sec <= b->last_sec)
+		return;                 /* same second (or a clock step back: keep) */
+	n = sec - b->last_sec;
+	if (n > b->o.window)
+		n = b->o.window;
+	if (sec - from + 1 > n)
+		from = sec - n + 1;
+	for (uint64_t s = from; s <= sec; s++) {
+		struct breaker_bucket *k = &b->bucket[s % b->o.window];
+
+		b->ring_len -= k->calls;
+		b->nfail -= k->fail;
+		b->nslow -= k->slow;
+		memset(k, 0, sizeof(*k));
+	}
+	b->last_sec = sec;
+}
+
+/* Add one closed-state outcome to the window. */
+static void window_add(struct breaker *b, bool ok, bool slow, uint64_t now_ms)
+{
+	if (b->o.window_type == BREAKER_WINDOW_TIME) {
+		uint64_t sec = now_ms / 1000;
+		struct breaker_bucket *k;
+
+		time_advance(b, sec);
+		k = &b->bucket[(sec < b->last_sec ? b->last_sec : sec) % b->o.window];
+		k->calls++;
+		k->fail += !ok;
+		k->slow += slow;
+		b->ring_len++;
+		b->nfail += !ok;
+		b->nslow += slow;
+		return;
+	}
+	if (b->ring_len == b->o.window) {
+		uint8_t old = b->ring[b->ring_pos];
+
+		b->nfail -= (old & F_FAIL) != 0;
+		b->nslow -= (old & F_SLOW) != 0;
+	} else {
+		b->ring_len++;
+	}
+	b->ring[b->ring_pos] = (uint8_t)((ok ? 0 : F_FAIL) | (slow ? F_SLOW : 0));
+	b->ring_pos = (b->ring_pos + 1) % b->o.window;
+	b->nfail += !ok;
+	b->nslow += slow;
 }
 
 static void to_open(struct breaker *b, uint64_t now_ms)
@@ -111,18 +175,7 @@ void breaker_record(struct breaker *b, bool ok, uint64_t dur_us, uint64_t now_ms
 			window_reset(b);
 		}
 	} else if (b->state == BREAKER_CLOSED) {
-		if (b->ring_len == b->o.window) {
-			uint8_t old = b->ring[b->ring_pos];
-
-			b->nfail -= (old & F_FAIL) != 0;
-			b->nslow -= (old & F_SLOW) != 0;
-		} else {
-			b->ring_len++;
-		}
-		b->ring[b->ring_pos] = f;
-		b->ring_pos = (b->ring_pos + 1) % b->o.window;
-		b->nfail += !ok;
-		b->nslow += slow;
+		window_add(b, ok, slow, now_ms);
 		if (b->ring_len >= b->o.min_calls &&
 		    (b->nfail * 100 >= b->o.failure_pct * b->ring_len ||
 		     b->nslow * 100 >= b->o.slow_pct * b->ring_len))

@@ -2,8 +2,10 @@
  * breaker.h - a circuit breaker for calls to a dependency (Redis L2, later
  * HTTP backends and loaders).
  *
- * Closed: calls go through and their outcomes fill a window of the last N
- * calls. When the window holds at least min_calls and the share of failed
+ * Closed: calls go through and their outcomes fill a sliding window: the
+ * last N calls (count window), or the calls of the last N seconds (time
+ * window, resilience4j's TIME_BASED: one bucket per second, the oldest
+ * dropped as time moves). When the window holds at least min_calls and the share of failed
  * calls, or of slow calls (longer than slow_call_us), reaches its
  * threshold, the breaker opens. Open: calls are refused at once for
  * open_ms. Then half-open: up to `probes` calls at a time go through; if
@@ -23,9 +25,12 @@
 #define BREAKER_WINDOW_MAX 128
 
 enum breaker_state { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
+enum breaker_window_type { BREAKER_WINDOW_COUNT = 0, BREAKER_WINDOW_TIME = 1 };
 
 struct breaker_options {
-	unsigned window;            /* calls remembered, <= BREAKER_WINDOW_MAX; 0 = 20 */
+	enum breaker_window_type window_type;
+	unsigned window;            /* calls (count) or seconds (time) remembered,
+				     * <= BREAKER_WINDOW_MAX; 0 = 20 */
 	unsigned min_calls;         /* before the window may open it; 0 = 5 */
 	unsigned failure_pct;       /* 1..100; 0 = 50 */
 	unsigned slow_pct;          /* 1..100; 0 = 80 */
@@ -44,8 +49,12 @@ struct breaker {
 	pthread_mutex_t mu;
 	struct breaker_options o;
 	enum breaker_state state;
-	uint8_t ring[BREAKER_WINDOW_MAX];   /* bit 0 failed, bit 1 slow */
-	unsigned ring_pos, ring_len, nfail, nslow;
+	uint8_t ring[BREAKER_WINDOW_MAX];   /* count window: bit 0 failed, bit 1 slow */
+	unsigned ring_pos, ring_len, nfail, nslow;   /* ring_len: calls in the window */
+	struct breaker_bucket {             /* time window: one per second */
+		uint32_t calls, fail, slow;
+	} bucket[BREAKER_WINDOW_MAX];
+	uint64_t last_sec;                  /* newest second recorded */
 	uint64_t open_until_ms;
 	unsigned probes_inflight, probes_ok;
 	uint64_t calls, failures, slow, rejected, opened, closed;

@@ -62,6 +62,7 @@ struct hp_upstream_conf {           /* [upstream.NAME] */
 	uint64_t eject_time_ms;
 	uint32_t eject_max_pct, panic_pct;
 	uint32_t breaker_window, breaker_failure_pct, breaker_slow_pct, breaker_probes;
+	uint32_t breaker_window_type, breaker_min_calls;   /* HP_BREAKER_COUNT/TIME */
 	uint64_t breaker_slow_call_ms, breaker_open_ms;
 };
 

@@ -1,10 +1,12 @@
 /*
  * test_breaker.c - circuit breaker: opening on failures and on slow calls,
- * fast refusal while open, half-open probes that close or reopen it.
+ * fast refusal while open, half-open probes that close or reopen it; the
+ * count window and the time window (one-second buckets) sliding.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include "hotpath/breaker.h"
@@ -125,12 +127,100 @@ static void test_window_slides(void **state)
 	breaker_destroy(&b);
 }
 
+static struct breaker_options time_opts(void)
+{
+	struct breaker_options o = { .window_type = BREAKER_WINDOW_TIME, .window = 10,
+				     .min_calls = 4, .failure_pct = 50, .slow_pct = 100,
+				     .slow_call_us = 1000000, .open_ms = 1000, .probes = 1 };
+	return o;
+}
+
+static void record_n(struct breaker *b, int n, bool ok, uint64_t now_ms)
+{
+	for (int i = 0; i < n; i++)
+		breaker_record(b, ok, 100, now_ms);
+}
+
+static void test_time_window_ages_out(void **state)
+{
+	struct breaker_options o = time_opts();
+	struct breaker b;
+
+	(void)state;
+	breaker_init(&b, &o);
+	/* three failures at second 100: fewer than min_calls */
+	record_n(&b, 3, false, 100000);
+	assert_int_equal(breaker_state(&b, 100000), BREAKER_CLOSED);
+	/* second 109 is still inside [100, 109]: a fourth failure opens it */
+	record_n(&b, 1, false, 109999);
+	assert_int_equal(breaker_state(&b, 109999), BREAKER_OPEN);
+	breaker_destroy(&b);
+
+	breaker_init(&b, &o);
+	record_n(&b, 3, false, 100000);
+	/* at second 110 the calls of second 100 have left the window */
+	record_n(&b, 1, false, 110000);
+	assert_int_equal(breaker_state(&b, 110000), BREAKER_CLOSED);
+	assert_int_equal(b.ring_len, 1);
+	record_n(&b, 2, false, 115500);
+	assert_int_equal(breaker_state(&b, 115500), BREAKER_CLOSED);
+	record_n(&b, 1, false, 119999);      /* 110, 115, 115, 119: four in the window */
+	assert_int_equal(breaker_state(&b, 119999), BREAKER_OPEN);
+	breaker_destroy(&b);
+
+	/* a gap longer than the window empties it, however long */
+	breaker_init(&b, &o);
+	record_n(&b, 1, false, 200000);
+	record_n(&b, 4, true, 205000);          /* 1 of 5: closed */
+	assert_int_equal(b.ring_len, 5);
+	record_n(&b, 1, false, 9000000);
+	assert_int_equal(b.ring_len, 1);
+	assert_int_equal(b.nfail, 1);
+	assert_int_equal(breaker_state(&b, 9000000), BREAKER_CLOSED);
+	breaker_destroy(&b);
+}
+
+static void test_time_window_counts_every_call(void **state)
+{
+	struct breaker_options o = time_opts();
+	struct breaker b;
+
+	(void)state;
+	breaker_init(&b, &o);
+	/* far more calls than BREAKER_WINDOW_MAX within the window all count */
+	for (int sec = 0; sec < 10; sec++)
+		record_n(&b, 100, true, 50000 + sec * 1000);
+	record_n(&b, 999, false, 59000);
+	assert_int_equal(b.ring_len, 1999);
+	assert_int_equal(breaker_state(&b, 59000), BREAKER_CLOSED);    /* 999 of 1999 */
+	record_n(&b, 1, false, 59000);                                  /* 1000 of 2000 */
+	assert_int_equal(breaker_state(&b, 59000), BREAKER_OPEN);
+	/* half-open after open_ms, one probe closes it with an empty window */
+	assert_true(breaker_allow(&b, 60000));
+	breaker_record(&b, true, 100, 60000);
+	assert_int_equal(breaker_state(&b, 60000), BREAKER_CLOSED);
+	assert_int_equal(b.ring_len, 0);
+	/* slow calls use the same buckets */
+	breaker_destroy(&b);
+	o.slow_pct = 50;
+	o.slow_call_us = 1000;
+	breaker_init(&b, &o);
+	for (int i = 0; i < 3; i++)
+		breaker_record(&b, true, 5000, 70000 + (uint64_t)i * 2000);
+	assert_int_equal(breaker_state(&b, 74000), BREAKER_CLOSED);
+	breaker_record(&b, true, 10, 75000);            /* 3 slow of 4: opens */
+	assert_int_equal(breaker_state(&b, 75000), BREAKER_OPEN);
+	breaker_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_opens_on_failures),
 		cmocka_unit_test(test_min_calls_and_slow),
 		cmocka_unit_test(test_window_slides),
+		cmocka_unit_test(test_time_window_ages_out),
+		cmocka_unit_test(test_time_window_counts_every_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

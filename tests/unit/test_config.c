@@ -800,6 +800,13 @@ static void test_cross_checks(void **state)
 	parse_fails("[http]\npriority_low = /a/*, header:X-Class\n",
 		    "hotpath.ini:2: http.priority_low: a header rule is header:NAME=GLOB\n");
 	parse_ok(&c, "[http]\nmax_inflight = 64\npriority_high = /api/*,header:X-P=1\n");
+	parse_ok(&c, "[upstream.w]\nservers = a:1\nbreaker_window_type = time\n"
+		 "breaker_window = 60\nbreaker_min_calls = 100\n");
+	assert_int_equal(c.upstreams[0].breaker_window_type, 1);
+	assert_int_equal(c.upstreams[0].breaker_min_calls, 100);
+	parse_fails("[upstream.w]\nservers = a:1\nbreaker_window_type = sliding\n",
+		    "hotpath.ini:3: invalid value 'sliding' for upstream.w.breaker_window_type "
+		    "(use count or time)\n");
 	parse_fails("[partition.a]\nprefix = x:\n[partition.b]\nprefix = x:\n",
 		    "hotpath.ini:4: partition.b.prefix is the same as partition.a.prefix\n");
 	parse_fails("[partition.a]\nprefix = x:\nmax_memory = 512mb\n",
