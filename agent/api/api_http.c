@@ -71,6 +71,9 @@ void api_h_http_backends(struct api_call *c)
 	json_object_set_new(cache, "store_failed", api_json_u64(ps.store_failed));
 	json_object_set_new(cache, "invalidations", api_json_u64(ps.invalidations));
 	json_object_set_new(cache, "not_modified", api_json_u64(ps.not_modified));
+	json_object_set_new(cache, "l2_hits", api_json_u64(ps.l2_hits));
+	json_object_set_new(cache, "l2_stored", api_json_u64(ps.l2_stored));
+	json_object_set_new(cache, "l2_errors", api_json_u64(ps.l2_errors));
 	comp = json_object();
 	for (unsigned i = 1; i < HC_CODINGS; i++)
 		json_object_set_new(comp, compress_coding_name(i), api_json_u64(ps.compressed[i]));
@@ -228,6 +231,14 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 	    (rc = fam(b, "hotpath_http_bytes_total", "counter", "Bytes from and to clients.")) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "in", NULL, NULL, ps.bytes_in)) ||
 	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "out", NULL, NULL, ps.bytes_out)))
+		return rc;
+	if ((rc = fam(b, "hotpath_http_cache_l2_total", "counter",
+		      "Cached responses through L2 (Redis): found there, written, errors.")) ||
+	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "hit", NULL, NULL, ps.l2_hits)) ||
+	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "stored", NULL, NULL,
+		      ps.l2_stored)) ||
+	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "error", NULL, NULL,
+		      ps.l2_errors)))
 		return rc;
 	if ((rc = fam(b, "hotpath_http_admission_total", "counter",
 		      "Requests to backends by priority class and outcome (admitted, "

@@ -434,6 +434,11 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "yes",
 	  .doc = "Cache responses (RFC 9111) in L1; no makes a plain balancing "
 		 "proxy." },
+	{ .section = "http", .key = "l2", .type = CT_BOOL, G(http_l2), .def = "yes",
+	  .doc = "With [redis] configured, also store cached responses in L2 "
+		 "through the shared tier, so agents sharing the Redis answer "
+		 "each other's stored responses; purge and ban reach it as for "
+		 "any key." },
 	{ .section = "http", .key = "compress", .type = CT_STRING, G(http_compress),
 	  .def = "br,zstd,gzip", .flags = CF_OPTIONAL,
 	  .doc = "Content codings the proxy offers for stored responses, "

@@ -64,6 +64,7 @@
 #include "hotpath/sock.h"
 #include "hotpath/proxy.h"
 #include "hotpath/tasks.h"
+#include "hotpath/tier.h"
 
 #define PX_MAX_WORKERS 64
 #define PX_MAX_EVENTS 256
@@ -166,6 +167,7 @@ struct ptx {
 	bool reported;             /* balance_done called for this try */
 	bool vary_ae;              /* forwarded response may be compressed later: Vary it */
 	bool holds_slot;           /* counts in its worker's admission in-flight */
+	bool from_l2;              /* the stored object came from Redis (Cache-Status) */
 	struct ptx *prev, *next;   /* worker's tx list */
 };
 
@@ -221,6 +223,7 @@ struct backend_addr {
 struct proxy {
 	struct proxy_options o;
 	struct l1 *l1;
+	struct tier *tier;         /* HTTP objects also in L2 (Redis); NULL: L1 only */
 	struct balancer *bal;
 	unsigned nbe;
 	struct backend_addr be[BALANCE_MAX_BACKENDS];
@@ -245,6 +248,7 @@ struct proxy {
 	_Atomic uint64_t st_admitted[ADMIT_CLASSES], st_queued[ADMIT_CLASSES], st_shed[ADMIT_CLASSES];
 	_Atomic uint64_t st_shed_full, st_shed_codel, st_shed_timeout;
 	_Atomic int64_t st_inflight_now, st_queued_now;
+	_Atomic uint64_t st_l2_hits, st_l2_stored, st_l2_errors;
 };
 
 #define ST_INC(p, f) atomic_fetch_add_explicit(&(p)->f, 1, memory_order_relaxed)
@@ -453,26 +457,28 @@ static void client_close(struct cconn *c)
 
 static void cache_status(struct buf *b, struct ptx *t, const char *extra)
 {
+	const char *tn = t && t->from_l2 ? "l2" : "l1";   /* the tier that answered */
 	int rc = 0;
 
 	switch (t ? t->result : PX_BYPASS) {
 	case PX_HIT:
-		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=l1%s\r\n", extra);
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=%s%s\r\n", tn, extra);
 		break;
 	case PX_COLLAPSED:
-		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 collapsed\"%s\r\n", extra);
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"%s collapsed\"%s\r\n", tn,
+				extra);
 		break;
 	case PX_STALE:
-		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 stale-while-revalidate\"%s\r\n",
-				extra);
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"%s stale-while-revalidate\"%s\r\n",
+				tn, extra);
 		break;
 	case PX_STALE_ERROR:
-		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"l1 stale-if-error\"%s\r\n",
-				extra);
+		rc = buf_printf(b, "Cache-Status: hotpath; hit; detail=\"%s stale-if-error\"%s\r\n",
+				tn, extra);
 		break;
 	case PX_REVALIDATED:
-		rc = buf_printf(b, "Cache-Status: hotpath; fwd=stale; fwd-status=304; detail=l1%s\r\n",
-				extra);
+		rc = buf_printf(b, "Cache-Status: hotpath; fwd=stale; fwd-status=304; detail=%s%s\r\n",
+				tn, extra);
 		break;
 	default:
 		rc = buf_printf(b, "Cache-Status: hotpath; fwd=%s%s\r\n",
@@ -620,15 +626,99 @@ static void copy_cb(const char *val, size_t len, uint64_t exp, void *arg)
 	}
 }
 
-/* Get a copy of an L1 value (malloc'd) or NULL. */
-static char *cache_get(struct proxy *p, const char *key, size_t klen, size_t *len)
+/*
+ * Get a copy (malloc'd, 8-byte aligned) of a cached value, or NULL: from
+ * L1, else, when HTTP objects go to L2, through the shared tier (which
+ * also copies an L2 hit into L1). *from_l2 (may be NULL) says which.
+ */
+static char *cache_get_from(struct proxy *p, const char *key, size_t klen, size_t *len,
+			    bool *from_l2)
 {
 	struct copy_arg a = { .max = p->o.max_object + 65536 + 4096 };
+	struct buf r;
+	char *v = NULL;
 
-	if (l1_get(p->l1, key, klen, copy_cb, &a) != 1 || !a.p)
+	if (l1_get(p->l1, key, klen, copy_cb, &a) == 1 && a.p) {
+		*len = a.len;
+		return a.p;
+	}
+	if (!p->tier)
 		return NULL;
-	*len = a.len;
-	return a.p;
+	buf_init(&r, a.max + 32);
+	if (tier_get(p->tier, key, klen, &r) == 0 && buf_used(&r) > 3 && buf_head(&r)[0] == '$') {
+		/* a bulk reply: $<n>\r\n<n bytes>\r\n (null is $-1, errors start with -) */
+		const char *d = buf_head(&r), *nl = memchr(d, '\n', buf_used(&r));
+		char *end;
+		unsigned long n = strtoul(d + 1, &end, 10);
+
+		if (nl && d[1] != '-' && end == nl - 1 && n <= a.max &&
+		    (size_t)(nl + 1 - d) + n + 2 <= buf_used(&r)) {
+			v = malloc(n ? n : 1);
+			if (v) {
+				memcpy(v, nl + 1, n);
+				*len = n;
+				if (from_l2)
+					*from_l2 = true;
+				ST_INC(p, st_l2_hits);
+			}
+		}
+	} else if (buf_used(&r) && buf_head(&r)[0] == '-') {
+		ST_INC(p, st_l2_errors);    /* L2 down or breaker open: a miss here */
+	}
+	buf_free(&r);
+	return v;
+}
+
+static char *cache_get(struct proxy *p, const char *key, size_t klen, size_t *len)
+{
+	return cache_get_from(p, key, klen, len, NULL);
+}
+
+/*
+ * Store a value in L1, or, when HTTP objects go to L2, in Redis through
+ * the tier (write-through: the tier drops the key from L1 and L0) and
+ * then read it back through the tier: that read fills L1 the way every
+ * L2 read does, and registers the key with Redis client tracking, so a
+ * purge by another agent or a writer that bypasses hotpath reaches this
+ * agent's copy too (a copy set straight into L1 would not be tracked).
+ * Returns 1 if the value is in L1 afterwards (as l1_set).
+ */
+static int cache_put(struct proxy *p, const char *key, size_t klen, const char *val,
+		     size_t vlen, uint64_t exp_ms)
+{
+	if (p->tier) {
+		uint64_t now = hp_now_ms();
+		char err[160];
+		struct buf r;
+		int rc;
+
+		if (tier_set(p->tier, key, klen, val, vlen, exp_ms > now ? exp_ms - now : 1, err,
+			     sizeof(err)) == 0) {
+			ST_INC(p, st_l2_stored);
+			buf_init(&r, vlen + 64);
+			rc = tier_get(p->tier, key, klen, &r);
+			buf_free(&r);
+			return rc == 0 ? 1 : 0;
+		}
+		ST_INC(p, st_l2_errors);
+		log_debug("http: storing %.*s in L2: %s; keeping it in L1 only", (int)klen, key,
+			  err);
+	}
+	return l1_set(p->l1, key, klen, val, vlen, exp_ms, L1_PRIO_DEFAULT, 0, NULL, NULL);
+}
+
+/* Delete a key from every tier (Redis, L1, L0) or from L1 alone. */
+static void cache_del(struct proxy *p, const char *key, size_t klen)
+{
+	if (p->tier) {
+		char err[160];
+
+		if (tier_del(p->tier, key, klen, err, sizeof(err)) == 0)
+			return;
+		ST_INC(p, st_l2_errors);
+		log_debug("http: deleting %.*s from L2: %s", (int)klen, key, err);
+	}
+	l1_del(p->l1, key, klen);
 }
 
 /* Host of the request, lowercased into out. */
@@ -711,7 +801,7 @@ static void invalidate_after_unsafe(struct ptx *t)
 	const char *path;
 	size_t plen;
 
-	l1_del(p->l1, t->key, t->klen);
+	cache_del(p, t->key, t->klen);
 	ST_INC(p, st_invalidations);
 	req_host(&t->req, p, host, sizeof(host), &path, &plen);
 	for (unsigned i = 0; i < HP_ARRAY_SIZE(fields); i++) {
@@ -719,7 +809,7 @@ static void invalidate_after_unsafe(struct ptx *t)
 		const char *v = http_header_get(t->resp, fields[i], &vl);
 
 		if (v && (kl = uri_key(host, v, vl, k, sizeof(k))) > 0)
-			l1_del(p->l1, k, kl);
+			cache_del(p, k, kl);
 	}
 }
 
@@ -729,7 +819,7 @@ static char *lookup(struct ptx *t, size_t *len)
 {
 	struct proxy *p = t->w->p;
 	size_t vl;
-	char *v = cache_get(p, t->key, t->klen, &vl);
+	char *v = cache_get_from(p, t->key, t->klen, &vl, &t->from_l2);
 	struct hc_vary vr;
 	struct buf sig;
 
@@ -750,7 +840,7 @@ static char *lookup(struct ptx *t, size_t *len)
 
 		if (n > 0 && (size_t)n < sizeof(t->vkey)) {
 			t->vklen = (size_t)n;
-			v = cache_get(p, t->vkey, t->vklen, &vl);
+			v = cache_get_from(p, t->vkey, t->vklen, &vl, &t->from_l2);
 			if (v) {
 				struct hc_view hv;
 
@@ -970,9 +1060,8 @@ static char *encoded_variant(struct ptx *t, const struct hc_view *v, struct hc_v
 	if (rc) {
 		if (rc == -ENOSPC) {
 			ST_INC(p, st_comp_no_gain);
-			if (l1_set(p->l1, ck, (size_t)n, PX_NO_GAIN, 4,
-				   hp_now_ms() + (uint64_t)keep * 1000, L1_PRIO_DEFAULT, 0, NULL,
-				   NULL) != 1)
+			if (cache_put(p, ck, (size_t)n, PX_NO_GAIN, 4,
+				      hp_now_ms() + (uint64_t)keep * 1000) != 1)
 				ST_INC(p, st_store_failed);
 		}
 		buf_free(&body);
@@ -992,8 +1081,8 @@ static char *encoded_variant(struct ptx *t, const struct hc_view *v, struct hc_v
 		buf_free(&obj);
 		return NULL;
 	}
-	if (l1_set(p->l1, ck, (size_t)n, buf_head(&obj), buf_used(&obj),
-		   hp_now_ms() + (uint64_t)keep * 1000, L1_PRIO_DEFAULT, 0, NULL, NULL) != 1)
+	if (cache_put(p, ck, (size_t)n, buf_head(&obj), buf_used(&obj),
+		      hp_now_ms() + (uint64_t)keep * 1000) != 1)
 		ST_INC(p, st_store_failed);
 	*coding = c;
 	return obj.data;    /* ownership passes to the caller; obj is not freed */
@@ -1457,17 +1546,14 @@ static void store_response(struct ptx *t)
 
 			buf_init(&rec, 1024);
 			if (hc_vary_build(&rec, &vr) == 0 && n > 0 && (size_t)n < sizeof(vk) &&
-			    l1_set(p->l1, t->key, t->klen, buf_head(&rec), buf_used(&rec),
-				   hp_now_ms() + (uint64_t)(keep + 3600) * 1000, L1_PRIO_DEFAULT, 0, NULL,
-				   NULL) == 1 &&
-			    l1_set(p->l1, vk, (size_t)n, buf_head(&obj), buf_used(&obj), exp,
-				   L1_PRIO_DEFAULT, 0, NULL, NULL) == 1)
+			    cache_put(p, t->key, t->klen, buf_head(&rec), buf_used(&rec),
+				      hp_now_ms() + (uint64_t)(keep + 3600) * 1000) == 1 &&
+			    cache_put(p, vk, (size_t)n, buf_head(&obj), buf_used(&obj), exp) == 1)
 				ST_INC(p, st_stored);
 			else
 				ST_INC(p, st_store_failed);
 			buf_free(&rec);
-		} else if (l1_set(p->l1, t->key, t->klen, buf_head(&obj), buf_used(&obj), exp,
-				  L1_PRIO_DEFAULT, 0, NULL, NULL) == 1) {
+		} else if (cache_put(p, t->key, t->klen, buf_head(&obj), buf_used(&obj), exp) == 1) {
 			ST_INC(p, st_stored);
 		} else {
 			ST_INC(p, st_store_failed);
@@ -1569,9 +1655,8 @@ static bool on_resp_head(struct ptx *t)
 			int64_t keep = hc_keep_seconds(nv.o, wall_s(), (int64_t)p->o.keep_stale_s);
 			int src;
 
-			src = l1_set(p->l1, k, kl, buf_head(&nb), buf_used(&nb),
-				     hp_now_ms() + (uint64_t)(keep > 0 ? keep : 1) * 1000,
-				     L1_PRIO_DEFAULT, 0, NULL, NULL);
+			src = cache_put(p, k, kl, buf_head(&nb), buf_used(&nb),
+					hp_now_ms() + (uint64_t)(keep > 0 ? keep : 1) * 1000);
 			(void)src;
 			t->result = PX_REVALIDATED;
 			if (t->c) {
@@ -3030,6 +3115,9 @@ void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
 	s->shed_full = atomic_load(&p->st_shed_full);
 	s->shed_codel = atomic_load(&p->st_shed_codel);
 	s->shed_timeout = atomic_load(&p->st_shed_timeout);
+	s->l2_hits = atomic_load(&p->st_l2_hits);
+	s->l2_stored = atomic_load(&p->st_l2_stored);
+	s->l2_errors = atomic_load(&p->st_l2_errors);
 	{
 		int64_t a = atomic_load(&p->st_inflight_now), q = atomic_load(&p->st_queued_now);
 
@@ -3145,5 +3233,11 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 	snprintf(o->comp.types, sizeof(o->comp.types), "%s", c->http_compress_types);
 	p = proxy_start(o, l1);
 	free(o);
+	/* HTTP objects go through the shared tier (L2 and its invalidation)
+	 * when Redis is configured; the tier was started before the proxy */
+	if (p && c->http_l2 && tier_current() && tier_l2(tier_current())) {
+		p->tier = tier_current();
+		log_info("http: cached responses are also stored in L2 (Redis)");
+	}
 	return p;
 }

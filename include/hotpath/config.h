@@ -191,6 +191,7 @@ struct hp_config {
 	uint32_t http_max_inflight, http_queue_size, http_retry_after_s;
 	uint64_t http_queue_timeout_ms, http_queue_target_ms, http_queue_interval_ms;
 	char http_priority_high[HP_LIST_MAX], http_priority_low[HP_LIST_MAX];
+	bool http_l2;
 	/* [pooler] */
 	char pooler_listen[HP_ADDR_MAX];
 	int pooler_auth_type;           /* enum hp_auth_type */

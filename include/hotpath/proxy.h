@@ -87,6 +87,8 @@ struct proxy_stats {
 	uint64_t admitted[ADMIT_CLASSES], queued[ADMIT_CLASSES], shed[ADMIT_CLASSES];
 	uint64_t shed_full, shed_codel, shed_timeout;
 	uint64_t inflight_now, queued_now;
+	/* L2 (Redis) through the shared tier: objects found there, written, errors */
+	uint64_t l2_hits, l2_stored, l2_errors;
 };
 void proxy_get_stats(struct proxy *p, struct proxy_stats *out);
 const char *proxy_result_name(enum proxy_cache_result r);
