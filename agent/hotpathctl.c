@@ -99,7 +99,9 @@ static void HP_PRINTF(1, 2) die_usage(const char *fmt, ...)
 	      "COMMAND\n"
 	      "  status | stats | keys PATTERN | invalidate PATTERN\n"
 	      "  warm keys KEY... | warm pattern GLOB | warm sql LOADER | warm snapshot\n"
-	      "  top | queries | recommendations | pools | breakers\n"
+	      "  top | queries | pools | breakers\n"
+	      "  recommendations [--scope db|cache|all] [--period DURATION]\n"
+	      "  optimize [index_recommendations|reset_query_stats] [--scope all|db|database:NAME]\n"
 	      "  profile [--pid N | --service NAME] [--seconds N]\n"
 	      "  flamegraph [--pid N | --service NAME] [--seconds N] [--format svg|folded] "
 	      "[-o FILE]\n"
@@ -623,6 +625,157 @@ static int cmd_generic(const struct ctl *c, const char *method, const char *path
 	return 0;
 }
 
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v ? v : "";
+}
+
+static double jnum(json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+static int url_encode(const char *s, char *out, size_t outlen);
+
+/* recommendations [--scope db|cache|all] [--period DURATION] */
+static int cmd_recommendations(const struct ctl *c, int argc, char **argv)
+{
+	const char *scope = "all", *period = NULL;
+	char path[256], pe[64];
+	json_t *r, *recs, *x, *an, *plans;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--scope") && k + 1 < argc)
+			scope = argv[++k];
+		else if (!strcmp(argv[k], "--period") && k + 1 < argc)
+			period = argv[++k];
+		else
+			die_usage("recommendations [--scope db|cache|all] [--period DURATION]");
+	}
+	if (strcmp(scope, "db") && strcmp(scope, "cache") && strcmp(scope, "all"))
+		die_usage("--scope is db, cache or all");
+	if (period && url_encode(period, pe, sizeof(pe)))
+		die_usage("--period too long");
+	snprintf(path, sizeof(path), "/api/v2/performance/recommendations?scope=%s%s%s", scope,
+		 period ? "&analysis_period=" : "", period ? pe : "");
+	rc = call_json(c, "GET", path, NULL, &r);
+	if (rc)
+		return rc;
+	if (c->json)
+		return print_json(r);
+	recs = json_object_get(r, "recommendations");
+	an = json_object_get(r, "analysis");
+	printf("%zu recommendation(s); advisor: %lld run(s), %lld queries analysed, last run %s\n",
+	       json_array_size(recs), jint(an, "runs", NULL), jint(an, "queries_analysed", NULL),
+	       jint(an, "last_run_ms", NULL) ? "done" : "not yet (hotpathctl optimize)");
+	json_array_foreach(recs, i, x) {
+		json_t *ev = json_object_get(x, "evidence");
+
+		if (!strcmp(jstr(x, "type"), "index")) {
+			json_t *ps = json_object_get(json_object_get(x, "sample"), "params"), *p;
+			size_t k;
+
+			printf("\n%zu. %s;\n", i + 1, jstr(x, "statement"));
+			printf("   saves ~%.1f ms: %.1f%% of the plan's cost (%.1f -> %.1f) over %lld "
+			       "calls of mean %.3f ms\n", jnum(x, "estimated_time_saved_ms"),
+			       100 * jnum(x, "estimated_fraction_saved"), jnum(ev, "cost_before"),
+			       jnum(ev, "cost_after"), jint(ev, "calls", NULL), jnum(ev, "mean_ms"));
+			printf("   plan %s -> %s (hypothetical index %s)\n", jstr(ev, "plan_before"),
+			       jstr(ev, "plan_after"), jstr(ev, "hypothetical_index"));
+			printf("   query [%s %s]: %s\n", jstr(x, "database"), jstr(x, "fingerprint"),
+			       jstr(x, "query"));
+			printf("   sampled parameters:");
+			json_array_foreach(ps, k, p)
+				printf(" %s", json_is_string(p) ? json_string_value(p) : "NULL");
+			printf("%s\n", json_array_size(ps) ? "" : " (none)");
+		} else {
+			printf("\n%zu. cache the results of [%s %s]: %s\n", i + 1, jstr(x, "database"),
+			       jstr(x, "fingerprint"), jstr(x, "query"));
+			printf("   saves ~%.1f ms: %lld calls of mean %.3f ms, %lld writes to its "
+			       "tables\n   config: %s\n", jnum(x, "estimated_time_saved_ms"),
+			       jint(x, "calls", NULL), jnum(x, "mean_ms"),
+			       jint(x, "writes_to_tables", NULL), jstr(x, "config"));
+		}
+	}
+	plans = json_object_get(r, "analysed_queries");
+	json_array_foreach(plans, i, x) {
+		json_t *fs = json_object_get(json_object_get(x, "plan"), "findings"), *f;
+		size_t k;
+
+		json_array_foreach(fs, k, f)
+			printf("%s[%s %s] %s: %s\n", i == 0 && k == 0 ? "\nplan findings:\n  " : "  ",
+			       jstr(x, "database"), jstr(x, "fingerprint"), jstr(f, "type"),
+			       jstr(f, "detail"));
+	}
+	json_array_foreach(json_object_get(an, "errors"), i, x)
+		printf("%s%s\n", i == 0 ? "\nadvisor notes:\n  " : "  ", json_string_value(x));
+	json_decref(r);
+	return 0;
+}
+
+/* optimize [TYPE] [--scope all|db|database:NAME]: queue a job, wait for it. */
+static int cmd_optimize(const struct ctl *c, int argc, char **argv)
+{
+	const char *type = "index_recommendations", *scope = "all";
+	char path[128];
+	json_t *body, *r, *job;
+	char *text;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--scope") && k + 1 < argc)
+			scope = argv[++k];
+		else if (argv[k][0] != '-' && k == 1)
+			type = argv[k];
+		else
+			die_usage("optimize [index_recommendations|reset_query_stats] "
+				  "[--scope all|db|database:NAME]");
+	}
+	body = json_pack("{s:s, s:s}", "optimization_type", type, "scope", scope);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		die_usage("arguments must be valid UTF-8");
+	rc = call_json(c, "POST", "/api/v2/performance/optimize", text, &r);
+	free(text);
+	if (rc)
+		return rc;
+	job = json_object_get(r, "job");
+	snprintf(path, sizeof(path), "%s", jstr(job, "status_url"));
+	json_decref(r);
+	/* poll until it ends, within --timeout */
+	for (unsigned waited = 0;; waited++) {
+		const char *st;
+
+		rc = call_json(c, "GET", path, NULL, &r);
+		if (rc)
+			return rc;
+		st = jstr(json_object_get(r, "job"), "status");
+		if (strcmp(st, "queued") && strcmp(st, "running"))
+			break;
+		json_decref(r);
+		if (waited >= c->timeout_s * 4) {
+			fprintf(stderr, "hotpathctl: job still %s after %us: %s\n", st, c->timeout_s,
+				path);
+			return EXIT_API;
+		}
+		usleep(250000);
+	}
+	if (c->json)
+		return print_json(r);
+	job = json_object_get(r, "job");
+	printf("%s %s (%s): %s\n", jstr(job, "id"), jstr(job, "optimization_type"),
+	       jstr(job, "scope"), jstr(job, "status"));
+	print_generic(json_object_get(job, "result"));
+	rc = strcmp(jstr(job, "status"), "succeeded") ? EXIT_API : 0;
+	json_decref(r);
+	return rc;
+}
+
 static int cmd_status(const struct ctl *c)
 {
 	json_t *h, *s, *l1, *parts;
@@ -1055,9 +1208,11 @@ int main(int argc, char **argv)
 		return cmd_generic(&c, "GET", "/api/v2/performance/metrics?metric_types=latency"
 				   "&time_range=5m", NULL);
 	if (strcmp(argv[0], "queries") == 0 && argc == 1)
-		return cmd_generic(&c, "GET", "/api/v2/queries", NULL);
-	if (strcmp(argv[0], "recommendations") == 0 && argc == 1)
-		return cmd_generic(&c, "GET", "/api/v2/performance/recommendations", NULL);
+		return cmd_generic(&c, "GET", "/api/v2/performance/queries", NULL);
+	if (strcmp(argv[0], "recommendations") == 0)
+		return cmd_recommendations(&c, argc, argv);
+	if (strcmp(argv[0], "optimize") == 0)
+		return cmd_optimize(&c, argc, argv);
 	if (strcmp(argv[0], "pools") == 0 && argc == 1)
 		return cmd_generic(&c, "GET", "/api/v2/pools", NULL);
 	if (strcmp(argv[0], "breakers") == 0 && argc == 1)

@@ -32,6 +32,7 @@
 #include "hotpath/log.h"
 #include "hotpath/observe.h"
 #include "hotpath/pooler.h"
+#include "hotpath/pgadvise.h"
 #include "hotpath/pressure.h"
 #include "hotpath/profile.h"
 #include "hotpath/proxy.h"
@@ -473,6 +474,7 @@ int main(int argc, char **argv)
 		d->pooler = pooler_start(d->cfg);
 		if (!d->pooler)
 			goto out;
+		d->advisor = pgadvise_start(d);    /* NULL when query statistics are off */
 	}
 	d->ts = timeseries_new(TIMESERIES_SECONDS);
 	if (!d->ts) {
@@ -494,6 +496,8 @@ out:
 		profiler_cancel(d->profiler);   /* a running window ends now */
 	api_stop(st.api);
 	profiler_free(d->profiler);
+	pgadvise_stop(d->advisor);      /* before the pooler: it reads its statistics */
+	d->advisor = NULL;
 	pooler_stop(d->pooler, d->cfg->shutdown_timeout_ms);
 	pooler_free(d->pooler);
 	d->pooler = NULL;

@@ -99,12 +99,14 @@ static const struct api_route routes[] = {
 	{ "GET", "/api/v2/pools", false, TOKENS_SCOPE_PERF_READ, api_h_pools, NULL },
 	{ "GET", "/api/v2/performance/metrics", false, TOKENS_SCOPE_PERF_READ, api_h_perf_metrics,
 	  NULL },
-	{ "GET", "/api/v2/performance/queries", false, TOKENS_SCOPE_PERF_READ, api_h_perf_queries,
+	{ "GET", "/api/v2/performance/queries", false, TOKENS_SCOPE_PERF_READ, api_h_queries,
 	  NULL },
 	{ "GET", "/api/v2/performance/services", false, TOKENS_SCOPE_PERF_READ,
 	  api_h_perf_services, NULL },
 	{ "POST", "/api/v2/performance/optimize", false, TOKENS_SCOPE_PERF_OPTIMIZE,
-	  api_h_not_running, "the optimizer (policy loop) is not running in this build" },
+	  api_h_optimize, NULL },
+	{ "GET", "/api/v2/performance/optimize/", true,
+	  TOKENS_SCOPE_PERF_OPTIMIZE | TOKENS_SCOPE_PERF_READ, api_h_optimize_job, NULL },
 	{ "POST", "/api/v2/performance/profiling", false, TOKENS_SCOPE_PROFILE_READ,
 	  api_h_profile_start, NULL },
 	{ "GET", "/api/v2/performance/profiling/", true, TOKENS_SCOPE_PROFILE_READ,
@@ -116,8 +118,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/api/v2/cache/strategies", false, TOKENS_SCOPE_CACHE_READ,
 	  api_h_cache_strategies, NULL },
 	{ "GET", "/api/v2/performance/recommendations", false, TOKENS_SCOPE_PERF_READ,
-	  api_h_not_running, "the recommendation engine (observe + policy loop) is not running in "
-	  "this build" },
+	  api_h_recommendations, NULL },
 };
 
 /* Per-request state, kept in libmicrohttpd's con_cls. */

@@ -246,6 +246,90 @@ int api_body_profile(const json_t *root, unsigned max_seconds, struct api_profil
 	return 0;
 }
 
+int api_body_optimize(const json_t *root, struct api_optimize_req *out, char *err, size_t errlen)
+{
+	static const char *const allowed[] = { "optimization_type", "scope", NULL };
+	static const char *const types[] = { "index_recommendations", "reset_query_stats", NULL };
+	const json_t *t, *sc;
+	const char *v;
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	if (check_fields(root, allowed, "", err, errlen))
+		return -EINVAL;
+	t = json_object_get(root, "optimization_type");
+	if (!t) {
+		seterr(err, errlen, "'optimization_type' is required (index_recommendations or "
+		       "reset_query_stats)");
+		return -EINVAL;
+	}
+	if (!json_is_string(t)) {
+		seterr(err, errlen, "'optimization_type' must be a string");
+		return -EINVAL;
+	}
+	v = json_string_value(t);
+	for (i = 0; types[i]; i++)
+		if (json_string_length(t) == strlen(types[i]) && !strcmp(v, types[i]))
+			break;
+	if (!types[i]) {
+		seterr(err, errlen, "unknown 'optimization_type' (index_recommendations or "
+		       "reset_query_stats)");
+		return -EINVAL;
+	}
+	snprintf(out->type, sizeof(out->type), "%s", types[i]);
+	sc = json_object_get(root, "scope");
+	if (!sc || json_is_null(sc))
+		return 0;
+	if (!json_is_string(sc)) {
+		seterr(err, errlen, "'scope' must be a string: \"all\", \"db\" or \"database:NAME\"");
+		return -EINVAL;
+	}
+	v = json_string_value(sc);
+	if (!strcmp(v, "all") || !strcmp(v, "db"))
+		return 0;
+	if (strncmp(v, "database:", 9) == 0) {
+		size_t n = json_string_length(sc) - 9;
+
+		if (n == 0 || n >= sizeof(out->database) || memchr(v + 9, '\0', n)) {
+			seterr(err, errlen, "'scope' database:NAME needs a name of 1..%zu bytes",
+			       sizeof(out->database) - 1);
+			return -EINVAL;
+		}
+		memcpy(out->database, v + 9, n);
+		out->database[n] = '\0';
+		out->has_database = true;
+		return 0;
+	}
+	seterr(err, errlen, "'scope' must be \"all\", \"db\" or \"database:NAME\"");
+	return -EINVAL;
+}
+
+int api_query_recommendations(const char *scope, const char *period, const char **scope_out,
+			      uint64_t *period_ms, char *err, size_t errlen)
+{
+	*scope_out = "db";
+	*period_ms = 0;
+	if (scope) {
+		if (!strcmp(scope, "db") || !strcmp(scope, "cache") || !strcmp(scope, "all")) {
+			*scope_out = !strcmp(scope, "db") ? "db" : !strcmp(scope, "cache") ? "cache" : "all";
+		} else {
+			seterr(err, errlen, "scope must be db, cache or all");
+			return -EINVAL;
+		}
+	}
+	if (period && (config_parse_duration_ms(period, period_ms) != 0 || *period_ms == 0 ||
+		       *period_ms > 30ull * 86400000ull)) {
+		seterr(err, errlen, "analysis_period must be a duration such as 15m, 1h or 7d "
+		       "(at most 30d)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
 			size_t errlen)
 {

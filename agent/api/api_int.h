@@ -107,8 +107,12 @@ void api_h_profile_get(struct api_call *c);
 /* Cancel a running background profile and join its thread (api_stop). */
 void api_perf_shutdown(struct hp_daemon *d);
 void api_h_perf_metrics(struct api_call *c);
-void api_h_perf_queries(struct api_call *c);
 void api_h_perf_services(struct api_call *c);
+/* Query statistics, recommendations, optimisation jobs (api_pgopt.c). */
+void api_h_queries(struct api_call *c);
+void api_h_recommendations(struct api_call *c);
+void api_h_optimize(struct api_call *c);
+void api_h_optimize_job(struct api_call *c);
 /* HTTP proxy routes (api_http.c). */
 void api_h_http_backends(struct api_call *c);
 void api_h_http_breakers(struct api_call *c);

@@ -509,32 +509,6 @@ void api_h_perf_metrics(struct api_call *c)
 	api_reply_json(c, 200, j);
 }
 
-void api_h_perf_queries(struct api_call *c)
-{
-	static const char *const allowed[] = { "limit", NULL };
-	char lim[16];
-	const char *l;
-	unsigned limit = 50;
-	bool bad = false;
-	json_t *j;
-
-	if (!perf_observe_running(c) || !api_query_only(c, allowed))
-		return;
-	l = api_query_get(c, "limit", lim, sizeof(lim), &bad);
-	if (bad)
-		return;
-	if (l && (parse_uint(l, 1000, &limit) != 0 || limit == 0)) {
-		api_reply_error(c, 400, "invalid_query", "limit must be 1..1000");
-		return;
-	}
-	j = observe_queries_json(c->d->observe, limit);
-	if (!j) {
-		api_reply_error(c, 500, "internal", "out of memory");
-		return;
-	}
-	api_reply_json(c, 200, j);
-}
-
 void api_h_perf_services(struct api_call *c)
 {
 	static const char *const allowed[] = { NULL };

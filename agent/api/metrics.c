@@ -32,6 +32,7 @@
 #include "hotpath/metrics.h"
 #include "hotpath/observe.h"
 #include "hotpath/pooler.h"
+#include "hotpath/pgadvise.h"
 #include "hotpath/resp_cmd.h"
 #include "hotpath/proxy.h"
 #include "hotpath/server.h"
@@ -412,6 +413,8 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 	if ((rc = render_l1(d, b)) || (rc = render_resp(d, b)) || (rc = render_api(api, b)))
 		return rc;
 	if (d->pooler && (rc = pooler_metrics_render(d->pooler, b)))
+		return rc;
+	if (d->pooler && (rc = pgadvise_metrics_render(d, b)))   /* query statistics */
 		return rc;
 	if (d->http && (rc = proxy_metrics_render(d->http, b)))   /* api_http.c */
 		return rc;

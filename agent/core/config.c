@@ -154,6 +154,13 @@ static const struct cfg_section cfg_sections[] = {
 	{ "warm", "Cache warming: the hot-key snapshot saved at shutdown and "
 		  "loaded at start (warm restart). Warm jobs from the API run on "
 		  "the task processor." },
+	{ "query_analysis", "Query analysis behind the pooler: statistics per query "
+			    "fingerprint from the pooler's own timing, EXPLAIN plans of "
+			    "the slow ones with sampled parameters, and index "
+			    "recommendations checked with HypoPG (docs/pooler.md)." },
+	{ "query_cache", "Result caching of chosen read-only queries that pass "
+			 "through the pooler, in the shared cache tiers, invalidated "
+			 "when the pooler sees writes to the tables they read." },
 };
 
 static const struct cfg_key cfg_keys[] = {
@@ -607,6 +614,68 @@ static const struct cfg_key cfg_keys[] = {
 	{ .section = "warm", .key = "restore", .type = CT_BOOL, G(warm_restore),
 	  .def = "yes",
 	  .doc = "Warm L1 from the snapshot at start, in the background." },
+	/* [query_analysis] */
+	{ .section = "query_analysis", .key = "stats", .type = CT_BOOL, G(qa_stats),
+	  .def = "yes",
+	  .doc = "Keep statistics per query fingerprint (libpg_query) of the "
+		 "queries clients run through the pooler: calls, errors, rows, "
+		 "latency quantiles. Shown in GET /api/v2/performance/queries and "
+		 "/metrics." },
+	{ .section = "query_analysis", .key = "max_fingerprints", .type = CT_UINT,
+	  G(qa_max_fingerprints), .def = "1000", .min = 10, .max = 100000,
+	  .doc = "Most fingerprints kept (all databases); queries of new ones "
+		 "beyond it are counted as dropped." },
+	{ .section = "query_analysis", .key = "max_query_length", .type = CT_SIZE,
+	  G(qa_max_query_length), .def = "4kb", .min = 256, .max = 64 * KB,
+	  .doc = "Bytes of each query's text kept for fingerprinting and as a "
+		 "sample; longer texts are cut (and then group by their text)." },
+	{ .section = "query_analysis", .key = "advisor", .type = CT_BOOL, G(qa_advisor),
+	  .def = "yes",
+	  .doc = "Analyse slow fingerprints in the background: EXPLAIN with "
+		 "sampled parameters on a connection of its own, plan findings, "
+		 "and index candidates costed with HypoPG." },
+	{ .section = "query_analysis", .key = "interval", .type = CT_DURATION,
+	  G(qa_interval_ms), .def = "300s", .min = 0, .max = DAY,
+	  .doc = "How often the advisor runs on its own; 0 = only when asked "
+		 "(POST /api/v2/performance/optimize)." },
+	{ .section = "query_analysis", .key = "slow_query_threshold", .type = CT_DURATION,
+	  G(qa_slow_ms), .def = "50ms", .min = 0, .max = HOUR,
+	  .doc = "Fingerprints whose mean time reaches this are analysed." },
+	{ .section = "query_analysis", .key = "top_n", .type = CT_UINT, G(qa_top_n),
+	  .def = "10", .min = 1, .max = 100,
+	  .doc = "Of the slow fingerprints, the most by total time analysed per run." },
+	{ .section = "query_analysis", .key = "explain_analyze", .type = CT_BOOL,
+	  G(qa_explain_analyze), .def = "yes",
+	  .doc = "Also run EXPLAIN ANALYZE (it executes the query) for plain "
+		 "SELECTs, in a READ ONLY transaction that is rolled back, to "
+		 "find misestimates and spills. Writes are never executed." },
+	{ .section = "query_analysis", .key = "statement_timeout", .type = CT_DURATION,
+	  G(qa_statement_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
+	  .doc = "statement_timeout of the advisor's own connection." },
+	{ .section = "query_analysis", .key = "create_extension", .type = CT_BOOL,
+	  G(qa_create_extension), .def = "yes",
+	  .doc = "Run CREATE EXTENSION IF NOT EXISTS hypopg in the database when "
+		 "the extension is missing (needs the right to create it; "
+		 "otherwise create it once yourself)." },
+	{ .section = "query_analysis", .key = "min_improvement", .type = CT_UINT,
+	  G(qa_min_improvement_pct), .def = "20", .min = 1, .max = 99,
+	  .doc = "Percent of the plan's cost a hypothetical index must save to "
+		 "be recommended." },
+	/* [query_cache] */
+	{ .section = "query_cache", .key = "fingerprints", .type = CT_STRING,
+	  G(qc_fingerprints), .def = "", .flags = CF_OPTIONAL,
+	  .doc = "Comma-separated query fingerprints (16 hex digits, as GET "
+		 "/api/v2/performance/queries shows them) whose results are "
+		 "cached; empty = no result caching. Only plain SELECTs sent "
+		 "outside a transaction block are cached." },
+	{ .section = "query_cache", .key = "ttl", .type = CT_DURATION, G(qc_ttl_ms),
+	  .def = "60s", .min = 1000, .max = DAY,
+	  .doc = "How long a cached result lives at most (writes seen by the "
+		 "pooler drop it sooner)." },
+	{ .section = "query_cache", .key = "max_result_size", .type = CT_SIZE,
+	  G(qc_max_result_size), .def = "1mb", .min = 1 * KB, .max = 64 * MB,
+	  .doc = "Largest result (wire bytes) that is cached; larger ones pass "
+		 "through uncached." },
 };
 
 #define P(m) CFG_AT(struct hp_partition_conf, m)
@@ -2248,6 +2317,32 @@ static void check_databases(struct cfg_parser *p)
 			auth_type_names[c->pooler_auth_type]);
 }
 
+/* query_cache.fingerprints: 16-hex-digit fingerprints, comma-separated. */
+static void check_query_cache(struct cfg_parser *p)
+{
+	const char *s = p->c.qc_fingerprints;
+
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		size_t b = 0, e = n;
+
+		while (b < e && (s[b] == ' ' || s[b] == '\t'))
+			b++;
+		while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+			e--;
+		if (e - b != 16 || strspn(s + b, "0123456789abcdefABCDEF") < 16) {
+			cfg_err(p, cfg_gline(p, "query_cache", "fingerprints"),
+				"query_cache.fingerprints: '%.*s' is not a fingerprint (16 hex "
+				"digits, as GET /api/v2/performance/queries shows)", (int)(e - b),
+				s + b);
+			return;
+		}
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
 static void check_services(struct cfg_parser *p)
 {
 	const struct hp_config *c = &p->c;
@@ -2292,6 +2387,8 @@ static const struct cfg_check cfg_checks[] = {
 	  "strategy's `loader` names an existing `[loader.NAME]`; `write` other "
 	  "than none needs a loader with `write_query`; refresh-ahead and the "
 	  "stale windows need a loader that reads.", check_strategies },
+	{ "`query_cache.fingerprints` holds fingerprints of 16 hex digits, "
+	  "comma-separated.", check_query_cache },
 };
 
 /* Named sections: required keys, NAME defaults. */

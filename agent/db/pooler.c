@@ -58,6 +58,7 @@
 #include "hotpath/log.h"
 #include "hotpath/sock.h"
 #include "hotpath/pgwire.h"
+#include "hotpath/qstats.h"
 #include "pooler_int.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -244,6 +245,7 @@ static void server_unlink(struct server *s)
 {
 	struct client *c = s->client;
 
+	qtrack_server_clear(s);
 	if (!c)
 		return;
 	if (c->xact_start_us)
@@ -293,6 +295,7 @@ static void client_free(struct client *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	pgs_map_free(&c->stmts);
+	qtrack_client_clear(c);
 	if (c->scram) {
 		OPENSSL_cleanse(c->scram, sizeof(*c->scram));
 		free(c->scram);
@@ -352,6 +355,7 @@ static void server_free(struct server *s)
 	buf_free(&s->out);
 	pgs_set_free(&s->stmts);
 	pgs_q_free(&s->q);
+	qtrack_server_clear(s);
 	free(s->scram);
 	free(s);
 }
@@ -927,6 +931,8 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		break;
 	}
 	if (act == PGS_FORWARD && c) {
+		if (type == 'C' || type == 'E')
+			qtrack_server(s, type, body, n);
 		if (buf_append(&c->out, d, total) != 0) {
 			pooler_server_close(s, "client output buffer full");
 			return 1;
@@ -937,6 +943,7 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		return 1;
 	}
 	if (done && c) {
+		qtrack_done(s);
 		pool_note_query(pl, now_us() - done);
 		if (type == 'Z' && s->status == 'I')
 			ST_INC(pl->st.transactions);
@@ -1132,9 +1139,13 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 	case 'Q':
 	case 'F':
 		rc = push(s, PGS_QUERY, now_us());
+		if (!rc)
+			qtrack_query(c, s, type, body, n);
 		break;
 	case 'S':
 		rc = push(s, PGS_SYNC, now_us());
+		if (!rc)
+			qtrack_sync(c, s);
 		break;
 	case 'E':
 		rc = push(s, PGS_EXECUTE, 0);
@@ -1147,6 +1158,7 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			pooler_client_fail(c, "08P01", "malformed Parse message");
 			return -1;
 		}
+		qtrack_parse(c, &ps);
 		if (!rename || !ps.name[0]) {
 			rc = push(s, PGS_PARSE, 0);
 			break;
@@ -1178,6 +1190,7 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			return -1;
 		}
 		st = rename && b.stmt[0] ? pgs_map_get(&c->stmts, b.stmt) : NULL;
+		qtrack_bind(c, &b, st);
 		if (!st) {
 			rc = push(s, PGS_BIND, 0);
 			break;
@@ -2165,6 +2178,19 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 		log_error("pooler: event loop setup: %s", strerror(errno));
 		goto fail;
 	}
+	if (cfg->qa_stats) {
+		struct qstats_options qo = {
+			.max_fingerprints = cfg->qa_max_fingerprints,
+			.max_text = (size_t)cfg->qa_max_query_length,
+		};
+
+		p->qt_max_text = qo.max_text;
+		p->qstats = qstats_new(&qo);
+		if (!p->qstats) {
+			log_error("pooler: cannot start query statistics");
+			goto fail;
+		}
+	}
 	p->g.port = p->port;
 	p->last_second_ms = hp_now_ms();
 	if (pthread_create(&p->thread, NULL, loop, p) != 0) {
@@ -2250,12 +2276,49 @@ void pooler_free(struct pooler *p)
 		close(p->epfd);
 	pga_userlist_free(p->users);
 	pga_userlist_free(p->new_users);
+	qstats_free(p->qstats);
 	free(p->slots);
 	OPENSSL_cleanse(p->dbs, sizeof(p->dbs));
 	OPENSSL_cleanse(p->new_dbs, sizeof(p->new_dbs));
 	pthread_mutex_destroy(&p->reload_mu);
 	pthread_mutex_destroy(&p->stats_mu);
 	free(p);
+}
+
+struct qstats *pooler_qstats(struct pooler *p)
+{
+	return p ? p->qstats : NULL;
+}
+
+int pooler_db_login(struct pooler *p, const char *db, struct hp_database_conf *conf,
+		    char *password, size_t pwlen)
+{
+	int rc = -ENOENT;
+
+	if (!p)
+		return -ENOENT;
+	pthread_mutex_lock(&p->reload_mu);
+	for (unsigned i = 0; i < p->ndbs; i++) {
+		if (strcmp(p->dbs[i].conf.name, db))
+			continue;
+		*conf = p->dbs[i].conf;
+		snprintf(password, pwlen, "%s", p->dbs[i].password);
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&p->reload_mu);
+	return rc;
+}
+
+unsigned pooler_db_names(struct pooler *p, char (*names)[64], unsigned max)
+{
+	unsigned n = 0;
+
+	if (!p)
+		return 0;
+	for (unsigned i = 0; i < p->ndbs && n < max; i++)
+		snprintf(names[n++], 64, "%s", p->dbs[i].conf.name);
+	return n;
 }
 
 uint16_t pooler_port(const struct pooler *p)

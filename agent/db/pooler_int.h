@@ -97,6 +97,10 @@ struct client {
 	struct client *wprev, *wnext;   /* wait queue / welcome list */
 	uint64_t connect_ms;
 	uint64_t xact_start_us;         /* linked at */
+	/* query statistics (qtrack.c) */
+	char *qt_text;                  /* text of the last unnamed Parse */
+	size_t qt_len;
+	struct qreq *qt_open;           /* Bind seen, waiting for its Sync */
 };
 
 enum server_state {
@@ -128,6 +132,7 @@ struct server {
 	struct pga_scram_client *scram;
 	struct server *prev, *next;     /* idle list or pool's other list */
 	struct server *dead;
+	struct qreq *qt_head, *qt_tail; /* requests owed a ReadyForQuery (qtrack.c) */
 };
 
 struct pooler_db {
@@ -223,6 +228,8 @@ struct pooler {
 	struct client *dead_clients;
 	struct server *dead_servers;
 	struct pcancel *cancels;
+	struct qstats *qstats;          /* per-fingerprint statistics, NULL = off */
+	size_t qt_max_text;
 };
 
 /* ---- pool.c ---- */
@@ -262,5 +269,20 @@ void pooler_server_idle(struct server *s);
 void pooler_update(struct pio *io);
 /* A client just got a server: run what it has buffered. */
 void pooler_client_resume(struct client *c);
+
+/* ---- qtrack.c: what each request was, for qstats (no-ops when off) ---- */
+struct pgw_parse;
+struct pgw_bind;
+struct pgs_stmt;
+void qtrack_query(struct client *c, struct server *s, char type, const uint8_t *body, size_t n);
+void qtrack_parse(struct client *c, const struct pgw_parse *ps);
+void qtrack_bind(struct client *c, const struct pgw_bind *b, const struct pgs_stmt *st);
+void qtrack_sync(struct client *c, struct server *s);
+/* A CommandComplete or ErrorResponse forwarded to s's client. */
+void qtrack_server(struct server *s, char type, const uint8_t *body, size_t n);
+/* ReadyForQuery that completes the oldest client request on s. */
+void qtrack_done(struct server *s);
+void qtrack_server_clear(struct server *s);
+void qtrack_client_clear(struct client *c);
 
 #endif

@@ -75,6 +75,25 @@ int api_body_profile(const json_t *root, unsigned max_seconds, struct api_profil
 /* DELETE /performance/cache/invalidate {invalidation_pattern: glob, scope?: "all"|"l1"}. */
 int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *err,
 			size_t errlen) HP_MUST_CHECK;
+struct api_optimize_req {               /* POST /performance/optimize */
+	char type[32];                  /* "index_recommendations" | "reset_query_stats" */
+	bool has_database;              /* scope "database:NAME" */
+	char database[64];
+};
+/*
+ * POST /performance/optimize {optimization_type, scope?}: optimization_type
+ * "index_recommendations" or "reset_query_stats"; scope "all" or "db"
+ * (every database, the default) or "database:NAME". 0 or -EINVAL.
+ */
+int api_body_optimize(const json_t *root, struct api_optimize_req *out, char *err,
+		      size_t errlen) HP_MUST_CHECK;
+/*
+ * GET /performance/recommendations query values: scope "db" (default),
+ * "cache" or "all" (*scope_out points at a static string); analysis_period
+ * a duration up to 30d (0 = absent). 0 or -EINVAL.
+ */
+int api_query_recommendations(const char *scope, const char *period, const char **scope_out,
+			      uint64_t *period_ms, char *err, size_t errlen) HP_MUST_CHECK;
 /*
  * POST /performance/cache/warm {cache_scope?: "all"|"l1", data_sources: [
  * {type: "keys", keys: [..]} | {type: "pattern", pattern, limit?} |

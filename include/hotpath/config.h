@@ -209,6 +209,22 @@ struct hp_config {
 	uint64_t pooler_max_message_size;
 	bool pooler_adaptive;
 	uint32_t pooler_adaptive_min_pool_size;
+	/* [query_analysis] */
+	bool qa_stats;
+	uint32_t qa_max_fingerprints;
+	uint64_t qa_max_query_length;
+	bool qa_advisor;
+	uint64_t qa_interval_ms;
+	uint64_t qa_slow_ms;
+	uint32_t qa_top_n;
+	bool qa_explain_analyze;
+	uint64_t qa_statement_timeout_ms;
+	bool qa_create_extension;
+	uint32_t qa_min_improvement_pct;
+	/* [query_cache] */
+	char qc_fingerprints[HP_LIST_MAX];
+	uint64_t qc_ttl_ms;
+	uint64_t qc_max_result_size;
 
 	/* [warm] */
 	char warm_snapshot_file[HP_PATH_MAX];   /* "" = no warm restart */

@@ -27,6 +27,7 @@ struct l2;
 struct tasks;
 struct l0;
 struct proxy;
+struct pgadvise;
 
 /* A kernel feature probed at start: name, whether it works, why not. */
 struct hp_feature {
@@ -48,6 +49,7 @@ struct hp_daemon {
 	struct timeseries *ts;          /* per-second history of counters */
 	struct profiler *profiler;      /* CPU profiler, NULL without BPF/perf */
 	struct pooler *pooler;          /* PostgreSQL pooler, NULL without [database.*] */
+	struct pgadvise *advisor;       /* query advisor over the pooler's statistics, or NULL */
 	struct tasks *tasks;            /* background task processor */
 	struct l2 *l2;                  /* Redis L2, NULL when not configured */
 	struct observe *observe;        /* kernel request/query observation, NULL without BPF */

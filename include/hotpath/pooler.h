@@ -70,6 +70,16 @@ void pooler_stop(struct pooler *p, uint64_t timeout_ms);
 void pooler_free(struct pooler *p);
 uint16_t pooler_port(const struct pooler *p);
 
+/* The per-fingerprint statistics of the queries run through the pooler
+ * (qstats.h), NULL when query_analysis.stats is off or p is NULL. */
+struct qstats *pooler_qstats(struct pooler *p);
+/* Copy the settings and password of [database.`db`] (for the advisor's
+ * own connection). 0 or -ENOENT. */
+int pooler_db_login(struct pooler *p, const char *db, struct hp_database_conf *conf,
+		    char *password, size_t pwlen) HP_MUST_CHECK;
+/* Names of the configured databases (at most max); returns how many. */
+unsigned pooler_db_names(struct pooler *p, char (*names)[64], unsigned max);
+
 /*
  * Snapshot of every pool: *out is malloc'd (caller frees), *n entries.
  * 0 or -ENOMEM. `g` (optional) gets the pooler-wide counters.
