@@ -510,9 +510,17 @@ static void walk_cols(struct walk *w, const json_t *v, unsigned depth)
 
 /* ---- statements ----------------------------------------------------------------- */
 
+/* A statement's WITH: bare in libpg_query 15's JSON, wrapped in older ones. */
+static const json_t *with_clause(const json_t *st)
+{
+	const json_t *w = json_object_get(st, "withClause"), *inner = json_object_get(w, "WithClause");
+
+	return inner ? inner : w;
+}
+
 static bool cte_writes(const json_t *sel)
 {
-	const json_t *wc = json_object_get(json_object_get(sel, "withClause"), "WithClause"), *cte;
+	const json_t *wc = with_clause(sel), *cte;
 	size_t i;
 
 	json_array_foreach(json_object_get(wc, "ctes"), i, cte) {
@@ -541,7 +549,7 @@ static const char *const write_stmts[] = { "InsertStmt", "UpdateStmt", "DeleteSt
 /* Targets of data-modifying CTEs in a statement's WITH. */
 static void add_cte_writes(struct pgt_info *o, const json_t *st)
 {
-	const json_t *wc = json_object_get(json_object_get(st, "withClause"), "WithClause"), *cte;
+	const json_t *wc = with_clause(st), *cte;
 	size_t i;
 
 	json_array_foreach(json_object_get(wc, "ctes"), i, cte) {

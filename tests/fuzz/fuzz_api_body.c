@@ -70,6 +70,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!r.has_pattern || r.patlen == 0 || r.patlen >= API_PATTERN_MAX)
 				abort();
 		}
+		{
+			struct api_optimize_req o;
+
+			if (api_body_optimize(j, &o, err, sizeof(err)) == 0) {
+				if (!o.type[0] || (o.has_database && (!o.database[0] ||
+					memchr(o.database, '\0', sizeof(o.database)) == NULL)))
+					abort();
+			} else {
+				check_err(err, sizeof(err));
+			}
+		}
 		if (api_body_policies(j, parts, L1_MAX_PARTITIONS - 1, &np, err, sizeof(err)) == 0) {
 			if (np > L1_MAX_PARTITIONS - 1)
 				abort();
@@ -141,6 +152,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (api_query_keys(cur, cnt, &cursor, &count, err, sizeof(err)) == 0) {
 			if (count == 0 || count > API_KEYS_MAX_COUNT)
 				abort();
+		}
+		{
+			const char *scope;
+			uint64_t ms;
+
+			if (api_query_recommendations(cur, cnt, &scope, &ms, err, sizeof(err)) == 0) {
+				if (strcmp(scope, "db") && strcmp(scope, "cache") && strcmp(scope, "all"))
+					abort();
+			} else {
+				check_err(err, sizeof(err));
+			}
 		}
 		break;
 	}
