@@ -23,6 +23,7 @@
 #include "hotpath/pgadvise.h"
 #include "hotpath/pgtree.h"
 #include "hotpath/pooler.h"
+#include "hotpath/qcache.h"
 #include "hotpath/qstats.h"
 #include "api_int.h"
 
@@ -143,6 +144,10 @@ void api_h_queries(struct api_call *c)
 	}
 	if (want_pool && qs) {
 		struct qstats_entry *es = NULL;
+
+		/* samples queued a moment ago count: read what was just run */
+		if (qstats_flush(qs, 200) != 0)
+			json_object_set_new(root, "pooler_backlog", json_true());
 		struct qstats_totals t;
 		unsigned n = 0;
 
@@ -175,6 +180,16 @@ void api_h_queries(struct api_call *c)
 		}
 		qstats_entries_free(es, n);
 		qstats_totals(qs, &t);
+		{
+			struct qcache_stats qcs;
+
+			pooler_qcache_stats(c->d->pooler, &qcs);
+			json_object_set_new(root, "query_cache", json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}",
+				"fingerprints", (int)qcs.fingerprints, "hits", api_json_u64(qcs.hits),
+				"misses", api_json_u64(qcs.misses), "stores", api_json_u64(qcs.stores),
+				"not_stored", api_json_u64(qcs.not_stored),
+				"invalidations", api_json_u64(qcs.invalidations)));
+		}
 		json_object_set_new(root, "pooler", json_pack("{s:o, s:o, s:o, s:o, s:o, s:i}",
 			"samples", api_json_u64(t.samples), "dropped_queue", api_json_u64(t.dropped_queue),
 			"dropped_table", api_json_u64(t.dropped_table),
@@ -249,6 +264,8 @@ void api_h_recommendations(struct api_call *c)
 	}
 	if (!advisor_running(c))
 		return;
+	if (pooler_qstats(c->d->pooler) && qstats_flush(pooler_qstats(c->d->pooler), 200) != 0)
+		(void)0;                /* a busy collector: answer with what is folded */
 	j = pgadvise_recommendations_json(c->d->advisor, scope, period_ms);
 	if (!j) {
 		api_reply_error(c, 500, "internal", "out of memory");

@@ -427,10 +427,13 @@ int tier_set(struct tier *t, const char *key, size_t klen, const char *val, size
 	bool failed;
 
 	if (!t->l2) {
-		int rc = l1_set(t->l1, key, klen, val, vlen, ttl_ms ? hp_now_ms() + ttl_ms : L1_NO_TTL,
-				L1_PRIO_DEFAULT, 0, NULL, NULL);
+		int rc;
 
-		inval_key(t, key, klen);   /* L0 copy */
+		/* drop the old copies (L0's too) first: after the set, the
+		 * value must stay in L1 */
+		inval_key(t, key, klen);
+		rc = l1_set(t->l1, key, klen, val, vlen, ttl_ms ? hp_now_ms() + ttl_ms : L1_NO_TTL,
+			    L1_PRIO_DEFAULT, 0, NULL, NULL);
 		return rc < 0 ? rc : 0;
 	}
 	lens[4] = (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);

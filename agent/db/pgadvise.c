@@ -44,6 +44,7 @@
 #include "hotpath/pgtree.h"
 #include "hotpath/pooler.h"
 #include "hotpath/qstats.h"
+#include "hotpath/qcache.h"
 #include "hotpath/tasks.h"
 
 #define MAX_JOBS 32
@@ -1117,6 +1118,19 @@ int pgadvise_metrics_render(struct hp_daemon *d, struct buf *b)
 			}
 		}
 		qstats_entries_free(es, n);
+	}
+	if (!rc) {
+		struct qcache_stats q;
+
+		pooler_qcache_stats(d->pooler, &q);
+		rc |= buf_printf(b, "# HELP hotpath_query_cache_events_total Result cache of the pooler.\n"
+				 "# TYPE hotpath_query_cache_events_total counter\n"
+				 "hotpath_query_cache_events_total{event=\"hit\"} %" PRIu64 "\n"
+				 "hotpath_query_cache_events_total{event=\"miss\"} %" PRIu64 "\n"
+				 "hotpath_query_cache_events_total{event=\"store\"} %" PRIu64 "\n"
+				 "hotpath_query_cache_events_total{event=\"not_stored\"} %" PRIu64 "\n"
+				 "hotpath_query_cache_events_total{event=\"invalidation\"} %" PRIu64 "\n",
+				 q.hits, q.misses, q.stores, q.not_stored, q.invalidations);
 	}
 	if (a && !rc) {
 		pthread_mutex_lock(&a->mu);

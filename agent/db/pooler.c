@@ -94,6 +94,7 @@ static void client_process(struct client *c);
 static void server_process(struct server *s);
 static int server_flush(struct server *s);
 static int client_flush(struct client *c);
+static void qc_server_clear(struct server *s);
 
 /* ---- epoll plumbing ------------------------------------------------------- */
 
@@ -246,6 +247,7 @@ static void server_unlink(struct server *s)
 	struct client *c = s->client;
 
 	qtrack_server_clear(s);
+	qc_server_clear(s);
 	if (!c)
 		return;
 	if (c->xact_start_us)
@@ -296,6 +298,8 @@ static void client_free(struct client *c)
 	buf_free(&c->out);
 	pgs_map_free(&c->stmts);
 	qtrack_client_clear(c);
+	if (c->qc_next)
+		qcache_finish(c->p->qcache, c->qc_next, false);
 	if (c->scram) {
 		OPENSSL_cleanse(c->scram, sizeof(*c->scram));
 		free(c->scram);
@@ -356,6 +360,7 @@ static void server_free(struct server *s)
 	pgs_set_free(&s->stmts);
 	pgs_q_free(&s->q);
 	qtrack_server_clear(s);
+	qc_server_clear(s);
 	free(s->scram);
 	free(s);
 }
@@ -930,6 +935,11 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 	default:
 		break;
 	}
+	if (s->qc_cap && act == PGS_FORWARD && c) {
+		qcap_add(s->qc_cap, d, total);
+		if (type == 'E')
+			qcap_abort(s->qc_cap);
+	}
 	if (act == PGS_FORWARD && c) {
 		if (type == 'C' || type == 'E')
 			qtrack_server(s, type, body, n);
@@ -942,6 +952,12 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		pooler_server_close(s, "client output buffer full");
 		return 1;
 	}
+	if (done && c && s->qc_cap && type == 'Z') {
+		qcache_finish(pl->p->qcache, s->qc_cap, s->status == 'I');
+		s->qc_cap = NULL;
+	}
+	if (type == 'Z' && s->status == 'I' && (s->qc_pend.n || s->qc_pend.flush))
+		qcache_txn_end(pl->p->qcache, pl->p->dbs[pl->db].conf.name, &s->qc_pend);
 	if (done && c) {
 		qtrack_done(s);
 		pool_note_query(pl, now_us() - done);
@@ -1019,6 +1035,8 @@ static void server_process(struct server *s)
 				pooler_server_close(s, "client output buffer full");
 				break;
 			}
+			if (s->qc_cap)
+				qcap_abort(s->qc_cap);   /* a row larger than the buffer: too big */
 			buf_consume(&s->in, avail);
 			s->stream_left = total - avail;
 			s->stream_drop = act != PGS_FORWARD;
@@ -1119,6 +1137,69 @@ static int server_need(struct server *s, const struct pgs_stmt *st)
 	return server_prepare(s, st, true);
 }
 
+/* ---- result cache (qcache.c) ------------------------------------------------- */
+
+/* A server connection leaves its client: forget a capture; writes of an
+ * unfinished transaction drop their tables' entries once more. */
+static void qc_server_clear(struct server *s)
+{
+	struct pooler *p = s->pool->p;
+
+	if (!p->qcache)
+		return;
+	if (s->qc_cap)
+		qcache_finish(p->qcache, s->qc_cap, false);
+	s->qc_cap = NULL;
+	if (s->qc_pend.n || s->qc_pend.flush)
+		qcache_txn_end(p->qcache, p->dbs[s->pool->db].conf.name, &s->qc_pend);
+}
+
+/* The whole Query at d: answer it from the cache (true), or let it go on,
+ * maybe with a capture waiting in c->qc_next. Only outside a transaction
+ * block and on a server connection that owes nothing. */
+static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
+{
+	struct pooler *p = c->p;
+	struct server *s = c->server;
+	size_t total, len;
+	char type;
+	int rc;
+
+	if (c->qc_next)
+		return false;           /* looked up already; waiting for a server */
+	if (s && (s->status != 'I' || pgs_q_len(&s->q) || s->state != SV_ACTIVE))
+		return false;
+	rc = pgw_frame(d, avail, p->set.max_message, &type, &total);
+	if (rc != 0 || total > avail || total <= PGW_HDR)
+		return false;
+	len = strnlen((const char *)d + PGW_HDR, total - PGW_HDR);
+	if (qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
+			  sizeof(c->params), (const char *)d + PGW_HDR, len, &c->out,
+			  &c->qc_next) == 1) {
+		buf_consume(&c->in, total);
+		return true;
+	}
+	return false;
+}
+
+/* A Query went to s: drop what it writes; capture its answer if it was
+ * looked up and is the only thing s owes. */
+static void qc_query_sent(struct client *c, struct server *s, const uint8_t *body, size_t n)
+{
+	struct pooler *p = c->p;
+	struct qcap *cap = c->qc_next;
+
+	(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, (const char *)body,
+				strnlen((const char *)body, n), &s->qc_pend);
+	c->qc_next = NULL;
+	if (!cap)
+		return;
+	if (pgs_q_len(&s->q) == 1 && !s->qc_cap)
+		s->qc_cap = cap;
+	else
+		qcache_finish(p->qcache, cap, false);
+}
+
 static int push(struct server *s, enum pgs_kind k, uint64_t t)
 {
 	return pgs_q_push(&s->q, k, NULL, t) < 0 ? -ENOBUFS : 0;
@@ -1141,6 +1222,8 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		rc = push(s, PGS_QUERY, now_us());
 		if (!rc)
 			qtrack_query(c, s, type, body, n);
+		if (!rc && p->qcache && type == 'Q')
+			qc_query_sent(c, s, body, n);
 		break;
 	case 'S':
 		rc = push(s, PGS_SYNC, now_us());
@@ -1191,6 +1274,14 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		}
 		st = rename && b.stmt[0] ? pgs_map_get(&c->stmts, b.stmt) : NULL;
 		qtrack_bind(c, &b, st);
+		if (p->qcache) {
+			size_t tl;
+			const char *text = qtrack_bind_text(c, &b, st, &tl);
+
+			if (text)
+				(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, text, tl,
+							&s->qc_pend);
+		}
 		if (!st) {
 			rc = push(s, PGS_BIND, 0);
 			break;
@@ -1258,6 +1349,9 @@ static void client_process(struct client *c)
 		char type;
 		int rc;
 
+		if (p->qcache && !c->stream_left && avail >= PGW_HDR && d[0] == 'Q' &&
+		    qc_try(c, d, avail))
+			continue;               /* answered from the result cache */
 		s = c->server;
 		if (!s) {
 			if (avail >= PGW_HDR && d[0] == 'X') {
@@ -2178,6 +2272,16 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 		log_error("pooler: event loop setup: %s", strerror(errno));
 		goto fail;
 	}
+	p->qt_max_text = (size_t)cfg->qa_max_query_length;
+	if (cfg->qc_fingerprints[0]) {
+		p->qcache = qcache_new(cfg->qc_fingerprints, cfg->qc_ttl_ms, cfg->qc_max_result_size);
+		if (!p->qcache) {
+			log_error("pooler: cannot start the result cache");
+			goto fail;
+		}
+		log_info("pooler: result cache on for %s (ttl %llu ms)", cfg->qc_fingerprints,
+			 (unsigned long long)cfg->qc_ttl_ms);
+	}
 	if (cfg->qa_stats) {
 		struct qstats_options qo = {
 			.max_fingerprints = cfg->qa_max_fingerprints,
@@ -2277,12 +2381,18 @@ void pooler_free(struct pooler *p)
 	pga_userlist_free(p->users);
 	pga_userlist_free(p->new_users);
 	qstats_free(p->qstats);
+	qcache_free(p->qcache);
 	free(p->slots);
 	OPENSSL_cleanse(p->dbs, sizeof(p->dbs));
 	OPENSSL_cleanse(p->new_dbs, sizeof(p->new_dbs));
 	pthread_mutex_destroy(&p->reload_mu);
 	pthread_mutex_destroy(&p->stats_mu);
 	free(p);
+}
+
+void pooler_qcache_stats(struct pooler *p, struct qcache_stats *out)
+{
+	qcache_get_stats(p ? p->qcache : NULL, out);
 }
 
 struct qstats *pooler_qstats(struct pooler *p)

@@ -23,6 +23,7 @@
 #include "hotpath/pgauth.h"
 #include "hotpath/pgstmt.h"
 #include "hotpath/pooler.h"
+#include "hotpath/qcache.h"
 
 #define POOLER_MAX_POOLS 256
 #define POOLER_PARAM_LEN 64
@@ -101,6 +102,7 @@ struct client {
 	char *qt_text;                  /* text of the last unnamed Parse */
 	size_t qt_len;
 	struct qreq *qt_open;           /* Bind seen, waiting for its Sync */
+	struct qcap *qc_next;           /* result cache missed: capture the next Query */
 };
 
 enum server_state {
@@ -133,6 +135,8 @@ struct server {
 	struct server *prev, *next;     /* idle list or pool's other list */
 	struct server *dead;
 	struct qreq *qt_head, *qt_tail; /* requests owed a ReadyForQuery (qtrack.c) */
+	struct qcap *qc_cap;            /* answer being captured for the result cache */
+	struct qcache_pending qc_pend;  /* tables written in the open transaction */
 };
 
 struct pooler_db {
@@ -229,6 +233,7 @@ struct pooler {
 	struct server *dead_servers;
 	struct pcancel *cancels;
 	struct qstats *qstats;          /* per-fingerprint statistics, NULL = off */
+	struct qcache *qcache;          /* result cache, NULL = off */
 	size_t qt_max_text;
 };
 
@@ -283,6 +288,9 @@ void qtrack_server(struct server *s, char type, const uint8_t *body, size_t n);
 /* ReadyForQuery that completes the oldest client request on s. */
 void qtrack_done(struct server *s);
 void qtrack_server_clear(struct server *s);
+/* Text of the statement a Bind runs (NULL if unknown), for write detection. */
+const char *qtrack_bind_text(struct client *c, const struct pgw_bind *b,
+			     const struct pgs_stmt *st, size_t *len);
 void qtrack_client_clear(struct client *c);
 
 #endif

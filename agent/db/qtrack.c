@@ -102,7 +102,7 @@ void qtrack_parse(struct client *c, const struct pgw_parse *ps)
 {
 	size_t len;
 
-	if (!c->p->qstats || ps->name[0])
+	if ((!c->p->qstats && !c->p->qcache) || ps->name[0])
 		return;
 	len = ps->query_len < c->p->qt_max_text ? ps->query_len : c->p->qt_max_text;
 	free(c->qt_text);
@@ -115,22 +115,31 @@ void qtrack_parse(struct client *c, const struct pgw_parse *ps)
 	c->qt_len = len;
 }
 
+const char *qtrack_bind_text(struct client *c, const struct pgw_bind *b,
+			     const struct pgs_stmt *st, size_t *len)
+{
+	if (st) {
+		const void *nul = memchr(st->rest, '\0', st->rest_len);
+
+		*len = nul ? (size_t)((const uint8_t *)nul - st->rest) : st->rest_len;
+		return (const char *)st->rest;
+	}
+	if (!b->stmt[0] && c->qt_text) {
+		*len = c->qt_len;
+		return c->qt_text;
+	}
+	*len = 0;
+	return NULL;
+}
+
 void qtrack_bind(struct client *c, const struct pgw_bind *b, const struct pgs_stmt *st)
 {
-	const char *text = NULL;
+	const char *text;
 	size_t len = 0;
 
 	if (!c->p->qstats)
 		return;
-	if (st) {
-		const void *nul = memchr(st->rest, '\0', st->rest_len);
-
-		text = (const char *)st->rest;
-		len = nul ? (size_t)((const uint8_t *)nul - st->rest) : st->rest_len;
-	} else if (!b->stmt[0] && c->qt_text) {
-		text = c->qt_text;
-		len = c->qt_len;
-	}
+	text = qtrack_bind_text(c, b, st, &len);
 	free(c->qt_open);
 	c->qt_open = text ? qreq_new(text, len, b->rest, b->rest_len, true, c->p->qt_max_text) : NULL;
 }

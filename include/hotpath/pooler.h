@@ -73,6 +73,9 @@ uint16_t pooler_port(const struct pooler *p);
 /* The per-fingerprint statistics of the queries run through the pooler
  * (qstats.h), NULL when query_analysis.stats is off or p is NULL. */
 struct qstats *pooler_qstats(struct pooler *p);
+/* Counters of the result cache (query_cache.*); zeros when off. */
+struct qcache_stats;
+void pooler_qcache_stats(struct pooler *p, struct qcache_stats *out);
 /* Copy the settings and password of [database.`db`] (for the advisor's
  * own connection). 0 or -ENOENT. */
 int pooler_db_login(struct pooler *p, const char *db, struct hp_database_conf *conf,

@@ -296,3 +296,76 @@ def test_hotpathctl_optimize_and_recommendations(hotpath_factory, pg):
     r = ctl(dm, "recommendations", "--scope", "disk")
     assert r.returncode == 1
     conn.close()
+
+
+def cache_stats(dm):
+    return queries(dm, source="pooler")["query_cache"]
+
+
+def test_result_cache_hit_and_invalidation_on_write(hotpath_factory, pg):
+    sel = "SELECT name FROM products WHERE id = 5"
+    # learn the fingerprint from a first daemon's statistics
+    dm = start(hotpath_factory, pg)
+    conn = connect(dm.pool_port)
+    conn.cursor().execute(sel)
+    deadline = time.time() + 10
+    while not [x for x in queries(dm, source="pooler")["queries"] if "products" in x["query"]]:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    fp = [x for x in queries(dm, source="pooler")["queries"] if "products" in x["query"]][0]
+    conn.close()
+    dm.stop()
+
+    dm = start(hotpath_factory, pg, extra="[query_cache]\nfingerprints = %s\nttl = 60s\n" %
+               fp["fingerprint"])
+    conn = connect(dm.pool_port)
+    cur = conn.cursor()
+    cur.execute("UPDATE products SET name = 'p5' WHERE id = 5")
+    cur.execute(sel)
+    assert cur.fetchall() == [("p5",)]
+    s = cache_stats(dm)
+    assert s["misses"] == 1 and s["stores"] == 1 and s["hits"] == 0, s
+    for _ in range(3):
+        cur.execute(sel)
+        assert cur.fetchall() == [("p5",)]
+    s = cache_stats(dm)
+    assert s["hits"] == 3 and s["misses"] == 1, s
+    # answered by the pooler: the server ran the SELECT once
+    time.sleep(0.3)
+    q = [x for x in queries(dm, source="pooler")["queries"] if x["fingerprint"] == fp["fingerprint"]]
+    assert q[0]["calls"] == 1, q
+    m = dm.metrics()
+    assert 'hotpath_query_cache_events_total{event="hit"} 3' in m
+
+    # a write through the pooler drops it: the next read is fresh
+    cur.execute("UPDATE products SET name = 'changed' WHERE id = 5")
+    assert cache_stats(dm)["invalidations"] >= 1
+    cur.execute(sel)
+    assert cur.fetchall() == [("changed",)]
+    cur.execute(sel)
+    assert cur.fetchall() == [("changed",)]
+    s = cache_stats(dm)
+    assert s["misses"] == 2 and s["hits"] == 4, s
+
+    # a write inside a transaction: the entry cached in between is dropped at COMMIT
+    tx = connect(dm.pool_port)
+    tx.autocommit = False
+    tcur = tx.cursor()
+    tcur.execute("UPDATE products SET name = 'in-tx' WHERE id = 5")
+    cur.execute(sel)            # another client, outside the transaction: old value, cached
+    assert cur.fetchall() == [("changed",)]
+    tx.commit()
+    cur.execute(sel)
+    assert cur.fetchall() == [("in-tx",)], cache_stats(dm)
+    # inside a transaction block nothing is answered from the cache
+    before = cache_stats(dm)
+    tcur.execute(sel)
+    assert tcur.fetchall() == [("in-tx",)]
+    tx.commit()
+    after = cache_stats(dm)
+    assert after["hits"] == before["hits"] and after["misses"] == before["misses"], after
+    # other fingerprints are never cached
+    cur.execute("SELECT name FROM products WHERE id = 6 AND name IS NOT NULL")
+    assert cache_stats(dm)["misses"] == after["misses"]
+    tx.close()
+    conn.close()

@@ -1,0 +1,472 @@
+/*
+ * qcache.c - result caching of chosen read-only queries in the pooler,
+ * through the shared cache tiers (tier.h), invalidated by the writes the
+ * pooler sees.
+ *
+ * What is cached: a simple-protocol Query whose fingerprint is listed in
+ * query_cache.fingerprints, that is one plain SELECT (no FOR UPDATE/SHARE,
+ * no data-modifying CTE, no SELECT INTO), sent outside a transaction block
+ * (no server held in transaction mode; status 'I' and nothing owed in
+ * session mode) on a server connection that owes nothing else, and whose
+ * whole answer (RowDescription, DataRows, CommandComplete, ReadyForQuery
+ * 'I') fits query_cache.max_result_size and has no ErrorResponse. The key
+ * is "hpq:DB:USER:HASH|table|table|": the hash covers the exact text and
+ * the session parameters that change how results are printed (encoding,
+ * DateStyle, TimeZone, ...), the user keeps row-level security and
+ * privileges apart, and the tables read are in the key so that a write can
+ * drop every entry reading a table with one glob.
+ *
+ * Invalidation: a simple Query or a Bind of a statement that may write
+ * (first keyword not SELECT/VALUES/TABLE/SHOW/EXPLAIN) is parsed with
+ * libpg_query; each table it writes (INSERT, UPDATE, DELETE, MERGE,
+ * TRUNCATE, COPY FROM, data-modifying CTEs) gets its generation bumped and
+ * its entries deleted (tier_invalidate, local scope plus L2 when
+ * configured) when the write is sent, and again when the transaction that
+ * did it ends (ReadyForQuery 'I'), so a read that ran in between and saw
+ * the old rows does not stay cached. A read stores its answer only if none
+ * of its tables' generations moved while it ran. Entries also expire after
+ * query_cache.ttl: writes that do not go through this pooler (other
+ * clients, triggers writing other tables, functions with side effects) are
+ * not seen, which is why caching is opt-in per fingerprint.
+ *
+ * All of it runs on the pooler's thread. With an L2 (Redis) a lookup or a
+ * store is a round trip to Redis on that thread; with L1 alone it is a
+ * memory copy. Texts are parsed at most once per distinct text (a memo).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include "hotpath/log.h"
+#include "hotpath/pgquery.h"
+#include "hotpath/pgtree.h"
+#include "hotpath/tier.h"
+#include "hotpath/qcache.h"
+
+#define QC_MAX_FPS 64
+#define QC_MEMO 4096
+#define QC_TABLES 4096
+#define QC_KEY_MAX 768
+#define QC_TBL_PER_QUERY 8
+
+struct memo {
+	uint64_t h;                     /* text hash, 0 = empty */
+	bool read_known, write_known;   /* which question was answered for it */
+	bool cacheable;                 /* listed fingerprint, plain SELECT, tables named */
+	bool writes;
+	unsigned ntab;
+	uint32_t tab[QC_TBL_PER_QUERY]; /* slots in tables[]; a write with none: flush the db */
+};
+
+struct tstate {
+	bool used;
+	uint64_t gen;
+	bool dirty;                     /* entries may exist */
+	char name[64 + 1 + 130];        /* "db\tschema.table" */
+};
+
+struct qcache {
+	unsigned nfps;
+	uint64_t fps[QC_MAX_FPS];
+	uint64_t ttl_ms;
+	size_t max_result;
+	struct memo *memo;
+	struct tstate *tables;
+	unsigned ntables;
+	struct qcache_stats st;         /* atomics: read by the API */
+};
+
+struct qcap {
+	struct buf data;
+	uint64_t gens[QC_TBL_PER_QUERY];
+	uint32_t tab[QC_TBL_PER_QUERY];
+	unsigned ntab;
+	char key[QC_KEY_MAX];
+	size_t klen;
+	bool bad;
+};
+
+#define QC_INC(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
+
+/* ---- set-up ------------------------------------------------------------------- */
+
+struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result)
+{
+	struct qcache *qc;
+	const char *s = fps;
+
+	if (!fps || !*fps)
+		return NULL;
+	qc = calloc(1, sizeof(*qc));
+	if (!qc)
+		return NULL;
+	while (*s && qc->nfps < QC_MAX_FPS) {
+		char *end;
+
+		while (*s == ' ' || *s == ',' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		qc->fps[qc->nfps++] = strtoull(s, &end, 16);
+		s = end;
+	}
+	qc->ttl_ms = ttl_ms;
+	qc->max_result = (size_t)max_result;
+	qc->memo = calloc(QC_MEMO, sizeof(*qc->memo));
+	qc->tables = calloc(QC_TABLES, sizeof(*qc->tables));
+	if (!qc->memo || !qc->tables) {
+		qcache_free(qc);
+		return NULL;
+	}
+	return qc;
+}
+
+void qcache_free(struct qcache *qc)
+{
+	if (!qc)
+		return;
+	free(qc->memo);
+	free(qc->tables);
+	free(qc);
+}
+
+void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!qc)
+		return;
+	out->hits = __atomic_load_n(&qc->st.hits, __ATOMIC_RELAXED);
+	out->misses = __atomic_load_n(&qc->st.misses, __ATOMIC_RELAXED);
+	out->stores = __atomic_load_n(&qc->st.stores, __ATOMIC_RELAXED);
+	out->not_stored = __atomic_load_n(&qc->st.not_stored, __ATOMIC_RELAXED);
+	out->invalidations = __atomic_load_n(&qc->st.invalidations, __ATOMIC_RELAXED);
+	out->fingerprints = qc->nfps;
+}
+
+/* ---- tables ------------------------------------------------------------------ */
+
+/* Characters that would make a table name a glob or break the key. */
+static bool name_plain(const char *s)
+{
+	return !strpbrk(s, "*?[]\\|:\t");
+}
+
+/* Slot of table `schema.name` in db; UINT32_MAX when full or not plain. */
+static uint32_t table_slot(struct qcache *qc, const char *db, const struct pgt_table *t)
+{
+	char name[sizeof(qc->tables[0].name)];
+	uint64_t h;
+	uint32_t i;
+
+	if (!name_plain(t->name) || !name_plain(t->schema) || !name_plain(db))
+		return UINT32_MAX;
+	/* unqualified names are taken as public's: the usual search_path */
+	snprintf(name, sizeof(name), "%s\t%s.%s", db, t->schema[0] ? t->schema : "public", t->name);
+	h = XXH3_64bits(name, strlen(name));
+	for (uint32_t probe = 0; probe < QC_TABLES; probe++) {
+		i = (uint32_t)((h + probe) & (QC_TABLES - 1));
+		if (qc->tables[i].used && !strcmp(qc->tables[i].name, name))
+			return i;
+		if (!qc->tables[i].used) {
+			if (qc->ntables >= QC_TABLES * 3 / 4)
+				return UINT32_MAX;
+			qc->tables[i].used = true;
+			snprintf(qc->tables[i].name, sizeof(qc->tables[i].name), "%s", name);
+			qc->ntables++;
+			return i;
+		}
+	}
+	return UINT32_MAX;
+}
+
+/* Bump a table's generation and drop its entries (if any were stored). */
+static void table_invalidate(struct qcache *qc, uint32_t slot)
+{
+	struct tstate *ts = &qc->tables[slot];
+	struct tier *t = tier_current();
+
+	ts->gen++;
+	if (!ts->dirty || !t)
+		return;
+	{
+		char pat[QC_KEY_MAX], err[128];
+		const char *tab = strchr(ts->name, '\t');
+		struct tier_inval_result res;
+		int n;
+
+		n = snprintf(pat, sizeof(pat), "hpq:%.*s:*|%s|*", (int)(tab - ts->name), ts->name,
+			     tab + 1);
+		if (n <= 0 || (size_t)n >= sizeof(pat))
+			return;
+		if (tier_invalidate(t, pat, (size_t)n, TIER_SCOPE_LOCAL | TIER_SCOPE_L2, &res, err,
+				    sizeof(err)) != 0)
+			log_warn("query_cache: invalidating %s in L2 failed: %s (L1 cleared)", pat,
+				 err);
+		ts->dirty = false;
+		QC_INC(qc->st.invalidations);
+	}
+}
+
+/* ---- texts --------------------------------------------------------------------- */
+
+static bool fp_listed(const struct qcache *qc, uint64_t fp)
+{
+	for (unsigned i = 0; i < qc->nfps; i++)
+		if (qc->fps[i] == fp)
+			return true;
+	return false;
+}
+
+/* What a text is, parsed once per distinct text. NULL on ENOMEM. */
+static struct memo *classify(struct qcache *qc, const char *db, const char *sql, size_t len,
+			     bool want_read)
+{
+	uint64_t h = XXH3_64bits_withSeed(sql, len, XXH3_64bits(db, strlen(db))) | 1;
+	struct memo *m = &qc->memo[h & (QC_MEMO - 1)];
+	struct pgt_info *info;
+	char err[128];
+
+	if (m->h == h && (want_read ? m->read_known : m->write_known))
+		return m;
+	if (m->h != h) {
+		memset(m, 0, sizeof(*m));
+		m->h = h;
+	}
+	if (want_read)
+		m->read_known = true;
+	else
+		m->write_known = true;
+	/* reads are only ever looked up for texts that cannot write, and
+	 * writes only parsed for texts that may: the two never share tab[] */
+	if (want_read == pgt_maybe_write(sql, len))
+		return m;
+	if (want_read) {
+		uint64_t fp;
+		char norm[8];
+
+		/* only listed fingerprints are worth the full parse */
+		if (pgquery_fingerprint(sql, len, &fp, norm, sizeof(norm)) != 0 || !fp_listed(qc, fp))
+			return m;
+	}
+	info = malloc(sizeof(*info));
+	if (!info)
+		return NULL;
+	if (pgt_analyze(sql, len, info, err, sizeof(err)) != 0) {
+		/* a text that may write and does not parse (cut, or another
+		 * dialect): assume it writes anything */
+		m->writes = !want_read;
+	} else {
+		if (info->kind == PGT_WRITE) {
+			m->writes = true;
+			for (unsigned i = 0; i < info->n_written && m->ntab < QC_TBL_PER_QUERY; i++) {
+				uint32_t s = table_slot(qc, db, &info->written[i]);
+
+				if (s != UINT32_MAX)
+					m->tab[m->ntab++] = s;
+			}
+			/* can't name every table written: flush the database's entries */
+			if (info->tables_truncated || m->ntab < info->n_written)
+				m->ntab = 0;
+		} else if (want_read && info->kind == PGT_SELECT && info->n_stmts == 1 &&
+			   info->n_read > 0 && info->n_read <= QC_TBL_PER_QUERY &&
+			   !info->tables_truncated) {
+			m->cacheable = true;
+			for (unsigned i = 0; i < info->n_read; i++) {
+				uint32_t s = table_slot(qc, db, &info->read[i]);
+
+				if (s == UINT32_MAX) {
+					m->cacheable = false;
+					break;
+				}
+				/* the same table under two aliases: once */
+				for (unsigned k = 0; k < m->ntab; k++)
+					if (m->tab[k] == s)
+						s = UINT32_MAX;
+				if (s != UINT32_MAX)
+					m->tab[m->ntab++] = s;
+			}
+		}
+	}
+	free(info);
+	return m;
+}
+
+static void flush_db(struct qcache *qc, const char *db)
+{
+	struct tier *t = tier_current();
+	char pat[128], err[128];
+	struct tier_inval_result res;
+	int n;
+
+	for (uint32_t i = 0; i < QC_TABLES; i++)
+		if (qc->tables[i].used && !strncmp(qc->tables[i].name, db, strlen(db)) &&
+		    qc->tables[i].name[strlen(db)] == '\t')
+			qc->tables[i].gen++;
+	n = snprintf(pat, sizeof(pat), "hpq:%s:*", db);
+	if (t && n > 0 && (size_t)n < sizeof(pat) && name_plain(db) &&
+	    tier_invalidate(t, pat, (size_t)n, TIER_SCOPE_LOCAL | TIER_SCOPE_L2, &res, err,
+			    sizeof(err)) != 0)
+		log_warn("query_cache: invalidating %s in L2 failed: %s", pat, err);
+	QC_INC(qc->st.invalidations);
+}
+
+int qcache_note_write(struct qcache *qc, const char *db, const char *sql, size_t len,
+		      struct qcache_pending *pend)
+{
+	struct memo *m = classify(qc, db, sql, len, false);
+
+	if (!m || !m->writes)
+		return 0;
+	if (!m->ntab) {
+		flush_db(qc, db);
+		pend->flush = true;
+		return 1;
+	}
+	for (unsigned i = 0; i < m->ntab; i++) {
+		bool have = false;
+
+		table_invalidate(qc, m->tab[i]);
+		for (unsigned k = 0; k < pend->n; k++)
+			have |= pend->tab[k] == m->tab[i];
+		if (have)
+			continue;
+		if (pend->n < QCACHE_PENDING)
+			pend->tab[pend->n++] = m->tab[i];
+		else
+			pend->flush = true;
+	}
+	return 1;
+}
+
+void qcache_txn_end(struct qcache *qc, const char *db, struct qcache_pending *pend)
+{
+	if (pend->flush)
+		flush_db(qc, db);
+	else
+		for (unsigned i = 0; i < pend->n; i++)
+			table_invalidate(qc, pend->tab[i]);
+	pend->n = 0;
+	pend->flush = false;
+}
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+/* Decode the RESP reply tier_get wrote: 1 = bulk (*v, *n), 0 = null/error. */
+static int resp_bulk(const struct buf *b, const char **v, size_t *n)
+{
+	const char *p = b->data + b->off, *crlf;
+	size_t len = b->len;
+	unsigned long long want;
+	char *end;
+
+	if (len < 4 || p[0] != '$')
+		return 0;
+	crlf = memchr(p, '\r', len);
+	if (!crlf || crlf + 1 >= p + len || crlf[1] != '\n' || p[1] == '-')
+		return 0;
+	want = strtoull(p + 1, &end, 10);
+	if (end != crlf || (size_t)(crlf + 2 - p) + want + 2 > len)
+		return 0;
+	*v = crlf + 2;
+	*n = (size_t)want;
+	return 1;
+}
+
+int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
+		  size_t slen, const char *sql, size_t len, struct buf *out, struct qcap **cap)
+{
+	struct tier *t = tier_current();
+	struct memo *m;
+	struct qcap *c;
+	struct buf got;
+	uint64_t hv[2];
+	size_t o;
+	int rc;
+
+	*cap = NULL;
+	if (!t || !name_plain(user) || !name_plain(db))
+		return 0;
+	m = classify(qc, db, sql, len, true);
+	if (!m || !m->cacheable)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return 0;
+	{
+		XXH128_hash_t a = XXH3_128bits_withSeed(sql, len, XXH3_64bits(session, slen));
+
+		hv[0] = a.low64;
+		hv[1] = a.high64;
+	}
+	o = (size_t)snprintf(c->key, sizeof(c->key), "hpq:%s:%s:%016" PRIx64 "%016" PRIx64 "|",
+			     db, user, hv[1], hv[0]);
+	for (unsigned i = 0; i < m->ntab && o < sizeof(c->key); i++) {
+		const char *tn = strchr(qc->tables[m->tab[i]].name, '\t') + 1;
+
+		o += (size_t)snprintf(c->key + o, sizeof(c->key) - o, "%s|", tn);
+		c->tab[i] = m->tab[i];
+		c->gens[i] = qc->tables[m->tab[i]].gen;
+	}
+	if (o >= sizeof(c->key)) {
+		free(c);
+		return 0;
+	}
+	c->klen = o;
+	c->ntab = m->ntab;
+	buf_init(&got, qc->max_result + 64);
+	rc = tier_get(t, c->key, c->klen, &got);
+	if (rc == 0) {
+		const char *v;
+		size_t n;
+
+		if (resp_bulk(&got, &v, &n) && n > 0 && buf_append(out, v, n) == 0) {
+			buf_free(&got);
+			free(c);
+			QC_INC(qc->st.hits);
+			return 1;
+		}
+	}
+	buf_free(&got);
+	QC_INC(qc->st.misses);
+	buf_init(&c->data, qc->max_result);
+	*cap = c;
+	return 0;
+}
+
+void qcap_add(struct qcap *c, const void *p, size_t n)
+{
+	if (!c->bad && buf_append(&c->data, p, n) != 0)
+		c->bad = true;          /* larger than max_result_size */
+}
+
+void qcap_abort(struct qcap *c)
+{
+	c->bad = true;
+}
+
+void qcache_finish(struct qcache *qc, struct qcap *c, bool ok)
+{
+	struct tier *t = tier_current();
+	char err[128];
+
+	if (!c)
+		return;
+	for (unsigned i = 0; ok && i < c->ntab; i++)
+		if (qc->tables[c->tab[i]].gen != c->gens[i])
+			ok = false;     /* a write ran meanwhile */
+	if (ok && !c->bad && t && buf_used(&c->data)) {
+		for (unsigned i = 0; i < c->ntab; i++)
+			qc->tables[c->tab[i]].dirty = true;
+		if (tier_set(t, c->key, c->klen, buf_head(&c->data), buf_used(&c->data), qc->ttl_ms,
+			     err, sizeof(err)) == 0)
+			QC_INC(qc->st.stores);
+		else
+			QC_INC(qc->st.not_stored);
+	} else {
+		QC_INC(qc->st.not_stored);
+	}
+	buf_free(&c->data);
+	free(c);
+}

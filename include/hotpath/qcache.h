@@ -1,0 +1,60 @@
+/*
+ * qcache.h - result caching of chosen read-only queries in the pooler
+ * (query_cache.*), through the shared cache tiers, invalidated by the
+ * writes the pooler sees. See agent/db/qcache.c for what is cached and
+ * why. Everything but qcache_get_stats runs on the pooler's thread.
+ */
+#ifndef HOTPATH_QCACHE_H
+#define HOTPATH_QCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "hotpath/buf.h"
+
+struct qcache;
+struct qcap;                            /* one answer being captured */
+
+struct qcache_stats {
+	uint64_t hits, misses, stores, not_stored, invalidations;
+	unsigned fingerprints;
+};
+
+#define QCACHE_PENDING 16
+
+/* Tables written by a server connection's open transaction. */
+struct qcache_pending {
+	unsigned n;
+	bool flush;                     /* too many, or unnamed: flush the database */
+	uint32_t tab[QCACHE_PENDING];
+};
+
+/* NULL when `fps` (query_cache.fingerprints, validated by the config) is
+ * empty, or on ENOMEM. */
+struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result);
+void qcache_free(struct qcache *qc);
+void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out);
+
+/*
+ * A simple Query `sql` about to be sent outside a transaction block. 1:
+ * answered from the cache (the stored answer appended to out); 0: send it,
+ * and when *cap is set capture its answer (qcap_add for every message
+ * forwarded to the client, qcap_abort on an error, qcache_finish at its
+ * ReadyForQuery). `session` is a digest of the session settings.
+ */
+int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
+		  size_t slen, const char *sql, size_t len, struct buf *out, struct qcap **cap);
+void qcap_add(struct qcap *c, const void *p, size_t n);
+void qcap_abort(struct qcap *c);
+/* Store the captured answer if ok, complete, small enough and no table it
+ * reads was written meanwhile; frees c (NULL no-op). */
+void qcache_finish(struct qcache *qc, struct qcap *c, bool ok);
+
+/* A statement about to run: if it may write, drop the entries of the
+ * tables it writes and remember them in pend. 1 if it writes. */
+int qcache_note_write(struct qcache *qc, const char *db, const char *sql, size_t len,
+		      struct qcache_pending *pend);
+/* The server's transaction ended: drop those tables' entries again. */
+void qcache_txn_end(struct qcache *qc, const char *db, struct qcache_pending *pend);
+
+#endif
