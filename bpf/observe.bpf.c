@@ -791,16 +791,14 @@ static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct o
 	bpf_ringbuf_submit(ev, rb_flags());
 }
 
-static __always_inline int budget_allows(__u64 dur_ns)
+static __always_inline int budget_allows(__u64 dur_ns, __u64 now)
 {
 	struct obs_bucket *b;
 	__u32 zero = 0;
-	__u64 now;
 
 	b = bpf_map_lookup_elem(&obs_tokens, &zero);
 	if (!b)
 		return 0;
-	now = bpf_ktime_get_ns();
 	if (now - b->refill_ns >= NSEC_PER_SEC) {
 		b->tokens = ev_per_sec;
 		b->refill_ns = now;
@@ -855,7 +853,7 @@ static __noinline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u
 		st->max_us = us;
 	st->last_ns = now;
 
-	if (!budget_allows(dur))
+	if (!budget_allows(dur, now))
 		return;
 	ev = bpf_ringbuf_reserve(&obs_events, sizeof(*ev), 0);
 	if (!ev) {
