@@ -34,6 +34,8 @@ static json_t *strategy_json(const struct strategy_stats *s)
 	json_object_set_new(j, "load_errors", api_json_u64(s->load_errors));
 	json_object_set_new(j, "not_found", api_json_u64(s->not_found));
 	json_object_set_new(j, "coalesced", api_json_u64(s->coalesced));
+	json_object_set_new(j, "parked", api_json_u64(s->parked));
+	json_object_set_new(j, "park_refused", api_json_u64(s->park_refused));
 	json_object_set_new(j, "refreshes_queued", api_json_u64(s->refreshes_queued));
 	json_object_set_new(j, "refreshes_shed", api_json_u64(s->refreshes_shed));
 	json_object_set_new(j, "writes", api_json_u64(s->writes));
@@ -214,9 +216,12 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"fresh\"} %" PRIu64 "\n"
 				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"stale\"} %" PRIu64 "\n"
 				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"stale_if_error\"} %" PRIu64 "\n"
-				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"coalesced\"} %" PRIu64 "\n",
+				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"coalesced\"} %" PRIu64 "\n"
+				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"parked\"} %" PRIu64 "\n"
+				"hotpath_strategy_reads_total{strategy=\"%s\",result=\"park_refused\"} %" PRIu64 "\n",
 				s.name, s.fresh_hits, s.name, s.stale_served, s.name,
-				s.stale_if_error_served, s.name, s.coalesced);
+				s.stale_if_error_served, s.name, s.coalesced, s.name, s.parked,
+				s.name, s.park_refused);
 		}
 		rc |= fam(b, "hotpath_strategy_refreshes_total", "counter",
 			  "Background reloads (refresh-ahead, stale-while-revalidate) queued or shed.");

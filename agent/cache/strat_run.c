@@ -35,9 +35,19 @@
  * Write-through: the loader's write runs first; only when it succeeded is
  * the cache updated and the client answered.
  *
- * What not: the RESP front's worker thread waits for a synchronous load
- * (as it does for L2), so a slow origin delays that worker's other
- * connections; no negative caching of "not found"; keys covered by a
+ * Asynchronous loads: a GET from the RESP front that needs its loader
+ * (a miss, or a copy stale past its windows) does not wait on the worker
+ * thread. It parks its client (resp_defer), joins or starts the key's
+ * flight, and the load runs on the task processor at high priority; when
+ * it finishes, every parked client of that flight gets its reply (the
+ * value, nil, its stale copy under stale-if-error, or -LOADFAIL) through
+ * its worker. The parked clients are capped by the front
+ * (resp.max_parked_clients, then -BUSY); the loads by the task queue.
+ * Warm jobs and background reloads, which already run on the task
+ * processor, load synchronously and share the same flights.
+ *
+ * What not: MGET and the L2 read before a loader still run on the worker
+ * thread (an MGET that misses loads its keys there); no negative caching of "not found"; keys covered by a
  * writer accept only SET/DEL (INCR and friends would change the cache
  * behind the writer's back); write-behind writes still queued at shutdown
  * after the drain timeout are lost and logged.
@@ -72,8 +82,19 @@ struct flight {
 	char *val;
 	size_t vlen;
 	char err[STRAT_ERR];
-	unsigned waiters;
+	unsigned waiters;                /* synchronous waiters (warm, refresh) */
+	struct awaiter *aw;              /* parked clients waiting for it */
 	pthread_cond_t cv;
+};
+
+/* A RESP client parked until a load finishes (resp_defer ticket). */
+struct awaiter {
+	struct awaiter *next;
+	struct strat *s;
+	const struct resp_defer *defer;
+	void *ticket;
+	char *stale;                     /* its stale copy for stale-if-error, or NULL */
+	size_t stale_len;
 };
 
 struct wb_item {
@@ -103,6 +124,7 @@ struct strat {
 	_Atomic uint64_t fresh_hits, stale_served, loads, load_errors, not_found, coalesced;
 	_Atomic uint64_t refreshes_queued, refreshes_shed, sie_served, writes, write_errors;
 	_Atomic uint64_t wb_queued, wb_rejected, wb_written, wb_batches, wb_failed, wb_dead;
+	_Atomic uint64_t parked, park_refused;   /* misses answered asynchronously / refused */
 };
 
 struct strategies {
@@ -194,10 +216,101 @@ static void store_loaded(struct strat *s, const char *key, size_t klen, const ch
 	(void)tier_fill(t, key, klen, val, vlen, hp_now_ms() + life, seq, ep);
 }
 
+struct peek {
+	char *val;
+	size_t len;
+	uint64_t exp;
+	bool hit, oom;
+};
+
+static int reply_load_error(struct strat *s, struct buf *out, int rc, const char *err);
+
+/* Answer one parked client with a load's result, then free the awaiter. */
+static void awaiter_deliver(struct awaiter *a, int rc, const char *val, size_t vlen,
+			    const char *err)
+{
+	struct buf b;
+	int arc;
+
+	buf_init(&b, 0);
+	if (rc > 0) {
+		arc = resp_add_bulk(&b, val, vlen);
+	} else if (rc == 0) {
+		arc = resp_add_null(&b);
+	} else if (a->stale && a->s->c.sie_ms) {
+		atomic_fetch_add(&a->s->sie_served, 1);
+		arc = resp_add_bulk(&b, a->stale, a->stale_len);
+	} else {
+		arc = reply_load_error(a->s, &b, rc, err);
+	}
+	if (arc != 0) {
+		buf_reset(&b);
+		(void)!resp_add_error(&b, "ERR out of memory building the reply");
+	}
+	a->defer->done(a->ticket, &b);
+	buf_free(&b);
+	free(a->stale);
+	free(a);
+}
+
 /*
- * Load through the strategy's loader with single-flight. Returns like
- * loader_load (1 found with *val malloc'd, 0 not found, -errno).
- * `seq`/`ep` are the caller's read snapshot.
+ * A load finished (rc as loader_load; val/err its result): take the
+ * flight out of the table, hand the result to synchronous waiters, answer
+ * the parked clients, and free the flight unless a waiter still holds it.
+ */
+static void flight_finish(struct strategies *ss, struct flight *f, int rc, const char *val,
+			  size_t vlen, const char *err)
+{
+	struct flight **pp;
+	struct awaiter *aw;
+	bool free_now;
+
+	pthread_mutex_lock(&ss->sf_mu);
+	pp = find(ss->flights, f->key, f->klen);
+	if (*pp == f)
+		*pp = f->next;
+	f->rc = rc;
+	if (rc > 0 && f->waiters) {
+		f->val = malloc(vlen + 1);
+		if (f->val) {
+			memcpy(f->val, val, vlen);
+			f->vlen = vlen;
+		} else {
+			f->rc = -ENOMEM;
+			snprintf(f->err, sizeof(f->err), "out of memory");
+		}
+	} else if (rc < 0) {
+		snprintf(f->err, sizeof(f->err), "%s", err);
+	}
+	f->done = true;
+	pthread_cond_broadcast(&f->cv);
+	aw = f->aw;
+	f->aw = NULL;
+	free_now = f->waiters == 0;
+	pthread_mutex_unlock(&ss->sf_mu);
+	/* out of the table and without waiters: nobody else can reach it */
+	if (free_now)
+		flight_free(f);
+	while (aw) {
+		struct awaiter *nx = aw->next;
+
+		awaiter_deliver(aw, rc, val, vlen, err);
+		aw = nx;
+	}
+}
+
+static void count_result(struct strat *s, int rc)
+{
+	if (rc == 0)
+		atomic_fetch_add(&s->not_found, 1);
+	else if (rc < 0)
+		atomic_fetch_add(&s->load_errors, 1);
+}
+
+/*
+ * Load through the strategy's loader with single-flight, on the calling
+ * thread (warm jobs, background reloads). Returns like loader_load (1
+ * found with *val malloc'd, 0 not found, -errno).
  */
 static int load_key(struct strat *s, const char *key, size_t klen,
 		    const struct strat_capture *caps, int ncap, char **val, size_t *vlen,
@@ -216,7 +329,8 @@ static int load_key(struct strat *s, const char *key, size_t klen,
 		rc = loader_load(s->ld, key, klen, caps, ncap, val, vlen, err, errlen);
 		if (rc > 0)
 			store_loaded(s, key, klen, *val, *vlen, seq, ep);
-		goto count;
+		count_result(s, rc);
+		return rc;
 	}
 	pthread_mutex_lock(&ss->sf_mu);
 	pp = find(ss->flights, key, klen);
@@ -227,7 +341,8 @@ static int load_key(struct strat *s, const char *key, size_t klen,
 		f->waiters++;
 		atomic_fetch_add(&s->coalesced, 1);
 		clock_gettime(CLOCK_REALTIME, &ts);
-		/* the loader bounds its own call; this only guards against a bug */
+		/* the loader bounds its own call; this only guards against a bug
+		 * (or a load still queued behind a busy task processor) */
 		ts.tv_sec += (time_t)(2 * loader_timeout_ms(s->ld) / 1000 + 1);
 		while (!f->done)
 			if (pthread_cond_timedwait(&f->cv, &ss->sf_mu, &ts) != 0)
@@ -268,34 +383,142 @@ static int load_key(struct strat *s, const char *key, size_t klen,
 	rc = loader_load(s->ld, key, klen, caps, ncap, val, vlen, err, errlen);
 	if (rc > 0)
 		store_loaded(s, key, klen, *val, *vlen, seq, ep);
-
-	pthread_mutex_lock(&ss->sf_mu);
-	pp = find(ss->flights, key, klen);
-	if (*pp == f)
-		*pp = f->next;
-	f->rc = rc;
-	if (rc > 0) {
-		f->val = malloc(*vlen + 1);
-		if (f->val) {
-			memcpy(f->val, *val, *vlen);
-			f->vlen = *vlen;
-		} else {
-			f->rc = -ENOMEM;
-		}
-	} else if (rc < 0) {
-		snprintf(f->err, sizeof(f->err), "%s", err);
-	}
-	f->done = true;
-	pthread_cond_broadcast(&f->cv);
-	if (f->waiters == 0)
-		flight_free(f);
-	pthread_mutex_unlock(&ss->sf_mu);
-count:
-	if (rc == 0)
-		atomic_fetch_add(&s->not_found, 1);
-	else if (rc < 0)
-		atomic_fetch_add(&s->load_errors, 1);
+	count_result(s, rc);
+	flight_finish(ss, f, rc, *val, *vlen, err);
 	return rc;
+}
+
+/* ---- asynchronous loads for parked clients ------------------------------------------ */
+
+struct aload {
+	struct strat *s;
+	struct flight *f;                /* NULL once finished */
+	bool had_stale;                  /* the reader saw a stale copy */
+};
+
+static int aload_run(void *arg, char *err, size_t errlen)
+{
+	struct aload *a = arg;
+	struct strat *s = a->s;
+	struct flight *f = a->f;
+	struct strat_capture caps[STRAT_MAX_CAPTURES];
+	char *val = NULL;
+	size_t vlen = 0;
+	uint64_t seq, ep;
+	int ncap, rc;
+
+	ncap = strat_capture(s->c.pattern, strlen(s->c.pattern), f->key, f->klen, caps);
+	if (ncap < 0) {
+		snprintf(err, errlen, "key no longer matches the strategy's pattern");
+		rc = -EINVAL;
+	} else {
+		tier_read_begin(s->owner->t, f->key, f->klen, &seq, &ep);
+		atomic_fetch_add(&s->loads, 1);
+		rc = loader_load(s->ld, f->key, f->klen, caps, ncap, &val, &vlen, err, errlen);
+		if (rc > 0)
+			store_loaded(s, f->key, f->klen, val, vlen, seq, ep);
+		else if (rc == 0 && a->had_stale)
+			tier_drop_key(s->owner->t, f->key, f->klen);   /* gone at the origin */
+		count_result(s, rc);
+	}
+	a->f = NULL;
+	flight_finish(s->owner, f, rc, val, vlen, err);
+	free(val);
+	/* a failed load was answered to its clients; not a task failure */
+	return 0;
+}
+
+static void aload_free(void *arg)
+{
+	struct aload *a = arg;
+
+	/* dropped without running (the task processor is stopping) */
+	if (a->f)
+		flight_finish(a->s->owner, a->f, -ESHUTDOWN, NULL, 0,
+			      "the load was dropped: the agent is shutting down");
+	free(a);
+}
+
+/*
+ * Park the client and load `key` on the task processor; the reply goes to
+ * defer->done when the load (or the one it joins) finishes. Takes p->val
+ * (the stale copy, if any). Returns TIER_PARKED, or 0/-ENOBUFS after
+ * appending an error when the client may not park.
+ */
+static int load_async(struct strat *s, const char *key, size_t klen, struct peek *p,
+		      const struct resp_defer *defer, struct buf *out)
+{
+	struct strategies *ss = s->owner;
+	struct task_spec spec = { .kind = "load", .run = aload_run, .free = aload_free,
+				  .prio = TASK_PRIO_HIGH, .max_attempts = 1 };
+	struct awaiter *aw = calloc(1, sizeof(*aw));
+	struct aload *a = calloc(1, sizeof(*a));
+	struct flight **pp = NULL, *f = NULL;
+	int rc;
+
+	if (!aw || !a) {
+		free(aw);
+		free(a);
+		free(p->val);
+		return resp_add_error(out, "ERR out of memory starting a load");
+	}
+	aw->ticket = defer->park(defer->arg);
+	if (!aw->ticket) {
+		free(aw);
+		free(a);
+		free(p->val);
+		atomic_fetch_add(&s->park_refused, 1);
+		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
+				       "(resp.max_parked_clients): retry later");
+	}
+	aw->s = s;
+	aw->defer = defer;
+	if (p->hit) {
+		aw->stale = p->val;
+		aw->stale_len = p->len;
+	} else {
+		free(p->val);
+	}
+	p->val = NULL;
+	atomic_fetch_add(&s->parked, 1);
+	pthread_mutex_lock(&ss->sf_mu);
+	if (s->c.single_flight) {
+		pp = find(ss->flights, key, klen);
+		if (*pp) {
+			/* join the load in progress */
+			aw->next = (*pp)->aw;
+			(*pp)->aw = aw;
+			atomic_fetch_add(&s->coalesced, 1);
+			pthread_mutex_unlock(&ss->sf_mu);
+			free(a);
+			return TIER_PARKED;
+		}
+	}
+	f = flight_new(key, klen);
+	if (!f) {
+		pthread_mutex_unlock(&ss->sf_mu);
+		free(a);
+		awaiter_deliver(aw, -ENOMEM, NULL, 0, "out of memory");
+		return TIER_PARKED;
+	}
+	f->aw = aw;
+	if (pp)
+		*pp = f;                /* later misses of the key join it */
+	pthread_mutex_unlock(&ss->sf_mu);
+	a->s = s;
+	a->f = f;
+	a->had_stale = aw->stale != NULL;
+	spec.arg = a;
+	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(klen > 90 ? 90 : klen), key);
+	rc = tasks_submit(ss->tasks, &spec);
+	if (rc != 0) {
+		/* every client that joined meanwhile gets the refusal too */
+		flight_finish(ss, f, rc == -EAGAIN ? -EAGAIN : rc, NULL, 0,
+			      rc == -EAGAIN ? "the task queue is full ([tasks] queue_max)"
+					    : "cannot queue the load");
+		free(a);
+	}
+	return TIER_PARKED;
 }
 
 /* ---- background reloads ------------------------------------------------------------ */
@@ -393,13 +616,6 @@ static void refresh_submit(struct strat *s, const char *key, size_t klen)
 
 /* ---- reads ----------------------------------------------------------------------------- */
 
-struct peek {
-	char *val;
-	size_t len;
-	uint64_t exp;
-	bool hit, oom;
-};
-
 static void peek_copy(const char *val, size_t len, uint64_t expire_at_ms, void *arg)
 {
 	struct peek *p = arg;
@@ -422,7 +638,8 @@ static int reply_load_error(struct strat *s, struct buf *out, int rc, const char
 }
 
 static int strat_get(struct strat *s, const char *key, size_t klen,
-		     const struct strat_capture *caps, int ncap, struct buf *out)
+		     const struct strat_capture *caps, int ncap, struct buf *out,
+		     const struct resp_defer *defer)
 {
 	struct tier *t = s->owner->t;
 	struct peek p = { 0 };
@@ -478,6 +695,8 @@ static int strat_get(struct strat *s, const char *key, size_t klen,
 		free(p.val);
 		return resp_add_null(out);      /* cache-aside: the application fills */
 	}
+	if (defer && s->owner->tasks)
+		return load_async(s, key, klen, &p, defer, out);
 	rc = load_key(s, key, klen, caps, ncap, &val, &vlen, err, sizeof(err));
 	if (rc > 0) {
 		free(p.val);
@@ -502,7 +721,8 @@ static int strat_get(struct strat *s, const char *key, size_t klen,
 	return reply_load_error(s, out, rc, err);
 }
 
-int strategies_get(struct strategies *ss, const char *key, size_t klen, struct buf *out)
+int strategies_get(struct strategies *ss, const char *key, size_t klen, struct buf *out,
+		   const struct resp_defer *defer)
 {
 	struct strat_capture caps[STRAT_MAX_CAPTURES];
 	int ncap, rc;
@@ -510,8 +730,8 @@ int strategies_get(struct strategies *ss, const char *key, size_t klen, struct b
 
 	if (!s)
 		return 0;
-	rc = strat_get(s, key, klen, caps, ncap, out);
-	return rc < 0 ? rc : 1;
+	rc = strat_get(s, key, klen, caps, ncap, out, defer);
+	return rc < 0 || rc == TIER_PARKED ? rc : 1;
 }
 
 int strategies_warm_key(struct strategies *ss, const char *key, size_t klen, char *err,
@@ -764,7 +984,7 @@ static int cache_after_write(struct strat *s, const char *key, size_t klen, cons
 			struct buf scratch;
 
 			buf_init(&scratch, 4096);
-			rc = tier_exec(t, "unlink", argv, lens, 2, 1, 1, 1, true, &scratch);
+			rc = tier_exec(t, "unlink", argv, lens, 2, 1, 1, 1, true, &scratch, NULL);
 			buf_free(&scratch);
 		}
 		if (rc)
@@ -1038,6 +1258,8 @@ void strategies_get_stats(struct strategies *ss, unsigned i, struct strategy_sta
 	o->wb_batches = atomic_load(&s->wb_batches);
 	o->wb_failed_attempts = atomic_load(&s->wb_failed);
 	o->wb_dead = atomic_load(&s->wb_dead);
+	o->parked = atomic_load(&s->parked);
+	o->park_refused = atomic_load(&s->park_refused);
 	pthread_mutex_lock(&s->wb_mu);
 	o->wb_pending = s->queued + s->inflight;
 	pthread_mutex_unlock(&s->wb_mu);

@@ -325,7 +325,7 @@ int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 	int rc;
 
 	if (ss) {
-		rc = strategies_get(ss, key, klen, out);
+		rc = strategies_get(ss, key, klen, out, NULL);
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
 	}
@@ -522,7 +522,8 @@ int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope
 /* ---- RESP front ------------------------------------------------------------ */
 
 int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
-	      size_t argc, int first, int last, int step, bool write, struct buf *out)
+	      size_t argc, int first, int last, int step, bool write, struct buf *out,
+	      const struct resp_defer *defer)
 {
 	struct strategies *ss = atomic_load_explicit(&t->strat, memory_order_acquire);
 	char err[TIER_ERR];
@@ -531,7 +532,9 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 
 	if (ss) {
 		if (strcmp(name, "get") == 0) {
-			rc = strategies_get(ss, argv[1], len[1], out);
+			rc = strategies_get(ss, argv[1], len[1], out, defer);
+			if (rc == TIER_PARKED)
+				return rc;
 			if (rc != 0)
 				return rc < 0 ? rc : 0;
 		} else if (strcmp(name, "mget") == 0) {

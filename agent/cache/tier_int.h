@@ -40,8 +40,12 @@ void strategies_free(struct strategies *s);
 /* Queue pending write-behind batches (maintenance tick, shutdown). */
 void strategies_tick(struct strategies *s);
 /* GET of a key: 1 and the reply appended if a strategy covers it, 0 if
- * not (the caller goes on), -ENOBUFS/-ENOMEM from the buffer. */
-int strategies_get(struct strategies *s, const char *key, size_t klen, struct buf *out);
+ * not (the caller goes on), TIER_PARKED if it needs its loader and
+ * `defer` (may be NULL) parked the client (the load runs on the task
+ * processor, the reply goes to defer->done), -ENOBUFS/-ENOMEM from the
+ * buffer. */
+int strategies_get(struct strategies *s, const char *key, size_t klen, struct buf *out,
+		   const struct resp_defer *defer);
 /* A command from the RESP front: TIER_LOCAL if no strategy with a writer
  * covers its keys (the caller goes on), else 0 or -ENOBUFS/-ENOMEM. */
 int strategies_exec(struct strategies *s, const char *name, const char *const *argv,

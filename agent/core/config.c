@@ -193,6 +193,12 @@ static const struct cfg_key cfg_keys[] = {
 	  .flags = CF_RELOAD | CF_SECONDS,
 	  .doc = "Close client connections idle for this long; 0 never closes "
 		 "them. Whole seconds." },
+	{ .section = "resp", .key = "max_parked_clients", .type = CT_UINT,
+	  G(resp_max_parked_clients), .def = "1024", .min = 1, .max = 1000000,
+	  .flags = CF_RELOAD,
+	  .doc = "Clients waiting at once for a cache load (a GET that missed "
+		 "and needs its strategy's loader) while the worker serves the "
+		 "others; a miss beyond this gets -BUSY at once." },
 	{ .section = "resp", .key = "max_key_len", .type = CT_SIZE,
 	  G(resp_max_key_len), .def = "512", .min = 1, .max = MB,
 	  .flags = CF_RELOAD,

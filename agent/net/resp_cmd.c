@@ -1520,8 +1520,11 @@ static int cmd_run(struct rx *x)
 
 		if (t && tier_routes(t)) {
 			int trc = tier_exec(t, d->full, x->argv, x->len, x->argc, d->first, d->last,
-					    d->step, strstr(d->rflags, "write") != NULL, x->out);
+					    d->step, strstr(d->rflags, "write") != NULL, x->out,
+					    x->ctx->defer);
 
+			if (trc == TIER_PARKED)
+				return RESP_PARKED;
 			if (trc != TIER_LOCAL)
 				return trc;
 		}

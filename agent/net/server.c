@@ -24,8 +24,21 @@
  * finish the commands already received and flush their replies, closes
  * idle connections at once and the rest at the deadline.
  *
+ * Parked clients: a command that must wait for a slow origin (a GET that
+ * misses and needs its strategy's loader) parks its client through
+ * resp_ctx.defer instead of blocking the thread: the load runs on the
+ * task processor, the worker goes on serving its other connections, and
+ * the client's later (pipelined) commands stay unread in its query buffer
+ * so replies keep their order. The loader thread hands the reply back
+ * through the worker's completion list and eventfd; the worker appends it
+ * and resumes the client. At most resp.max_parked_clients clients wait at
+ * once; beyond that the command gets -BUSY at once. A parked client keeps
+ * its L0 slot closed (the kernel must not answer ahead of the parked
+ * reply), is not idle, and is waited for at shutdown; one that
+ * disconnects while parked is freed and its reply dropped when it comes.
+ *
  * What it deliberately does not do: TLS, AUTH, blocking commands or
- * pub/sub; replies are always produced synchronously by resp_exec().
+ * pub/sub.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +78,17 @@ struct conn {
 	bool l0_checked;            /* looked the slot up again after accept */
 	struct buf rbuf, wbuf;
 	struct resp_client cl;
+	struct parked *park;        /* waiting for a deferred reply, or NULL */
 	struct conn *prev, *next;   /* worker's connection list */
+};
+
+/* A resp_defer ticket: owned by whoever produces the reply until done()
+ * queues it on its worker, then by the worker. */
+struct parked {
+	struct parked *next;
+	struct worker *w;
+	struct conn *c;             /* NULL once the client is gone (worker-only) */
+	struct buf reply;
 };
 
 struct worker {
@@ -82,6 +105,11 @@ struct worker {
 	struct resp_cmd cmd;
 	char *scratch;
 	struct resp_cmdstat *cmdstats;
+	struct resp_defer defer;
+	struct conn *running;       /* connection whose command runs now */
+	uint64_t tickets;           /* parked replies not yet back (worker-only) */
+	pthread_mutex_t done_mu;    /* completion list, filled by loader threads */
+	struct parked *done_head, *done_tail;
 	_Atomic uint64_t accepted, closed_idle, closed_limit, proto_errors, commands;
 	_Atomic uint64_t bytes_in, bytes_out, out_bytes;
 	_Atomic uint64_t reload_gen;
@@ -109,6 +137,8 @@ struct resp_server {
 	uint64_t max_output;
 	_Atomic uint32_t max_clients;
 	_Atomic uint32_t idle_timeout_s;
+	_Atomic uint32_t max_parked;
+	_Atomic uint64_t parked_now, parked_total, parked_refused;
 };
 
 static void server_info(struct buf *text, const char *section, void *arg);
@@ -121,7 +151,7 @@ static void conn_update_events(struct worker *w, struct conn *c)
 {
 	struct epoll_event ev = { .data.ptr = c };
 	bool want_write = buf_used(&c->wbuf) > 0;
-	bool want_read = !c->reading_paused && !c->closing;
+	bool want_read = !c->reading_paused && !c->closing && !c->park;
 
 	ev.events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0) | EPOLLRDHUP;
 	if (ev.events == c->events)
@@ -135,6 +165,8 @@ static void conn_close(struct worker *w, struct conn *c)
 {
 	if (w->srv->l0)
 		l0_conn_release(w->srv->l0, c->cookie);
+	if (c->park)
+		c->park->c = NULL;  /* its reply is dropped when it comes */
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	atomic_fetch_sub_explicit(&w->out_bytes, buf_used(&c->wbuf), memory_order_relaxed);
@@ -193,7 +225,7 @@ static int conn_process(struct worker *w, struct conn *c)
 {
 	struct resp_server *s = w->srv;
 
-	while (buf_used(&c->rbuf) > 0 && !c->closing) {
+	while (buf_used(&c->rbuf) > 0 && !c->closing && !c->park) {
 		size_t consumed = 0, before;
 		const char *err = NULL;
 		enum resp_status st;
@@ -222,8 +254,16 @@ static int conn_process(struct worker *w, struct conn *c)
 			continue;
 		}
 		before = buf_used(&c->wbuf);
+		w->running = c;
 		rc = resp_exec(&w->ctx, &c->cl, &w->cmd, &c->wbuf);
+		w->running = NULL;
 		buf_consume(&c->rbuf, consumed);
+		if (rc == RESP_PARKED) {
+			/* its reply comes through server_defer_done; the commands
+			 * after it wait in rbuf */
+			atomic_fetch_add_explicit(&w->commands, 1, memory_order_relaxed);
+			break;
+		}
 		atomic_fetch_add_explicit(&w->commands, 1, memory_order_relaxed);
 		if (buf_used(&c->wbuf) > before)
 			atomic_fetch_add_explicit(&w->out_bytes, buf_used(&c->wbuf) - before,
@@ -324,7 +364,7 @@ static bool conn_pump(struct worker *w, struct conn *c)
 		}
 		/* Everything read is answered and sent: the kernel may answer
 		 * this connection's next GETs itself. */
-		if (c->l0c && buf_used(&c->rbuf) == 0 && buf_used(&c->wbuf) == 0)
+		if (c->l0c && !c->park && buf_used(&c->rbuf) == 0 && buf_used(&c->wbuf) == 0)
 			l0_conn_publish(c->l0c, c->bytes_read);
 	}
 	conn_update_events(w, c);
@@ -411,6 +451,94 @@ static void worker_accept(struct worker *w)
 	}
 }
 
+/* ---- parked clients ----------------------------------------------------------- */
+
+static void worker_wake(struct worker *w);
+
+/* resp_defer.park: called on the worker thread by the running command. */
+static void *server_defer_park(void *arg)
+{
+	struct worker *w = arg;
+	struct resp_server *s = w->srv;
+	struct parked *p;
+	struct conn *c = w->running;
+
+	if (!c || c->park)
+		return NULL;
+	if (atomic_fetch_add(&s->parked_now, 1) >= atomic_load(&s->max_parked)) {
+		atomic_fetch_sub(&s->parked_now, 1);
+		atomic_fetch_add(&s->parked_refused, 1);
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		atomic_fetch_sub(&s->parked_now, 1);
+		return NULL;
+	}
+	p->w = w;
+	p->c = c;
+	buf_init(&p->reply, 0);
+	c->park = p;
+	w->tickets++;
+	atomic_fetch_add(&s->parked_total, 1);
+	return p;
+}
+
+/* resp_defer.done: any thread; the worker picks the reply up. */
+static void server_defer_done(void *ticket, struct buf *reply)
+{
+	struct parked *p = ticket;
+	struct worker *w = p->w;
+
+	p->reply = *reply;
+	buf_init(reply, reply->max);
+	pthread_mutex_lock(&w->done_mu);
+	if (w->done_tail)
+		w->done_tail->next = p;
+	else
+		w->done_head = p;
+	w->done_tail = p;
+	pthread_mutex_unlock(&w->done_mu);
+	worker_wake(w);
+}
+
+/* On the worker: write the replies that came back, resume their clients. */
+static void worker_resume_parked(struct worker *w)
+{
+	struct parked *p, *next;
+
+	pthread_mutex_lock(&w->done_mu);
+	p = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	pthread_mutex_unlock(&w->done_mu);
+	for (; p; p = next) {
+		struct conn *c = p->c;
+
+		next = p->next;
+		w->tickets--;
+		atomic_fetch_sub(&w->srv->parked_now, 1);
+		if (c) {
+			size_t n = buf_used(&p->reply);
+
+			c->park = NULL;
+			if (buf_append(&c->wbuf, buf_head(&p->reply), n) != 0) {
+				atomic_fetch_add_explicit(&w->closed_limit, 1, memory_order_relaxed);
+				conn_close(w, c);
+			} else {
+				atomic_fetch_add_explicit(&w->out_bytes, n, memory_order_relaxed);
+				c->last_active_ms = hp_now_ms();
+				w->ctx.clock_us = 0;
+				if (conn_process(w, c) != 0)
+					conn_close(w, c);
+				else
+					conn_pump(w, c);
+			}
+		}
+		buf_free(&p->reply);
+		free(p);
+	}
+}
+
 static void worker_apply_settings(struct worker *w)
 {
 	struct resp_server *s = w->srv;
@@ -441,14 +569,14 @@ static void worker_sweep(struct worker *w, uint64_t now)
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		if (stopping) {
-			bool idle = buf_used(&c->wbuf) == 0;
+			bool idle = buf_used(&c->wbuf) == 0 && !c->park;
 
 			if (idle || (deadline && now >= deadline))
 				conn_close(w, c);
 			continue;
 		}
 		if (idle_s && now - c->last_active_ms >= (uint64_t)idle_s * 1000u &&
-		    buf_used(&c->wbuf) == 0) {
+		    buf_used(&c->wbuf) == 0 && !c->park) {
 			atomic_fetch_add_explicit(&w->closed_idle, 1, memory_order_relaxed);
 			conn_close(w, c);
 		}
@@ -484,6 +612,7 @@ static void *worker_main(void *arg)
 				if (read(w->evfd, &v, sizeof(v)) < 0) {
 					/* spurious wakeup: nothing to drain */
 				}
+				worker_resume_parked(w);
 				if (atomic_load(&s->stopping) && w->lfd >= 0) {
 					epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->lfd, NULL);
 					close(w->lfd);
@@ -509,11 +638,13 @@ static void *worker_main(void *arg)
 			w->last_sweep_ms = now;
 			worker_sweep(w, now);
 		}
-		if (stopping && w->nconns == 0)
+		/* loads still out will hand their tickets back to this worker */
+		if (stopping && w->nconns == 0 && w->tickets == 0)
 			break;
 	}
 	while (w->conns)
 		conn_close(w, w->conns);
+	worker_resume_parked(w);
 	return NULL;
 }
 
@@ -534,6 +665,7 @@ static void server_take_settings(struct resp_server *s, const struct hp_config *
 	s->max_output = cfg->resp_max_output_buffer;
 	atomic_store(&s->max_clients, cfg->resp_max_clients);
 	atomic_store(&s->idle_timeout_s, cfg->resp_idle_timeout_s);
+	atomic_store(&s->max_parked, cfg->resp_max_parked_clients);
 	pthread_mutex_unlock(&s->cfg_mu);
 }
 
@@ -549,6 +681,14 @@ static void worker_free(struct worker *w)
 	free(w->cmd.argvlen);
 	free(w->scratch);
 	free(w->cmdstats);
+	while (w->done_head) {
+		struct parked *p = w->done_head;
+
+		w->done_head = p->next;
+		buf_free(&p->reply);
+		free(p);
+	}
+	pthread_mutex_destroy(&w->done_mu);
 }
 
 static int worker_init(struct resp_server *s, struct worker *w, unsigned idx,
@@ -583,6 +723,10 @@ static int worker_init(struct resp_server *s, struct worker *w, unsigned idx,
 	w->ctx.stats = w->cmdstats;
 	w->ctx.info = server_info;
 	w->ctx.info_arg = s;
+	w->defer.park = server_defer_park;
+	w->defer.done = server_defer_done;
+	w->defer.arg = w;
+	w->ctx.defer = &w->defer;
 	worker_apply_settings(w);
 	ev.events = EPOLLIN;
 	ev.data.ptr = &w->lfd;
@@ -623,8 +767,10 @@ struct resp_server *resp_server_start(const struct hp_config *cfg, struct l1 *l1
 	s->workers = calloc(n, sizeof(*s->workers));
 	if (!s->workers)
 		goto fail;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		s->workers[i].epfd = s->workers[i].lfd = s->workers[i].evfd = -1;
+		pthread_mutex_init(&s->workers[i].done_mu, NULL);
+	}
 	s->nworkers = n;
 	for (unsigned i = 0; i < n; i++) {
 		err = worker_init(s, &s->workers[i], i, cfg->resp_listen, port);
@@ -717,6 +863,9 @@ int resp_server_stats(struct resp_server *s, struct resp_server_stats *out)
 	out->workers = s->nworkers;
 	out->connected = atomic_load(&s->connected);
 	out->rejected = atomic_load(&s->rejected);
+	out->parked = atomic_load(&s->parked_now);
+	out->parked_total = atomic_load(&s->parked_total);
+	out->parked_refused = atomic_load(&s->parked_refused);
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -759,9 +908,10 @@ static void server_info(struct buf *text, const char *section, void *arg)
 	if (all || !strcmp(section, "clients"))
 		rc |= buf_printf(text,
 				 "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\n"
-				 "blocked_clients:0\r\nrejected_connections:%llu\r\n\r\n",
+				 "blocked_clients:%llu\r\nrejected_connections:%llu\r\n\r\n",
 				 (unsigned long long)atomic_load(&s->connected),
 				 atomic_load(&s->max_clients),
+				 (unsigned long long)atomic_load(&s->parked_now),
 				 (unsigned long long)atomic_load(&s->rejected));
 	(void)rc; /* INFO text is bounded by the reply buffer; a cut section is harmless */
 }

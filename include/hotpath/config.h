@@ -123,6 +123,7 @@ struct hp_config {
 	char resp_listen[HP_ADDR_MAX];
 	uint32_t resp_max_clients;
 	uint32_t resp_idle_timeout_s;   /* 0 = never */
+	uint32_t resp_max_parked_clients;
 	uint64_t resp_max_key_len;
 	uint64_t resp_max_value_size;
 	uint32_t resp_max_args;

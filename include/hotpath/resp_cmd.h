@@ -33,8 +33,29 @@ struct resp_cmdstat {
 	struct hist usec;           /* execution time in microseconds */
 };
 
+/*
+ * Deferred replies. The network layer may let a command answer later (a
+ * cache miss waiting for its loader on another thread) by setting
+ * resp_ctx.defer. A command that wants to wait calls park(arg): it gets a
+ * ticket, or NULL when it may not park (too many clients parked: it then
+ * answers at once, with an error). Having parked, it appends nothing and
+ * resp_exec returns RESP_PARKED; the client's later commands wait behind
+ * it. Whoever finishes the work calls done(ticket, reply) exactly once,
+ * from any thread, with the command's whole RESP reply; the callee takes
+ * the buffer's contents (the caller's buf is left empty).
+ */
+struct resp_defer {
+	void *(*park)(void *arg);
+	void (*done)(void *ticket, struct buf *reply);
+	void *arg;
+};
+
+#define RESP_PARKED 1               /* resp_exec: the reply comes later */
+
 struct resp_ctx {
 	struct l1 *l1;
+	/* NULL: every reply is produced before resp_exec returns */
+	const struct resp_defer *defer;
 	struct resp_limits lim;
 	uint64_t max_key_len;
 	uint64_t max_value_size;    /* bytes per value (SET, MSET ...) */
@@ -58,10 +79,11 @@ struct resp_ctx {
 };
 
 /*
- * Execute one command and append its reply to `out`. Returns 0, or
- * -ENOBUFS/-ENOMEM if the reply could not be appended (the caller closes
- * the connection: the output buffer limit was hit). Never fails for a bad
- * command: that is an error reply.
+ * Execute one command and append its reply to `out`. Returns 0,
+ * RESP_PARKED (only with ctx->defer: the reply will come through
+ * defer->done), or -ENOBUFS/-ENOMEM if the reply could not be appended
+ * (the caller closes the connection: the output buffer limit was hit).
+ * Never fails for a bad command: that is an error reply.
  */
 int resp_exec(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cmd *cmd,
 	      struct buf *out) HP_MUST_CHECK;

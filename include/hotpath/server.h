@@ -24,6 +24,9 @@ struct resp_server_stats {
 	uint64_t commands;
 	uint64_t bytes_in, bytes_out;
 	uint64_t out_buffer_bytes;  /* bytes waiting in output buffers now */
+	uint64_t parked;            /* clients waiting for a load now */
+	uint64_t parked_total;      /* clients ever parked */
+	uint64_t parked_refused;    /* commands refused: resp.max_parked_clients */
 	unsigned workers;
 	unsigned n_commands;        /* entries in cmd[] (resp_command_count()) */
 	struct resp_cmdstat *cmd;   /* merged per-command stats; caller frees */

@@ -79,6 +79,8 @@ struct strategy_stats {
 	uint64_t writes, write_errors;
 	uint64_t wb_queued, wb_rejected, wb_written, wb_batches, wb_failed_attempts, wb_dead;
 	uint64_t wb_pending;            /* queued + in flight now */
+	uint64_t parked;                /* misses whose client waited off-thread */
+	uint64_t park_refused;          /* misses refused: too many parked clients */
 };
 
 struct loader_stats;

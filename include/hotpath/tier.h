@@ -121,15 +121,18 @@ int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope
 /*
  * The RESP front's hook: run a parsed command through the tiers. Returns
  * TIER_LOCAL when the command should run against L1 as usual (keyless
- * commands, or no L2), else 0 or -ENOBUFS/-ENOMEM like resp_exec.
+ * commands, or no L2), TIER_PARKED when `defer` (may be NULL) was used to
+ * park the client while a loader works (the reply comes through
+ * defer->done), else 0 or -ENOBUFS/-ENOMEM like resp_exec.
  * first/last/step are the command's key positions as COMMAND reports them
  * (first 0: no keys; last -1: the last argument); `write` says whether it
  * modifies keys. `name` is the lowercase command name.
  */
 #define TIER_LOCAL 1
+#define TIER_PARKED 2
 int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
 	      size_t argc, int first, int last, int step, bool write,
-	      struct buf *out) HP_MUST_CHECK;
+	      struct buf *out, const struct resp_defer *defer) HP_MUST_CHECK;
 /* Extension commands (resp_ctx.ext signature): HOTPATH.INVALIDATE pattern
  * [LOCAL]. 1 if handled. Works on the installed tier. */
 int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cmd *cmd,

@@ -404,3 +404,121 @@ def test_warm_restart_from_snapshot(hotpath_factory, tmp_path):
     dm3 = hotpath_factory(extra)
     assert dm3.wait_log("checksum mismatch")
     assert dm3.redis().get("k4") is None
+
+
+# ---- asynchronous loads: a slow origin does not hold the worker ------------------------
+
+def slow_ini(pg, secs, extra=""):
+    pg.sql("CREATE OR REPLACE FUNCTION slow_get(k int) RETURNS text LANGUAGE sql AS "
+           "$$ INSERT INTO calls VALUES (1); SELECT pg_sleep(%s); "
+           "SELECT data FROM users WHERE id = k $$" % secs)
+    return """
+[loader.slow]
+dsn = %s
+query = SELECT slow_get($1::int)
+timeout = 10s
+[strategy.slow]
+pattern = s:*
+loader = slow
+[core]
+workers = 1
+%s
+""" % (dsn(pg), extra)
+
+
+def blocked_clients(r):
+    return r.info("clients")["blocked_clients"]
+
+
+def test_slow_load_does_not_delay_other_connections(pg, hotpath_factory):
+    """One worker thread: while a miss waits 3 s for its loader, another
+    connection of the same worker gets its L1 hits answered. With the load
+    on the worker thread the hits would wait for it and the parked client
+    would have its answer before they finish."""
+    reset(pg, {7: "seven"})
+    dm = hotpath_factory(slow_ini(pg, 3))
+    other = dm.redis()
+    for i in range(50):
+        other.set("plain:%d" % i, "v%d" % i)
+    got = []
+    slow = threading.Thread(target=lambda: got.append(dm.redis().get("s:7")))
+    slow.start()
+    assert wait_until(lambda: blocked_clients(other) == 1)
+    for i in range(50):
+        assert other.get("plain:%d" % i) == b"v%d" % i
+    # the slow client is still waiting for its loader: nothing above waited
+    assert slow.is_alive() and got == []
+    assert blocked_clients(other) == 1
+    slow.join(15)
+    assert got == [b"seven"]
+    assert blocked_clients(other) == 0
+    s, _ = strat(dm, "slow")
+    assert s["parked"] == 1 and s["loads"] == 1
+    # loaded once, now an L1 hit answered at once
+    assert other.get("s:7") == b"seven"
+    assert pg.sql("SELECT count(*) FROM calls") == "1"
+
+
+def test_pipelined_replies_keep_their_order_behind_a_load(pg, hotpath_factory):
+    reset(pg, {8: "eight", 9: "nine"})
+    dm = hotpath_factory(slow_ini(pg, 0.3))
+    r = dm.redis()
+    r.set("plain", "p")
+    p = r.pipeline(transaction=False)
+    p.get("s:8")            # parks
+    p.get("plain")          # waits behind it
+    p.set("plain", "q")
+    p.get("s:9")            # parks again, after the first load
+    p.get("s:404")          # not found at the origin
+    p.get("plain")
+    p.ping()
+    assert p.execute() == [b"eight", b"p", True, b"nine", None, b"q", True]
+    # the same through the raw socket, several misses in one packet
+    from conftest import resp_roundtrip
+    data = resp_roundtrip(dm.resp_port,
+                          b"GET s:8\r\nGET s:10\r\nECHO x\r\nGET s:9\r\n", 4, timeout=10)
+    assert data == b"$5\r\neight\r\n$-1\r\n$1\r\nx\r\n$4\r\nnine\r\n"
+
+
+def test_parked_clients_are_capped(pg, hotpath_factory):
+    reset(pg, {1: "one", 2: "two"})
+    dm = hotpath_factory(slow_ini(pg, 2, "[resp]\nmax_parked_clients = 1"))
+    got = []
+    first = threading.Thread(target=lambda: got.append(dm.redis().get("s:1")))
+    first.start()
+    r = dm.redis()
+    assert wait_until(lambda: blocked_clients(r) == 1)
+    with pytest.raises(Exception) as e:
+        r.get("s:2")
+    assert "BUSY too many clients waiting for loads" in str(e.value)
+    first.join(15)
+    assert got == [b"one"]
+    # room again: the refused key loads now
+    assert r.get("s:2") == b"two"
+    s, _ = strat(dm, "slow")
+    assert s["park_refused"] == 1 and s["parked"] == 2
+
+
+def test_client_gone_while_parked(pg, hotpath_factory):
+    """A client that disconnects while its load runs: the reply is dropped,
+    the load still fills the cache, the daemon serves on and stops cleanly."""
+    import socket
+    reset(pg, {5: "five"})
+    dm = hotpath_factory(slow_ini(pg, 0.5))
+    s = socket.create_connection(("127.0.0.1", dm.resp_port))
+    s.sendall(b"GET s:5\r\nGET s:5\r\n")
+    r = dm.redis()
+    assert wait_until(lambda: blocked_clients(r) == 1)
+    s.close()
+    assert wait_until(lambda: blocked_clients(r) == 0)
+    assert r.get("s:5") == b"five"
+    assert pg.sql("SELECT count(*) FROM calls") == "1"
+    # a client parked when the daemon is told to stop still gets its answer
+    got = []
+    t = threading.Thread(target=lambda: got.append(dm.redis().get("s:6")))
+    pg.sql("INSERT INTO users VALUES (6, 'six')")
+    t.start()
+    assert wait_until(lambda: blocked_clients(r) == 1)
+    assert dm.stop() == 0
+    t.join(10)
+    assert got == [b"six"]
