@@ -191,6 +191,19 @@ static void reload(struct daemon_state *st)
 		}
 		log_info("reload: L1 partitions replaced by the file's [partition.*] sections");
 	}
+	if (tier_strategies_changed(d->cfg, nc)) {
+		char serr[256];
+
+		if (tier_reload_strategies(d, nc, serr, sizeof(serr)) != 0) {
+			log_error("reload: strategies/loaders rejected (%s), keeping the current "
+				  "configuration", serr);
+			d->reload_failures++;
+			free(nc);
+			goto out;
+		}
+		log_info("reload: strategies and loaders replaced by the file's [strategy.*] and "
+			 "[loader.*] sections");
+	}
 	if (!st->verbose)
 		log_set_level(nc->log_level);
 	l1_set_max_memory(d->l1, nc->l1_max_memory);

@@ -75,7 +75,7 @@ static json_t *loader_json(const struct loader_stats *l)
 
 void api_h_cache_strategies(struct api_call *c)
 {
-	struct strategies *ss = c->d->tier ? tier_strategies(c->d->tier) : NULL;
+	struct strategies *ss = c->d->tier ? tier_strategies_hold(c->d->tier) : NULL;
 	json_t *sa = json_array(), *la = json_array();
 
 	if (!api_query_only(c, (const char *const[]){ NULL }))
@@ -92,6 +92,7 @@ void api_h_cache_strategies(struct api_call *c)
 		strategies_loader_stats(ss, i, &l);
 		json_array_append_new(la, loader_json(&l));
 	}
+	strategies_release(ss);
 	api_reply_json(c, 200, json_pack("{s:o,s:o}", "strategies", sa, "loaders", la));
 }
 
@@ -201,7 +202,7 @@ static int fam(struct buf *b, const char *name, const char *type, const char *he
 
 int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 {
-	struct strategies *ss = d->tier ? tier_strategies(d->tier) : NULL;
+	struct strategies *ss = d->tier ? tier_strategies_hold(d->tier) : NULL;
 	struct warm_totals wt;
 	int rc = 0;
 
@@ -273,6 +274,7 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 				l.name, (double)l.load_us_sum / 1e6, l.name, (int)l.breaker.state);
 		}
 	}
+	strategies_release(ss);
 	warm_totals(&wt);
 	rc |= fam(b, "hotpath_warm_jobs_total", "counter", "Warm jobs by final status.");
 	rc |= buf_printf(b, "hotpath_warm_jobs_total{status=\"done\"} %" PRIu64 "\n"

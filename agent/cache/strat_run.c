@@ -135,10 +135,34 @@ struct strategies {
 	const char *pats[HP_MAX_STRATEGIES];
 	unsigned nloaders;
 	struct loader *loaders[HP_MAX_LOADERS];
+	_Atomic long holds;              /* work that outlives a call (tier.c) */
 	pthread_mutex_t sf_mu;
 	struct flight *flights[SF_BUCKETS];
 	struct flight *refreshing[SF_BUCKETS];   /* queued reloads (done unused) */
 };
+
+/* ---- holds: a retired set is freed once none is left (tier.c) ---------------- */
+
+static void hold(struct strategies *ss)
+{
+	atomic_fetch_add(&ss->holds, 1);
+}
+
+void strategies_hold(struct strategies *ss)
+{
+	hold(ss);
+}
+
+void strategies_release(struct strategies *ss)
+{
+	if (ss)
+		atomic_fetch_sub(&ss->holds, 1);
+}
+
+bool strategies_idle(struct strategies *ss)
+{
+	return atomic_load(&ss->holds) == 0 && strategies_pending(ss) == 0;
+}
 
 /* ---- lookup ------------------------------------------------------------------ */
 
@@ -431,12 +455,14 @@ static int aload_run(void *arg, char *err, size_t errlen)
 static void aload_free(void *arg)
 {
 	struct aload *a = arg;
+	struct strategies *ss = a->s->owner;
 
 	/* dropped without running (the task processor is stopping) */
 	if (a->f)
-		flight_finish(a->s->owner, a->f, -ESHUTDOWN, NULL, 0,
+		flight_finish(ss, a->f, -ESHUTDOWN, NULL, 0,
 			      "the load was dropped: the agent is shutting down");
 	free(a);
+	strategies_release(ss);
 }
 
 /*
@@ -510,8 +536,10 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 	a->had_stale = aw->stale != NULL;
 	spec.arg = a;
 	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(klen > 90 ? 90 : klen), key);
+	hold(ss);
 	rc = tasks_submit(ss->tasks, &spec);
 	if (rc != 0) {
+		strategies_release(ss);
 		/* every client that joined meanwhile gets the refusal too */
 		flight_finish(ss, f, rc == -EAGAIN ? -EAGAIN : rc, NULL, 0,
 			      rc == -EAGAIN ? "the task queue is full ([tasks] queue_max)"
@@ -546,10 +574,12 @@ static void refresh_done(struct strategies *ss, const char *key, size_t klen)
 static void refresh_free(void *arg)
 {
 	struct refresh *r = arg;
+	struct strategies *ss = r->s->owner;
 
-	refresh_done(r->s->owner, r->key, r->klen);
+	refresh_done(ss, r->key, r->klen);
 	free(r->key);
 	free(r);
+	strategies_release(ss);
 }
 
 static int refresh_run(void *arg, char *err, size_t errlen)
@@ -606,6 +636,7 @@ static void refresh_submit(struct strat *s, const char *key, size_t klen)
 	r->s = s;
 	spec.arg = r;
 	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(klen > 90 ? 90 : klen), key);
+	hold(ss);               /* refresh_free releases it, whatever happens */
 	if (tasks_submit(ss->tasks, &spec) != 0) {
 		atomic_fetch_add(&s->refreshes_shed, 1);
 		refresh_free(r);
@@ -817,6 +848,7 @@ static void wb_kick_locked(struct strat *s)
 		free(b);
 		return;
 	}
+	hold(s->owner);         /* released by wb_free */
 	s->queued -= n;
 	s->inflight += n;
 	s->batch_out = true;
@@ -895,6 +927,7 @@ static void wb_free(void *arg)
 	wb_kick_locked(s);
 	pthread_mutex_unlock(&s->wb_mu);
 	free(b);
+	strategies_release(s->owner);
 }
 
 /* Queue a write; -EAGAIN when the strategy's queue is full. */

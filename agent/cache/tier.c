@@ -22,6 +22,16 @@
  * invalidation connection has been lost for redis.stale_if_error, L1 is
  * flushed (and again when the connection is back).
  *
+ * Strategies are swapped whole on SIGHUP (tier_reload_strategies). Readers
+ * never lock for them: a thread announces the object it uses in its own
+ * hazard slot (tier_strat_enter: publish, then check it is still the
+ * current one) and clears it when done; work that outlives the call (a
+ * load task, a background reload, a write-behind batch, a warm job) takes
+ * a hold on the object while its hazard is up. A replaced object is
+ * retired: it keeps flushing its own write-behind queue, and the
+ * maintenance thread frees it once no hazard slot names it, no hold is
+ * left and its queue is empty.
+ *
  * What not: no negative caching of L2 misses (a miss is not remembered),
  * no L2 population from L1-only writes (with L2 every write goes to
  * Redis), no cross-slot MGET splitting beyond one GET per key.
@@ -43,6 +53,7 @@
 
 #define TIER_STRIPES 256
 #define TIER_ERR 256
+#define TIER_MAX_RETIRED 16    /* replaced strategies still draining */
 
 struct stripe {
 	pthread_mutex_t mu;
@@ -60,6 +71,9 @@ struct tier {
 	_Atomic bool flushed_for_loss;
 	struct tier_hooks hooks;
 	_Atomic(struct strategies *) strat;   /* [strategy.*], NULL = none */
+	pthread_mutex_t retire_mu;
+	struct strategies *retired[TIER_MAX_RETIRED];
+	unsigned nretired;
 	pthread_t maint;
 	bool maint_started;
 	_Atomic bool stop;
@@ -103,6 +117,136 @@ struct strategies *tier_strategies(struct tier *t)
 void tier_set_strategies(struct tier *t, struct strategies *s)
 {
 	atomic_store(&t->strat, s);
+}
+
+/* ---- hazard slots for the swappable strategies ----------------------------- */
+
+struct hazard {
+	_Atomic(struct strategies *) ptr;
+	unsigned depth;                  /* nested enters of its thread */
+	_Atomic bool used;               /* owned by a live thread */
+	struct hazard *next;
+};
+
+static pthread_mutex_t hz_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct hazard *_Atomic hz_list;   /* slots are reused, never freed */
+static pthread_key_t hz_key;
+static pthread_once_t hz_once = PTHREAD_ONCE_INIT;
+static __thread struct hazard *hz_mine;
+
+static void hz_thread_gone(void *p)
+{
+	struct hazard *h = p;
+
+	atomic_store(&h->ptr, NULL);
+	atomic_store(&h->used, false);
+}
+
+static void hz_init(void)
+{
+	if (pthread_key_create(&hz_key, hz_thread_gone) != 0)
+		log_warn("tier: no thread-exit hook for hazard slots: they will not be reused");
+}
+
+static struct hazard *hz_slot(void)
+{
+	struct hazard *h;
+
+	if (hz_mine)
+		return hz_mine;
+	pthread_once(&hz_once, hz_init);
+	pthread_mutex_lock(&hz_mu);
+	for (h = atomic_load(&hz_list); h; h = h->next)
+		if (!atomic_load(&h->used))
+			break;
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h) {
+			pthread_mutex_unlock(&hz_mu);
+			return NULL;
+		}
+		h->next = atomic_load(&hz_list);
+		atomic_store(&hz_list, h);
+	}
+	atomic_store(&h->used, true);
+	h->depth = 0;
+	pthread_mutex_unlock(&hz_mu);
+	pthread_setspecific(hz_key, h);
+	hz_mine = h;
+	return h;
+}
+
+struct strategies *tier_strat_enter(struct tier *t)
+{
+	struct hazard *h = hz_slot();
+	struct strategies *ss;
+
+	if (!h) {
+		/* no slot (ENOMEM): fall back to a hold taken under the retire lock */
+		return NULL;
+	}
+	if (h->depth++ > 0)
+		return atomic_load(&h->ptr);
+	do {
+		ss = atomic_load(&t->strat);
+		atomic_store(&h->ptr, ss);       /* seq_cst: seen by the reaper's scan */
+	} while (atomic_load(&t->strat) != ss);
+	return ss;
+}
+
+void tier_strat_leave(void)
+{
+	struct hazard *h = hz_mine;
+
+	if (h && h->depth > 0 && --h->depth == 0)
+		atomic_store(&h->ptr, NULL);
+}
+
+static bool hz_names(struct strategies *ss)
+{
+	for (struct hazard *h = atomic_load(&hz_list); h; h = h->next)
+		if (atomic_load(&h->ptr) == ss)
+			return true;
+	return false;
+}
+
+/* Maintenance thread: tick the retired strategies, free the idle ones. */
+static void reap_retired(struct tier *t, bool all)
+{
+	pthread_mutex_lock(&t->retire_mu);
+	for (unsigned i = 0; i < t->nretired;) {
+		struct strategies *ss = t->retired[i];
+
+		strategies_tick(ss);
+		if (all || (!hz_names(ss) && strategies_idle(ss))) {
+			if (!all)
+				log_info("strategies: a replaced set has drained and is freed");
+			strategies_free(ss);
+			t->retired[i] = t->retired[--t->nretired];
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&t->retire_mu);
+}
+
+int tier_swap_strategies(struct tier *t, struct strategies *ss, char *err, size_t errlen)
+{
+	struct strategies *old;
+
+	pthread_mutex_lock(&t->retire_mu);
+	old = atomic_load(&t->strat);
+	if (old && t->nretired == TIER_MAX_RETIRED) {
+		pthread_mutex_unlock(&t->retire_mu);
+		snprintf(err, errlen, "%u replaced strategy sets are still draining (loads "
+			 "or write-behind writes in flight): try again later", TIER_MAX_RETIRED);
+		return -EBUSY;
+	}
+	atomic_store(&t->strat, ss);
+	if (old)
+		t->retired[t->nretired++] = old;
+	pthread_mutex_unlock(&t->retire_mu);
+	return 0;
 }
 
 void tier_set_flush_hook(struct tier *t, const struct tier_hooks *h)
@@ -278,7 +422,11 @@ static void *maint_main(void *arg)
 		uint64_t lost = atomic_load(&t->lost_at_ms);
 
 		usleep(50000);
-		strategies_tick(atomic_load(&t->strat));   /* write-behind batches pushed back */
+		if (atomic_load(&t->strat)) {
+			strategies_tick(tier_strat_enter(t));   /* write-behind batches pushed back */
+			tier_strat_leave();
+		}
+		reap_retired(t, false);
 		if (!lost)
 			continue;
 		if (hp_now_ms() - lost >= t->o.stale_if_error_ms &&
@@ -321,11 +469,13 @@ int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 	struct stripe *st;
 	uint64_t seq0, ep0, t0, now;
 	char err[TIER_ERR];
-	struct strategies *ss = atomic_load_explicit(&t->strat, memory_order_acquire);
 	int rc;
 
-	if (ss) {
-		rc = strategies_get(ss, key, klen, out, NULL);
+	if (atomic_load_explicit(&t->strat, memory_order_relaxed)) {
+		struct strategies *ss = tier_strat_enter(t);
+
+		rc = ss ? strategies_get(ss, key, klen, out, NULL) : 0;
+		tier_strat_leave();
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
 	}
@@ -521,16 +671,16 @@ int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope
 
 /* ---- RESP front ------------------------------------------------------------ */
 
-int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
-	      size_t argc, int first, int last, int step, bool write, struct buf *out,
-	      const struct resp_defer *defer)
+/* The strategies' part of tier_exec: TIER_LOCAL when they leave the
+ * command to the tiers. Called under the caller's hazard on ss. */
+static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *name,
+			   const char *const *argv, const size_t *len, size_t argc, int first,
+			   int last, int step, bool write, struct buf *out,
+			   const struct resp_defer *defer)
 {
-	struct strategies *ss = atomic_load_explicit(&t->strat, memory_order_acquire);
-	char err[TIER_ERR];
-	bool failed;
 	int rc;
 
-	if (ss) {
+	{
 		if (strcmp(name, "get") == 0) {
 			rc = strategies_get(ss, argv[1], len[1], out, defer);
 			if (rc == TIER_PARKED)
@@ -547,6 +697,27 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 			if (rc != TIER_LOCAL)
 				return rc;
 		}
+	}
+	return TIER_LOCAL;
+}
+
+int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
+	      size_t argc, int first, int last, int step, bool write, struct buf *out,
+	      const struct resp_defer *defer)
+{
+	char err[TIER_ERR];
+	bool failed;
+	int rc;
+
+	if (atomic_load_explicit(&t->strat, memory_order_relaxed)) {
+		struct strategies *ss = tier_strat_enter(t);
+
+		rc = ss ? tier_exec_strat(t, ss, name, argv, len, argc, first, last, step, write,
+					  out, defer)
+			: TIER_LOCAL;
+		tier_strat_leave();
+		if (rc != TIER_LOCAL)
+			return rc;
 	}
 	if (!t->l2)
 		return TIER_LOCAL;
@@ -652,6 +823,7 @@ struct tier *tier_new(const struct tier_options *o)
 			 (unsigned long long)(hp_now_us() & 0xffffff));
 	}
 	breaker_init(&t->br, &o->breaker);
+	pthread_mutex_init(&t->retire_mu, NULL);
 	for (unsigned i = 0; i < TIER_STRIPES; i++)
 		pthread_mutex_init(&t->stripes[i].mu, NULL);
 	if (pthread_create(&t->maint, NULL, maint_main, t) != 0) {
@@ -672,6 +844,7 @@ void tier_free(struct tier *t)
 	for (unsigned i = 0; i < TIER_STRIPES; i++)
 		pthread_mutex_destroy(&t->stripes[i].mu);
 	breaker_destroy(&t->br);
+	pthread_mutex_destroy(&t->retire_mu);
 	free(t);
 }
 
@@ -773,22 +946,100 @@ int tier_start(struct hp_daemon *d)
 	return 0;
 }
 
+struct strategies *tier_strategies_hold(struct tier *t)
+{
+	struct strategies *ss;
+
+	if (!t || !atomic_load(&t->strat))
+		return NULL;
+	ss = tier_strat_enter(t);
+	if (ss)
+		strategies_hold(ss);
+	tier_strat_leave();
+	return ss;
+}
+
+bool tier_strategies_changed(const struct hp_config *a, const struct hp_config *b)
+{
+	return a->n_strategies != b->n_strategies || a->n_loaders != b->n_loaders ||
+	       memcmp(a->strategies, b->strategies, a->n_strategies * sizeof(a->strategies[0])) ||
+	       memcmp(a->loaders, b->loaders, a->n_loaders * sizeof(a->loaders[0]));
+}
+
+int tier_reload_strategies(struct hp_daemon *d, const struct hp_config *nc, char *err,
+			   size_t errlen)
+{
+	struct strategies *ss = NULL;
+	int rc;
+
+	if (!d->tier) {
+		snprintf(err, errlen, "no tier running");
+		return -EINVAL;
+	}
+	if (nc->n_strategies) {
+		ss = strategies_new(nc, d->tier, d->tasks, err, errlen);
+		if (!ss)
+			return -EINVAL;
+	}
+	rc = tier_swap_strategies(d->tier, ss, err, errlen);
+	if (rc) {
+		strategies_free(ss);
+		return rc;
+	}
+	log_info("strategies: now %u key pattern%s, %u loader%s (the previous set drains, "
+		 "then is freed)", nc->n_strategies, nc->n_strategies == 1 ? "" : "s",
+		 nc->n_loaders, nc->n_loaders == 1 ? "" : "s");
+	return 0;
+}
+
+/* Shutdown: every strategy set (current and retired) leaves, once no
+ * thread names it any more (bounded wait; a set still named is leaked
+ * rather than freed under its user). */
+static void strategies_stop(struct tier *t)
+{
+	struct strategies *cur;
+	uint64_t end = hp_now_ms() + 2000;
+	bool named;
+
+	pthread_mutex_lock(&t->retire_mu);
+	cur = atomic_exchange(&t->strat, NULL);
+	if (cur && t->nretired < TIER_MAX_RETIRED)
+		t->retired[t->nretired++] = cur;
+	else if (cur)
+		log_warn("strategies: too many sets draining at shutdown; one is not freed");
+	pthread_mutex_unlock(&t->retire_mu);
+	do {
+		named = false;
+		pthread_mutex_lock(&t->retire_mu);
+		for (unsigned i = 0; i < t->nretired; i++)
+			named |= hz_names(t->retired[i]);
+		pthread_mutex_unlock(&t->retire_mu);
+		if (!named)
+			reap_retired(t, true);      /* nobody can name them again */
+		else
+			usleep(10000);
+	} while (named && hp_now_ms() < end);
+	if (named)
+		log_warn("strategies: still in use at shutdown, not freed");
+}
+
 void tier_stop(struct hp_daemon *d)
 {
-	struct strategies *ss = d->tier ? tier_strategies(d->tier) : NULL;
 	uint64_t wait_ms = d->cfg ? d->cfg->shutdown_timeout_ms : 2000;
 
 	(void)warm_snapshot_save(d);    /* while L1 still holds the hot keys */
 	tier_install(NULL);
 	/* write-behind writes still queued get their chance to land first */
-	strategies_tick(ss);
+	if (d->tier) {
+		strategies_tick(tier_strat_enter(d->tier));
+		tier_strat_leave();
+	}
 	if (d->tasks && tasks_drain(d->tasks, wait_ms > 2000 ? wait_ms : 2000) != 0)
 		log_warn("tasks: background tasks still queued at shutdown are dropped");
 	tasks_free(d->tasks);
 	d->tasks = NULL;
 	if (d->tier)
-		tier_set_strategies(d->tier, NULL);
-	strategies_free(ss);      /* after the tasks that use it */
+		strategies_stop(d->tier);   /* after the tasks that use them */
 	l2_free(d->l2);            /* joins the event thread, which calls into the tier */
 	d->l2 = NULL;
 	tier_free(d->tier);

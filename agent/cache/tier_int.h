@@ -32,6 +32,18 @@ int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val,
 struct l1 *tier_l1(struct tier *t);
 /* Hand the strategies to the tier (NULL to take them back). */
 void tier_set_strategies(struct tier *t, struct strategies *s);
+/* Use the current strategies without a lock: the calling thread names
+ * them in its hazard slot until tier_strat_leave (nests). NULL: none. */
+struct strategies *tier_strat_enter(struct tier *t);
+void tier_strat_leave(void);
+/* Install `s` (may be NULL) and retire the current set: it is freed once
+ * it is idle and no thread names it. 0, or -EBUSY (too many retired sets
+ * still draining; nothing changed, message in err). */
+int tier_swap_strategies(struct tier *t, struct strategies *s, char *err, size_t errlen);
+/* A hold keeps a set alive past the hazard that found it. */
+void strategies_hold(struct strategies *s);
+/* No hold left and no write-behind write pending. */
+bool strategies_idle(struct strategies *s);
 
 /* strat_run.c, for tier.c */
 struct strategies *strategies_new(const struct hp_config *c, struct tier *t, struct tasks *tasks,

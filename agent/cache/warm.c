@@ -155,14 +155,17 @@ static int warm_key(struct run *r, const char *key, size_t klen, const char *val
 		    uint64_t expire_at_ms, char *err, size_t errlen)
 {
 	struct tier *t = r->d->tier;
-	struct strategies *ss = tier_strategies(t);
+	struct strategies *ss = tier_strategies_hold(t);
 	uint64_t seq, ep, ttl;
 	int rc;
 
 	if (ss) {
 		rc = strategies_warm_key(ss, key, klen, err, errlen);
-		if (rc != 0 || strategies_key_ttl(ss, key, klen))
+		if (rc != 0 || strategies_key_ttl(ss, key, klen)) {
+			strategies_release(ss);
 			return rc;      /* the loader answered (or the key is its to answer) */
+		}
+		strategies_release(ss);
 	}
 	if (!val && tier_l2(t)) {
 		struct l2_value v;
@@ -277,14 +280,17 @@ static int run_source(struct run *r, const struct warm_source *src, char *err, s
 		return rc;
 	}
 	case WARM_SRC_SQL: {
-		struct loader *l = strategies_loader(tier_strategies(r->d->tier), src->loader);
+		struct strategies *ss = tier_strategies_hold(r->d->tier);
+		struct loader *l = strategies_loader(ss, src->loader);
 		long n;
 
 		if (!l) {
+			strategies_release(ss);
 			snprintf(err, errlen, "no loader named '%s'", src->loader);
 			return -EINVAL;
 		}
 		n = loader_warm_rows(l, src->limit, sql_row, r, err, errlen);
+		strategies_release(ss);
 		return n < 0 ? (int)n : 0;
 	}
 	case WARM_SRC_SNAPSHOT: {
@@ -387,9 +393,12 @@ int warm_submit(struct hp_daemon *d, struct warm_request *rq, uint64_t *id, char
 			goto fail;
 		}
 		if (s->type == WARM_SRC_SQL) {
-			struct loader *l = strategies_loader(tier_strategies(d->tier), s->loader);
+			struct strategies *ss = tier_strategies_hold(d->tier);
+			struct loader *l = strategies_loader(ss, s->loader);
+			bool warms = l && loader_warms(l);
 
-			if (!l || !loader_warms(l)) {
+			strategies_release(ss);
+			if (!warms) {
 				snprintf(err, errlen, "data_sources[%u]: no [loader.%s] with a "
 					 "warm_query", i, s->loader);
 				rc = -EINVAL;

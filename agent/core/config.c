@@ -845,49 +845,49 @@ static const struct cfg_key service_keys[] = {
 
 static const struct cfg_key strategy_keys[] = {
 	{ .section = "strategy", .key = "pattern", .type = CT_STRING, ST(pattern),
-	  .flags = CF_REQUIRED, .example = "user:*",
+	  .flags = CF_RELOAD | CF_REQUIRED, .example = "user:*",
 	  .doc = "Glob of the keys this strategy covers (Redis syntax). Each `*` "
 		 "and `?` is a capture, passed to the loader as $1, $2... (SQL) "
 		 "or {1}, {2}... (URL). The first strategy (in file order) whose "
 		 "pattern matches a key wins." },
 	{ .section = "strategy", .key = "loader", .type = CT_NAME, ST(loader),
-	  .def = "", .flags = CF_OPTIONAL, .example = "users",
+	  .def = "", .flags = CF_RELOAD | CF_OPTIONAL, .example = "users",
 	  .doc = "[loader.NAME] that reads a missing key (read-through) and, with "
 		 "`write`, writes it. Empty = cache-aside: the application fills "
 		 "the cache itself." },
-	{ .section = "strategy", .key = "write", .type = CT_ENUM, ST(write),
+	{ .section = "strategy", .key = "write", .type = CT_ENUM, .flags = CF_RELOAD, ST(write),
 	  .def = "none", .names = write_mode_names, .example = "behind",
 	  .doc = "SET/DEL of covered keys: none (cache only), through (the "
 		 "loader's write_query/delete_query runs before the reply), "
 		 "behind (queued, written in batches in the background; a write "
 		 "that cannot be queued is refused)." },
-	{ .section = "strategy", .key = "ttl", .type = CT_DURATION, ST(ttl_ms),
+	{ .section = "strategy", .key = "ttl", .type = CT_DURATION, .flags = CF_RELOAD, ST(ttl_ms),
 	  .def = "5m", .min = 1, .max = 3650 * DAY, .example = "5m",
 	  .doc = "How long a loaded or written value is fresh." },
-	{ .section = "strategy", .key = "refresh_ahead", .type = CT_UINT,
+	{ .section = "strategy", .key = "refresh_ahead", .type = CT_UINT, .flags = CF_RELOAD,
 	  ST(refresh_ahead_pct), .def = "0", .min = 0, .max = 99, .example = "80",
 	  .doc = "Percent of ttl after which a read of the key also queues a "
 		 "background reload (sheddable), so hot keys never expire; 0 = off." },
-	{ .section = "strategy", .key = "stale_while_revalidate", .type = CT_DURATION,
+	{ .section = "strategy", .key = "stale_while_revalidate", .type = CT_DURATION, .flags = CF_RELOAD,
 	  ST(swr_ms), .def = "0", .min = 0, .max = DAY, .example = "30s",
 	  .doc = "After ttl, serve the old value for this long while one "
 		 "background reload runs." },
-	{ .section = "strategy", .key = "stale_if_error", .type = CT_DURATION,
+	{ .section = "strategy", .key = "stale_if_error", .type = CT_DURATION, .flags = CF_RELOAD,
 	  ST(sie_ms), .def = "0", .min = 0, .max = DAY, .example = "10m",
 	  .doc = "After ttl, a read reloads; if the loader fails, serve the old "
 		 "value for up to this long." },
-	{ .section = "strategy", .key = "single_flight", .type = CT_BOOL,
+	{ .section = "strategy", .key = "single_flight", .type = CT_BOOL, .flags = CF_RELOAD,
 	  ST(single_flight), .def = "yes", .example = "yes",
 	  .doc = "Concurrent misses of one key wait for one load instead of "
 		 "each calling the loader." },
-	{ .section = "strategy", .key = "batch_max", .type = CT_UINT, ST(batch_max),
+	{ .section = "strategy", .key = "batch_max", .type = CT_UINT, .flags = CF_RELOAD, ST(batch_max),
 	  .def = "100", .min = 1, .max = 10000, .example = "100",
 	  .doc = "write = behind: most writes sent in one transaction." },
-	{ .section = "strategy", .key = "queue_max", .type = CT_UINT, ST(queue_max),
+	{ .section = "strategy", .key = "queue_max", .type = CT_UINT, .flags = CF_RELOAD, ST(queue_max),
 	  .def = "10000", .min = 1, .max = 10000000, .example = "10000",
 	  .doc = "write = behind: pending writes held; beyond it a write gets "
 		 "an error (-BUSY) and nothing is changed." },
-	{ .section = "strategy", .key = "max_attempts", .type = CT_UINT,
+	{ .section = "strategy", .key = "max_attempts", .type = CT_UINT, .flags = CF_RELOAD,
 	  ST(max_attempts), .def = "0", .min = 0, .max = 100, .example = "8",
 	  .doc = "write = behind: attempts of a batch before it becomes a dead "
 		 "letter; 0 = tasks.max_attempts." },
@@ -895,53 +895,53 @@ static const struct cfg_key strategy_keys[] = {
 
 static const struct cfg_key loader_keys[] = {
 	{ .section = "loader", .key = "dsn", .type = CT_STRING, LD(dsn),
-	  .def = "", .flags = CF_OPTIONAL | CF_SECRET,
+	  .def = "", .flags = CF_RELOAD | CF_OPTIONAL | CF_SECRET,
 	  .example = "host=127.0.0.1 port=5432 dbname=app user=app",
 	  .doc = "PostgreSQL connection string (libpq keyword=value form) of a "
 		 "SQL loader. Keep passwords in ~/.pgpass or PGPASSFILE." },
 	{ .section = "loader", .key = "query", .type = CT_STRING, LD(query),
-	  .def = "", .flags = CF_OPTIONAL,
+	  .def = "", .flags = CF_RELOAD | CF_OPTIONAL,
 	  .example = "SELECT data FROM users WHERE id = $1",
 	  .doc = "SQL loader: the read. Parameters $1.. are the key's captures "
 		 "(sent separately, never pasted into the text); the first "
 		 "column of the first row is the value, no row = no such key." },
 	{ .section = "loader", .key = "write_query", .type = CT_STRING,
-	  LD(write_query), .def = "", .flags = CF_OPTIONAL,
+	  LD(write_query), .def = "", .flags = CF_RELOAD | CF_OPTIONAL,
 	  .example = "INSERT INTO users(id, data) VALUES ($1, $2) ON CONFLICT (id) "
 		     "DO UPDATE SET data = $2",
 	  .doc = "The write for write-through/behind: captures, then the value." },
 	{ .section = "loader", .key = "delete_query", .type = CT_STRING,
-	  LD(delete_query), .def = "", .flags = CF_OPTIONAL,
+	  LD(delete_query), .def = "", .flags = CF_RELOAD | CF_OPTIONAL,
 	  .example = "DELETE FROM users WHERE id = $1",
 	  .doc = "The delete for write-through/behind DELs; empty = DEL only "
 		 "leaves the cache." },
 	{ .section = "loader", .key = "warm_query", .type = CT_STRING,
-	  LD(warm_query), .def = "", .flags = CF_OPTIONAL,
+	  LD(warm_query), .def = "", .flags = CF_RELOAD | CF_OPTIONAL,
 	  .example = "SELECT 'user:' || id, data FROM users ORDER BY hits DESC LIMIT 1000",
 	  .doc = "Rows of (key, value) loaded by a warm job with source "
 		 "{\"type\": \"sql\", \"loader\": NAME}." },
 	{ .section = "loader", .key = "url", .type = CT_STRING, LD(url),
-	  .def = "", .flags = CF_OPTIONAL,
+	  .def = "", .flags = CF_RELOAD | CF_OPTIONAL,
 	  .example = "http://127.0.0.1:8080/users/{1}",
 	  .doc = "HTTP loader instead of SQL: GET this http:// URL with {1}.. "
 		 "replaced by the percent-encoded captures; 200 = the body is "
 		 "the value, 404 = no such key, anything else an error." },
-	{ .section = "loader", .key = "pool_size", .type = CT_UINT, LD(pool_size),
+	{ .section = "loader", .key = "pool_size", .type = CT_UINT, .flags = CF_RELOAD, LD(pool_size),
 	  .def = "4", .min = 1, .max = 64, .example = "4",
 	  .doc = "SQL loader: most connections open to the database." },
-	{ .section = "loader", .key = "timeout", .type = CT_DURATION, LD(timeout_ms),
+	{ .section = "loader", .key = "timeout", .type = CT_DURATION, .flags = CF_RELOAD, LD(timeout_ms),
 	  .def = "2s", .min = 10, .max = 10 * MIN, .example = "2s",
 	  .doc = "Longest a load, write or connect may take (and wait for a "
 		 "pooled connection)." },
-	{ .section = "loader", .key = "max_value_size", .type = CT_SIZE,
+	{ .section = "loader", .key = "max_value_size", .type = CT_SIZE, .flags = CF_RELOAD,
 	  LD(max_value_size), .def = "1mb", .min = 1, .max = 512 * MB,
 	  .example = "1mb",
 	  .doc = "A loaded value larger than this is an error." },
-	{ .section = "loader", .key = "breaker_failure_pct", .type = CT_UINT,
+	{ .section = "loader", .key = "breaker_failure_pct", .type = CT_UINT, .flags = CF_RELOAD,
 	  LD(breaker_failure_pct), .def = "50", .min = 1, .max = 100, .example = "50",
 	  .doc = "The loader's breaker opens when this percentage of the last "
 		 "20 calls failed." },
-	{ .section = "loader", .key = "breaker_open_time", .type = CT_DURATION,
+	{ .section = "loader", .key = "breaker_open_time", .type = CT_DURATION, .flags = CF_RELOAD,
 	  LD(breaker_open_ms), .def = "2s", .min = 10, .max = HOUR, .example = "2s",
 	  .doc = "Time an open loader breaker refuses calls before probing." },
 };
@@ -990,17 +990,17 @@ static const struct cfg_kind cfg_kinds[] = {
 	{ .name = "strategy", .keys = strategy_keys,
 	  .nkeys = HP_ARRAY_SIZE(strategy_keys),
 	  KIND_AT(strategies, n_strategies, struct hp_strategy_conf),
-	  .max = HP_MAX_STRATEGIES, .example_name = "users",
+	  .max = HP_MAX_STRATEGIES, .example_name = "users", .reloadable = true,
 	  .doc = "How the RESP front treats the keys matching a pattern: "
 		 "read-through with a loader, write-through or write-behind, "
 		 "refresh-ahead, stale-while-revalidate, stale-if-error, "
-		 "single-flight (docs/tiers.md). Read at start." },
+		 "single-flight (docs/tiers.md). Replaced on SIGHUP." },
 	{ .name = "loader", .keys = loader_keys,
 	  .nkeys = HP_ARRAY_SIZE(loader_keys),
 	  KIND_AT(loaders, n_loaders, struct hp_loader_conf),
-	  .max = HP_MAX_LOADERS, .example_name = "users",
+	  .max = HP_MAX_LOADERS, .example_name = "users", .reloadable = true,
 	  .doc = "Where a strategy reads missing keys and writes changed ones: "
-		 "PostgreSQL (dsn + query) or an HTTP origin (url). Read at start." },
+		 "PostgreSQL (dsn + query) or an HTTP origin (url). Replaced on SIGHUP." },
 };
 
 #define N_SECTIONS HP_ARRAY_SIZE(cfg_sections)

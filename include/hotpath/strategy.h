@@ -85,8 +85,13 @@ struct strategy_stats {
 
 struct loader_stats;
 
-/* The installed tier's strategies (NULL: none configured). */
+/* The installed tier's strategies (NULL: none configured). Only for the
+ * tier's owner (start/stop): a SIGHUP may replace them at any time. */
 struct strategies *tier_strategies(struct tier *t);
+/* The current strategies with a hold that keeps them alive (they may be
+ * replaced by a reload meanwhile) until strategies_release. NULL: none. */
+struct strategies *tier_strategies_hold(struct tier *t);
+void strategies_release(struct strategies *s);
 unsigned strategies_count(struct strategies *s);
 /* Snapshot of strategy i's counters (i < strategies_count). */
 void strategies_get_stats(struct strategies *s, unsigned i, struct strategy_stats *out);

@@ -156,5 +156,13 @@ bool tier_routes(struct tier *t);
  */
 int tier_start(struct hp_daemon *d) HP_MUST_CHECK;
 void tier_stop(struct hp_daemon *d);
+struct hp_config;
+/* SIGHUP: true if `nc`'s [strategy.*]/[loader.*] differ from d->cfg's. */
+bool tier_strategies_changed(const struct hp_config *old, const struct hp_config *nc);
+/* Build the strategies and loaders of `nc` and swap them in; the old set
+ * drains (its write-behind queue, its loads) and is freed when idle.
+ * 0, or -errno with the reason in err (the old set stays). */
+int tier_reload_strategies(struct hp_daemon *d, const struct hp_config *nc, char *err,
+			   size_t errlen) HP_MUST_CHECK;
 
 #endif

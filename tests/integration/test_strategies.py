@@ -522,3 +522,82 @@ def test_client_gone_while_parked(pg, hotpath_factory):
     assert dm.stop() == 0
     t.join(10)
     assert got == [b"six"]
+
+
+# ---- SIGHUP replaces strategies and loaders --------------------------------------------
+
+def test_reload_replaces_strategies_and_loaders(pg, hotpath_factory):
+    reset(pg, {1: "alice", 2: "bob"})
+    pg.sql("CREATE OR REPLACE FUNCTION slow_get(k int) RETURNS text LANGUAGE sql AS "
+           "$$ INSERT INTO calls VALUES (1); SELECT pg_sleep(1.5); "
+           "SELECT data FROM users WHERE id = k $$")
+    first = ini(pg, "ttl = 60s\nwrite = behind") + """
+[loader.slow]
+dsn = %s
+query = SELECT slow_get($1::int)
+timeout = 10s
+[strategy.slow]
+pattern = s:*
+loader = slow
+[core]
+workers = 1
+""" % dsn(pg)
+    dm = hotpath_factory(first)
+    r = dm.redis()
+    assert r.get("user:1") == b"alice"
+    # a client parked on the old set's loader across the reload
+    got = []
+    t = threading.Thread(target=lambda: got.append(dm.redis().get("s:2")))
+    t.start()
+    assert wait_until(lambda: blocked_clients(r) == 1)
+    # a write-behind write queued in the old set
+    assert r.set("user:5", "eve")
+    dm.write_config("""
+[loader.shout]
+dsn = %s
+query = SELECT upper(data) FROM users WHERE id = $1::int
+[strategy.members]
+pattern = member:*
+loader = shout
+ttl = 60s
+[core]
+workers = 1
+""" % dsn(pg))
+    dm.reload()
+    assert dm.wait_log("reload: strategies and loaders replaced")
+    assert r.get("member:2") == b"BOB"                    # new pattern, new loader
+    assert r.get("user:2") is None                        # no strategy covers it now
+    st, j = dm.api_json("GET", "/api/v2/cache/strategies")
+    assert [s["name"] for s in j["strategies"]] == ["members"]
+    assert [l["name"] for l in j["loaders"]] == ["shout"]
+    t.join(15)
+    assert got == [b"bob"]                                 # answered by the old set
+    # the old set wrote its queue, then was freed
+    assert wait_until(lambda: pg.sql("SELECT data FROM users WHERE id = 5") == "eve")
+    assert dm.wait_log("strategies: a replaced set has drained and is freed")
+
+    # a set the strategies cannot be built from keeps the running one
+    dm.write_config("""
+[loader.shout]
+dsn = %s
+query = SELECT upper(data) FROM users WHERE id = $1::int
+[strategy.members]
+pattern = m:*:*:*:*:*:*:*:*:*
+loader = shout
+[core]
+workers = 1
+""" % dsn(pg))
+    dm.reload()
+    assert dm.wait_log("reload: strategies/loaders rejected")
+    assert r.get("member:1") == b"ALICE"
+    st, j = dm.api_json("GET", "/api/v2/cache/strategies")
+    assert [s["pattern"] for s in j["strategies"]] == ["member:*"]
+
+    # no strategies at all: the keys are plain L1 again
+    dm.write_config("[core]\nworkers = 1\n")
+    dm.reload()
+    assert wait_until(lambda: dm.api_json("GET", "/api/v2/cache/strategies")[1]["strategies"] == [])
+    assert r.get("member:2") == b"BOB"                    # still in L1
+    r.set("member:9", "plain")
+    assert r.get("member:9") == b"plain"
+    assert dm.stop() == 0
