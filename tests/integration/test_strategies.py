@@ -601,3 +601,192 @@ workers = 1
     r.set("member:9", "plain")
     assert r.get("member:9") == b"plain"
     assert dm.stop() == 0
+
+
+# ---- strategies with L2, the loader breaker, chunked origins, warming into L2 ------------
+
+def test_strategy_with_l2(pg, hotpath_factory, redis_server):
+    import redis
+    rc = redis.Redis(host="127.0.0.1", port=redis_server)
+    rc.delete("user:1", "user:2", "user:3")
+    reset(pg, {1: "alice", 2: "bob", 3: "carol"})
+    dm = hotpath_factory(ini(pg, "ttl = 60s\nstale_if_error = 30s") +
+                         "[redis]\naddress = 127.0.0.1:%d\n" % redis_server)
+    r = dm.redis()
+    # a loaded value is stored in L2 for ttl + the stale window
+    assert r.get("user:1") == b"alice"
+    assert rc.get("user:1") == b"alice"
+    assert 80000 < rc.pttl("user:1") <= 90000
+    # a strategy miss asks L2 before the loader
+    rc.set("user:2", "from-redis")
+    assert r.get("user:2") == b"from-redis"
+    s, _ = strat(dm, "users")
+    assert s["loads"] == 1
+    # L2's copy was taken into L1 with L2's TTL
+    rc.set("user:2", "changed-in-redis")      # tracking drops our copy
+    assert wait_until(lambda: r.get("user:2") == b"changed-in-redis")
+    # a miss in both tiers goes to the loader and fills both
+    assert r.get("user:3") == b"carol" and rc.get("user:3") == b"carol"
+    s, _ = strat(dm, "users")
+    assert s["loads"] == 2
+    # another agent sharing the Redis gets the loaded value without loading
+    dm2 = hotpath_factory(ini(pg, "ttl = 60s") +
+                          "[redis]\naddress = 127.0.0.1:%d\n" % redis_server)
+    assert dm2.redis().get("user:1") == b"alice"
+    assert strat(dm2, "users")[0]["loads"] == 0
+
+
+class FlakyOrigin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fail = False
+    hits = 0
+
+    def do_GET(self):
+        cls = type(self)
+        cls.hits += 1
+        if self.path.startswith("/c/"):
+            # chunked: the body in pieces, with an extension and a trailer
+            name = self.path[3:]
+            body = ("chunked %s " % name).encode() + b"x" * (100000 if name == "big" else 10)
+            if name == "bad":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"zz\r\nnot hex\r\n0\r\n\r\n")
+                return
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(body), 777):
+                part = body[i:i + 777]
+                ext = b";ext=1" if i == 0 else b""
+                self.wfile.write(b"%x%s\r\n%s\r\n" % (len(part), ext, part))
+            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+            return
+        if cls.fail:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = ("ok %s" % self.path[3:]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def loader_state(dm, name):
+    st, j = dm.api_json("GET", "/api/v2/cache/strategies")
+    return [l for l in j["loaders"] if l["name"] == name][0]["breaker"]
+
+
+def test_loader_breaker_and_chunked_origin(hotpath_factory):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyOrigin)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    port = srv.server_address[1]
+    try:
+        dm = hotpath_factory("""
+[loader.chunks]
+url = http://127.0.0.1:%d/c/{1}
+[strategy.chunks]
+pattern = c:*
+loader = chunks
+[loader.flaky]
+url = http://127.0.0.1:%d/e/{1}
+breaker_failure_pct = 50
+breaker_open_time = 1s
+[strategy.flaky]
+pattern = f:*
+loader = flaky
+""" % (port, port))
+        r = dm.redis()
+        assert r.get("c:small") == b"chunked small " + b"x" * 10
+        assert r.get("c:big") == b"chunked big " + b"x" * 100000
+        with pytest.raises(Exception) as e:
+            r.get("c:bad")
+        assert "LOADFAIL" in str(e.value) and "chunked" in str(e.value)
+
+        FlakyOrigin.fail = True
+        errors = []
+        for i in range(10):
+            try:
+                r.get("f:%d" % i)
+            except Exception as ex:
+                errors.append(str(ex))
+        assert len(errors) == 10
+        assert "failed" in errors[0]
+        assert "unavailable" in errors[-1] and "circuit breaker open" in errors[-1]
+        b = loader_state(dm, "flaky")
+        assert b["state"] == "open" and b["opened"] == 1 and b["rejected"] >= 1
+        hits = FlakyOrigin.hits
+        with pytest.raises(Exception):
+            r.get("f:100")
+        assert FlakyOrigin.hits == hits          # refused without calling the origin
+        assert dm.metric("hotpath_loader_breaker_state", {"loader": "flaky"}) == 1
+        # the origin heals: after breaker_open_time probes close it again
+        FlakyOrigin.fail = False
+        time.sleep(1.2)
+        assert r.get("f:200") == b"ok 200"
+        assert r.get("f:201") == b"ok 201"
+        assert wait_until(lambda: loader_state(dm, "flaky")["state"] == "closed")
+        assert r.get("f:202") == b"ok 202"
+        # the other loader never noticed
+        assert loader_state(dm, "chunks")["opened"] == 0
+    finally:
+        srv.shutdown()
+
+
+def test_warm_scope_all_into_l2_and_hotpathctl_warm_sql(pg, hotpath_factory, redis_server):
+    import redis
+    import subprocess
+    from conftest import HOTPATHCTL
+    rc = redis.Redis(host="127.0.0.1", port=redis_server)
+    for k in rc.keys("seed:*") + rc.keys("user:*"):
+        rc.delete(k)
+    reset(pg, {1: "a", 2: "b", 3: "c"})
+    dm = hotpath_factory(ini(pg, "ttl = 60s") + """
+[loader.seed]
+dsn = %s
+query = SELECT data FROM users WHERE id = $1::int
+warm_query = SELECT 'seed:' || id, data FROM users ORDER BY id
+[redis]
+address = 127.0.0.1:%d
+""" % (dsn(pg), redis_server))
+    # cache_scope l1: rows of no strategy go to L1 only
+    s = warm(dm, {"cache_scope": "l1", "data_sources": [{"type": "sql", "loader": "seed"}]})
+    assert s["status"] == "done" and s["keys_warmed"] == 3
+    assert [k for k in l1_keys(dm) if k.startswith("seed:")] == ["seed:1", "seed:2", "seed:3"]
+    assert rc.keys("seed:*") == []
+    # hotpathctl warm sql LOADER asks for cache_scope all: L2 gets them too
+    dm.redis().execute_command("HOTPATH.INVALIDATE", "seed:*", "LOCAL")
+    env = dict(os.environ, HOTPATH_TOKEN=dm.tokens["admin"])
+    out = subprocess.run([HOTPATHCTL, "--url", "http://127.0.0.1:%d" % dm.api_port, "--json",
+                          "warm", "sql", "seed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr
+    import json
+    jid = json.loads(out.stdout)["job_id"]
+
+    def done():
+        st, j = dm.api_json("GET", "/api/v2/performance/cache/warm/%d" % jid)
+        return j if j["status"] in ("done", "failed") else None
+    j = wait_until(done, timeout=15)
+    assert j["status"] == "done" and j["keys_warmed"] == 3, j
+    assert sorted(rc.keys("seed:*")) == [b"seed:1", b"seed:2", b"seed:3"]
+    assert rc.get("seed:2") == b"b"
+    assert [k for k in l1_keys(dm) if k.startswith("seed:")] == ["seed:1", "seed:2", "seed:3"]
+    # a key of a strategy warms through its loader into both tiers
+    out = subprocess.run([HOTPATHCTL, "--url", "http://127.0.0.1:%d" % dm.api_port,
+                          "warm", "keys", "user:1", "user:2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr
+    assert wait_until(lambda: rc.get("user:2") == b"b")
+    # an unknown loader is refused with a reason
+    out = subprocess.run([HOTPATHCTL, "--url", "http://127.0.0.1:%d" % dm.api_port,
+                          "warm", "sql", "nope"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=30, env=env)
+    assert out.returncode != 0 and "nope" in out.stdout + out.stderr
