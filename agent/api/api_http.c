@@ -77,7 +77,8 @@ void api_h_http_backends(struct api_call *c)
 	comp = json_object();
 	for (unsigned i = 1; i < HC_CODINGS; i++)
 		json_object_set_new(comp, compress_coding_name(i), api_json_u64(ps.compressed[i]));
-	comp = json_pack("{s:o, s:o, s:o, s:o, s:o, s:f, s:o}", "responses", comp,
+	comp = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:o}", "responses", comp,
+			 "streamed", api_json_u64(ps.compress_streamed),
 			 "built", api_json_u64(ps.compress_built),
 			 "no_gain", api_json_u64(ps.compress_no_gain),
 			 "in_bytes", api_json_u64(ps.compress_in),
@@ -279,6 +280,10 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 		      "Compressed variants built from stored responses.")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_builds_total %" PRIu64 "\n",
 			     ps.compress_built)) ||
+	    (rc = fam(b, "hotpath_http_compression_streamed_total", "counter",
+		      "Forwarded responses compressed on the way (not from the cache).")) ||
+	    (rc = buf_printf(b, "hotpath_http_compression_streamed_total %" PRIu64 "\n",
+			     ps.compress_streamed)) ||
 	    (rc = fam(b, "hotpath_http_compression_no_gain_total", "counter",
 		      "Compressions that did not make the body smaller (identity is served).")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_no_gain_total %" PRIu64 "\n",

@@ -471,6 +471,12 @@ static const struct cfg_key cfg_keys[] = {
 	  G(http_compress_max_size), .def = "1mb", .min = 1 * KB, .max = 512 * MB,
 	  .doc = "Largest body compressed (compression runs on the worker that "
 		 "serves the first request for a variant)." },
+	{ .section = "http", .key = "compress_streams", .type = CT_UINT,
+	  G(http_compress_streams), .def = "64", .min = 0, .max = 100000,
+	  .doc = "Forwarded responses (misses, responses that are not stored) "
+		 "compressed on the way at once, each with up to ~1 MB of encoder "
+		 "state; beyond it they go out identity. 0: only cached responses "
+		 "are compressed." },
 	{ .section = "http", .key = "compress_level_gzip", .type = CT_UINT,
 	  G(http_compress_level_gzip), .def = "6", .min = 1, .max = 9,
 	  .doc = "zlib level for gzip." },

@@ -16,13 +16,17 @@
  * into a q-value per known coding, then picks the highest, breaking ties
  * by the proxy's own order of preference.
  *
- * What not: no streaming compression (bodies that are not stored pass
- * through as the backend sent them), no "deflate" (zlib-wrapped deflate
+ * Responses that are forwarded rather than served from the cache are
+ * compressed by a streaming encoder with small windows, flushed after
+ * every piece the backend sends.
+ *
+ * What not: no "deflate" (zlib-wrapped deflate
  * is ambiguous in practice and every client that sends it sends gzip),
  * no compression dictionaries.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <brotli/encode.h>
@@ -200,6 +204,7 @@ void compress_options_default(struct compress_options *o)
 	o->level[HC_CODING_ZSTD] = 3;
 	o->min_size = 256;
 	o->max_size = 1 << 20;
+	o->max_streams = 64;
 	snprintf(o->types, sizeof(o->types), "%s",
 		 "text/*, application/json, application/*+json, application/javascript, "
 		 "application/xml, application/*+xml, image/svg+xml, application/wasm");
@@ -347,6 +352,138 @@ int compress_encode(enum hc_coding c, int level, const char *in, size_t n, struc
 		return rc;
 	out->len += len;
 	return 0;
+}
+
+/* ---- streaming -------------------------------------------------------------------------- */
+
+struct compress_stream {
+	enum hc_coding c;
+	z_stream z;
+	BrotliEncoderState *br;
+	ZSTD_CCtx *zc;
+	bool finished;
+};
+
+struct compress_stream *compress_stream_new(enum hc_coding c, int level)
+{
+	struct compress_stream *zs = calloc(1, sizeof(*zs));
+
+	if (!zs)
+		return NULL;
+	zs->c = c;
+	switch (c) {
+	case HC_CODING_GZIP:
+		if (deflateInit2(&zs->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK)
+			return zs;
+		break;
+	case HC_CODING_BR:
+		zs->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+		if (zs->br && BrotliEncoderSetParameter(zs->br, BROTLI_PARAM_QUALITY, (uint32_t)level) &&
+		    BrotliEncoderSetParameter(zs->br, BROTLI_PARAM_LGWIN, 18) &&
+		    BrotliEncoderSetParameter(zs->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT))
+			return zs;
+		if (zs->br)
+			BrotliEncoderDestroyInstance(zs->br);
+		break;
+	case HC_CODING_ZSTD:
+		zs->zc = ZSTD_createCCtx();
+		if (zs->zc && !ZSTD_isError(ZSTD_CCtx_setParameter(zs->zc, ZSTD_c_compressionLevel,
+								     level)) &&
+		    !ZSTD_isError(ZSTD_CCtx_setParameter(zs->zc, ZSTD_c_windowLog, 19)))
+			return zs;
+		ZSTD_freeCCtx(zs->zc);
+		break;
+	default:
+		break;
+	}
+	free(zs);
+	return NULL;
+}
+
+#define ZS_CHUNK 16384
+
+int compress_stream_feed(struct compress_stream *zs, const char *in, size_t n, bool finish,
+			 struct buf *out)
+{
+	int rc;
+
+	if (zs->finished)
+		return n ? -EINVAL : 0;
+	switch (zs->c) {
+	case HC_CODING_GZIP: {
+		int zr;
+
+		zs->z.next_in = (Bytef *)(uintptr_t)in;
+		zs->z.avail_in = (uInt)n;
+		do {
+			if ((rc = buf_reserve(out, ZS_CHUNK)))
+				return rc;
+			zs->z.next_out = (Bytef *)(buf_head(out) + buf_used(out));
+			zs->z.avail_out = ZS_CHUNK;
+			zr = deflate(&zs->z, finish ? Z_FINISH : Z_SYNC_FLUSH);
+			if (zr == Z_STREAM_ERROR)
+				return -EINVAL;
+			out->len += ZS_CHUNK - zs->z.avail_out;
+		} while (zs->z.avail_out == 0 || (finish && zr != Z_STREAM_END));
+		break;
+	}
+	case HC_CODING_BR: {
+		const uint8_t *next_in = (const uint8_t *)in;
+		size_t avail_in = n;
+		BrotliEncoderOperation op = finish ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_FLUSH;
+
+		do {
+			uint8_t *next_out;
+			size_t avail_out = ZS_CHUNK;
+
+			if ((rc = buf_reserve(out, ZS_CHUNK)))
+				return rc;
+			next_out = (uint8_t *)(buf_head(out) + buf_used(out));
+			if (!BrotliEncoderCompressStream(zs->br, op, &avail_in, &next_in, &avail_out,
+							 &next_out, NULL))
+				return -EINVAL;
+			out->len += ZS_CHUNK - avail_out;
+		} while (avail_in || BrotliEncoderHasMoreOutput(zs->br) ||
+			 (finish && !BrotliEncoderIsFinished(zs->br)));
+		break;
+	}
+	case HC_CODING_ZSTD: {
+		ZSTD_inBuffer ib = { in, n, 0 };
+		size_t left;
+
+		do {
+			ZSTD_outBuffer ob;
+
+			if ((rc = buf_reserve(out, ZS_CHUNK)))
+				return rc;
+			ob.dst = buf_head(out) + buf_used(out);
+			ob.size = ZS_CHUNK;
+			ob.pos = 0;
+			left = ZSTD_compressStream2(zs->zc, &ob, &ib, finish ? ZSTD_e_end : ZSTD_e_flush);
+			if (ZSTD_isError(left))
+				return -EINVAL;
+			out->len += ob.pos;
+		} while (left != 0 || ib.pos < ib.size);
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	zs->finished = finish;
+	return 0;
+}
+
+void compress_stream_free(struct compress_stream *zs)
+{
+	if (!zs)
+		return;
+	if (zs->c == HC_CODING_GZIP)
+		deflateEnd(&zs->z);
+	if (zs->br)
+		BrotliEncoderDestroyInstance(zs->br);
+	if (zs->zc)
+		ZSTD_freeCCtx(zs->zc);
+	free(zs);
 }
 
 size_t compress_etag(const char *etag, size_t n, enum hc_coding c, char *out, size_t outlen)

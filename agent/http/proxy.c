@@ -168,6 +168,10 @@ struct ptx {
 	bool vary_ae;              /* forwarded response may be compressed later: Vary it */
 	bool holds_slot;           /* counts in its worker's admission in-flight */
 	bool from_l2;              /* the stored object came from Redis (Cache-Status) */
+	struct compress_stream *zs; /* compressing the forwarded body, or NULL */
+	enum hc_coding zc;
+	uint64_t zin, zout;        /* bytes into and out of zs */
+	struct buf zbuf;           /* zs output before it is framed for the client */
 	struct ptx *prev, *next;   /* worker's tx list */
 };
 
@@ -249,6 +253,8 @@ struct proxy {
 	_Atomic uint64_t st_shed_full, st_shed_codel, st_shed_timeout;
 	_Atomic int64_t st_inflight_now, st_queued_now;
 	_Atomic uint64_t st_l2_hits, st_l2_stored, st_l2_errors;
+	_Atomic unsigned streams;  /* streaming encoders alive (http.compress_streams) */
+	_Atomic uint64_t st_comp_streamed;
 };
 
 #define ST_INC(p, f) atomic_fetch_add_explicit(&(p)->f, 1, memory_order_relaxed)
@@ -997,6 +1003,84 @@ static void mark_compressible(struct ptx *t, struct buf *obj)
 #define PX_NO_GAIN "HPN1"   /* stored at a variant key: compression gained nothing */
 
 /*
+ * The coding this request should get (RFC 9110 12.5.3), or identity: also
+ * for range requests (a 206 is cut from the identity bytes) and for a
+ * malformed Accept-Encoding.
+ */
+static enum hc_coding request_coding(const struct ptx *t)
+{
+	const struct compress_options *co = &t->w->p->o.comp;
+	struct compress_accept acc;
+	const char *why;
+	size_t al;
+
+	if (!co->npref || http_header_get(&t->req, "range", &al))
+		return HC_CODING_IDENTITY;
+	compress_accept_init(&acc);
+	for (int i = http_header_find(&t->req, "accept-encoding", 0); i >= 0;
+	     i = http_header_find(&t->req, "accept-encoding", i + 1))
+		if (compress_accept_parse(&acc, t->req.headers[i].value, t->req.headers[i].vlen,
+					  &why) != 0) {
+			log_debug("http: %s: serving identity", why);
+			return HC_CODING_IDENTITY;
+		}
+	return compress_choose(&acc, co->pref, co->npref);
+}
+
+/*
+ * Compress a forwarded response on the way (a miss, or one that is not
+ * stored) when it and the request allow, within http.compress_streams
+ * encoders at once. Sets t->vary_ae for every compressible response, since
+ * another client's request would get a compressed one.
+ */
+static void stream_setup(struct ptx *t)
+{
+	struct proxy *p = t->w->p;
+	const struct http_msg *r = t->resp;
+	enum hc_coding c;
+	bool vary_ae;
+
+	if (!resp_compressible(p, r, &t->rscc,
+			       r->body == HTTP_BODY_LENGTH ? (int64_t)r->content_length : -1,
+			       &vary_ae))
+		return;
+	t->vary_ae = vary_ae;
+	if (!t->c || t->head_only || r->body == HTTP_BODY_NONE ||
+	    (r->body == HTTP_BODY_LENGTH && r->content_length == 0))
+		return;
+	c = request_coding(t);
+	if (c == HC_CODING_IDENTITY)
+		return;
+	if (atomic_fetch_add(&p->streams, 1) >= p->o.comp.max_streams) {
+		atomic_fetch_sub(&p->streams, 1);
+		return;        /* at the bound: this one goes out identity */
+	}
+	t->zs = compress_stream_new(c, p->o.comp.level[c]);
+	if (!t->zs) {
+		atomic_fetch_sub(&p->streams, 1);
+		return;
+	}
+	t->zc = c;
+	buf_init(&t->zbuf, 2 * PX_HIGH_WATER);
+	ST_INC(p, st_compressed[c]);
+	ST_INC(p, st_comp_streamed);
+}
+
+/* Pass body bytes (finish: the end) through the stream; the output goes to out. */
+static int stream_feed(struct ptx *t, const char *d, size_t n, bool finish)
+{
+	int rc;
+
+	buf_reset(&t->zbuf);
+	rc = compress_stream_feed(t->zs, d, n, finish, &t->zbuf);
+	t->zin += n;
+	t->zout += buf_used(&t->zbuf);
+	if (finish && t->zin > t->zout)
+		ST_ADD(t->w->p, st_comp_saved, t->zin - t->zout);
+	return rc;
+}
+
+/*
  * The compressed representation of the stored identity object v that
  * this request should get, if any: a malloc'd (8-byte aligned) object
  * viewed in *cv, its coding in *coding, or NULL to serve v itself.
@@ -1011,11 +1095,10 @@ static char *encoded_variant(struct ptx *t, const struct hc_view *v, struct hc_v
 {
 	struct proxy *p = t->w->p;
 	const struct compress_options *co = &p->o.comp;
-	struct compress_accept acc;
 	enum hc_coding c;
-	const char *why, *base = t->vklen ? t->vkey : t->key;
+	const char *base = t->vklen ? t->vkey : t->key;
 	char ck[1200], etag[256];
-	size_t al, vl, el = 0;
+	size_t vl, el = 0;
 	struct buf body, obj;
 	uint64_t h, t0;
 	int64_t keep, now = wall_s();
@@ -1023,17 +1106,9 @@ static char *encoded_variant(struct ptx *t, const struct hc_view *v, struct hc_v
 	int n, rc;
 
 	if (!(v->o->flags & HC_F_COMPRESSIBLE) || !co->npref || v->o->status != 200 ||
-	    v->o->body_len > co->max_size || http_header_get(&t->req, "range", &al))
-		return NULL;     /* ranges are answered from the identity bytes */
-	compress_accept_init(&acc);
-	for (int i = http_header_find(&t->req, "accept-encoding", 0); i >= 0;
-	     i = http_header_find(&t->req, "accept-encoding", i + 1))
-		if (compress_accept_parse(&acc, t->req.headers[i].value, t->req.headers[i].vlen,
-					  &why) != 0) {
-			log_debug("http: %s: serving identity", why);
-			return NULL;
-		}
-	c = compress_choose(&acc, co->pref, co->npref);
+	    v->o->body_len > co->max_size)
+		return NULL;
+	c = request_coding(t);
 	if (c == HC_CODING_IDENTITY)
 		return NULL;
 	h = balance_hash(v->o, sizeof(*v->o));
@@ -1467,6 +1542,16 @@ static void client_write_data(struct ptx *t, const char *d, size_t n)
 
 	if (!c || t->head_only || n == 0)
 		return;
+	if (t->zs) {
+		if (stream_feed(t, d, n, false) != 0) {
+			c->closing = true;
+			return;
+		}
+		d = buf_head(&t->zbuf);
+		n = buf_used(&t->zbuf);
+		if (n == 0)
+			return;
+	}
 	if (t->out == OUT_CHUNKED)
 		rc = buf_printf(&c->wbuf, "%zx\r\n", n);
 	if (!rc)
@@ -1577,7 +1662,7 @@ static void client_head(struct ptx *t)
 	t->client_head_sent = true;
 	if (r->body == HTTP_BODY_NONE)
 		t->out = OUT_LENGTH;
-	else if (r->body == HTTP_BODY_LENGTH)
+	else if (r->body == HTTP_BODY_LENGTH && !t->zs)
 		t->out = OUT_LENGTH;
 	else if (t->req.version >= 11)
 		t->out = OUT_CHUNKED;
@@ -1591,9 +1676,23 @@ static void client_head(struct ptx *t)
 		    (http_ieq(h->name, h->nlen, "content-length") && !t->head_only &&
 		     r->status != 304))
 			continue;
+		if (t->zs && http_ieq(h->name, h->nlen, "etag")) {
+			/* Streamed output (flushed per read) is not byte-identical to
+			 * the variant built later from the stored body: the tag can
+			 * only be weak (RFC 9110 8.8.1). Malformed: no tag at all. */
+			char et[300];
+			size_t el = compress_etag(h->value, h->vlen, t->zc, et, sizeof(et));
+
+			if (el)
+				rc = buf_printf(&c->wbuf, "ETag: %s%.*s\r\n", et[0] == 'W' ? "" : "W/",
+						(int)el, et);
+			continue;
+		}
 		rc = buf_printf(&c->wbuf, "%.*s: %.*s\r\n", (int)h->nlen, h->name, (int)h->vlen,
 				h->value);
 	}
+	if (!rc && t->zs)
+		rc = buf_printf(&c->wbuf, "Content-Encoding: %s\r\n", compress_coding_name(t->zc));
 	if (!rc && http_header_find(r, "date", 0) < 0) {
 		char d[40];
 
@@ -1687,10 +1786,6 @@ static bool on_resp_head(struct ptx *t)
 			} else {
 				t->storing = true;
 				buf_init(&t->body, p->o.max_object);
-				(void)resp_compressible(p, r, &t->rscc,
-							r->body == HTTP_BODY_LENGTH ?
-							(int64_t)r->content_length : -1,
-							&t->vary_ae);
 			}
 		} else {
 			t->nostore_why = why;
@@ -1698,6 +1793,7 @@ static bool on_resp_head(struct ptx *t)
 	}
 	if (t->stored && t->result != PX_REVALIDATED)
 		snprintf(t->fwd_reason, sizeof(t->fwd_reason), "stale");
+	stream_setup(t);
 	if (t->c)
 		client_head(t);
 	else
@@ -1841,6 +1937,23 @@ static void tx_complete(struct ptx *t)
 	struct cconn *c = t->c;
 	struct upconn *u = t->u;
 
+	if (c && t->zs && t->result != PX_STALE_ERROR && t->result != PX_REVALIDATED) {
+		/* the end of the compressed stream, framed like the rest */
+		if (stream_feed(t, NULL, 0, true) != 0) {
+			c->closing = true;
+		} else if (buf_used(&t->zbuf)) {
+			int rc = 0;
+
+			if (t->out == OUT_CHUNKED)
+				rc = buf_printf(&c->wbuf, "%zx\r\n", buf_used(&t->zbuf));
+			if (!rc)
+				rc = buf_append(&c->wbuf, buf_head(&t->zbuf), buf_used(&t->zbuf));
+			if (!rc && t->out == OUT_CHUNKED)
+				rc = buf_append(&c->wbuf, "\r\n", 2);
+			if (rc)
+				c->closing = true;
+		}
+	}
 	if (c && t->out == OUT_CHUNKED && t->result != PX_STALE_ERROR &&
 	    t->result != PX_REVALIDATED && !t->head_only && t->resp &&
 	    t->resp->body != HTTP_BODY_NONE) {
@@ -1914,6 +2027,11 @@ static void tx_free(struct ptx *t)
 		w->txs = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
+	if (t->zs) {
+		compress_stream_free(t->zs);
+		atomic_fetch_sub(&w->p->streams, 1);
+	}
+	buf_free(&t->zbuf);
 	free(t->reqhead);
 	free(t->stored);
 	free(t->resphead);
@@ -1947,6 +2065,7 @@ static struct ptx *tx_new(struct pworker *w, struct cconn *c, const char *head, 
 	}
 	buf_init(&t->upreq, hlen + 4096);
 	buf_init(&t->body, 1);
+	buf_init(&t->zbuf, 1);
 	t->next = w->txs;
 	if (w->txs)
 		w->txs->prev = t;
@@ -3107,6 +3226,7 @@ void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
 	s->compress_out = atomic_load(&p->st_comp_out);
 	s->compress_us = atomic_load(&p->st_comp_us);
 	s->compress_saved = atomic_load(&p->st_comp_saved);
+	s->compress_streamed = atomic_load(&p->st_comp_streamed);
 	for (unsigned i = 0; i < ADMIT_CLASSES; i++) {
 		s->admitted[i] = atomic_load(&p->st_admitted[i]);
 		s->queued[i] = atomic_load(&p->st_queued[i]);
@@ -3228,6 +3348,7 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 			return NULL;
 		}
 	}
+	o->comp.max_streams = c->http_compress_streams;
 	o->comp.min_size = c->http_compress_min_size;
 	o->comp.max_size = c->http_compress_max_size;
 	snprintf(o->comp.types, sizeof(o->comp.types), "%s", c->http_compress_types);

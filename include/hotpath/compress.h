@@ -69,6 +69,7 @@ struct compress_options {
 	unsigned npref;                   /* 0: compression off */
 	int level[HC_CODINGS];            /* per coding */
 	uint64_t min_size, max_size;      /* bodies compressed: min_size <= len <= max_size */
+	unsigned max_streams;             /* streaming encoders at once (forwarded bodies) */
 	char types[COMPRESS_TYPES_MAX];   /* media type globs, comma separated */
 };
 
@@ -92,6 +93,22 @@ bool compress_type_ok(const char *ctype, size_t n, const char *types);
  */
 int compress_encode(enum hc_coding c, int level, const char *in, size_t n, struct buf *out)
 	HP_MUST_CHECK;
+
+/*
+ * Streaming encoder, for responses compressed while they are forwarded.
+ * Each feed compresses its input and flushes, so what the backend sent is
+ * on its way to the client at once (a little ratio traded for latency);
+ * the last feed has finish set and ends the stream. Window sizes are kept
+ * small (gzip 32 KiB, br 256 KiB, zstd 512 KiB) so that one stream's
+ * state stays around a megabyte at most.
+ */
+struct compress_stream;
+/* NULL on ENOMEM or an unknown coding. */
+struct compress_stream *compress_stream_new(enum hc_coding c, int level);
+/* Append the compressed form of in[0..n) to out. 0, -ENOBUFS (out's bound), -ENOMEM, -EINVAL. */
+int compress_stream_feed(struct compress_stream *zs, const char *in, size_t n, bool finish,
+			 struct buf *out) HP_MUST_CHECK;
+void compress_stream_free(struct compress_stream *zs);
 
 /*
  * The entity tag of a compressed representation, derived from the

@@ -188,6 +188,7 @@ struct hp_config {
 	char http_compress[64];
 	char http_compress_types[512];
 	uint64_t http_compress_min_size, http_compress_max_size;
+	uint32_t http_compress_streams;
 	uint32_t http_compress_level_gzip, http_compress_level_br, http_compress_level_zstd;
 	uint32_t http_max_inflight, http_queue_size, http_retry_after_s;
 	uint64_t http_queue_timeout_ms, http_queue_target_ms, http_queue_interval_ms;

@@ -82,6 +82,7 @@ struct proxy_stats {
 	uint64_t compressed[HC_CODINGS];
 	uint64_t compress_built, compress_no_gain, compress_in, compress_out, compress_us;
 	uint64_t compress_saved;
+	uint64_t compress_streamed;       /* forwarded responses compressed on the way */
 	/* admission control, per class: admitted at once or after queueing,
 	 * queued, shed; shed by reason; in flight and queued now */
 	uint64_t admitted[ADMIT_CLASSES], queued[ADMIT_CLASSES], shed[ADMIT_CLASSES];

@@ -12,6 +12,7 @@ import gzip
 import http.client
 import http.server
 import re
+import socket
 import threading
 
 import brotli
@@ -108,9 +109,12 @@ def test_negotiated_variants_are_built_once_and_cached(hotpath_factory):
     try:
         d = start_proxy(hotpath_factory, [b])
         port = d.http_port
-        # the miss goes out identity but already says it varies
+        # the miss is compressed on the way (chunked, weak tag: streamed bytes
+        # differ from the variant built later) and stored as identity
         st, h, body = ae(port, "/page", "gzip")
-        assert st == 200 and body == TEXT and "content-encoding" not in h
+        assert st == 200 and h["content-encoding"] == "gzip" and gzip.decompress(body) == TEXT
+        assert h["transfer-encoding"] == "chunked" and "content-length" not in h
+        assert h["etag"] == 'W/"t1-gzip"'
         assert "accept-encoding" in vary_names(h)
         assert h["cache-status"].startswith("hotpath; fwd=uri-miss; stored")
         # identity hit without Accept-Encoding
@@ -143,9 +147,12 @@ def test_negotiated_variants_are_built_once_and_cached(hotpath_factory):
         # identity refused and nothing we offer accepted: identity anyway
         st, h, body = ae(port, "/page", "identity;q=0, deflate")
         assert body == TEXT and "content-encoding" not in h
-        # a conditional with the variant's tag gets a 304 naming it
+        # a conditional with the variant's tag gets a 304 naming it; the weak
+        # tag of the streamed copy matches it too (weak comparison)
         st, h, body = ae(port, "/page", "gzip", headers={"If-None-Match": '"t1-gzip"'})
         assert st == 304 and h["etag"] == '"t1-gzip"' and body == b""
+        st, h, body = ae(port, "/page", "gzip", headers={"If-None-Match": 'W/"t1-gzip"'})
+        assert st == 304
         # ... and the identity tag does not match the gzip representation
         st, h, body = ae(port, "/page", "gzip", headers={"If-None-Match": '"t1"'})
         assert st == 200 and h["content-encoding"] == "gzip"
@@ -161,12 +168,14 @@ def test_negotiated_variants_are_built_once_and_cached(hotpath_factory):
         assert ae(port, "/weak", "gzip")[1]["etag"] == 'W/"w1-gzip"'
         ae(port, "/json", None)
         st, h, body = ae(port, "/json", "zstd")
+        assert h["cache-status"].startswith("hotpath; hit")
         assert h["content-encoding"] == "zstd" and DECODE["zstd"](body).startswith(b'{"k"')
         # stats: each variant built once, bandwidth saved counted
         st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
         comp = doc["compression"]
         assert comp["responses"]["gzip"] >= 3 and comp["responses"]["br"] >= 4
         assert comp["built"] == 5, comp           # page x3, weak gzip, json zstd
+        assert comp["streamed"] == 1, comp        # the first miss
         assert comp["saved_bytes"] > 5 * len(TEXT)
         assert comp["in_bytes"] > comp["out_bytes"] > 0
         assert d.metric("hotpath_http_compressed_total", {"coding": "gzip"}) >= 3
@@ -174,7 +183,8 @@ def test_negotiated_variants_are_built_once_and_cached(hotpath_factory):
         # purging the URL purges its variants with it
         d.redis().delete("http:GET:127.0.0.1:%d/page" % port)
         st, h, body = ae(port, "/page", "gzip")
-        assert "content-encoding" not in h and b.count("/page") == 2
+        assert h["cache-status"].startswith("hotpath; fwd=uri-miss") and b.count("/page") == 2
+        assert h["etag"] == 'W/"t1-gzip"'
         st, h, body = ae(port, "/page", "gzip")
         assert h["content-encoding"] == "gzip" and DECODE["gzip"](body) == TEXT
     finally:
@@ -186,7 +196,7 @@ def test_what_is_never_compressed(hotpath_factory):
     try:
         d = start_proxy(hotpath_factory, [b])
         port = d.http_port
-        for path in ("/notransform", "/small", "/png", "/private"):
+        for path in ("/notransform", "/small", "/png"):
             for _ in range(2):
                 st, h, body = ae(port, path, "gzip, br, zstd")
                 assert st == 200 and "content-encoding" not in h, path
@@ -197,8 +207,31 @@ def test_what_is_never_compressed(hotpath_factory):
             st, h, body = ae(port, "/encoded", "gzip")
             assert h["content-encoding"] == "gzip" and gzip.decompress(body) == TEXT
             assert vary_names(h).count("accept-encoding") == 1
+        # a response that is never stored is compressed on the way, every time
+        for coding in ("gzip", "br", "zstd"):
+            st, h, body = ae(port, "/private", coding)
+            assert h["content-encoding"] == coding and DECODE[coding](body) == TEXT
+            assert "accept-encoding" in vary_names(h)
+            assert h["cache-status"].startswith("hotpath; fwd=uri-miss")
+        st, h, body = ae(port, "/private", None)
+        assert body == TEXT and "content-encoding" not in h
+        assert "accept-encoding" in vary_names(h)
+        # HTTP/1.0 gets it close-delimited
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /private HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        s.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        assert b"Content-Encoding: gzip" in head and b"Transfer-Encoding" not in head
+        assert gzip.decompress(payload) == TEXT
         st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
         assert doc["compression"]["built"] == 0
+        assert doc["compression"]["streamed"] == 4
     finally:
         b.stop()
 
@@ -233,5 +266,11 @@ def test_compression_settings(hotpath_factory):
         for _ in range(2):
             st, h, body = ae(port, "/page", "gzip")
             assert "content-encoding" not in h
+        # no streaming encoders: misses go out identity, hits compressed
+        port = start_with(hotpath_factory, b, "compress_streams = 0\n")
+        st, h, body = ae(port, "/page", "gzip")
+        assert "content-encoding" not in h and "accept-encoding" in vary_names(h)
+        st, h, body = ae(port, "/page", "gzip")
+        assert h["content-encoding"] == "gzip"
     finally:
         b.stop()

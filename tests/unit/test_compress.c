@@ -240,6 +240,56 @@ static void test_encoders_round_trip_and_no_gain(void **state)
 	free(noise);
 }
 
+static void test_stream_round_trip(void **state)
+{
+	size_t n = 200000;
+	char *text = malloc(n), *back = malloc(n + 16);
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		text[i] = "stream me, stream me again; "[i % 28];
+	for (enum hc_coding c = HC_CODING_GZIP; c < HC_CODINGS; c++) {
+		struct compress_stream *zs = compress_stream_new(c, 3);
+		struct buf out, all;
+		size_t off = 0, piece = 1;
+
+		assert_non_null(zs);
+		buf_init(&all, n);
+		buf_init(&out, 1 << 20);
+		/* uneven pieces, and an empty feed in the middle */
+		while (off < n) {
+			size_t k = piece < n - off ? piece : n - off;
+
+			buf_reset(&out);
+			assert_int_equal(compress_stream_feed(zs, text + off, k, false, &out), 0);
+			/* every feed is flushed: something comes out for it */
+			assert_true(buf_used(&out) > 0);
+			assert_int_equal(buf_append(&all, buf_head(&out), buf_used(&out)), 0);
+			off += k;
+			piece = piece * 7 + 3;
+		}
+		buf_reset(&out);
+		assert_int_equal(compress_stream_feed(zs, NULL, 0, false, &out), 0);
+		assert_int_equal(buf_append(&all, buf_head(&out), buf_used(&out)), 0);
+		buf_reset(&out);
+		assert_int_equal(compress_stream_feed(zs, NULL, 0, true, &out), 0);
+		assert_int_equal(buf_append(&all, buf_head(&out), buf_used(&out)), 0);
+		/* finished: more input is refused, an empty finish is a no-op */
+		assert_int_equal(compress_stream_feed(zs, "x", 1, false, &out), -EINVAL);
+		assert_int_equal(compress_stream_feed(zs, NULL, 0, true, &out), 0);
+		assert_true(buf_used(&all) < n / 20);
+		assert_int_equal(decode(c, buf_head(&all), buf_used(&all), back, n + 16), n);
+		assert_memory_equal(back, text, n);
+		compress_stream_free(zs);
+		buf_free(&out);
+		buf_free(&all);
+	}
+	assert_null(compress_stream_new(HC_CODING_IDENTITY, 1));
+	compress_stream_free(NULL);
+	free(text);
+	free(back);
+}
+
 static void test_encoded_object(void **state)
 {
 	const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
@@ -308,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_options_and_types),
 		cmocka_unit_test(test_etag),
 		cmocka_unit_test(test_encoders_round_trip_and_no_gain),
+		cmocka_unit_test(test_stream_round_trip),
 		cmocka_unit_test(test_encoded_object),
 	};
 
