@@ -10,7 +10,9 @@
 # 2. Compression, per codec, through hotpathd: size and ratio of a 35 KiB
 #    text (the GPL-3 text from /usr/share/common-licenses) and a 64 KiB JSON
 #    document, time to build the variant (from /metrics'
-#    hotpath_http_compression_seconds_total), and wrk throughput of compressed cache hits.
+#    hotpath_http_compression_seconds_total), wrk throughput of compressed
+#    cache hits; then a no-store path, where every response is compressed on
+#    the way by a streaming encoder.
 # 3. Slow backend: three nginx backends, one answering after 100 ms
 #    (echo_sleep), hotpathd with caching off and balance = round_robin,
 #    least_request, ewma; wrk -c16, p50/p99 and requests/s per policy.
@@ -121,6 +123,7 @@ http {
 	server {
 		listen 127.0.0.1:$ORIGIN;
 		root $tmp/www;
+		location /p/ { alias $tmp/www/; add_header Cache-Control "no-store"; }
 		location / { add_header Cache-Control "max-age=3600"; etag on; }
 	}
 	server { listen 127.0.0.1:$S1; location / { echo "fast backend 1"; } }
@@ -222,6 +225,16 @@ servers = 127.0.0.1:$ORIGIN"
 			- - - "$(echo "$r" | cut -d' ' -f1)" "$(echo "$r" | cut -d' ' -f3)"
 		hotpath_alive comp
 	done
+	echo "== compression on the way: /p/data.json is no-store, so every response is forwarded and streamed"
+	printf '%-10s %-5s | %8s %8s %6s | %10s %8s\n' file coding bytes out ratio rps p99_ms
+	for c in gzip br zstd identity; do
+		out=$(curl -fs -H "Accept-Encoding: $c" "http://127.0.0.1:$HP_PORT/p/data.json" | wc -c)
+		r=$(wrk_run "http://127.0.0.1:$HP_PORT/p/data.json" "Accept-Encoding: $c")
+		printf '%-10s %-5s | %8s %8s %6.2f | %10s %8s\n' data.json "$c" 65536 "$out" \
+			"$(awk -v a=65536 -v b="$out" 'BEGIN {print a / b}')" \
+			"$(echo "$r" | cut -d' ' -f1)" "$(echo "$r" | cut -d' ' -f3)"
+	done
+	hotpath_alive comp
 	kill "$HP_PID"
 fi
 

@@ -111,6 +111,7 @@ void api_h_http_backends(struct api_call *c)
 		json_object_set_new(adm, "shed_codel", api_json_u64(ps.shed_codel));
 		json_object_set_new(adm, "shed_timeout", api_json_u64(ps.shed_timeout));
 		json_object_set_new(adm, "inflight", api_json_u64(ps.inflight_now));
+		json_object_set_new(adm, "limit", api_json_u64(ps.limit_now));
 		json_object_set_new(adm, "queued", api_json_u64(ps.queued_now));
 		json_object_set_new(root, "admission", adm);
 	}
@@ -265,6 +266,9 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 	    (rc = fam(b, "hotpath_http_admission_inflight", "gauge",
 		      "Admitted requests in flight to backends now.")) ||
 	    (rc = buf_printf(b, "hotpath_http_admission_inflight %" PRIu64 "\n", ps.inflight_now)) ||
+	    (rc = fam(b, "hotpath_http_admission_limit", "gauge",
+		      "Requests allowed in flight to backends now (all workers).")) ||
+	    (rc = buf_printf(b, "hotpath_http_admission_limit %" PRIu64 "\n", ps.limit_now)) ||
 	    (rc = fam(b, "hotpath_http_admission_queued", "gauge",
 		      "Requests waiting for admission now.")) ||
 	    (rc = buf_printf(b, "hotpath_http_admission_queued %" PRIu64 "\n", ps.queued_now)))

@@ -116,6 +116,7 @@ static const char *const pool_mode_names[] = { "session", "transaction", NULL };
 static const char *const protocol_names[] = { "auto", "http", "resp", "postgres", NULL };
 static const char *const write_mode_names[] = { "none", "through", "behind", NULL };
 static const char *const breaker_window_names[] = { "count", "time", NULL };
+static const char *const inflight_limit_names[] = { "fixed", "gradient", NULL };
 
 _Static_assert(HP_LOG_ERROR == 0 && HP_LOG_DEBUG == 3, "log_level_names order");
 _Static_assert(HP_EVICT_S3FIFO == 0 && HP_EVICT_LRU == 1, "eviction_names order");
@@ -492,6 +493,13 @@ static const struct cfg_key cfg_keys[] = {
 		 "(split evenly across workers; cache hits never count). Requests "
 		 "over it wait in a queue, highest priority class first, and the "
 		 "lowest class is shed first (503 with Retry-After). 0: no limit." },
+	{ .section = "http", .key = "inflight_limit", .type = CT_ENUM,
+	  G(http_inflight_limit), .def = "fixed", .names = inflight_limit_names,
+	  .doc = "`fixed`: max_inflight is the limit. `gradient`: the limit "
+		 "follows the backends' latency (long-term over short-term average, "
+		 "as Netflix's Gradient2), between 1 and max_inflight: it falls "
+		 "when they slow down, so requests queue and the low class is shed "
+		 "instead of piling onto them." },
 	{ .section = "http", .key = "queue_size", .type = CT_UINT, G(http_queue_size),
 	  .def = "1024", .min = 1, .max = 1000000,
 	  .doc = "Requests waiting for admission per worker; when full, the "

@@ -15,10 +15,16 @@
  * header value, checked in order, high rules first. The proxy's CoDel is
  * codel_should_drop() of hotpath/tasks.h, the one the task queue uses.
  *
- * What not: no adaptive limit (gradient/Vegas); the concurrency limit is
- * configured. Cache hits are never queued: they cost no backend work.
+ * The limit is either the configured one or a gradient limit (below) that
+ * follows the backends' latency: when they slow down it falls, so requests
+ * wait in the queue (and the low class is shed) instead of piling onto
+ * backends that are already struggling.
+ *
+ * What not: no Vegas/AIMD variants. Cache hits are never queued: they cost
+ * no backend work.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "hotpath/admit.h"
@@ -108,4 +114,58 @@ enum admit_class admit_classify(const struct admit_rules *r, const struct http_m
 		if (r->r[i].cls == ADMIT_LOW && rule_matches(&r->r[i], m))
 			return ADMIT_LOW;
 	return ADMIT_NORMAL;
+}
+
+/* ---- gradient limit ---------------------------------------------------------------- */
+
+#define GRAD_SHORT_ALPHA (2.0 / 11.0)     /* ~10-sample window */
+#define GRAD_SMOOTHING   0.2
+
+void gradient_init(struct gradient *g, unsigned initial, unsigned min_limit, unsigned max_limit)
+{
+	memset(g, 0, sizeof(*g));
+	g->min_limit = min_limit ? min_limit : 1;
+	g->max_limit = max_limit > g->min_limit ? max_limit : g->min_limit;
+	g->limit = initial < g->min_limit ? g->min_limit :
+		   initial > g->max_limit ? g->max_limit : initial;
+	g->tolerance = 1.5;
+}
+
+unsigned gradient_update(struct gradient *g, uint64_t rtt_us, unsigned inflight)
+{
+	double rtt = rtt_us ? (double)rtt_us : 1.0, noload, grad, target;
+
+	if (g->samples++ == 0) {
+		g->short_rtt = g->min_cur = g->min_prev = rtt;
+	} else {
+		g->short_rtt += GRAD_SHORT_ALPHA * (rtt - g->short_rtt);
+		if (rtt < g->min_cur)
+			g->min_cur = rtt;
+	}
+	/* A minimum (not an average) of recent samples: an average would
+	 * drift up with the load it is meant to detect. Two windows, so the
+	 * minimum forgets an old fast period after one to two windows. */
+	if (++g->in_window >= GRADIENT_WINDOW) {
+		g->min_prev = g->min_cur;
+		g->min_cur = rtt;
+		g->in_window = 0;
+	}
+	noload = g->min_cur < g->min_prev ? g->min_cur : g->min_prev;
+	grad = g->tolerance * noload / g->short_rtt;
+	if (grad > 1.0)
+		grad = 1.0;
+	if (grad < 0.5)
+		grad = 0.5;
+	target = g->limit * grad + sqrt(g->limit);
+	/* With few requests in flight the limit is not what holds them back:
+	 * nothing says more would fit, so it does not grow (Gradient2's rule);
+	 * it may still shrink, since rising latency is a warning either way. */
+	if ((double)inflight < g->limit / 2.0 && target > g->limit)
+		return (unsigned)g->limit;
+	g->limit = g->limit * (1.0 - GRAD_SMOOTHING) + target * GRAD_SMOOTHING;
+	if (g->limit < g->min_limit)
+		g->limit = g->min_limit;
+	if (g->limit > g->max_limit)
+		g->limit = g->max_limit;
+	return (unsigned)g->limit;
 }

@@ -209,6 +209,7 @@ struct pworker {
 	unsigned aq_len, inflight, limit;
 	bool aq_kick;              /* a slot was freed: run the queue */
 	struct codel codel;
+	struct gradient grad;      /* http.inflight_limit = gradient */
 };
 
 struct flight {
@@ -251,7 +252,7 @@ struct proxy {
 	_Atomic uint64_t st_comp_in, st_comp_out, st_comp_us, st_comp_saved;
 	_Atomic uint64_t st_admitted[ADMIT_CLASSES], st_queued[ADMIT_CLASSES], st_shed[ADMIT_CLASSES];
 	_Atomic uint64_t st_shed_full, st_shed_codel, st_shed_timeout;
-	_Atomic int64_t st_inflight_now, st_queued_now;
+	_Atomic int64_t st_inflight_now, st_queued_now, st_limit_now;
 	_Atomic uint64_t st_l2_hits, st_l2_stored, st_l2_errors;
 	_Atomic unsigned streams;  /* streaming encoders alive (http.compress_streams) */
 	_Atomic uint64_t st_comp_streamed;
@@ -1964,6 +1965,17 @@ static void tx_complete(struct ptx *t)
 		c->closing = true;
 	if (t->storing && t->resp && t->result != PX_STALE_ERROR)
 		store_response(t);
+	if (t->holds_slot && t->resp && t->w->p->o.gradient_limit) {
+		/* the backend answered: its latency steers the limit */
+		struct pworker *w = t->w;
+		unsigned nl = gradient_update(&w->grad, hp_now_us() - t->t_start_us, w->inflight);
+
+		if (nl != w->limit) {
+			atomic_fetch_add(&w->p->st_limit_now, (int64_t)nl - (int64_t)w->limit);
+			w->limit = nl;
+			w->aq_kick = true;
+		}
+	}
 	t->u = NULL;
 	if (u) {
 		if (t->resp && t->resp->keep_alive && t->req_body_done && !buf_used(&u->rbuf))
@@ -3080,6 +3092,11 @@ struct proxy *proxy_start(const struct proxy_options *o, struct l1 *l1)
 		w->lim.max_headers = o->max_headers;
 		/* the in-flight limit is split so each worker decides alone */
 		w->limit = o->max_inflight ? (o->max_inflight + p->nworkers - 1) / p->nworkers : 0;
+		if (w->limit && o->gradient_limit) {
+			gradient_init(&w->grad, w->limit < 20 ? w->limit : 20, 1, w->limit);
+			w->limit = (unsigned)w->grad.limit;
+		}
+		atomic_fetch_add(&p->st_limit_now, w->limit);
 		fd = sock_listen(o->listen, true, &p->port);
 		if (fd < 0) {
 			log_error("http: cannot listen on %s: %s", o->listen, strerror(-fd));
@@ -3241,8 +3258,11 @@ void proxy_get_stats(struct proxy *p, struct proxy_stats *s)
 	{
 		int64_t a = atomic_load(&p->st_inflight_now), q = atomic_load(&p->st_queued_now);
 
+		int64_t l = atomic_load(&p->st_limit_now);
+
 		s->inflight_now = a > 0 ? (uint64_t)a : 0;
 		s->queued_now = q > 0 ? (uint64_t)q : 0;
+		s->limit_now = l > 0 ? (uint64_t)l : 0;
 	}
 }
 
@@ -3333,6 +3353,7 @@ struct proxy *proxy_start_config(const struct hp_config *c, struct l1 *l1)
 	o->comp.level[HC_CODING_BR] = (int)c->http_compress_level_br;
 	o->comp.level[HC_CODING_ZSTD] = (int)c->http_compress_level_zstd;
 	o->max_inflight = c->http_max_inflight;
+	o->gradient_limit = c->http_inflight_limit == 1;
 	o->queue_size = c->http_queue_size;
 	o->queue_timeout_ms = c->http_queue_timeout_ms;
 	o->queue_target_ms = c->http_queue_target_ms;

@@ -191,6 +191,7 @@ struct hp_config {
 	uint32_t http_compress_streams;
 	uint32_t http_compress_level_gzip, http_compress_level_br, http_compress_level_zstd;
 	uint32_t http_max_inflight, http_queue_size, http_retry_after_s;
+	uint32_t http_inflight_limit;      /* 0 fixed, 1 gradient */
 	uint64_t http_queue_timeout_ms, http_queue_target_ms, http_queue_interval_ms;
 	char http_priority_high[HP_LIST_MAX], http_priority_low[HP_LIST_MAX];
 	bool http_l2;

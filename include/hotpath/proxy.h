@@ -42,6 +42,7 @@ struct proxy_options {
 	/* admission control: 0 = off; else requests to backends in flight at
 	 * once (split evenly across workers), the rest queued by class */
 	unsigned max_inflight, queue_size, retry_after_s;
+	bool gradient_limit;              /* max_inflight is the ceiling of a gradient limit */
 	uint64_t queue_timeout_ms, queue_target_ms, queue_interval_ms;
 	struct admit_rules prio;
 };
@@ -87,7 +88,7 @@ struct proxy_stats {
 	 * queued, shed; shed by reason; in flight and queued now */
 	uint64_t admitted[ADMIT_CLASSES], queued[ADMIT_CLASSES], shed[ADMIT_CLASSES];
 	uint64_t shed_full, shed_codel, shed_timeout;
-	uint64_t inflight_now, queued_now;
+	uint64_t inflight_now, queued_now, limit_now;
 	/* L2 (Redis) through the shared tier: objects found there, written, errors */
 	uint64_t l2_hits, l2_stored, l2_errors;
 };

@@ -74,7 +74,6 @@ servers = 127.0.0.1:%d
         assert all(st in (200, 503) for st, _, _ in low), [r for r in low if r[0] not in (200, 503)]
         st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
         adm = doc["admission"]
-        print("admission:", adm, "high", len(high), "low", len(low), "shed", len(shed))
         assert adm["classes"]["high"]["shed"] == 0, adm
         assert adm["classes"]["low"]["shed"] == len(shed), adm
         assert adm["classes"]["high"]["admitted"] >= len(high) - 2, adm
@@ -85,5 +84,73 @@ servers = 127.0.0.1:%d
         assert d.metric("hotpath_http_admission_shed_total", {"reason": "queue_full"}) > 0
         # the backend never saw more than the limit at once
         assert b.max_concurrent <= 2, b.max_concurrent
+    finally:
+        b.stop()
+
+
+class SaturatingBackend(Backend):
+    """At most two requests served at once, 20 ms each: latency grows with load."""
+
+    def __init__(self):
+        self.sem = threading.Semaphore(2)
+        super().__init__(name="sat")
+
+    def start(self):
+        super().start()
+        handler = self.srv.RequestHandlerClass
+        orig = handler._get
+        sem = self.sem
+
+        def _get(h):
+            with sem:
+                time.sleep(0.02)
+                orig(h)
+        handler._get = _get
+
+
+def test_gradient_limit_falls_when_the_backend_saturates(hotpath_factory):
+    b = SaturatingBackend()
+    try:
+        # one worker: each worker learns its own limit, and the warm-up
+        # client below talks to one of them
+        d = hotpath_factory(ini_extra="""
+[core]
+workers = 1
+[http]
+listen = 127.0.0.1:0
+upstream = web
+max_inflight = 64
+inflight_limit = gradient
+queue_size = 64
+queue_timeout = 10s
+queue_target = 5s
+[upstream.web]
+servers = 127.0.0.1:%d
+""" % b.port)
+        port = int(re.search(r"http: proxy on port (\d+)", d.log_text()).group(1))
+        st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
+        start_limit = doc["admission"]["limit"]
+        assert start_limit == 20, doc["admission"]       # it starts at 20
+        stop = threading.Event()
+        res = []
+        # light load first: the limit learns what the backend takes unloaded
+        warm = threading.Thread(target=hammer, args=(port, "/x", stop, res))
+        warm.start()
+        time.sleep(1.5)
+        threads = [threading.Thread(target=hammer, args=(port, "/x", stop, res))
+                   for _ in range(24)]
+        for t in threads:
+            t.start()
+        threads.append(warm)
+        time.sleep(5)
+        st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
+        stop.set()
+        for t in threads:
+            t.join(15)
+        # latency rose with the load, so the limit came down from where it started
+        assert doc["admission"]["limit"] < start_limit / 2, doc["admission"]
+        assert d.metric("hotpath_http_admission_limit") >= 2
+        assert res and all(st in (200, 503) for st, _, _ in res), res[:3]
+        assert sum(1 for st, _, _ in res if st == 200) > 20
     finally:
         b.stop()

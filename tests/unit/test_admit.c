@@ -1,7 +1,8 @@
 /*
  * test_admit.c - priority rules of the HTTP proxy's admission control:
  * parsing (with the messages a bad rule gets) and classification of real
- * parsed requests by target glob and by header value.
+ * parsed requests by target glob and by header value; the gradient limit
+ * driven with made-up latencies.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -90,11 +91,51 @@ static void test_bad_rules(void **state)
 	assert_string_equal(why, "too many priority rules (at most 32)");
 }
 
+static void test_gradient_follows_latency(void **state)
+{
+	struct gradient g;
+	unsigned l = 0;
+
+	(void)state;
+	gradient_init(&g, 20, 1, 200);
+	assert_int_equal((unsigned)g.limit, 20);
+	/* steady 1 ms with the limit in use: it grows (queue allowance) up to the cap */
+	for (int i = 0; i < 2000; i++)
+		l = gradient_update(&g, 1000, (unsigned)g.limit);
+	assert_int_equal(l, 200);
+	/* the backends slow down 10x: the limit falls well below the cap */
+	for (int i = 0; i < 60; i++)
+		l = gradient_update(&g, 10000, (unsigned)g.limit);
+	assert_true(l < 60);
+	assert_true(l >= 1);
+	/* and back to normal: it recovers */
+	for (int i = 0; i < 3000; i++)
+		l = gradient_update(&g, 1000, (unsigned)g.limit);
+	assert_true(l > 150);
+	/* little in flight: steady latency does not grow the limit ... */
+	gradient_init(&g, 50, 1, 100);
+	for (int i = 0; i < 100; i++)
+		l = gradient_update(&g, 1000, 3);
+	assert_int_equal(l, 50);
+	/* ... but rising latency still shrinks it */
+	for (int i = 0; i < 100; i++)
+		l = gradient_update(&g, 50000, 3);
+	assert_true(l < 25);
+	/* bounds */
+	gradient_init(&g, 500, 4, 10);
+	assert_int_equal((unsigned)g.limit, 10);
+	for (int i = 0; i < 500; i++)
+		l = gradient_update(&g, 1000 + (uint64_t)i * 1000, 10);
+	assert_true(l >= 4 && l <= 10);
+	assert_int_equal(gradient_update(&g, 0, 10) >= 4, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_classify),
 		cmocka_unit_test(test_bad_rules),
+		cmocka_unit_test(test_gradient_follows_latency),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
