@@ -33,12 +33,24 @@
  * the exact key) or bans a pattern (a glob such as "http:GET:host/img/" followed by a star).
  * Vary is handled with a vary record at the primary key and variants under
  * "KEY#v<gen>:<hash>"; unsafe methods delete the primary key of the target
- * and of same-host Location/Content-Location.
+ * and of same-host Location/Content-Location. With [redis] configured the
+ * same keys go through the shared tier (L2), written through and read back
+ * so that Redis client tracking keeps every agent's L1 copy coherent.
+ *
+ * Compression (hotpath/compress.h): a stored identity response is
+ * compressed once per coding into a variant kept next to it
+ * ("KEY#ce:<coding>:<hash of its header>"), so hits on it are plain hits;
+ * a forwarded response goes through a bounded number of streaming
+ * encoders. Admission control (hotpath/admit.h): requests that need a
+ * backend take a slot of their worker's share of http.max_inflight (fixed,
+ * or a gradient limit that follows the backends' latency); the others
+ * wait in a per-worker queue, highest class first, and the lowest class is
+ * shed first (queue full, CoDel, timeout) with 503 and Retry-After.
  *
  * What it deliberately does not do: TLS, HTTP/2, CONNECT and Upgrade
  * (refused), caching of ranges (Range requests are forwarded; a stored
- * full response may answer them with 200), compression of streamed
- * misses (variants are compressed from stored objects).
+ * full response may answer them with 200), asynchronous L2 access (a
+ * Redis round trip blocks the worker on an L1 miss and on a store).
  */
 #include <arpa/inet.h>
 #include <errno.h>
