@@ -2,24 +2,36 @@
 /*
  * l0.bpf.c - the L0 cache tier: GETs of hot keys answered in the kernel.
  *
- * Three programs:
- *  - sock_ops (cgroup): when a connection to the RESP front's port is
- *    established, enrol it in the sockhash l0_socks (so its received data
- *    goes through the verdict program from the very first byte) and give it
- *    a slot in l0_conns.
- *  - sk_skb verdict on l0_socks: each received segment is either rewritten
- *    in place into the replies of the GETs it holds and redirected to the
- *    egress of the same socket (every command a complete `GET key`, every
- *    key in l0_cache and fresh, nothing of this connection still in the
- *    daemon, and the replies exactly as long as the requests - see the
- *    comment at that check), or passed to the daemon untouched.
- *  - nothing else: L0 never writes to the daemon's state.
+ * Two ways to answer, chosen per connection when it is established:
+ *
+ *  - Local clients (the common case: the front listens on loopback). The
+ *    sock_ops program, attached to the root cgroup (v2), sees both ends of
+ *    a connection to the front's port: it puts the client's socket in
+ *    l0_clients, which carries the sk_msg program hp_l0_msg, and the
+ *    front's socket in l0_peers. Each write of the client runs hp_l0_msg in
+ *    the client's own sendmsg(): if it holds only GETs of fresh L0 keys, it
+ *    is rewritten into the replies (any length up to L0_LOCAL_MAX) and
+ *    redirected to the egress of the front's socket, so the replies leave
+ *    the front like the daemon's own, in its TCP sequence, and the requests
+ *    never enter TCP. Both sockets' TCP accounting stays exact, nothing is
+ *    deferred to a workqueue and the daemon is not woken.
+ *  - Other clients. The front's socket goes in l0_socks, which carries the
+ *    sk_skb verdict program: a received segment of only GETs of fresh L0
+ *    keys is rewritten in place and redirected to the egress of the same
+ *    socket, but only when the replies are exactly as long as the requests
+ *    (see the comment at that check), else passed to the daemon.
+ *
+ * Either way nothing but the connection's slot in l0_conns is shared with
+ * the daemon: L0 never writes to the daemon's state.
  *
  * Ordering: replies on a connection keep the order of the commands. The
- * kernel answers only while passed == done (every byte it passed has been
- * read and answered by the daemon, which publishes `done` after flushing).
- * A segment passed after kernel replies waits behind them in the psock's
- * backlog, so the daemon cannot answer before those replies were sent.
+ * kernel answers only while passed == done: every byte that went to the
+ * daemon (counted by hp_l0_msg before it leaves the client, or by the
+ * verdict program as it passes a segment) has been read and answered by
+ * the daemon, which publishes `done` after its replies are written. A
+ * send-side answer is then queued on the front's socket after them; a
+ * segment the verdict program passes after kernel replies waits behind
+ * them in the psock's backlog.
  *
  * What it deliberately does not do: any command but GET, inline commands,
  * segments holding more than L0_BATCH_MAX commands or a partial command
@@ -28,10 +40,13 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "hotpath/l0_events.h"
 
 #define SK_PASS 1
 #define SK_DROP 0
+#define AF_INET 2
+#define TCP_CLOSE 7
 #define CMD_PREFIX 14           /* "*2\r\n$3\r\nGET\r\n$" */
 #define CMD_MAX (CMD_PREFIX + 3 + 2 + L0_KEY_MAX + 2)
 
@@ -45,6 +60,30 @@ struct {
 	__type(key, __u64);         /* socket cookie */
 	__type(value, __u64);
 } l0_socks SEC(".maps");
+
+/* Local connections: the clients' sockets (with hp_l0_msg attached) and
+ * the front's sockets they are answered through, and which ends are
+ * enrolled. All keyed by the connection as the front sees it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, L0_CONN_SLOTS);
+	__type(key, struct l0_tuple);
+	__type(value, __u64);
+} l0_clients SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, L0_CONN_SLOTS);
+	__type(key, struct l0_tuple);
+	__type(value, __u64);
+} l0_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L0_CONN_SLOTS);
+	__type(key, struct l0_tuple);
+	__type(value, struct l0_pair);
+} l0_pairs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -74,6 +113,7 @@ struct l0_scratch {
 	struct l0_key key;
 	__u8 cmd[256];              /* >= CMD_MAX, indexes masked with 255 */
 	__u8 out[L0_OUT_MAX];
+	__u8 req[L0_LOCAL_MAX];     /* a client's write (hp_l0_msg) */
 };
 
 struct {
@@ -90,41 +130,144 @@ static __always_inline struct l0_stats *stats(void)
 	return bpf_map_lookup_elem(&l0_stats, &zero);
 }
 
-SEC("sockops")
-int hp_l0_sockops(struct bpf_sock_ops *ops)
+/* Give the front's new socket its slot in l0_conns; 0 if taken. */
+static __always_inline __u64 conn_slot_init(struct bpf_sock_ops *ops, struct l0_stats *st)
 {
-	struct l0_stats *st;
-	struct l0_conn *c;
-	__u64 cookie;
-	__u32 slot;
+	__u64 cookie = bpf_get_socket_cookie(ops);
+	__u32 slot = (__u32)(cookie % L0_CONN_SLOTS);
+	struct l0_conn *c = bpf_map_lookup_elem(&l0_conns, &slot);
 
-	if (ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	if (!resp_port || ops->local_port != resp_port)
-		return 1;
-	cookie = bpf_get_socket_cookie(ops);
-	slot = (__u32)(cookie % L0_CONN_SLOTS);
-	c = bpf_map_lookup_elem(&l0_conns, &slot);
-	st = stats();
 	if (!c)
-		return 1;
+		return 0;
 	if (c->cookie && c->cookie != cookie) {
 		/* Slot taken by a live connection: this one is served by the
 		 * daemon alone (correct, only slower). */
 		if (st)
 			__sync_fetch_and_add(&st->conn_collisions, 1);
-		return 1;
+		return 0;
 	}
 	c->cookie = cookie;
 	c->passed = 0;
 	c->done = 0;
 	c->hits = 0;
+	return cookie;
+}
+
+static __always_inline bool is_local_addr(__u32 a)
+{
+	return (bpf_ntohl(a) >> 24) == 127;
+}
+
+/* A local client connected to the front: its writes go through hp_l0_msg. */
+static __always_inline void enrol_client(struct bpf_sock_ops *ops)
+{
+	struct l0_pair pr = { .client = 1 };
+	/* each field read once (clang would otherwise select between ctx
+	 * offsets, which the verifier refuses) */
+	__u32 rip = *(volatile __u32 *)&ops->remote_ip4;
+	__u32 lip = *(volatile __u32 *)&ops->local_ip4;
+	struct l0_tuple t;
+
+	if (!l0_on || ops->family != AF_INET)
+		return;
+	if (!is_local_addr(rip) && rip != lip)
+		return;
+	t.lip = rip;
+	t.rip = lip;
+	t.lport = resp_port;
+	t.rport = ops->local_port;
+	if (bpf_sock_hash_update(ops, &l0_clients, &t, BPF_ANY) != 0)
+		return;
+	bpf_map_update_elem(&l0_pairs, &t, &pr, BPF_ANY);
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* The front accepted a connection: send-side answers if its client was
+ * enrolled (it was, if local, before it could send: the client's
+ * ESTABLISHED comes before the ACK that makes ours), else the verdict. */
+static __always_inline void enrol_front(struct bpf_sock_ops *ops)
+{
+	struct l0_stats *st = stats();
+	struct bpf_sock *sk;
+	struct l0_pair *pr;
+	struct l0_tuple t;
+	__u64 cookie = conn_slot_init(ops, st);
+
+	if (!cookie)
+		return;
+	if (ops->family == AF_INET) {
+		t.lip = ops->local_ip4;
+		t.rip = ops->remote_ip4;
+		t.lport = ops->local_port;
+		t.rport = bpf_ntohl(ops->remote_port);
+		pr = bpf_map_lookup_elem(&l0_pairs, &t);
+		sk = ops->sk;
+		if (pr && pr->client && sk &&
+		    bpf_sock_hash_update(ops, &l0_peers, &t, BPF_ANY) == 0) {
+			pr->front_sk = (__u64)(long)sk;
+			/* after the slot's counters (stores are not reordered
+			 * on the architectures BPF JITs for here: x86, arm64
+			 * needs a barrier clang 14 cannot emit; the slot's
+			 * cookie check catches a stale read either way) */
+			*(volatile __u64 *)&pr->front_cookie = cookie;
+			bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags |
+						  BPF_SOCK_OPS_STATE_CB_FLAG);
+			if (st) {
+				__sync_fetch_and_add(&st->conns, 1);
+				__sync_fetch_and_add(&st->local_conns, 1);
+			}
+			return;
+		}
+	}
 	if (bpf_sock_hash_update(ops, &l0_socks, &cookie, BPF_NOEXIST) == 0 && st)
 		__sync_fetch_and_add(&st->conns, 1);
+}
+
+/* Either end of a local connection closed: forget the pair. */
+static __always_inline void forget_pair(struct bpf_sock_ops *ops)
+{
+	struct l0_tuple t;
+
+	if (ops->family != AF_INET)
+		return;
+	if (ops->local_port == resp_port) {
+		t.lip = ops->local_ip4;
+		t.rip = ops->remote_ip4;
+		t.lport = ops->local_port;
+		t.rport = bpf_ntohl(ops->remote_port);
+	} else {
+		t.lip = ops->remote_ip4;
+		t.rip = ops->local_ip4;
+		t.lport = bpf_ntohl(ops->remote_port);
+		t.rport = ops->local_port;
+	}
+	bpf_map_delete_elem(&l0_pairs, &t);
+}
+
+SEC("sockops")
+int hp_l0_sockops(struct bpf_sock_ops *ops)
+{
+	if (!resp_port)
+		return 1;
+	switch (ops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		if (ops->local_port == resp_port)
+			enrol_front(ops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		if (bpf_ntohl(ops->remote_port) == resp_port)
+			enrol_client(ops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (ops->args[1] == TCP_CLOSE)
+			forget_pair(ops);
+		break;
+	}
 	return 1;
 }
 
 /* Parse one "*2\r\n$3\r\nGET\r\n$<n>\r\n<key>\r\n" at `off`; fill s->key.
+ * Reads the segment, or s->req (a client's write) when skb is NULL.
  * Returns the command's length, or 0 if it is anything else. */
 static __always_inline __u32 parse_get(struct __sk_buff *skb, __u32 off, __u32 avail,
 				       struct l0_scratch *s)
@@ -138,8 +281,14 @@ static __always_inline __u32 parse_get(struct __sk_buff *skb, __u32 off, __u32 a
 	n &= 0xff;              /* for the verifier: 0..255, and <= CMD_MAX here */
 	if (n < CMD_PREFIX + 5 || n > CMD_MAX)
 		return 0;
-	if (bpf_skb_load_bytes(skb, off, c, (__u32)n) < 0)
-		return 0;
+	if (skb) {
+		if (bpf_skb_load_bytes(skb, off, c, (__u32)n) < 0)
+			return 0;
+	} else {
+		if (off >= L0_LOCAL_MAX ||
+		    bpf_probe_read_kernel(c, (__u32)n, &s->req[off & (L0_LOCAL_MAX - 1)]) < 0)
+			return 0;
+	}
 	if (c[0] != '*' || c[1] != '2' || c[2] != '\r' || c[3] != '\n' || c[4] != '$' ||
 	    c[5] != '3' || c[6] != '\r' || c[7] != '\n' || (c[8] | 0x20) != 'g' ||
 	    (c[9] | 0x20) != 'e' || (c[10] | 0x20) != 't' || c[11] != '\r' || c[12] != '\n' ||
@@ -165,7 +314,7 @@ static __always_inline __u32 parse_get(struct __sk_buff *skb, __u32 off, __u32 a
 		return 0;
 	__builtin_memset(&s->key, 0, sizeof(s->key));
 	s->key.len = klen;
-	if (bpf_skb_load_bytes(skb, off + p, s->key.data, klen) < 0)
+	if (bpf_probe_read_kernel(s->key.data, klen, &c[p & 255]) < 0)
 		return 0;
 	return p + klen + 2;
 }
@@ -287,6 +436,172 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	return bpf_sk_redirect_hash(skb, &l0_socks, &cookie, 0);
 pass:
 	c->passed += w.len;
+	return SK_PASS;
+}
+
+/* Copy of the replies into a client's resized write, 8 bytes a call. */
+struct fill {
+	struct sk_msg_md *msg;
+	struct l0_scratch *s;
+	__u32 len;                  /* >= 8 */
+	int err;
+};
+
+static long fill_one(__u32 i, struct fill *f)
+{
+	struct sk_msg_md *msg = f->msg;
+	__u32 off = i * 8, len = f->len;
+	void *data, *end, *p;
+
+	if (off >= len)
+		return 1;
+	if (off + 8 > len)
+		off = len - 8;      /* the tail overlaps the previous word */
+	if (off > L0_OUT_MAX - 8) {
+		f->err = 1;
+		return 1;
+	}
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	p = data + off;
+	if (p + 8 > end) {
+		f->err = 1;
+		return 1;
+	}
+	*(__u64 *)p = *(__u64 *)&f->s->out[off];
+	return 0;
+}
+
+/*
+ * A local client's write, in its own sendmsg() (see the top of the file).
+ * Answered only if it is nothing but complete GETs of fresh L0 keys, no
+ * earlier command of the connection is still in the daemon, and the
+ * front's socket can take the replies now: the redirect pushes them onto
+ * it without waiting, and a reply cut short there could not be undone.
+ */
+SEC("sk_msg")
+int hp_l0_msg(struct sk_msg_md *msg)
+{
+	struct l0_stats *st = stats();
+	struct fill f = {};
+	struct walk w = {};
+	struct l0_pair *pr;
+	struct l0_conn *c;
+	struct l0_tuple t;
+	__u64 cookie, sk_addr;
+	__u32 zero = 0, slot, size, out;
+	int queued, sndbuf;
+	void *data, *end;
+
+	if (!st || msg->family != AF_INET)
+		return SK_PASS;
+	t.lip = msg->remote_ip4;
+	t.rip = msg->local_ip4;
+	t.lport = bpf_ntohl(msg->remote_port);
+	t.rport = msg->local_port;
+	pr = bpf_map_lookup_elem(&l0_pairs, &t);
+	if (!pr)
+		return SK_PASS;
+	cookie = *(volatile __u64 *)&pr->front_cookie;
+	if (!cookie)
+		return SK_PASS;     /* the front is not enrolled: the daemon owns it */
+	slot = (__u32)(cookie % L0_CONN_SLOTS);
+	c = bpf_map_lookup_elem(&l0_conns, &slot);
+	if (!c || c->cookie != cookie)
+		return SK_PASS;
+	size = msg->size;
+	if (!l0_on || size == 0)
+		goto pass;
+	if (c->passed != *(volatile __u64 *)&c->done) {
+		__sync_fetch_and_add(&st->pass_busy, 1);
+		goto pass;
+	}
+	if (size > L0_LOCAL_MAX) {
+		__sync_fetch_and_add(&st->pass_other, 1);
+		goto pass;
+	}
+	w.s = bpf_map_lookup_elem(&l0_scratch, &zero);
+	if (!w.s)
+		goto pass;
+	if (bpf_msg_pull_data(msg, 0, size, 0) < 0) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		goto pass;
+	}
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	if (size == 0 || size > L0_LOCAL_MAX || data + size > end ||
+	    bpf_probe_read_kernel(w.s->req, size, data) < 0) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		goto pass;
+	}
+	w.len = size;
+	w.now = bpf_ktime_get_ns();
+	bpf_loop(L0_BATCH_MAX + 1, walk_one, &w, 0);
+	if (w.verdict == L0W_MISS) {
+		__sync_fetch_and_add(&st->pass_miss, 1);
+		goto pass;
+	}
+	if (w.verdict != L0W_DONE || w.off != w.len || w.hits == 0) {
+		__sync_fetch_and_add(&st->pass_other, 1);
+		goto pass;
+	}
+	out = w.out;
+	if (out < 8 || out > L0_LOCAL_MAX) {
+		/* a single GET of a 0- or 1-byte value, or more than a page */
+		__sync_fetch_and_add(&st->pass_size, 1);
+		goto pass;
+	}
+	/*
+	 * Room on the front's socket, so the push below cannot stop half way
+	 * (sk_msg may not hold a reference to another socket, so its fill is
+	 * read from the address sock_ops noted: TCP sockets are freed only
+	 * after an RCU grace period and this runs under RCU, and the slot's
+	 * cookie above says the connection is still open).
+	 */
+	sk_addr = pr->front_sk;
+	if (!sk_addr ||
+	    bpf_probe_read_kernel(&queued, sizeof(queued),
+				  (void *)(long)(sk_addr + bpf_core_field_offset(struct sock,
+									  sk_wmem_queued))) ||
+	    bpf_probe_read_kernel(&sndbuf, sizeof(sndbuf),
+				  (void *)(long)(sk_addr + bpf_core_field_offset(struct sock,
+									  sk_sndbuf)))) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		goto pass;
+	}
+	if (queued < 0 || (__s64)queued + 2 * out + 8192 > (__s64)sndbuf) {
+		__sync_fetch_and_add(&st->pass_room, 1);
+		goto pass;
+	}
+	if (out > size) {
+		if (bpf_msg_push_data(msg, 0, out - size, 0) < 0) {
+			__sync_fetch_and_add(&st->pass_error, 1);
+			goto pass;  /* nothing changed */
+		}
+	} else if (out < size) {
+		if (bpf_msg_pop_data(msg, 0, size - out, 0) < 0) {
+			__sync_fetch_and_add(&st->pass_error, 1);
+			goto pass;
+		}
+	}
+	/* From here the write is no longer the request: answer or drop. */
+	f.msg = msg;
+	f.s = w.s;
+	f.len = out;
+	if (bpf_msg_pull_data(msg, 0, out, 0) < 0)
+		f.err = 1;
+	else
+		bpf_loop(L0_OUT_MAX / 8 + 1, fill_one, &f, 0);
+	if (f.err) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		return SK_DROP;     /* the client's send fails (EACCES) */
+	}
+	__sync_fetch_and_add(&st->hits, w.hits);
+	__sync_fetch_and_add(&st->local_answered, 1);
+	c->hits += w.hits;
+	return bpf_msg_redirect_hash(msg, &l0_peers, &t, 0);
+pass:
+	c->passed += size;
 	return SK_PASS;
 }
 

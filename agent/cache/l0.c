@@ -63,8 +63,8 @@ struct l0 {
 	struct l0_bpf *skel;
 	struct bpf_link *sockops_link;
 	int cgroup_fd;
-	int cache_fd, socks_fd, verdict_fd;
-	bool verdict_attached;
+	int cache_fd, socks_fd, verdict_fd, clients_fd, msg_fd;
+	bool verdict_attached, msg_attached;
 	struct l0_conn *conns;      /* mmap'd l0_conns */
 	size_t conns_len;
 	char pin_path[512];
@@ -102,30 +102,20 @@ static void l0_hook(const char *key, size_t klen, void *arg)
 	}
 }
 
-/* The cgroup v2 directory this process is in, opened. */
-static int open_own_cgroup(char *why, size_t whylen)
+/* The root of the cgroup v2 hierarchy (as this process sees it), opened:
+ * sock_ops there sees the front's sockets and those of its local clients. */
+static int open_root_cgroup(char *why, size_t whylen)
 {
-	char line[1024], mnt[512] = "", rel[1024] = "", path[1600];
-	FILE *f;
+	char mnt[512] = "";
 	int fd;
 
 	if (cgroup2_mountpoint(mnt, sizeof(mnt)) != 0) {
 		snprintf(why, whylen, "no cgroup v2 hierarchy mounted (sock_ops needs one)");
 		return -1;
 	}
-	f = fopen("/proc/self/cgroup", "re");
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			if (strncmp(line, "0::", 3) == 0) {
-				snprintf(rel, sizeof(rel), "%s", line + 3);
-				rel[strcspn(rel, "\n")] = '\0';
-			}
-		fclose(f);
-	}
-	snprintf(path, sizeof(path), "%s%s", mnt, rel);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		snprintf(why, whylen, "cannot open cgroup %s: %s", path, strerror(errno));
+		snprintf(why, whylen, "cannot open cgroup %s: %s", mnt, strerror(errno));
 	return fd;
 }
 
@@ -142,6 +132,7 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	}
 	l0->l1 = l1;
 	l0->cgroup_fd = l0->cache_fd = l0->socks_fd = l0->verdict_fd = -1;
+	l0->clients_fd = l0->msg_fd = -1;
 	l0->max_keys = o->max_keys ? o->max_keys : 4096;
 	l0->max_value = o->max_value && o->max_value <= L0_VALUE_MAX ? o->max_value : L0_VALUE_MAX;
 	l0->min_heat = o->min_heat ? o->min_heat : 2;
@@ -199,13 +190,21 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 		goto fail;
 	}
 	l0->verdict_attached = true;
-	l0->cgroup_fd = open_own_cgroup(why, whylen);
+	l0->clients_fd = bpf_map__fd(l0->skel->maps.l0_clients);
+	l0->msg_fd = bpf_program__fd(l0->skel->progs.hp_l0_msg);
+	if (bpf_prog_attach(l0->msg_fd, l0->clients_fd, BPF_SK_MSG_VERDICT, 0) != 0) {
+		snprintf(why, whylen, "cannot attach the sk_msg program: %s", strerror(errno));
+		goto fail;
+	}
+	l0->msg_attached = true;
+	l0->cgroup_fd = open_root_cgroup(why, whylen);
 	if (l0->cgroup_fd < 0)
 		goto fail;
 	l0->sockops_link = bpf_program__attach_cgroup(l0->skel->progs.hp_l0_sockops,
 						      l0->cgroup_fd);
 	if (!l0->sockops_link) {
-		snprintf(why, whylen, "cannot attach sock_ops to our cgroup: %s", strerror(errno));
+		snprintf(why, whylen, "cannot attach sock_ops to the root cgroup: %s",
+			 strerror(errno));
 		goto fail;
 	}
 	l0->skel->bss->l0_on = o->enabled ? 1 : 0;
@@ -442,6 +441,9 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 			out->pass_size += per[i].pass_size;
 			out->conns += per[i].conns;
 			out->conn_collisions += per[i].conn_collisions;
+			out->local_conns += per[i].local_conns;
+			out->local_answered += per[i].local_answered;
+			out->pass_room += per[i].pass_room;
 		}
 	}
 	free(per);
@@ -488,6 +490,8 @@ void l0_stop(struct l0 *l0)
 	bpf_link__destroy(l0->sockops_link);
 	if (l0->verdict_attached)
 		bpf_prog_detach2(l0->verdict_fd, l0->socks_fd, BPF_SK_SKB_VERDICT);
+	if (l0->msg_attached)
+		bpf_prog_detach2(l0->msg_fd, l0->clients_fd, BPF_SK_MSG_VERDICT);
 	if (l0->conns)
 		munmap(l0->conns, l0->conns_len);
 	if (l0->cgroup_fd >= 0)

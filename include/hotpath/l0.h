@@ -32,6 +32,7 @@ struct l0_totals {
 	uint64_t hits, segments_answered;
 	uint64_t pass_miss, pass_busy, pass_other, pass_error, pass_size;
 	uint64_t conns, conn_collisions;
+	uint64_t local_conns, local_answered, pass_room;
 	uint64_t keys;              /* keys in L0 after the last refresh */
 	uint64_t inserts, removals; /* by the refresher */
 	uint64_t invalidations;     /* removed by a write (L1 hook) */
@@ -39,8 +40,8 @@ struct l0_totals {
 };
 
 /*
- * Load and attach (sock_ops on the cgroup v2 root, verdict on the
- * sockhash), pin l0_cache and l0_stats, and install the L1 hook. NULL with
+ * Load and attach (sock_ops on the cgroup v2 root, the verdict program on
+ * l0_socks, the sk_msg program on l0_clients), pin l0_cache and l0_stats, and install the L1 hook. NULL with
  * a one-line reason when the kernel or privileges don't allow it.
  */
 struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t whylen);

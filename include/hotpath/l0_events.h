@@ -14,6 +14,7 @@
 #define L0_BATCH_MAX 16                 /* GETs answered from one segment */
 #define L0_OUT_MAX (L0_BATCH_MAX * L0_REPLY_MAX)
 #define L0_CONN_SLOTS 65536             /* per-connection state, by cookie hash */
+#define L0_LOCAL_MAX 4096               /* largest request or reply answered on the send side */
 
 /* Key of map l0_cache: the key bytes, zero-padded. */
 struct l0_key {
@@ -42,6 +43,24 @@ struct l0_conn {
 	__u64 hits;                     /* GETs answered in the kernel */
 };
 
+/*
+ * A connection between a local client and the RESP front, as the front's
+ * socket sees it (keys of l0_pairs and l0_peers). Addresses in network
+ * order, ports in host order.
+ */
+struct l0_tuple {
+	__u32 lip, rip;                 /* the front's address, the client's */
+	__u32 lport, rport;             /* the front's port, the client's */
+};
+
+/* Value of l0_pairs: which of the two ends sock_ops has enrolled. */
+struct l0_pair {
+	__u64 front_cookie;             /* the front's socket (its l0_conns slot); 0 = not yet */
+	__u64 front_sk;                 /* its struct sock, to read its send buffer's fill */
+	__u32 client;                   /* 1: the client's socket is in l0_clients */
+	__u32 pad;
+};
+
 /* Per-CPU counters (map l0_stats). */
 struct l0_stats {
 	__u64 hits;                     /* GETs answered in the kernel */
@@ -53,6 +72,9 @@ struct l0_stats {
 	__u64 pass_size;                /* passed: replies not exactly as long as the requests */
 	__u64 conns;                    /* connections enrolled by sock_ops */
 	__u64 conn_collisions;          /* enrolment refused: slot in use */
+	__u64 local_conns;              /* connections answered on the client's send side */
+	__u64 local_answered;           /* client writes answered on the send side */
+	__u64 pass_room;                /* passed: the front's send buffer too full */
 };
 
 #endif
