@@ -546,8 +546,8 @@ int hp_l0_msg(struct sk_msg_md *msg)
 		goto pass;
 	}
 	out = w.out;
-	if (out < 8 || out > L0_LOCAL_MAX) {
-		/* a single GET of a 0- or 1-byte value, or more than a page */
+	if (out < 6 || out > L0_LOCAL_MAX) {
+		/* more than a page of replies (the daemon streams those) */
 		__sync_fetch_and_add(&st->pass_size, 1);
 		goto pass;
 	}
@@ -588,10 +588,26 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	f.msg = msg;
 	f.s = w.s;
 	f.len = out;
-	if (bpf_msg_pull_data(msg, 0, out, 0) < 0)
+	if (bpf_msg_pull_data(msg, 0, out, 0) < 0) {
 		f.err = 1;
-	else
+	} else if (out >= 8) {
 		bpf_loop(L0_OUT_MAX / 8 + 1, fill_one, &f, 0);
+	} else {
+		/* "$0\r\n\r\n" or "$1\r\nx\r\n": shorter than one word */
+		data = (void *)(long)msg->data;
+		end = (void *)(long)msg->data_end;
+		if (data + 6 > end) {
+			f.err = 1;
+		} else {
+			__builtin_memcpy(data, w.s->out, 6);
+			if (out == 7) {
+				if (data + 7 > end)
+					f.err = 1;
+				else
+					((__u8 *)data)[6] = w.s->out[6];
+			}
+		}
+	}
 	if (f.err) {
 		__sync_fetch_and_add(&st->pass_error, 1);
 		return SK_DROP;     /* the client's send fails (EACCES) */

@@ -219,7 +219,7 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "by reason (miss: a key not in L0; busy: earlier commands of the "
 				 "connection still in the daemon; other: not only GETs; error: "
 				 "rewrite failed; size: replies not as long as the requests, see "
-				 "docs/l0.md).")) ||
+				 "docs/l0.md; room: the front's send buffer too full).")) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
 				  l0t.pass_miss)) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
@@ -230,6 +230,14 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				  l0t.pass_error)) ||
 		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "size", NULL, NULL,
 				  l0t.pass_size)) ||
+		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "room", NULL, NULL,
+				  l0t.pass_room)) ||
+		    (rc = family(b, "hotpath_l0_local_answered_total", "counter",
+				 "Writes of local clients answered on their send side (sk_msg).")) ||
+		    (rc = sample(b, "hotpath_l0_local_answered_total", l0t.local_answered)) ||
+		    (rc = family(b, "hotpath_l0_local_connections_total", "counter",
+				 "Connections of local clients enrolled for send-side answers.")) ||
+		    (rc = sample(b, "hotpath_l0_local_connections_total", l0t.local_conns)) ||
 		    (rc = family(b, "hotpath_l0_segments_answered_total", "counter",
 				 "Received segments rewritten into replies in the kernel.")) ||
 		    (rc = sample(b, "hotpath_l0_segments_answered_total", l0t.segments_answered)) ||
