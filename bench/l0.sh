@@ -7,14 +7,19 @@
 # and the host CPU spent per million GETs outside the client process:
 # (delta of all CPU time in /proc/stat) - (the client's own utime+stime),
 # because on loopback the kernel's share of an L0 hit runs in softirq on the
-# client's core, so throughput alone hides what L0 saves. Needs root (L0).
+# client's core, so throughput alone hides what L0 saves. A local client's
+# GETs are answered by L0 inside the client's own send() (docs/l0.md), so
+# that work is the client's system time: the last column, all host CPU per
+# million GETs including the client, shows what the whole exchange costs.
+# Needs root (L0).
 #
-#   bench/l0.sh                  # RUNS=3 N=300000 KEYS=1000
+#   bench/l0.sh                  # RUNS=3 N=300000 KEYS=1000 D=29 (value bytes)
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 N=${N:-300000}
 KEYS=${KEYS:-1000}
+D=${D:-29}
 OUT=${OUT:-build}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -61,10 +66,10 @@ L1PORT=$(start_hotpath l1 no)
 L0PORT=$(start_hotpath l0 yes)
 for p in "$RPORT" "$L1PORT" "$L0PORT"; do
 	for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-	# the key set: key:000000000000 .. key:<KEYS-1>, 29-byte values: a GET of
-	# them is 36 bytes and so is its reply, which L0 needs on this kernel
-	# (docs/l0.md)
-	redis-benchmark -p "$p" -t set -n $((KEYS * 20)) -r "$KEYS" -d 29 -q >/dev/null 2>&1
+	# the key set: key:000000000000 .. key:<KEYS-1>, D-byte values (29 by
+	# default: a GET of them is 36 bytes and so is its reply, so remote
+	# clients could be answered by L0 too, docs/l0.md)
+	redis-benchmark -p "$p" -t set -n $((KEYS * 20)) -r "$KEYS" -d "$D" -q >/dev/null 2>&1
 done
 # make the keys hot (L1 counts GETs; L0 picks the hottest each second)
 for _ in 1 2 3; do
@@ -74,7 +79,7 @@ done
 
 cpu_total() { awk '/^cpu / {s=0; for (i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 
-run() {  # port pipeline -> "rps p99 cpu_s_per_million"
+run() {  # port pipeline -> "rps p99 cpu_s_per_million_outside_client cpu_s_per_million_all"
 	local c0 c1 out
 	c0=$(cpu_total)
 	/usr/bin/time -f "%U %S" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
@@ -84,12 +89,12 @@ run() {  # port pipeline -> "rps p99 cpu_s_per_million"
 	out=$(tr -d '"' < "$tmp/csv" | awk -F, 'NR==2 {print $2, $7}')
 	read -r cu cs < "$tmp/time"
 	awk -v o="$out" -v d=$((c1 - c0)) -v hz="$HZ" -v cu="$cu" -v cs="$cs" -v n="$N" \
-		'BEGIN {split(o, a, " "); host = d / hz - cu - cs; if (host < 0) host = 0;
-			printf "%s %s %.3f\n", a[1], a[2], host / n * 1e6}'
+		'BEGIN {split(o, a, " "); all = d / hz; host = all - cu - cs; if (host < 0) host = 0;
+			printf "%s %s %.3f %.3f\n", a[1], a[2], host / n * 1e6, all / n * 1e6}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-3s | %-13s %12s %8s %14s\n' P server rps p99_ms cpu_s/1M_GET
+printf '%-3s | %-13s %12s %8s %14s %14s\n' P server rps p99_ms cpu_s/1M_GET all_cpu_s/1M
 for P in 1 16; do
 	for name in redis l1 l0; do : > "$tmp/$name.$P"; done
 	for _ in $(seq "$RUNS"); do
@@ -99,9 +104,10 @@ for P in 1 16; do
 	done
 	for name in redis l1 l0; do
 		f="$tmp/$name.$P"
-		printf '%-3s | %-13s %12s %8s %14s\n' "$P" "$name" "$(cut -d' ' -f1 "$f" | median)" \
-			"$(cut -d' ' -f2 "$f" | median)" "$(cut -d' ' -f3 "$f" | median)"
+		printf '%-3s | %-13s %12s %8s %14s %14s\n' "$P" "$name" "$(cut -d' ' -f1 "$f" | median)" \
+			"$(cut -d' ' -f2 "$f" | median)" "$(cut -d' ' -f3 "$f" | median)" \
+			"$(cut -d' ' -f4 "$f" | median)"
 	done
 done
 hits=$(redis-cli -p "$L0PORT" info stats >/dev/null; curl -s "localhost:$(grep -A1 '^\[api\]' "$tmp/l0.ini" | sed -n 's/listen = 127.0.0.1://p')/metrics" | awk '$1 ~ /hotpath_cache_hits_total\{tier="l0"/ {print $2}')
-echo "(server cpu $SERVER_CPU, client cpu $CLIENT_CPU, hotpath workers=1, keys=$KEYS, n=$N, runs=$RUNS, median; L0 hits in total: ${hits:-?})"
+echo "(server cpu $SERVER_CPU, client cpu $CLIENT_CPU, hotpath workers=1, keys=$KEYS, value=$D bytes, n=$N, runs=$RUNS, median; L0 hits in total: ${hits:-?})"

@@ -2,23 +2,25 @@
  * l0.c - the L0 tier: the hottest small keys, answered by the kernel.
  *
  * How it works. bpf/l0.bpf.c holds a hash map l0_cache of ready-made GET
- * replies. A sock_ops program on the daemon's own cgroup (v2) enrols every
- * connection accepted on the RESP port in a sockhash the moment it is
- * established, before any of its data is processed, and gives it a slot in
- * an mmap'd array of per-connection counters. The sk_skb verdict program
- * then sees each received segment first: if it is nothing but complete
- * GETs of fresh L0 keys and nothing of that connection is still in the
- * daemon, it rewrites the segment into the replies and redirects it to the
- * same socket's egress; otherwise it passes it to the daemon unchanged.
+ * replies. A sock_ops program on the root of the cgroup v2 hierarchy sees
+ * every connection to the RESP port the moment it is established and gives
+ * it a slot in an mmap'd array of per-connection counters. If the client is
+ * local, its own socket gets an sk_msg program: each of its writes that is
+ * nothing but GETs of fresh L0 keys is rewritten, in the client's
+ * sendmsg(), into the replies and pushed out of the front's socket of the
+ * same connection (any reply length, no workqueue, the daemon not woken).
+ * Otherwise an sk_skb verdict program on the front's socket answers
+ * received segments in place, only when the replies are as long as the
+ * requests (docs/l0.md says why the receive side cannot do better).
  *
  * Ordering. The kernel answers only while passed == done: `passed` counts
- * the bytes the verdict program handed to the daemon, `done` the bytes the
- * daemon has read, executed and whose replies it has written (server.c
- * publishes it when its query buffer holds no partial command and its
- * reply buffer is empty). A segment passed after kernel replies queues
- * behind them in the psock backlog, so the daemon cannot see it before
- * those replies were sent. Hence replies leave in command order whatever
- * mix of kernel and daemon answers a pipeline gets.
+ * the bytes that went to the daemon, `done` the bytes the daemon has read,
+ * executed and whose replies it has written (server.c publishes it when its
+ * query buffer holds no partial command and its reply buffer is empty). A
+ * send-side answer is therefore queued on the front's socket after every
+ * reply the daemon owed; a segment the verdict program passes after kernel
+ * replies queues behind them in the psock backlog. Hence replies leave in
+ * command order whatever mix of kernel and daemon answers a pipeline gets.
  *
  * Coherence. What is in L0 is decided here, once a second on the main
  * thread: L1 counts each entry's GETs since the previous scan (its "heat");
