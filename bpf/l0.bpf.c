@@ -25,10 +25,10 @@
  * the daemon: L0 never writes to the daemon's state.
  *
  * Ordering: replies on a connection keep the order of the commands. The
- * kernel answers only while passed == done: every byte that went to the
- * daemon (counted by hp_l0_msg before it leaves the client, or by the
- * verdict program as it passes a segment) has been read and answered by
- * the daemon, which publishes `done` after its replies are written. A
+ * kernel answers only while every byte that went to the daemon (counted by
+ * hp_l0_msg in l0_pairs before it leaves the client, or by the verdict
+ * program in l0_conns as it passes a segment) has been read and answered
+ * by the daemon, which publishes `done` after its replies are written. A
  * send-side answer is then queued on the front's socket after them; a
  * segment the verdict program passes after kernel replies waits behind
  * them in the psock's backlog.
@@ -205,10 +205,7 @@ static __always_inline void enrol_front(struct bpf_sock_ops *ops)
 		if (pr && pr->client && sk &&
 		    bpf_sock_hash_update(ops, &l0_peers, &t, BPF_ANY) == 0) {
 			pr->front_sk = (__u64)(long)sk;
-			/* after the slot's counters (stores are not reordered
-			 * on the architectures BPF JITs for here: x86, arm64
-			 * needs a barrier clang 14 cannot emit; the slot's
-			 * cookie check catches a stale read either way) */
+			/* last: hp_l0_msg reads the slot only once it is set */
 			*(volatile __u64 *)&pr->front_cookie = cookie;
 			bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags |
 						  BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -501,18 +498,18 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	t.rport = msg->local_port;
 	pr = bpf_map_lookup_elem(&l0_pairs, &t);
 	if (!pr)
-		return SK_PASS;
+		return SK_PASS;     /* not enrolled (or forgotten): the daemon owns it */
+	size = msg->size;
 	cookie = *(volatile __u64 *)&pr->front_cookie;
 	if (!cookie)
-		return SK_PASS;     /* the front is not enrolled: the daemon owns it */
+		goto pass;          /* the front is not enrolled (yet) */
 	slot = (__u32)(cookie % L0_CONN_SLOTS);
 	c = bpf_map_lookup_elem(&l0_conns, &slot);
 	if (!c || c->cookie != cookie)
-		return SK_PASS;
-	size = msg->size;
+		goto pass;
 	if (!l0_on || size == 0)
 		goto pass;
-	if (c->passed != *(volatile __u64 *)&c->done) {
+	if (pr->sent != *(volatile __u64 *)&c->done) {
 		__sync_fetch_and_add(&st->pass_busy, 1);
 		goto pass;
 	}
@@ -617,7 +614,8 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	c->hits += w.hits;
 	return bpf_msg_redirect_hash(msg, &l0_peers, &t, 0);
 pass:
-	c->passed += size;
+	/* one writer: tcp_bpf_sendmsg() runs this under the client's socket lock */
+	pr->sent += size;
 	return SK_PASS;
 }
 

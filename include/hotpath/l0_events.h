@@ -53,10 +53,17 @@ struct l0_tuple {
 	__u32 lport, rport;             /* the front's port, the client's */
 };
 
-/* Value of l0_pairs: which of the two ends sock_ops has enrolled. */
+/*
+ * Value of l0_pairs: which of the two ends sock_ops has enrolled, and the
+ * bytes the client's writes sent on to the daemon. `sent` is counted from
+ * the client's first byte, whether or not the front was enrolled yet (a
+ * client may write before the front's side of the handshake completes),
+ * and compared with the daemon's `done`, also counted from the first byte.
+ */
 struct l0_pair {
 	__u64 front_cookie;             /* the front's socket (its l0_conns slot); 0 = not yet */
 	__u64 front_sk;                 /* its struct sock, to read its send buffer's fill */
+	__u64 sent;                     /* bytes the client's writes sent to the daemon */
 	__u32 client;                   /* 1: the client's socket is in l0_clients */
 	__u32 pad;
 };
