@@ -7,13 +7,19 @@
 # services declared as [service.NAME]), runs alternated, median of RUNS.
 # Servers on core 1, load generators on core 0 (BENCHMARKS.md). Reported:
 # the rate lost, and the CPU time per request of server + load generator +
-# hotpathd (steadier than the rate on a shared machine). Needs root;
+# hotpathd (steadier than the rate on a shared machine). RT=1 runs nginx,
+# wrk and pgbench SCHED_FIFO, so other work on a shared machine does not
+# take their cores (the BPF programs run in their context; the agent's own
+# thread stays SCHED_OTHER). Not PostgreSQL: its spinlocks and a FIFO
+# scheduler on one core stalled a run here. Needs root;
 # installs nginx-light and wrk if they are missing (they are bench-only).
 #
 #   bench/overhead.sh              # RUNS=3 SECS=10
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+RT=${RT:-0}
+rt() { if [ "$RT" = 1 ]; then chrt -f 50 "$@"; else "$@"; fi; }
 SECS=${SECS:-10}
 OUT=${OUT:-build}
 PGBIN=/usr/lib/postgresql/15/bin
@@ -46,7 +52,7 @@ http {
 	server { listen 127.0.0.1:$NPORT; root $tmp; }
 }
 CONF
-taskset -c 1 nginx -c "$tmp/nginx.conf"
+rt taskset -c 1 nginx -c "$tmp/nginx.conf"
 mkdir "$tmp/pg" "$tmp/sock" && chown postgres: "$tmp/pg" "$tmp/sock"
 runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg" --auth=trust -U postgres >/dev/null
 taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" \
@@ -96,9 +102,9 @@ measure() {	# server-pid  rate-command...
 	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v hz="$TCK" \
 		'BEGIN {printf "%s %.2f\n", r, t / hz * 1e6 / n}'
 }
-web() { taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
+web() { rt taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
 	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print r, n}'; }
-pg() { taskset -c 0 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
+pg() { rt taskset -c 0 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
 	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {print r, n}'; }
 agent_on() { "$OUT/hotpathd" -c "$tmp/hp.ini" 2>"$tmp/hp.log" & hp=$!
 	for _ in $(seq 50); do grep -q "ready:" "$tmp/hp.log" && break; sleep 0.1; done
@@ -122,6 +128,6 @@ for w in web pg; do
 	printf '%-30s %10.0f %10.0f %7s   %10.2f %10.2f %7s\n' "$name" "$r0" "$r1" "$(lost "$r0" "$r1")" \
 		"$u0" "$u1" "$(more "$u0" "$u1")"
 done
-echo "(servers on cpu 1, clients on cpu 0, ${SECS}s runs, median of $RUNS, alternated;"
+echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, alternated;"
 echo " CPU = server + load generator + hotpathd per request)"
 for f in web0 web1 pg0 pg1; do echo "$f: $(tr '\n' ';' < "$tmp/$f")"; done
