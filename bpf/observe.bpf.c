@@ -15,10 +15,10 @@
  * syscall; these two nothing outside socket I/O. The first test is a
  * port bitmap (watch_bits, mirrored from obs_watched: local port for
  * OBS_DIR_IN, remote port for OBS_DIR_OUT), so an unwatched socket costs a
- * few loads. A watched one is looked up by socket cookie in obs_conns
- * (created on its first transfer, with the service's pid or cgroup
- * restriction checked then; forgotten by inet_sock_set_state at
- * TCP_CLOSE). The syscall's number and arguments, still in the task's
+ * few loads. A watched one keeps its state in the socket itself
+ * (obs_conns, socket-local storage: no hashing, freed with the socket),
+ * created on its first transfer with the service's pid or cgroup
+ * restriction checked then. The syscall's number and arguments, still in the task's
  * saved user registers, say where the user's buffer is (read, readv,
  * recvfrom, recvmsg, write, writev, sendto, sendmsg; transfers made for
  * sendfile, splice, io_uring or recv/sendmmsg are not looked at), and the
@@ -203,10 +203,12 @@ struct {
 	__type(value, __u32);
 } obs_wanttext SEC(".maps");
 
+/* Per-connection state in the socket itself: found without hashing, freed
+ * with the socket. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);                   /* socket cookie */
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct obs_conn);
 } obs_conns SEC(".maps");
 
@@ -286,40 +288,6 @@ static __noinline void classify(__u16 lport, __u16 rport, struct obs_conn *c)
 	c->dir = (__u8)wk.dir;
 	c->service_id = w->service_id;
 	c->protocol = (__u8)w->protocol;
-}
-
-/*
- * The state of a watched connection, created on its first transfer; NULL
- * for anything unwatched. Keyed by the socket cookie (unique for the socket's life), so a connection accepted by
- * one process and served by its child (PostgreSQL), dup'ed or passed over
- * a Unix socket is one connection; inet_sock_set_state forgets it.
- */
-static __noinline struct obs_conn *conn_of(__u64 key, __u16 lport, __u16 rport)
-{
-	struct obs_conn *cn, fresh = {};
-	__u32 gen = watch_gen;
-
-	cn = bpf_map_lookup_elem(&obs_conns, &key);
-	if (cn && cn->gen == gen)
-		return cn->protocol == OBS_PROTO_NONE ? NULL : cn;
-	fresh.gen = gen;
-	classify(lport, rport, &fresh);
-	bpf_map_update_elem(&obs_conns, &key, &fresh, BPF_ANY);
-	if (fresh.protocol == OBS_PROTO_NONE)
-		return NULL;
-	return bpf_map_lookup_elem(&obs_conns, &key);
-}
-
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(hp_obs_sock_state, struct sock *sk, int oldstate, int newstate)
-{
-	__u64 key;
-
-	if (newstate != TCP_CLOSE)
-		return 0;
-	key = bpf_get_socket_cookie(sk);
-	bpf_map_delete_elem(&obs_conns, &key);
-	return 0;
 }
 
 /* ---- buffers: head and tail of what moved -------------------------------- */
@@ -1029,21 +997,18 @@ static __noinline void on_response(struct obs_conn *cn, struct obs_scratch_buf *
 
 /*
  * Global (not static) so the verifier checks it once with unknown
- * arguments. meta = local port | remote port << 16 | vec_write << 32.
+ * arguments, not once per caller.
  */
-__noinline int on_transfer(__u64 skey, __u64 buf, __u64 len, __u64 meta, long ret)
+__noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_write, long ret)
 {
-	__u32 vec_write = meta >> 32;
 	struct obs_pending stk = { .buf = buf, .len = len, .is_write = vec_write & 1,
 				   .vec = (vec_write >> 1) & 3 };
 	struct obs_pending *st = &stk;
-	struct obs_conn *cn;
 	struct obs_iov_view v;
 	struct obs_scratch_buf *s;
 	__u32 zero = 0, n, want;
 	int request;
 
-	cn = conn_of(skey, meta & 0xffff, (meta >> 16) & 0xffff);
 	if (!cn)
 		return 0;
 	s = bpf_map_lookup_elem(&obs_scratch, &zero);
@@ -1125,8 +1090,9 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 {
 	struct task_struct *task;
 	struct pt_regs *regs;
+	struct obs_conn *cn;
 	__u16 lport, rport, family;
-	__u32 vec;
+	__u32 vec, gen;
 	long nr;
 
 	if (ret <= 0 || !sk)
@@ -1162,8 +1128,20 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 		else
 			return 0;
 	}
-	return on_transfer(bpf_get_socket_cookie(sk), SYS_ARG2(regs), SYS_ARG3(regs),
-			   lport | (__u64)rport << 16 | (__u64)(is_write | vec << 1) << 32, ret);
+	/* The connection's state, created on its first watched transfer and
+	 * classified again when the watch list changed. */
+	cn = bpf_sk_storage_get(&obs_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!cn)
+		return 0;
+	gen = watch_gen;
+	if (cn->gen != gen) {
+		__builtin_memset(cn, 0, sizeof(*cn));
+		cn->gen = gen;
+		classify(lport, rport, cn);
+	}
+	if (cn->protocol == OBS_PROTO_NONE)
+		return 0;
+	return on_transfer(cn, SYS_ARG2(regs), SYS_ARG3(regs), is_write | vec << 1, ret);
 }
 
 SEC("tp_btf/sock_recv_length")
