@@ -62,8 +62,11 @@ RPORT=$(port)
 taskset -c "$SERVER_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' \
 	--appendonly no --daemonize no --dir "$tmp" >/dev/null 2>&1 &
 pids+=($!)
+RPID=${pids[0]}
 L1PORT=$(start_hotpath l1 no)
 L0PORT=$(start_hotpath l0 yes)
+L1PID=$(sed -n 1p "$tmp/pids")
+L0PID=$(sed -n 2p "$tmp/pids")
 for p in "$RPORT" "$L1PORT" "$L0PORT"; do
 	for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 	# the key set: key:000000000000 .. key:<KEYS-1>, D-byte values (29 by
@@ -78,35 +81,48 @@ for _ in 1 2 3; do
 done
 
 cpu_total() { awk '/^cpu / {s=0; for (i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
+# utime+stime of a process with all its threads, in ticks
+cpu_proc() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run() {  # port pipeline -> "rps p99 cpu_s_per_million_outside_client cpu_s_per_million_all"
-	local c0 c1 out
+# -> "rps p99 cpu_outside_client cpu_all cpu_client_and_server cpu_server", CPU in s
+# per 1M GETs.
+# The last one counts only the two processes (softirq work is charged to
+# the process it interrupted), so other load on a shared machine stays out.
+run() {  # port pipeline server_pid
+	local c0 c1 s0 s1 out
 	c0=$(cpu_total)
+	s0=$(cpu_proc "$3")
 	/usr/bin/time -f "%U %S" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
 		redis-benchmark -p "$1" -t get -n "$N" -c 50 -P "$2" -r "$KEYS" --csv \
 		> "$tmp/csv" 2>/dev/null
 	c1=$(cpu_total)
+	s1=$(cpu_proc "$3")
 	out=$(tr -d '"' < "$tmp/csv" | awk -F, 'NR==2 {print $2, $7}')
 	read -r cu cs < "$tmp/time"
-	awk -v o="$out" -v d=$((c1 - c0)) -v hz="$HZ" -v cu="$cu" -v cs="$cs" -v n="$N" \
+	awk -v o="$out" -v d=$((c1 - c0)) -v sd=$((s1 - s0)) -v hz="$HZ" -v cu="$cu" -v cs="$cs" \
+		-v n="$N" \
 		'BEGIN {split(o, a, " "); all = d / hz; host = all - cu - cs; if (host < 0) host = 0;
-			printf "%s %s %.3f %.3f\n", a[1], a[2], host / n * 1e6, all / n * 1e6}'
+			pair = sd / hz + cu + cs;
+			printf "%s %s %.3f %.3f %.3f %.3f\n", a[1], a[2], host / n * 1e6, all / n * 1e6,
+				pair / n * 1e6, sd / hz / n * 1e6}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-3s | %-13s %12s %8s %14s %14s\n' P server rps p99_ms cpu_s/1M_GET all_cpu_s/1M
+printf '%-3s | %-13s %12s %8s %14s %14s %16s %10s\n' P server rps p99_ms cpu_s/1M_GET \
+	all_cpu_s/1M client+server/1M server/1M
 for P in 1 16; do
 	for name in redis l1 l0; do : > "$tmp/$name.$P"; done
 	for _ in $(seq "$RUNS"); do
-		run "$RPORT" "$P" >> "$tmp/redis.$P"
-		run "$L1PORT" "$P" >> "$tmp/l1.$P"
-		run "$L0PORT" "$P" >> "$tmp/l0.$P"
+		run "$RPORT" "$P" "$RPID" >> "$tmp/redis.$P"
+		run "$L1PORT" "$P" "$L1PID" >> "$tmp/l1.$P"
+		run "$L0PORT" "$P" "$L0PID" >> "$tmp/l0.$P"
 	done
 	for name in redis l1 l0; do
 		f="$tmp/$name.$P"
-		printf '%-3s | %-13s %12s %8s %14s %14s\n' "$P" "$name" "$(cut -d' ' -f1 "$f" | median)" \
-			"$(cut -d' ' -f2 "$f" | median)" "$(cut -d' ' -f3 "$f" | median)" \
-			"$(cut -d' ' -f4 "$f" | median)"
+		printf '%-3s | %-13s %12s %8s %14s %14s %16s %10s\n' "$P" "$name" \
+			"$(cut -d' ' -f1 "$f" | median)" "$(cut -d' ' -f2 "$f" | median)" \
+			"$(cut -d' ' -f3 "$f" | median)" "$(cut -d' ' -f4 "$f" | median)" \
+			"$(cut -d' ' -f5 "$f" | median)" "$(cut -d' ' -f6 "$f" | median)"
 	done
 done
 hits=$(redis-cli -p "$L0PORT" info stats >/dev/null; curl -s "localhost:$(grep -A1 '^\[api\]' "$tmp/l0.ini" | sed -n 's/listen = 127.0.0.1://p')/metrics" | awk '$1 ~ /hotpath_cache_hits_total\{tier="l0"/ {print $2}')
