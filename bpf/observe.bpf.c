@@ -219,10 +219,17 @@ struct {
 	__type(value, struct obs_bucket);
 } obs_tokens SEC(".maps");
 
+/*
+ * Scratch space for the bytes a transfer moved, per task rather than per
+ * CPU: tracing programs run with migration disabled but can be preempted,
+ * and a program preempted on a CPU by the same program in another task
+ * found its per-CPU buffer rewritten (seen under CPU load as queries
+ * hashed from the wrong bytes).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct obs_scratch_buf);
 } obs_scratch SEC(".maps");
 
@@ -1045,12 +1052,13 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 	struct obs_pending *st = &stk;
 	struct obs_iov_view v;
 	struct obs_scratch_buf *s;
-	__u32 zero = 0, n, want;
+	__u32 n, want;
 	int request;
 
 	if (!cn)
 		return 0;
-	s = bpf_map_lookup_elem(&obs_scratch, &zero);
+	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 0;
 	if (view_init(st, &v))
