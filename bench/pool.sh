@@ -11,6 +11,7 @@
 #
 #   bench/pool.sh            (needs root: PostgreSQL runs as user postgres)
 #   RUNS=3 SECS=10 SCALE=10 bench/pool.sh
+#   QA_STATS=no bench/pool.sh   (hotpath without per-fingerprint query statistics)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build}
@@ -18,6 +19,7 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 SCALE=${SCALE:-10}
 POOL=${POOL:-20}
+QA_STATS=${QA_STATS:-yes}
 PGBIN=/usr/lib/postgresql/15/bin
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -102,6 +104,9 @@ auth_type = md5
 auth_file = $T/users.txt
 pool_mode = transaction
 default_pool_size = $POOL
+[query_analysis]
+stats = $QA_STATS
+interval = 0
 [database.app]
 host = 127.0.0.1
 port = $PGPORT

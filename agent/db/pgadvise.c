@@ -354,6 +354,7 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 	struct pgt_info *info = NULL;
 	struct tbl tbls[PGT_MAX_TABLES];
 	struct cand cands[MAX_CANDIDATES], best;
+	int res[PGT_MAX_COLS];
 	unsigned ncand = 0, np = e->n_params;
 	char *stmt = NULL, *plan = NULL, err[512], best_hypo[128] = "";
 	double mean_ms = e->calls ? (double)e->total_us / (double)e->calls / 1000.0 : 0;
@@ -412,6 +413,7 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 	for (unsigned i = 0; i < info->n_read; i++)
 		if (!table_lookup(r->conn, &info->read[i], &tbls[i]))
 			tbls[i].oid[0] = '\0';
+	/* each column's table, checked in the catalog (-1: not found) */
 	for (unsigned i = 0; i < info->n_cols; i++) {
 		const struct pgt_col *col = &info->cols[i];
 		int t = col->table;
@@ -426,25 +428,18 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 		} else if (!tbls[t].oid[0] || !column_exists(r->conn, tbls[t].oid, col->name)) {
 			t = -1;
 		}
-		if (t < 0)
-			continue;
-		{
-			struct cand c = { .table = t, .ncols = 1 };
-
-			snprintf(c.cols[0], PGT_NAME_MAX, "%s", col->name);
-			cand_add(cands, &ncand, &c);
-		}
+		res[i] = t;
 	}
-	/* one composite per table: equality columns, then one range/order column */
+	/* first one composite per table (equality columns, then one range or
+	 * order column), then every column alone, up to MAX_CANDIDATES */
 	for (unsigned t = 0; t < info->n_read; t++) {
 		struct cand c = { .table = (int)t };
 		const char *tail = NULL;
 
 		for (unsigned i = 0; i < info->n_cols; i++) {
 			const struct pgt_col *col = &info->cols[i];
-			bool here = col->table == (int)t || (col->table < 0 && info->n_read == 1);
 
-			if (!here)
+			if (res[i] != (int)t)
 				continue;
 			if ((col->use == PGT_USE_EQ || col->use == PGT_USE_JOIN) && c.ncols < 2)
 				snprintf(c.cols[c.ncols++], PGT_NAME_MAX, "%s", col->name);
@@ -453,8 +448,16 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 		}
 		if (tail && c.ncols < 3)
 			snprintf(c.cols[c.ncols++], PGT_NAME_MAX, "%s", tail);
-		if (c.ncols >= 2 && tbls[t].oid[0])
+		if (c.ncols >= 2)
 			cand_add(cands, &ncand, &c);
+	}
+	for (unsigned i = 0; i < info->n_cols; i++) {
+		struct cand c = { .table = res[i], .ncols = 1 };
+
+		if (res[i] < 0)
+			continue;
+		snprintf(c.cols[0], PGT_NAME_MAX, "%s", info->cols[i].name);
+		cand_add(cands, &ncand, &c);
 	}
 	if (r->hypopg) {
 		for (unsigned i = 0; i < ncand; i++) {

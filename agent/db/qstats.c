@@ -24,13 +24,14 @@
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
+#include <pg_query.h>
 #include "hotpath/log.h"
-#include "hotpath/pgquery.h"
 #include "hotpath/pgwire.h"
 #include "hotpath/qstats.h"
 
 #define MEMO_SIZE 8192                  /* direct-mapped: text hash -> slot */
 #define NORM_MAX 4096
+#define SAMPLE_MS 1000                  /* refresh a literal sample at most this often */
 
 struct sample {
 	struct sample *next;
@@ -42,6 +43,7 @@ struct sample {
 struct ent {
 	bool used;
 	uint64_t fp;
+	uint64_t sample_ms;             /* when the sample's facts were last parsed */
 	uint64_t key;                   /* hash of fp + db (or of raw text + db) */
 	struct qstats_entry e;
 };
@@ -278,33 +280,36 @@ static void fold(struct qstats *q, const struct qstats_sample *s)
 	struct pgt_info *info = NULL;
 	char *norm = NULL, err[160];
 	struct ent *en = NULL;
-	uint64_t fp = 0, key, now = wall_ms();
-	bool fresh = false, parsed;
-	int rc;
+	uint64_t fp = 0, key = 0, now = wall_ms();
+	bool fresh = false, parsed = false;
 
 	pthread_mutex_lock(&q->mu);
 	q->t.samples++;
 	if (mm->text_hash == th && mm->slot < q->cap && q->tab[mm->slot].used) {
 		en = &q->tab[mm->slot];
 		q->t.memo_hits++;
-		/* keep the lock: fold below */
+		/* keep the lock: fold below (the same text: its literals,
+		 * if any, are the same, so the kept sample stays valid) */
 	} else {
 		pthread_mutex_unlock(&q->mu);
 	}
 	if (!en) {
-		/* parse outside the lock: this is the slow part */
-		norm = malloc(NORM_MAX);
-		info = malloc(sizeof(*info));
-		if (!norm || !info)
-			goto out;
-		rc = pgquery_fingerprint(s->text, s->len, &fp, norm, NORM_MAX);
-		parsed = rc == 0;
-		if (rc == -ENOMEM)
-			goto out;
-		if (!parsed || pgt_analyze(s->text, s->len, info, err, sizeof(err)) != 0) {
-			free(info);
-			info = NULL;
-		}
+		/* One parse per text for the fingerprint, outside the lock. The
+		 * full statement facts (a second and third parse) only for a new
+		 * fingerprint, or to refresh its sample once a second: under
+		 * pgbench -S every text differs, and parsing each three times
+		 * would cost more CPU than the pooler itself. */
+		PgQueryFingerprintResult fr;
+		char *txt = strndup(s->text, s->len);
+		bool need;
+
+		if (!txt)
+			return;
+		fr = pg_query_fingerprint(txt);
+		parsed = !fr.error;
+		fp = parsed ? fr.fingerprint : 0;
+		pg_query_free_fingerprint_result(fr);
+		free(txt);
 		key = parsed ? XXH3_64bits_withSeed(&fp, sizeof(fp), XXH3_64bits(s->db, strlen(s->db)))
 			     : th;
 		pthread_mutex_lock(&q->mu);
@@ -314,7 +319,7 @@ static void fold(struct qstats *q, const struct qstats_sample *s)
 		if (!en) {
 			q->t.dropped_table++;
 			pthread_mutex_unlock(&q->mu);
-			goto out;
+			return;
 		}
 		mm->text_hash = th;
 		mm->slot = (uint32_t)(en - q->tab);
@@ -325,19 +330,42 @@ static void fold(struct qstats *q, const struct qstats_sample *s)
 			if (parsed)
 				snprintf(e->fingerprint, sizeof(e->fingerprint), "%016" PRIx64, fp);
 			snprintf(e->db, sizeof(e->db), "%s", s->db);
-			e->query = norm;
-			norm = NULL;
 			e->first_ms = now;
-			e->kind = info ? info->kind : PGT_OTHER;
-			if (info) {
+			e->kind = PGT_OTHER;
+			q->t.fingerprints = q->n;
+		}
+		need = fresh || (parsed && now - en->sample_ms >= SAMPLE_MS);
+		if (need) {
+			pthread_mutex_unlock(&q->mu);
+			info = malloc(sizeof(*info));
+			if (info && (!parsed || pgt_analyze(s->text, s->len, info, err, sizeof(err)) != 0)) {
+				free(info);
+				info = NULL;
+			}
+			if (fresh) {
+				norm = parsed ? pgt_normalize(s->text, s->len) : NULL;
+				if (!norm)
+					norm = strndup(s->text, s->len < NORM_MAX ? s->len : NORM_MAX);
+			}
+			pthread_mutex_lock(&q->mu);
+			if (!en->used || en->key != key) {      /* reset meanwhile */
+				pthread_mutex_unlock(&q->mu);
+				goto out;
+			}
+			en->sample_ms = now;
+			if (fresh && !en->e.query) {
+				en->e.query = norm;
+				norm = NULL;
+			}
+			if (info && fresh) {
+				struct qstats_entry *e = &en->e;
+
+				e->kind = info->kind;
 				table_names(e->read, &e->n_read, info->read, info->n_read);
 				table_names(e->written, &e->n_written, info->written, info->n_written);
 			}
-			q->t.fingerprints = q->n;
 		}
 	}
-	/* (a memo hit is the same text: its literals, if any, are the same,
-	 * so the kept sample stays valid) */
 	{
 		struct qstats_entry *e = &en->e;
 

@@ -8,8 +8,11 @@
  * CommandComplete tags and whether an ErrorResponse came. The copy goes
  * on a bounded queue (full: the sample is dropped and counted - the loop
  * never waits); an aggregator thread fingerprints it with libpg_query
- * (pgquery.h; a direct-mapped memo of recent texts skips the parser for
- * repeated texts such as prepared statements) and folds it into a bounded
+ * (the same fingerprint as pgquery.h and the kernel's statistics; a
+ * direct-mapped memo of recent texts skips the parser for repeated texts
+ * such as prepared statements; the statement's tables and literals are
+ * parsed for a new fingerprint and at most once a second after) and
+ * folds it into a bounded
  * table of fingerprints per database: calls, errors, rows, a latency
  * histogram (p50/p95/p99), total/max, first/last seen, the statement kind,
  * the tables it reads and writes (pgtree.h), and the latest sample with
