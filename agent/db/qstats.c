@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY        /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <pg_query.h>
 #include "hotpath/log.h"
@@ -189,6 +190,145 @@ int qstats_record(struct qstats *q, const struct qstats_sample *s)
 	return 0;
 }
 
+/* ---- the memo key: text with its literals masked ------------------------------------ */
+
+static bool ident_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '$' || c >= 0x80;
+}
+
+/*
+ * Hash of `s` with every literal (number, '...' string, E'...' string,
+ * $tag$...$tag$ string) replaced by one marker byte, comments dropped, the
+ * rest kept byte for byte. Two texts with the same key differ only in
+ * literal values and comments, which libpg_query's fingerprint ignores,
+ * so they have the same fingerprint: the key is only ever finer than the
+ * fingerprint (e.g. "-1" and "1" differ here), never coarser. This is a
+ * memo of libpg_query's answer, not a second normaliser: a text whose
+ * literal or comment does not end is hashed as it is.
+ */
+uint64_t qstats_memo_key(const char *s, size_t n, uint64_t seed)
+{
+	static const char mark = '\x01';
+	XXH3_state_t st;
+	size_t i = 0, run = 0;         /* run: start of bytes kept verbatim */
+
+	if (XXH3_64bits_reset_withSeed(&st, seed) != XXH_OK)
+		return XXH3_64bits_withSeed(s, n, seed);
+#define FLUSH(to) do { if ((to) > run) XXH3_64bits_update(&st, s + run, (to) - run); } while (0)
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		bool prev_ident = i > 0 && ident_char((unsigned char)s[i - 1]);
+
+		if (c == '\'') {
+			/* E'...' (not part of a longer identifier) takes backslash escapes */
+			bool esc = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
+				   !(i > 1 && ident_char((unsigned char)s[i - 2]));
+			size_t j = i + 1;
+
+			for (;;) {
+				if (j >= n)
+					goto raw;
+				if (esc && s[j] == '\\') {
+					j += 2;
+					continue;
+				}
+				if (s[j] == '\'') {
+					if (j + 1 < n && s[j + 1] == '\'') {
+						j += 2;
+						continue;
+					}
+					break;
+				}
+				j++;
+			}
+			FLUSH(i);
+			XXH3_64bits_update(&st, &mark, 1);
+			i = run = j + 1;
+		} else if (c == '"') {
+			size_t j = i + 1;
+
+			while (j < n && !(s[j] == '"' && !(j + 1 < n && s[j + 1] == '"')))
+				j += s[j] == '"' ? 2 : 1;
+			if (j >= n)
+				goto raw;
+			i = j + 1;             /* identifiers stay */
+		} else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+			size_t j = i;
+
+			while (j < n && s[j] != '\n')
+				j++;
+			FLUSH(i);
+			i = run = j;
+		} else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+			size_t j = i + 2;
+			unsigned depth = 1;
+
+			while (j < n && depth) {
+				if (s[j] == '/' && j + 1 < n && s[j + 1] == '*')
+					depth++, j += 2;
+				else if (s[j] == '*' && j + 1 < n && s[j + 1] == '/')
+					depth--, j += 2;
+				else
+					j++;
+			}
+			if (depth)
+				goto raw;
+			FLUSH(i);
+			i = run = j;
+		} else if (c == '$' && !prev_ident) {
+			/* $tag$...$tag$ ($1 is a parameter: kept) */
+			size_t j = i + 1, tl;
+			const char *end;
+
+			while (j < n && s[j] != '$' && ident_char((unsigned char)s[j]) &&
+			       !(j == i + 1 && s[j] >= '0' && s[j] <= '9'))
+				j++;
+			if (j >= n || s[j] != '$') {
+				i = j > i + 1 ? j : i + 1;
+				continue;
+			}
+			tl = j + 1 - i;
+			end = memmem(s + j + 1, n - j - 1, s + i, tl);
+			if (!end)
+				goto raw;
+			FLUSH(i);
+			XXH3_64bits_update(&st, &mark, 1);
+			i = run = (size_t)(end - s) + tl;
+		} else if (!prev_ident && ((c >= '0' && c <= '9') ||
+					   (c == '.' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9'))) {
+			size_t j = i;
+
+			while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == '.' || s[j] == '_'))
+				j++;
+			if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+				size_t k = j + 1;
+
+				if (k < n && (s[k] == '+' || s[k] == '-'))
+					k++;
+				if (k < n && s[k] >= '0' && s[k] <= '9') {
+					j = k;
+					while (j < n && s[j] >= '0' && s[j] <= '9')
+						j++;
+				}
+			}
+			if (j < n && ident_char((unsigned char)s[j]))
+				goto raw;      /* 1abc, 0x1F: not a plain number */
+			FLUSH(i);
+			XXH3_64bits_update(&st, &mark, 1);
+			i = run = j;
+		} else {
+			i++;
+		}
+	}
+	FLUSH(n);
+#undef FLUSH
+	return XXH3_64bits_digest(&st);
+raw:
+	return XXH3_64bits_withSeed(s, n, seed) ^ 0x9e3779b97f4a7c15ull;
+}
+
 /* ---- aggregator ------------------------------------------------------------------ */
 
 static void entry_clear(struct qstats_entry *e)
@@ -275,8 +415,10 @@ static struct ent *table_find(struct qstats *q, uint64_t key, bool *fresh)
 
 static void fold(struct qstats *q, const struct qstats_sample *s)
 {
-	uint64_t th = XXH3_64bits_withSeed(s->text, s->len, XXH3_64bits(s->db, strlen(s->db))) | 1;
-	struct memo *mm = &q->memo[th & (MEMO_SIZE - 1)];
+	uint64_t seed = XXH3_64bits(s->db, strlen(s->db));
+	uint64_t th = XXH3_64bits_withSeed(s->text, s->len, seed) | 1;
+	uint64_t mk = qstats_memo_key(s->text, s->len, seed) | 1;
+	struct memo *mm = &q->memo[mk & (MEMO_SIZE - 1)];
 	struct pgt_info *info = NULL;
 	char *norm = NULL, err[160];
 	struct ent *en = NULL;
@@ -285,11 +427,12 @@ static void fold(struct qstats *q, const struct qstats_sample *s)
 
 	pthread_mutex_lock(&q->mu);
 	q->t.samples++;
-	if (mm->text_hash == th && mm->slot < q->cap && q->tab[mm->slot].used) {
+	if (mm->text_hash == mk && mm->slot < q->cap && q->tab[mm->slot].used &&
+	    (q->tab[mm->slot].sample_ms + SAMPLE_MS > now || !q->tab[mm->slot].e.fingerprint[0])) {
 		en = &q->tab[mm->slot];
 		q->t.memo_hits++;
-		/* keep the lock: fold below (the same text: its literals,
-		 * if any, are the same, so the kept sample stays valid) */
+		/* keep the lock: fold below (the kept sample is less than
+		 * SAMPLE_MS old; otherwise the path below refreshes it) */
 	} else {
 		pthread_mutex_unlock(&q->mu);
 	}
@@ -321,7 +464,7 @@ static void fold(struct qstats *q, const struct qstats_sample *s)
 			pthread_mutex_unlock(&q->mu);
 			return;
 		}
-		mm->text_hash = th;
+		mm->text_hash = mk;
 		mm->slot = (uint32_t)(en - q->tab);
 		if (fresh) {
 			struct qstats_entry *e = &en->e;

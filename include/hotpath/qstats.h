@@ -115,5 +115,12 @@ bool qstats_tag_rows(const char *tag, size_t len, uint64_t *rows);
  */
 int qstats_bind_params(const uint8_t *p, size_t len, char (*vals)[PGT_PARAM_MAX], bool *nulls,
 		       unsigned max, unsigned *n) HP_MUST_CHECK;
+/*
+ * Memo key of a query text: a hash with literals masked and comments
+ * dropped, so texts that differ only there (and thus share libpg_query's
+ * fingerprint) share a key; unterminated literals or comments hash the
+ * text as is.
+ */
+uint64_t qstats_memo_key(const char *s, size_t n, uint64_t seed);
 
 #endif

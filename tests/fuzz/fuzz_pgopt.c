@@ -2,7 +2,8 @@
  * fuzz_pgopt.c - libFuzzer target for the parsers behind query analysis:
  * EXPLAIN (FORMAT JSON) text (pgplan.c), SQL texts through libpg_query's
  * parse tree (pgtree.c), CommandComplete tags and Bind parameter blocks
- * (qstats.c) - all of it comes from servers or clients.
+ * (qstats.c), and the literal-masking memo key of query texts - all of it
+ * comes from servers or clients.
  *
  * Byte 0 picks the parser. Properties: each either succeeds with values in
  * their documented bounds or fails with a NUL-terminated message; nothing
@@ -73,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t rows;
 
 		(void)qstats_tag_rows(in, n, &rows);
+		(void)qstats_memo_key(in, n, 1);
 		break;
 	}
 	case 3: {

@@ -292,6 +292,32 @@ static void test_tag_rows_and_bind(void **state)
 	}
 }
 
+static uint64_t mk(const char *s)
+{
+	return qstats_memo_key(s, strlen(s), 7);
+}
+
+static void test_memo_key(void **state)
+{
+	(void)state;
+	/* literals and comments do not matter ... */
+	assert_true(mk("SELECT * FROM t WHERE a = 1 AND b = 'x'") ==
+		    mk("SELECT * FROM t WHERE a = 42.5e3 AND b = 'it''s'-- note"));
+	assert_true(mk("SELECT $$a$$, $q$b$q$/* c /* nested */ */ FROM t") ==
+		    mk("SELECT $$zz$$, $q$y$$y$q$ FROM t"));
+	assert_true(mk("SELECT E'a\\'b' FROM t") == mk("SELECT E'' FROM t"));
+	/* ... identifiers, parameters and structure do */
+	assert_true(mk("SELECT a1 FROM t") != mk("SELECT a2 FROM t"));
+	assert_true(mk("SELECT \"1\" FROM t") != mk("SELECT \"2\" FROM t"));
+	assert_true(mk("SELECT * FROM t WHERE a = $1") != mk("SELECT * FROM t WHERE a = $2"));
+	assert_true(mk("SELECT * FROM t WHERE a = 1") != mk("SELECT * FROM t WHERE b = 1"));
+	/* a standard string ends at its quote: backslash is not an escape */
+	assert_true(mk("SELECT 'a\\', b FROM t") != mk("SELECT 'a\\', c FROM t"));
+	/* unterminated: the text as it is */
+	assert_true(mk("SELECT 'open") != mk("SELECT 'opem"));
+	assert_true(mk("SELECT 1x") != mk("SELECT 2x"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_tree_limit_numbering),
 		cmocka_unit_test(test_tree_writes),
 		cmocka_unit_test(test_tag_rows_and_bind),
+		cmocka_unit_test(test_memo_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
