@@ -70,6 +70,22 @@ static json_t *entry_json(const struct qstats_entry *e)
 	return j;
 }
 
+/* Does the kernel list a client-side entry for fingerprint fp? */
+static bool kernel_client_has(const json_t *kq, const char *fp)
+{
+	size_t k;
+	json_t *x;
+
+	json_array_foreach(kq, k, x) {
+		const char *f = json_string_value(json_object_get(x, "fingerprint"));
+		const char *side = json_string_value(json_object_get(x, "side"));
+
+		if (f && side && !strcmp(f, fp) && !strcmp(side, "client"))
+			return true;
+	}
+	return false;
+}
+
 static double total_of(const json_t *q)
 {
 	return json_number_value(json_object_get(q, "total_ms"));
@@ -160,12 +176,16 @@ void api_h_queries(struct api_call *c)
 
 			if (!j)
 				continue;
-			/* the kernel saw the same fingerprint: show its figures too */
+			/* the kernel saw the same fingerprint: show its figures too,
+			 * from the client side of the server connections (the
+			 * pooler's own vantage point) when it has both sides */
 			json_array_foreach(kq, k, x) {
 				const char *fp = json_string_value(json_object_get(x, "fingerprint"));
+				const char *side = json_string_value(json_object_get(x, "side"));
+				bool client = side && !strcmp(side, "client");
 
 				if (es[i].fingerprint[0] && fp && !strcmp(fp, es[i].fingerprint) &&
-				    !json_object_get(x, "merged")) {
+				    !json_object_get(x, "merged") && (client || !kernel_client_has(kq, fp))) {
 					json_t *kc = json_deep_copy(x);
 
 					json_object_del(kc, "fingerprint");

@@ -369,3 +369,53 @@ def test_result_cache_hit_and_invalidation_on_write(hotpath_factory, pg):
     assert cache_stats(dm)["misses"] == after["misses"]
     tx.close()
     conn.close()
+
+
+def test_pooler_and_kernel_figures_merged(hotpath_factory, pg):
+    """With kernel observation running, a fingerprint both sides saw is one
+    entry: the pooler's figures, and the kernel's under "kernel"."""
+    if os.geteuid() != 0:
+        pytest.skip("kernel observation needs root")
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="hotpath-pgopt-")
+    users = os.path.join(d, "users.txt")
+    with open(users, "w") as f:
+        f.write('"app" "secret"\n')
+    dm = hotpath_factory(ini_extra="""
+[pooler]
+listen = 127.0.0.1:%d
+auth_type = scram-sha-256
+auth_file = %s
+[database.app]
+host = 127.0.0.1
+port = %d
+dbname = app
+user = app
+password = secret
+""" % (port, users, pg.port), bpf=True)
+    st, h = dm.api_json("GET", "/api/v2/health", token_name="reader")
+    feats = {f["name"]: f["available"] for f in h.get("features", [])}
+    if not (feats.get("bpf") and feats.get("tracefs")) or "observe: watching" not in dm.log_text():
+        pytest.skip("kernel observation is not running here")
+    conn = connect(port)
+    cur = conn.cursor()
+    for i in range(20):
+        cur.execute("SELECT count(*) FROM products WHERE id < %s", (i + 10,))
+    deadline = time.time() + 15
+    merged = []
+    while time.time() < deadline:
+        j = queries(dm)
+        merged = [q for q in j["queries"] if "products" in q["query"] and
+                  q["source"] == "pooler+kernel"]
+        if merged and merged[0]["kernel"]["calls"] >= 20:
+            break
+        time.sleep(0.5)
+    assert merged, j
+    q = merged[0]
+    assert q["calls"] == 20 and q["kernel"]["calls"] >= 20, q
+    assert q["kernel"]["side"] == "client"
+    # the kernel's client-side view is merged; only its other side (PostgreSQL's
+    # listener, when discovered) may still be listed on its own
+    assert all(x["side"] == "server" for x in j["queries"] if x.get("source") == "kernel" and
+               x.get("fingerprint") == q["fingerprint"]), j
+    conn.close()
