@@ -116,12 +116,55 @@ struct l0_scratch {
 	__u8 req[L0_LOCAL_MAX];     /* a client's write (hp_l0_msg) */
 };
 
+/*
+ * Per-CPU scratch, two levels deep: the sk_msg program runs in a client's
+ * send() with softirqs enabled, and the verdict program also runs from a
+ * socket's backlog in process context, so either may be interrupted by the
+ * verdict program in softirq on the same CPU. Each run takes the next
+ * level and gives it back on every way out (interrupts nest, so levels are
+ * handed out and back in order); a third level is never needed, and if it
+ * were the write simply goes to the daemon.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);     /* one per level */
+	__type(key, __u32);
+	__type(value, struct l0_scratch);
+} l0_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct l0_scratch);
-} l0_scratch SEC(".maps");
+	__type(value, __u32);
+} l0_depth SEC(".maps");
+
+static __always_inline struct l0_scratch *scratch_enter(__u32 **set, __u32 *depth)
+{
+	__u32 zero = 0, d;
+	__u32 *dp = bpf_map_lookup_elem(&l0_depth, &zero);
+	struct l0_scratch *s;
+
+	*set = NULL;
+	if (!dp)
+		return NULL;
+	d = *dp;
+	if (d >= 2)
+		return NULL;
+	s = bpf_map_lookup_elem(&l0_scratch, &d);
+	if (!s)
+		return NULL;
+	*dp = d + 1;
+	*set = dp;
+	*depth = d;
+	return s;
+}
+
+static __always_inline void scratch_leave(__u32 *dp, __u32 depth)
+{
+	if (dp)
+		*dp = depth;
+}
 
 static __always_inline struct l0_stats *stats(void)
 {
@@ -368,9 +411,10 @@ SEC("sk_skb")    /* attached as BPF_SK_SKB_VERDICT (libbpf 1.1 has no section fo
 int hp_l0_verdict(struct __sk_buff *skb)
 {
 	struct l0_stats *st = stats();
+	__u32 *ss = NULL;
 	struct walk w = {};
 	struct l0_conn *c;
-	__u32 zero = 0, slot, out;
+	__u32 slot, out, depth = 0;
 	__u64 cookie;
 
 	if (!st)
@@ -387,7 +431,7 @@ int hp_l0_verdict(struct __sk_buff *skb)
 		__sync_fetch_and_add(&st->pass_busy, 1);
 		goto pass;
 	}
-	w.s = bpf_map_lookup_elem(&l0_scratch, &zero);
+	w.s = scratch_enter(&ss, &depth);
 	if (!w.s)
 		goto pass;
 	w.skb = skb;
@@ -425,13 +469,16 @@ int hp_l0_verdict(struct __sk_buff *skb)
 		/* Resized but not rewritten: neither the daemon nor the client
 		 * may see it. Never seen in practice; counted loudly. */
 		__sync_fetch_and_add(&st->pass_error, 1);
+		scratch_leave(ss, depth);
 		return SK_DROP;
 	}
 	__sync_fetch_and_add(&st->hits, w.hits);
 	__sync_fetch_and_add(&st->segments_answered, 1);
 	c->hits += w.hits;
+	scratch_leave(ss, depth);
 	return bpf_sk_redirect_hash(skb, &l0_socks, &cookie, 0);
 pass:
+	scratch_leave(ss, depth);
 	c->passed += w.len;
 	return SK_PASS;
 }
@@ -480,13 +527,14 @@ SEC("sk_msg")
 int hp_l0_msg(struct sk_msg_md *msg)
 {
 	struct l0_stats *st = stats();
+	__u32 *ss = NULL;
 	struct fill f = {};
 	struct walk w = {};
 	struct l0_pair *pr;
 	struct l0_conn *c;
 	struct l0_tuple t;
 	__u64 cookie, sk_addr;
-	__u32 zero = 0, slot, size, out;
+	__u32 slot, size, out, depth = 0;
 	int queued, sndbuf;
 	void *data, *end;
 
@@ -517,7 +565,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 		__sync_fetch_and_add(&st->pass_other, 1);
 		goto pass;
 	}
-	w.s = bpf_map_lookup_elem(&l0_scratch, &zero);
+	w.s = scratch_enter(&ss, &depth);
 	if (!w.s)
 		goto pass;
 	if (bpf_msg_pull_data(msg, 0, size, 0) < 0) {
@@ -605,6 +653,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 			}
 		}
 	}
+	scratch_leave(ss, depth);
 	if (f.err) {
 		__sync_fetch_and_add(&st->pass_error, 1);
 		return SK_DROP;     /* the client's send fails (EACCES) */
@@ -614,6 +663,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	c->hits += w.hits;
 	return bpf_msg_redirect_hash(msg, &l0_peers, &t, 0);
 pass:
+	scratch_leave(ss, depth);
 	/* one writer: tcp_bpf_sendmsg() runs this under the client's socket lock */
 	pr->sent += size;
 	return SK_PASS;
