@@ -88,7 +88,15 @@ static int table_add(struct pgt_table *arr, unsigned *n, bool *trunc, const json
 }
 
 /* Every RangeVar under v goes to the read list. */
-static void walk_tables(struct walk *w, const json_t *v, unsigned depth)
+/*
+ * What a visitor does with one member of a parse-tree object: true when it
+ * consumed the member, false to have walk_tree descend into it.
+ */
+typedef bool (*visit_fn)(struct walk *w, const char *key, json_t *x, unsigned depth);
+
+/* Depth-first over a libpg_query JSON tree, bounded by PGT_DEPTH_MAX: every
+ * member of every object goes to visit. */
+static void walk_tree(struct walk *w, const json_t *v, unsigned depth, visit_fn visit)
 {
 	const char *k;
 	json_t *x;
@@ -98,17 +106,24 @@ static void walk_tables(struct walk *w, const json_t *v, unsigned depth)
 		return;
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, x)
-			walk_tables(w, x, depth + 1);
+			walk_tree(w, x, depth + 1, visit);
 		return;
 	}
 	if (!json_is_object(v))
 		return;
-	json_object_foreach((json_t *)v, k, x) {
-		if ((!strcmp(k, "RangeVar") || !strcmp(k, "relation")) && json_is_object(x) &&
-		    jstr(x, "relname"))
-			(void)table_add(w->o->read, &w->o->n_read, &w->o->tables_truncated, x);
-		walk_tables(w, x, depth + 1);
-	}
+	json_object_foreach((json_t *)v, k, x)
+		if (!visit(w, k, x, depth))
+			walk_tree(w, x, depth + 1, visit);
+}
+
+/* Every RangeVar goes to the read list. */
+static bool visit_table(struct walk *w, const char *k, json_t *x, unsigned depth)
+{
+	(void)depth;
+	if ((!strcmp(k, "RangeVar") || !strcmp(k, "relation")) && json_is_object(x) &&
+	    jstr(x, "relname"))
+		(void)table_add(w->o->read, &w->o->n_read, &w->o->tables_truncated, x);
+	return false;
 }
 
 /* ---- literals ----------------------------------------------------------------- */
@@ -188,59 +203,31 @@ static void lit_add(struct walk *w, const json_t *ac)
 	}
 }
 
-static void walk_lits(struct walk *w, const json_t *v, unsigned depth)
+static bool visit_lit(struct walk *w, const char *k, json_t *x, unsigned depth)
 {
-	const char *k;
-	json_t *x;
-	size_t i;
-
-	if (depth > PGT_DEPTH_MAX)
-		return;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			walk_lits(w, x, depth + 1);
-		return;
-	}
-	if (!json_is_object(v))
-		return;
-	json_object_foreach((json_t *)v, k, x) {
-		if (!strcmp(k, "A_Const") && json_is_object(x))
-			lit_add(w, x);
-		else
-			walk_lits(w, x, depth + 1);
-	}
+	(void)depth;
+	if (strcmp(k, "A_Const") || !json_is_object(x))
+		return false;
+	lit_add(w, x);
+	return true;
 }
 
-static void walk_paramrefs(struct walk *w, const json_t *v, unsigned depth)
+static bool visit_paramref(struct walk *w, const char *k, json_t *x, unsigned depth)
 {
-	const char *k;
-	json_t *x;
-	size_t i;
+	const json_t *num, *loc;
 
-	if (depth > PGT_DEPTH_MAX)
-		return;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			walk_paramrefs(w, x, depth + 1);
-		return;
+	(void)depth;
+	if (strcmp(k, "ParamRef") || !json_is_object(x))
+		return false;
+	num = json_object_get(x, "number");
+	loc = json_object_get(x, "location");
+	if (w->n_params >= w->max_lits) {
+		w->lits_overflow = true;
+		return true;
 	}
-	if (!json_is_object(v))
-		return;
-	json_object_foreach((json_t *)v, k, x) {
-		if (!strcmp(k, "ParamRef") && json_is_object(x)) {
-			const json_t *num = json_object_get(x, "number"),
-				     *loc = json_object_get(x, "location");
-
-			if (w->n_params >= w->max_lits) {
-				w->lits_overflow = true;
-				continue;
-			}
-			w->pnums[w->n_params] = json_is_integer(num) ? (int)json_integer_value(num) : 0;
-			w->plocs[w->n_params++] = json_is_integer(loc) ? (long)json_integer_value(loc) : -1;
-		} else {
-			walk_paramrefs(w, x, depth + 1);
-		}
-	}
+	w->pnums[w->n_params] = json_is_integer(num) ? (int)json_integer_value(num) : 0;
+	w->plocs[w->n_params++] = json_is_integer(loc) ? (long)json_integer_value(loc) : -1;
+	return true;
 }
 
 static int cmp_lit(const void *a, const void *b)
@@ -262,9 +249,9 @@ static void pair_params(struct walk *w, json_t *orig)
 	o->params_ok = false;
 	w->n_lits = 0;
 	w->n_params = 0;
-	walk_paramrefs(w, orig, 0);
+	walk_tree(w, orig, 0, visit_paramref);
 	any_param_before = w->n_params > 0;
-	walk_lits(w, orig, 0);
+	walk_tree(w, orig, 0, visit_lit);
 	if (w->lits_overflow || any_param_before)
 		return;     /* the client sent $n itself: its Bind has the values */
 	if (w->n_lits == 0) {
@@ -292,7 +279,7 @@ static void pair_params(struct walk *w, json_t *orig)
 	if (!ntree)
 		return;
 	w->n_params = 0;
-	walk_paramrefs(w, ntree, 0);
+	walk_tree(w, ntree, 0, visit_paramref);
 	json_decref(ntree);
 	if (w->lits_overflow || w->n_params != w->n_lits || w->n_lits > PGT_MAX_PARAMS)
 		return;
@@ -472,40 +459,26 @@ static void walk_pred(struct walk *w, const json_t *n, unsigned depth)
 	}
 }
 
-static void walk_cols(struct walk *w, const json_t *v, unsigned depth)
+static bool visit_cols(struct walk *w, const char *k, json_t *x, unsigned depth)
 {
-	const char *k;
-	json_t *x;
-	size_t i;
+	if (!strcmp(k, "whereClause") || !strcmp(k, "quals")) {
+		walk_pred(w, x, depth + 1);
+	} else if (!strcmp(k, "sortClause") && json_is_array(x)) {
+		json_t *sb;
+		size_t i;
 
-	if (depth > PGT_DEPTH_MAX)
-		return;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			walk_cols(w, x, depth + 1);
-		return;
-	}
-	if (!json_is_object(v))
-		return;
-	json_object_foreach((json_t *)v, k, x) {
-		if (!strcmp(k, "whereClause") || !strcmp(k, "quals")) {
-			walk_pred(w, x, depth + 1);
-		} else if (!strcmp(k, "sortClause") && json_is_array(x)) {
-			json_t *sb;
+		json_array_foreach(x, i, sb) {
+			const json_t *s = json_object_get(sb, "SortBy");
+			const char *dir, *c;
+			int t;
 
-			json_array_foreach(x, i, sb) {
-				const json_t *s = json_object_get(sb, "SortBy");
-				const char *dir, *c;
-				int t;
-
-				if (!json_is_object(s) || !colref(w->o, json_object_get(s, "node"), &t, &c))
-					continue;
-				dir = jstr(s, "sortby_dir");
-				col_add(w->o, t, c, PGT_USE_ORDER, dir && !strcmp(dir, "SORTBY_DESC"));
-			}
+			if (!json_is_object(s) || !colref(w->o, json_object_get(s, "node"), &t, &c))
+				continue;
+			dir = jstr(s, "sortby_dir");
+			col_add(w->o, t, c, PGT_USE_ORDER, dir && !strcmp(dir, "SORTBY_DESC"));
 		}
-		walk_cols(w, x, depth + 1);
 	}
+	return false;
 }
 
 /* ---- statements ----------------------------------------------------------------- */
@@ -671,8 +644,8 @@ int pgt_analyze(const char *sql, size_t len, struct pgt_info *out, char *err, si
 	}
 	if (!out->n_stmts)
 		out->kind = PGT_OTHER;
-	walk_tables(&w, stmts, 0);
-	walk_cols(&w, stmts, 0);
+	walk_tree(&w, stmts, 0, visit_table);
+	walk_tree(&w, stmts, 0, visit_cols);
 	pair_params(&w, stmts);
 out:
 	json_decref(tree);
