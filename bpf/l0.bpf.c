@@ -407,6 +407,27 @@ static long walk_one(__u32 i, struct walk *w)
 	return 0;
 }
 
+/*
+ * Walk the bytes in w (a segment or a client's write) command by command:
+ * true when every one is a GET of a fresh L0 key and their replies are in
+ * w->s->out; otherwise the reason is counted and the bytes go to the
+ * daemon.
+ */
+static __always_inline bool walk_answers(struct walk *w, struct l0_stats *st)
+{
+	w->now = bpf_ktime_get_ns();
+	bpf_loop(L0_BATCH_MAX + 1, walk_one, w, 0);
+	if (w->verdict == L0W_MISS) {
+		__sync_fetch_and_add(&st->pass_miss, 1);
+		return false;
+	}
+	if (w->verdict != L0W_DONE || w->off != w->len || w->hits == 0) {
+		__sync_fetch_and_add(&st->pass_other, 1);
+		return false;
+	}
+	return true;
+}
+
 SEC("sk_skb")    /* attached as BPF_SK_SKB_VERDICT (libbpf 1.1 has no section for it) */
 int hp_l0_verdict(struct __sk_buff *skb)
 {
@@ -435,16 +456,8 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	if (!w.s)
 		goto pass;
 	w.skb = skb;
-	w.now = bpf_ktime_get_ns();
-	bpf_loop(L0_BATCH_MAX + 1, walk_one, &w, 0);
-	if (w.verdict == L0W_MISS) {
-		__sync_fetch_and_add(&st->pass_miss, 1);
+	if (!walk_answers(&w, st))
 		goto pass;
-	}
-	if (w.verdict != L0W_DONE || w.off != w.len || w.hits == 0) {
-		__sync_fetch_and_add(&st->pass_other, 1);
-		goto pass;
-	}
 	out = w.out;
 	if (out == 0 || out > L0_OUT_MAX)
 		goto pass;
@@ -580,16 +593,8 @@ int hp_l0_msg(struct sk_msg_md *msg)
 		goto pass;
 	}
 	w.len = size;
-	w.now = bpf_ktime_get_ns();
-	bpf_loop(L0_BATCH_MAX + 1, walk_one, &w, 0);
-	if (w.verdict == L0W_MISS) {
-		__sync_fetch_and_add(&st->pass_miss, 1);
+	if (!walk_answers(&w, st))
 		goto pass;
-	}
-	if (w.verdict != L0W_DONE || w.off != w.len || w.hits == 0) {
-		__sync_fetch_and_add(&st->pass_other, 1);
-		goto pass;
-	}
 	out = w.out;
 	if (out < 6 || out > L0_LOCAL_MAX) {
 		/* more than a page of replies (the daemon streams those) */

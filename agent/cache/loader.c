@@ -192,17 +192,6 @@ void loader_free(struct loader *l)
 
 /* ---- SQL pool ---------------------------------------------------------------- */
 
-static void deadline_at(struct timespec *ts, uint64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static PGconn *sql_connect(struct loader *l, char *err, size_t errlen)
 {
 	char ct[24], setting[64];
@@ -241,7 +230,7 @@ static int pool_take(struct loader *l, char *err, size_t errlen)
 	int slot = -1;
 	PGconn *pg;
 
-	deadline_at(&ts, l->c.timeout_ms);
+	hp_abstime_in(&ts, CLOCK_REALTIME, l->c.timeout_ms);
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
 		for (unsigned i = 0; i < l->c.pool_size && slot < 0; i++)

@@ -263,17 +263,6 @@ static void promote_due(struct tasks *t, uint64_t now_ms)
 	}
 }
 
-static void abstime_in(struct timespec *ts, uint64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* ---- workers --------------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -293,7 +282,7 @@ static void *worker_main(void *arg)
 			struct timespec ts;
 
 			if (t->delayed) {
-				abstime_in(&ts, t->delayed->due_ms - now_ms);
+				hp_abstime_in(&ts, CLOCK_MONOTONIC, t->delayed->due_ms - now_ms);
 				pthread_cond_timedwait(&t->work, &t->mu, &ts);
 			} else {
 				pthread_cond_wait(&t->work, &t->mu);
@@ -460,7 +449,7 @@ static int submit_locked(struct tasks *t, const struct task_spec *s, uint64_t de
 		{
 			struct timespec ts;
 
-			abstime_in(&ts, deadline_ms - hp_now_ms());
+			hp_abstime_in(&ts, CLOCK_MONOTONIC, deadline_ms - hp_now_ms());
 			pthread_cond_timedwait(&t->space, &t->mu, &ts);
 		}
 	}
@@ -517,7 +506,7 @@ int tasks_drain(struct tasks *t, uint64_t timeout_ms)
 			rc = -ETIMEDOUT;
 			break;
 		}
-		abstime_in(&ts, deadline - now < 50 ? deadline - now : 50);
+		hp_abstime_in(&ts, CLOCK_MONOTONIC, deadline - now < 50 ? deadline - now : 50);
 		pthread_cond_timedwait(&t->idle, &t->mu, &ts);
 	}
 	pthread_mutex_unlock(&t->mu);

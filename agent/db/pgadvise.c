@@ -885,13 +885,7 @@ int pgadvise_job_wait(struct pgadvise *a, const char *id, uint64_t timeout_ms)
 	struct timespec ts;
 	int rc = -ENOENT;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(timeout_ms / 1000);
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	hp_abstime_in(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		struct job *j = NULL;
@@ -1158,13 +1152,7 @@ static void *timer_main(void *arg)
 		struct timespec ts;
 		uint64_t ms = a->interval_ms;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(ms / 1000);
-		ts.tv_nsec += (long)(ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		hp_abstime_in(&ts, CLOCK_REALTIME, ms);
 		if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0 || a->stopping)
 			continue;
 		pthread_mutex_unlock(&a->mu);

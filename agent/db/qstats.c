@@ -548,12 +548,7 @@ static void *agg_main(void *arg)
 		while (!q->stop && !q->flush_wanted && q->qlen < BATCH_WAKE) {
 			struct timespec ts;
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += BATCH_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			hp_abstime_in(&ts, CLOCK_REALTIME, BATCH_MS);
 			if (pthread_cond_timedwait(&q->qcv, &q->qmu, &ts) != 0 && q->head)
 				break;
 		}
@@ -589,13 +584,7 @@ int qstats_flush(struct qstats *q, uint64_t timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(timeout_ms / 1000);
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	hp_abstime_in(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&q->qmu);
 	if (q->head) {
 		q->flush_wanted = true;

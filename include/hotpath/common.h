@@ -38,6 +38,20 @@ static inline uint64_t hp_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* The absolute time `ms` from now on `clock`, for pthread_cond_timedwait
+ * (CLOCK_REALTIME for a default condition variable, CLOCK_MONOTONIC for one
+ * created with that clock). */
+static inline void hp_abstime_in(struct timespec *ts, clockid_t clock, uint64_t ms)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* Wall-clock milliseconds since the epoch: timestamps shown to users. */
 static inline uint64_t hp_wall_ms(void)
 {
