@@ -125,6 +125,16 @@ static int check_fields(const json_t *obj, const char *const *allowed, const cha
 	return 0;
 }
 
+/* A route's body: a JSON object with only the members in `allowed`. */
+static int body_fields(const json_t *root, const char *const *allowed, char *err, size_t errlen)
+{
+	if (!json_is_object(root)) {
+		seterr(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	return check_fields(root, allowed, "", err, errlen);
+}
+
 static int parse_tier(const json_t *v, const char *field, int *tier, char *err, size_t errlen)
 {
 	const char *s;
@@ -181,11 +191,7 @@ int api_body_clear(const json_t *root, struct api_pattern_req *out, char *err, s
 	const json_t *pat;
 
 	memset(out, 0, sizeof(*out));
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	if (parse_tier(json_object_get(root, "cache_scope"), "cache_scope", &out->tier, err, errlen))
 		return -EINVAL;
@@ -203,11 +209,7 @@ int api_body_profile(const json_t *root, unsigned max_seconds, struct api_profil
 
 	memset(out, 0, sizeof(*out));
 	out->seconds = 10 < max_seconds ? 10 : max_seconds;
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	pid = json_object_get(root, "pid");
 	svc = json_object_get(root, "service");
@@ -255,11 +257,7 @@ int api_body_optimize(const json_t *root, struct api_optimize_req *out, char *er
 	unsigned i;
 
 	memset(out, 0, sizeof(*out));
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	t = json_object_get(root, "optimization_type");
 	if (!t) {
@@ -337,11 +335,7 @@ int api_body_invalidate(const json_t *root, struct api_pattern_req *out, char *e
 	const json_t *pat;
 
 	memset(out, 0, sizeof(*out));
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	pat = json_object_get(root, "invalidation_pattern");
 	if (!pat) {
@@ -502,11 +496,7 @@ int api_body_policies(const json_t *root, struct l1_partition *parts, unsigned m
 	size_t i;
 
 	*n = 0;
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	arr = json_object_get(root, "policy_definitions");
 	if (!arr) {
@@ -901,11 +891,7 @@ int api_body_warm(const json_t *root, struct warm_request *out, char *err, size_
 	const json_t *src;
 	int tier;
 
-	if (!json_is_object(root)) {
-		seterr(err, errlen, "request body must be a JSON object");
-		return -EINVAL;
-	}
-	if (check_fields(root, allowed, "", err, errlen))
+	if (body_fields(root, allowed, err, errlen))
 		return -EINVAL;
 	if (parse_tier(json_object_get(root, "cache_scope"), "cache_scope", &tier, err, errlen))
 		return -EINVAL;

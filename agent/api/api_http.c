@@ -18,6 +18,7 @@
 #include "hotpath/api_body.h"
 #include "hotpath/balance.h"
 #include "hotpath/proxy.h"
+#include "hotpath/metrics.h"
 #include "api_int.h"
 
 static bool proxy_running(struct api_call *c)
@@ -164,24 +165,7 @@ void api_h_http_breakers(struct api_call *c)
 
 /* ---- /metrics ------------------------------------------------------------------- */
 
-static int fam(struct buf *b, const char *name, const char *type, const char *help)
-{
-	return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
-static int lab(struct buf *b, const char *name, const char *k1, const char *v1, const char *k2,
-	       const char *v2, uint64_t v)
-{
-	int rc;
-
-	if ((rc = buf_printf(b, "%s{%s=\"", name, k1)) ||
-	    (rc = api_prom_escape(b, v1, strlen(v1))))
-		return rc;
-	if (k2 && ((rc = buf_printf(b, "\",%s=\"", k2)) ||
-		   (rc = api_prom_escape(b, v2, strlen(v2)))))
-		return rc;
-	return buf_printf(b, "\"} %" PRIu64 "\n", v);
-}
 
 int proxy_metrics_render(struct proxy *p, struct buf *b)
 {
@@ -194,55 +178,55 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 	int rc;
 
 	proxy_get_stats(p, &ps);
-	if ((rc = fam(b, "hotpath_http_requests_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_requests_total", "counter",
 		      "Client requests the HTTP proxy answered, by cache result.")))
 		return rc;
 	for (unsigned r = 0; r < PX_RESULTS; r++)
-		if ((rc = lab(b, "hotpath_http_requests_total", "result", proxy_result_name(r), NULL,
+		if ((rc = metrics_sample2(b, "hotpath_http_requests_total", "result", proxy_result_name(r), NULL,
 			      NULL, ps.results[r])))
 			return rc;
-	if ((rc = fam(b, "hotpath_http_responses_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_responses_total", "counter",
 		      "Responses sent to clients, by status class.")))
 		return rc;
 	for (unsigned k = 0; k < 6; k++) {
 		snprintf(code, sizeof(code), k ? "%uxx" : "other", k);
-		if ((rc = lab(b, "hotpath_http_responses_total", "code", code, NULL, NULL,
+		if ((rc = metrics_sample2(b, "hotpath_http_responses_total", "code", code, NULL, NULL,
 			      ps.status[k])))
 			return rc;
 	}
-	if ((rc = fam(b, "hotpath_http_connections", "gauge", "Client connections open now.")) ||
+	if ((rc = metrics_family(b, "hotpath_http_connections", "gauge", "Client connections open now.")) ||
 	    (rc = buf_printf(b, "hotpath_http_connections %" PRIu64 "\n", ps.connections)) ||
-	    (rc = fam(b, "hotpath_http_bad_requests_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_bad_requests_total", "counter",
 		      "Requests refused by the parser (400, 413, 414, 431, 501, 505).")) ||
 	    (rc = buf_printf(b, "hotpath_http_bad_requests_total %" PRIu64 "\n", ps.bad_requests)) ||
-	    (rc = fam(b, "hotpath_http_upstream_requests_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_upstream_requests_total", "counter",
 		      "Requests sent to backends (retries included).")) ||
 	    (rc = buf_printf(b, "hotpath_http_upstream_requests_total %" PRIu64 "\n",
 			     ps.upstream_requests)) ||
-	    (rc = fam(b, "hotpath_http_upstream_errors_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_upstream_errors_total", "counter",
 		      "Backend exchanges that failed (connect, reset, timeout, bad response).")) ||
 	    (rc = buf_printf(b, "hotpath_http_upstream_errors_total %" PRIu64 "\n",
 			     ps.upstream_errors)) ||
-	    (rc = fam(b, "hotpath_http_cache_stored_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_cache_stored_total", "counter",
 		      "Responses stored in the L1 cache.")) ||
 	    (rc = buf_printf(b, "hotpath_http_cache_stored_total %" PRIu64 "\n", ps.stored)) ||
-	    (rc = fam(b, "hotpath_http_cache_invalidations_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_cache_invalidations_total", "counter",
 		      "Invalidations after unsafe methods.")) ||
 	    (rc = buf_printf(b, "hotpath_http_cache_invalidations_total %" PRIu64 "\n",
 			     ps.invalidations)) ||
-	    (rc = fam(b, "hotpath_http_bytes_total", "counter", "Bytes from and to clients.")) ||
-	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "in", NULL, NULL, ps.bytes_in)) ||
-	    (rc = lab(b, "hotpath_http_bytes_total", "direction", "out", NULL, NULL, ps.bytes_out)))
+	    (rc = metrics_family(b, "hotpath_http_bytes_total", "counter", "Bytes from and to clients.")) ||
+	    (rc = metrics_sample2(b, "hotpath_http_bytes_total", "direction", "in", NULL, NULL, ps.bytes_in)) ||
+	    (rc = metrics_sample2(b, "hotpath_http_bytes_total", "direction", "out", NULL, NULL, ps.bytes_out)))
 		return rc;
-	if ((rc = fam(b, "hotpath_http_cache_l2_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_cache_l2_total", "counter",
 		      "Cached responses through L2 (Redis): found there, written, errors.")) ||
-	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "hit", NULL, NULL, ps.l2_hits)) ||
-	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "stored", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_cache_l2_total", "op", "hit", NULL, NULL, ps.l2_hits)) ||
+	    (rc = metrics_sample2(b, "hotpath_http_cache_l2_total", "op", "stored", NULL, NULL,
 		      ps.l2_stored)) ||
-	    (rc = lab(b, "hotpath_http_cache_l2_total", "op", "error", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_cache_l2_total", "op", "error", NULL, NULL,
 		      ps.l2_errors)))
 		return rc;
-	if ((rc = fam(b, "hotpath_http_admission_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_admission_total", "counter",
 		      "Requests to backends by priority class and outcome (admitted, "
 		      "queued, shed).")))
 		return rc;
@@ -251,74 +235,74 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 		const uint64_t v[] = { ps.admitted[i], ps.queued[i], ps.shed[i] };
 
 		for (unsigned j = 0; j < 3; j++)
-			if ((rc = lab(b, "hotpath_http_admission_total", "class", admit_class_name(i),
+			if ((rc = metrics_sample2(b, "hotpath_http_admission_total", "class", admit_class_name(i),
 				      "outcome", outcome[j], v[j])))
 				return rc;
 	}
-	if ((rc = fam(b, "hotpath_http_admission_shed_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_admission_shed_total", "counter",
 		      "Shed requests by reason.")) ||
-	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "queue_full", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_admission_shed_total", "reason", "queue_full", NULL, NULL,
 		      ps.shed_full)) ||
-	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "codel", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_admission_shed_total", "reason", "codel", NULL, NULL,
 		      ps.shed_codel)) ||
-	    (rc = lab(b, "hotpath_http_admission_shed_total", "reason", "timeout", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_admission_shed_total", "reason", "timeout", NULL, NULL,
 		      ps.shed_timeout)) ||
-	    (rc = fam(b, "hotpath_http_admission_inflight", "gauge",
+	    (rc = metrics_family(b, "hotpath_http_admission_inflight", "gauge",
 		      "Admitted requests in flight to backends now.")) ||
 	    (rc = buf_printf(b, "hotpath_http_admission_inflight %" PRIu64 "\n", ps.inflight_now)) ||
-	    (rc = fam(b, "hotpath_http_admission_limit", "gauge",
+	    (rc = metrics_family(b, "hotpath_http_admission_limit", "gauge",
 		      "Requests allowed in flight to backends now (all workers).")) ||
 	    (rc = buf_printf(b, "hotpath_http_admission_limit %" PRIu64 "\n", ps.limit_now)) ||
-	    (rc = fam(b, "hotpath_http_admission_queued", "gauge",
+	    (rc = metrics_family(b, "hotpath_http_admission_queued", "gauge",
 		      "Requests waiting for admission now.")) ||
 	    (rc = buf_printf(b, "hotpath_http_admission_queued %" PRIu64 "\n", ps.queued_now)))
 		return rc;
-	if ((rc = fam(b, "hotpath_http_compressed_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_compressed_total", "counter",
 		      "Responses sent compressed from the cache, by content coding.")))
 		return rc;
 	for (unsigned i = 1; i < HC_CODINGS; i++)
-		if ((rc = lab(b, "hotpath_http_compressed_total", "coding", compress_coding_name(i),
+		if ((rc = metrics_sample2(b, "hotpath_http_compressed_total", "coding", compress_coding_name(i),
 			      NULL, NULL, ps.compressed[i])))
 			return rc;
-	if ((rc = fam(b, "hotpath_http_compression_builds_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_http_compression_builds_total", "counter",
 		      "Compressed variants built from stored responses.")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_builds_total %" PRIu64 "\n",
 			     ps.compress_built)) ||
-	    (rc = fam(b, "hotpath_http_compression_streamed_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_compression_streamed_total", "counter",
 		      "Forwarded responses compressed on the way (not from the cache).")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_streamed_total %" PRIu64 "\n",
 			     ps.compress_streamed)) ||
-	    (rc = fam(b, "hotpath_http_compression_no_gain_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_compression_no_gain_total", "counter",
 		      "Compressions that did not make the body smaller (identity is served).")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_no_gain_total %" PRIu64 "\n",
 			     ps.compress_no_gain)) ||
-	    (rc = fam(b, "hotpath_http_compression_bytes_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_compression_bytes_total", "counter",
 		      "Bytes into and out of the encoders.")) ||
-	    (rc = lab(b, "hotpath_http_compression_bytes_total", "direction", "in", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_compression_bytes_total", "direction", "in", NULL, NULL,
 		      ps.compress_in)) ||
-	    (rc = lab(b, "hotpath_http_compression_bytes_total", "direction", "out", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_http_compression_bytes_total", "direction", "out", NULL, NULL,
 		      ps.compress_out)) ||
-	    (rc = fam(b, "hotpath_http_compression_seconds_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_compression_seconds_total", "counter",
 		      "Time spent compressing.")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_seconds_total %.6f\n",
 			     ps.compress_us / 1e6)) ||
-	    (rc = fam(b, "hotpath_http_compression_saved_bytes_total", "counter",
+	    (rc = metrics_family(b, "hotpath_http_compression_saved_bytes_total", "counter",
 		      "Body bytes not sent because responses went out compressed.")) ||
 	    (rc = buf_printf(b, "hotpath_http_compression_saved_bytes_total %" PRIu64 "\n",
 			     ps.compress_saved)))
 		return rc;
-	if ((rc = fam(b, "hotpath_http_backend_available", "gauge",
+	if ((rc = metrics_family(b, "hotpath_http_backend_available", "gauge",
 		      "1 if the backend takes requests (healthy, not ejected, breaker not open).")))
 		return rc;
 	for (unsigned i = 0; i < balance_count(bal); i++) {
 		struct balance_backend_stats st;
 
 		balance_get_stats(bal, i, now, &st);
-		if ((rc = lab(b, "hotpath_http_backend_available", "upstream", up, "backend", st.name,
+		if ((rc = metrics_sample2(b, "hotpath_http_backend_available", "upstream", up, "backend", st.name,
 			      st.available)))
 			return rc;
 	}
-	if ((rc = fam(b, "hotpath_http_backend_breaker_state", "gauge",
+	if ((rc = metrics_family(b, "hotpath_http_backend_breaker_state", "gauge",
 		      "Circuit breaker state of a backend (1 for the current state).")))
 		return rc;
 	for (unsigned i = 0; i < balance_count(bal); i++) {
@@ -341,7 +325,7 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 		};
 
 		for (unsigned f = 0; f < HP_ARRAY_SIZE(fams); f++) {
-			if ((rc = fam(b, fams[f].name, "counter", fams[f].help)))
+			if ((rc = metrics_family(b, fams[f].name, "counter", fams[f].help)))
 				return rc;
 			for (unsigned i = 0; i < balance_count(bal); i++) {
 				struct balance_backend_stats st;
@@ -349,7 +333,7 @@ int proxy_metrics_render(struct proxy *p, struct buf *b)
 
 				balance_get_stats(bal, i, now, &st);
 				v = f == 0 ? st.bstats.opened : f == 1 ? st.ejections : st.requests;
-				if ((rc = lab(b, fams[f].name, "upstream", up, "backend", st.name, v)))
+				if ((rc = metrics_sample2(b, fams[f].name, "upstream", up, "backend", st.name, v)))
 					return rc;
 			}
 		}

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hotpath/metrics.h"
 #include "api_int.h"
 #include "hotpath/api_body.h"
 #include "hotpath/loader.h"
@@ -195,10 +196,6 @@ void api_h_cache_warm_status(struct api_call *c)
 	api_reply_json(c, 200, job_json(&w));
 }
 
-static int fam(struct buf *b, const char *name, const char *type, const char *help)
-{
-	return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
 int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 {
@@ -207,7 +204,7 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 	int rc = 0;
 
 	if (strategies_count(ss)) {
-		rc |= fam(b, "hotpath_strategy_reads_total", "counter",
+		rc |= metrics_family(b, "hotpath_strategy_reads_total", "counter",
 			  "GETs of keys covered by a strategy, by outcome.");
 		for (unsigned i = 0; i < strategies_count(ss); i++) {
 			struct strategy_stats s;
@@ -224,11 +221,11 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 				s.stale_if_error_served, s.name, s.coalesced, s.name, s.parked,
 				s.name, s.park_refused);
 		}
-		rc |= fam(b, "hotpath_strategy_refreshes_total", "counter",
+		rc |= metrics_family(b, "hotpath_strategy_refreshes_total", "counter",
 			  "Background reloads (refresh-ahead, stale-while-revalidate) queued or shed.");
-		rc |= fam(b, "hotpath_strategy_write_behind_total", "counter",
+		rc |= metrics_family(b, "hotpath_strategy_write_behind_total", "counter",
 			  "Write-behind writes by outcome (queued, rejected: queue full, written, dead).");
-		rc |= fam(b, "hotpath_strategy_write_behind_pending", "gauge",
+		rc |= metrics_family(b, "hotpath_strategy_write_behind_pending", "gauge",
 			  "Write-behind writes queued or in flight.");
 		for (unsigned i = 0; i < strategies_count(ss); i++) {
 			struct strategy_stats s;
@@ -248,13 +245,13 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 		}
 	}
 	if (strategies_loader_count(ss)) {
-		rc |= fam(b, "hotpath_loader_calls_total", "counter",
+		rc |= metrics_family(b, "hotpath_loader_calls_total", "counter",
 			  "Loader reads by result (found, not_found, error, rejected by the breaker).");
-		rc |= fam(b, "hotpath_loader_writes_total", "counter",
+		rc |= metrics_family(b, "hotpath_loader_writes_total", "counter",
 			  "Loader write transactions by result.");
-		rc |= fam(b, "hotpath_loader_load_seconds_total", "counter",
+		rc |= metrics_family(b, "hotpath_loader_load_seconds_total", "counter",
 			  "Time spent in loader reads.");
-		rc |= fam(b, "hotpath_loader_breaker_state", "gauge",
+		rc |= metrics_family(b, "hotpath_loader_breaker_state", "gauge",
 			  "Loader breaker: 0 closed, 1 open, 2 half-open.");
 		for (unsigned i = 0; i < strategies_loader_count(ss); i++) {
 			struct loader_stats l;
@@ -276,11 +273,11 @@ int strat_metrics_render(struct hp_daemon *d, struct buf *b)
 	}
 	strategies_release(ss);
 	warm_totals(&wt);
-	rc |= fam(b, "hotpath_warm_jobs_total", "counter", "Warm jobs by final status.");
+	rc |= metrics_family(b, "hotpath_warm_jobs_total", "counter", "Warm jobs by final status.");
 	rc |= buf_printf(b, "hotpath_warm_jobs_total{status=\"done\"} %" PRIu64 "\n"
 			    "hotpath_warm_jobs_total{status=\"failed\"} %" PRIu64 "\n",
 			 wt.done, wt.failed);
-	rc |= fam(b, "hotpath_warm_keys_total", "counter", "Keys put into the cache by warm jobs.");
+	rc |= metrics_family(b, "hotpath_warm_keys_total", "counter", "Keys put into the cache by warm jobs.");
 	rc |= buf_printf(b, "hotpath_warm_keys_total %" PRIu64 "\n", wt.keys);
 	return rc ? -ENOBUFS : 0;
 }

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hotpath/metrics.h"
 #include "api_int.h"
 #include "hotpath/api_body.h"
 #include "hotpath/l2.h"
@@ -191,10 +192,6 @@ void api_tier_invalidate(struct api_call *c, const char *field, const struct api
 
 /* ---- /metrics ------------------------------------------------------------ */
 
-static int fam(struct buf *b, const char *name, const char *type, const char *help)
-{
-	return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
 int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 {
@@ -204,7 +201,7 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 		struct tier_stats s;
 
 		tier_get_stats(d->tier, &s);
-		rc |= fam(b, "hotpath_tier_reads_total", "counter",
+		rc |= metrics_family(b, "hotpath_tier_reads_total", "counter",
 			  "GETs through the tiers by where they were answered.");
 		rc |= buf_printf(b, "hotpath_tier_reads_total{result=\"l1_hit\"} %" PRIu64 "\n"
 				    "hotpath_tier_reads_total{result=\"l2_hit\"} %" PRIu64 "\n"
@@ -212,30 +209,30 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 				    "hotpath_tier_reads_total{result=\"l2_error\"} %" PRIu64 "\n"
 				    "hotpath_tier_reads_total{result=\"l2_rejected\"} %" PRIu64 "\n",
 				 s.l1_hits, s.l2_hits, s.l2_misses, s.l2_errors, s.l2_rejected);
-		rc |= fam(b, "hotpath_tier_l1_fills_total", "counter",
+		rc |= metrics_family(b, "hotpath_tier_l1_fills_total", "counter",
 			  "L2 values copied into L1 (stored) or not (skipped: raced an "
 			  "invalidation, or coherence lost).");
 		rc |= buf_printf(b, "hotpath_tier_l1_fills_total{result=\"stored\"} %" PRIu64 "\n"
 				    "hotpath_tier_l1_fills_total{result=\"skipped\"} %" PRIu64 "\n",
 				 s.l1_fills, s.fills_skipped);
-		rc |= fam(b, "hotpath_tier_invalidations_total", "counter",
+		rc |= metrics_family(b, "hotpath_tier_invalidations_total", "counter",
 			  "Invalidations applied to L1/L0, by kind.");
 		rc |= buf_printf(b, "hotpath_tier_invalidations_total{kind=\"key\"} %" PRIu64 "\n"
 				    "hotpath_tier_invalidations_total{kind=\"pattern\"} %" PRIu64 "\n"
 				    "hotpath_tier_invalidations_total{kind=\"flush\"} %" PRIu64 "\n",
 				 s.key_invalidations, s.pattern_invalidations, s.flushes);
-		rc |= fam(b, "hotpath_tier_writes_total", "counter",
+		rc |= metrics_family(b, "hotpath_tier_writes_total", "counter",
 			  "Writes sent through to Redis, and how many failed.");
 		rc |= buf_printf(b, "hotpath_tier_writes_total{result=\"ok\"} %" PRIu64 "\n"
 				    "hotpath_tier_writes_total{result=\"error\"} %" PRIu64 "\n",
 				 s.writes - s.write_errors, s.write_errors);
-		rc |= fam(b, "hotpath_l2_breaker_state", "gauge",
+		rc |= metrics_family(b, "hotpath_l2_breaker_state", "gauge",
 			  "Circuit breaker on the L2 path: 0 closed, 1 open, 2 half-open.");
 		rc |= buf_printf(b, "hotpath_l2_breaker_state %d\n", (int)s.breaker.state);
-		rc |= fam(b, "hotpath_l2_breaker_opened_total", "counter",
+		rc |= metrics_family(b, "hotpath_l2_breaker_opened_total", "counter",
 			  "Times the L2 breaker opened.");
 		rc |= buf_printf(b, "hotpath_l2_breaker_opened_total %" PRIu64 "\n", s.breaker.opened);
-		rc |= fam(b, "hotpath_l2_coherent", "gauge",
+		rc |= metrics_family(b, "hotpath_l2_coherent", "gauge",
 			  "1 while every Redis invalidation connection is up.");
 		rc |= buf_printf(b, "hotpath_l2_coherent %d\n", s.coherent ? 1 : 0);
 	}
@@ -245,17 +242,17 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 		if (!s)
 			return -ENOMEM;
 		l2_get_stats(d->l2, s);
-		rc |= fam(b, "hotpath_l2_calls_total", "counter", "Requests sent to Redis.");
+		rc |= metrics_family(b, "hotpath_l2_calls_total", "counter", "Requests sent to Redis.");
 		rc |= buf_printf(b, "hotpath_l2_calls_total %" PRIu64 "\n", s->calls);
-		rc |= fam(b, "hotpath_l2_errors_total", "counter",
+		rc |= metrics_family(b, "hotpath_l2_errors_total", "counter",
 			  "Redis requests that failed (transport, timeout, redirect loop).");
 		rc |= buf_printf(b, "hotpath_l2_errors_total %" PRIu64 "\n", s->errors);
-		rc |= fam(b, "hotpath_l2_redirects_total", "counter",
+		rc |= metrics_family(b, "hotpath_l2_redirects_total", "counter",
 			  "Redis Cluster redirects followed.");
 		rc |= buf_printf(b, "hotpath_l2_redirects_total{kind=\"moved\"} %" PRIu64 "\n"
 				    "hotpath_l2_redirects_total{kind=\"ask\"} %" PRIu64 "\n",
 				 s->moved, s->ask);
-		rc |= fam(b, "hotpath_l2_tracking_invalidations_total", "counter",
+		rc |= metrics_family(b, "hotpath_l2_tracking_invalidations_total", "counter",
 			  "Keys Redis told us changed (client tracking).");
 		rc |= buf_printf(b, "hotpath_l2_tracking_invalidations_total %" PRIu64 "\n",
 				 s->invalidations);
@@ -265,17 +262,17 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 		struct tasks_stats s;
 
 		tasks_get_stats(d->tasks, &s);
-		rc |= fam(b, "hotpath_tasks_workers", "gauge", "Background task worker threads.");
+		rc |= metrics_family(b, "hotpath_tasks_workers", "gauge", "Background task worker threads.");
 		rc |= buf_printf(b, "hotpath_tasks_workers %u\n", s.workers);
-		rc |= fam(b, "hotpath_tasks_queue_depth", "gauge",
+		rc |= metrics_family(b, "hotpath_tasks_queue_depth", "gauge",
 			  "Background tasks ready to run, by priority.");
 		rc |= buf_printf(b, "hotpath_tasks_queue_depth{priority=\"high\"} %" PRIu64 "\n"
 				    "hotpath_tasks_queue_depth{priority=\"normal\"} %" PRIu64 "\n"
 				    "hotpath_tasks_queue_depth{priority=\"low\"} %" PRIu64 "\n",
 				 s.depth[0], s.depth[1], s.depth[2]);
-		rc |= fam(b, "hotpath_tasks_delayed", "gauge", "Tasks waiting for a retry.");
+		rc |= metrics_family(b, "hotpath_tasks_delayed", "gauge", "Tasks waiting for a retry.");
 		rc |= buf_printf(b, "hotpath_tasks_delayed %" PRIu64 "\n", s.delayed);
-		rc |= fam(b, "hotpath_tasks_total", "counter", "Background tasks by outcome.");
+		rc |= metrics_family(b, "hotpath_tasks_total", "counter", "Background tasks by outcome.");
 		rc |= buf_printf(b, "hotpath_tasks_total{outcome=\"submitted\"} %" PRIu64 "\n"
 				    "hotpath_tasks_total{outcome=\"completed\"} %" PRIu64 "\n"
 				    "hotpath_tasks_total{outcome=\"failed_attempt\"} %" PRIu64 "\n"

@@ -56,7 +56,7 @@ unsigned metrics_api_code_status(unsigned idx)
 }
 
 /* "# HELP name text\n# TYPE name type\n" */
-static int family(struct buf *b, const char *name, const char *type, const char *help)
+int metrics_family(struct buf *b, const char *name, const char *type, const char *help)
 {
 	return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -74,8 +74,8 @@ static int label(struct buf *b, bool more, const char *name, const char *value)
 }
 
 /* name{l1="v1"[,l2="v2"]} value */
-static int sample2(struct buf *b, const char *name, const char *l1n, const char *l1v,
-		   const char *l2n, const char *l2v, uint64_t v)
+int metrics_sample2(struct buf *b, const char *name, const char *l1n, const char *l1v,
+		    const char *l2n, const char *l2v, uint64_t v)
 {
 	int rc;
 
@@ -94,7 +94,7 @@ static int sample2(struct buf *b, const char *name, const char *l1n, const char 
 
 static int sample(struct buf *b, const char *name, uint64_t v)
 {
-	return sample2(b, name, NULL, NULL, NULL, NULL, v);
+	return metrics_sample2(b, name, NULL, NULL, NULL, NULL, v);
 }
 
 static int render_l1(struct hp_daemon *d, struct buf *b)
@@ -117,17 +117,17 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 	if (st->n_partitions > L1_MAX_PARTITIONS)
 		st->n_partitions = L1_MAX_PARTITIONS;
 
-	if ((rc = family(b, "hotpath_cache_operations_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_cache_operations_total", "counter",
 			 "Cache operations by tier and operation (get = hits + misses).")) ||
-	    (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "get",
+	    (rc = metrics_sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "get",
 			  st->hits + st->misses)) ||
-	    (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "set", st->sets)) ||
-	    (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "delete",
+	    (rc = metrics_sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "set", st->sets)) ||
+	    (rc = metrics_sample2(b, "hotpath_cache_operations_total", "tier", "l1", "op", "delete",
 			  st->deletes)))
 		goto out;
 	/* L0 answers GETs only: its gets are its hits plus the segments it
 	 * passed because a key was not there. */
-	if (d->l0 && (rc = sample2(b, "hotpath_cache_operations_total", "tier", "l0", "op", "get",
+	if (d->l0 && (rc = metrics_sample2(b, "hotpath_cache_operations_total", "tier", "l0", "op", "get",
 				   l0t.hits + l0t.pass_miss)))
 		goto out;
 
@@ -140,114 +140,114 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 		if (st->partitions[i].prefix[0] == '\0')
 			has_default = true;
 	}
-	if ((rc = family(b, "hotpath_cache_hits_total", "counter", "Cache hits by tier and partition.")))
+	if ((rc = metrics_family(b, "hotpath_cache_hits_total", "counter", "Cache hits by tier and partition.")))
 		goto out;
 	for (unsigned i = 0; i < st->n_partitions; i++)
-		if ((rc = sample2(b, "hotpath_cache_hits_total", "tier", "l1", "partition",
+		if ((rc = metrics_sample2(b, "hotpath_cache_hits_total", "tier", "l1", "partition",
 				  st->partitions[i].name, st->partitions[i].hits)))
 			goto out;
-	if (!has_default && (rc = sample2(b, "hotpath_cache_hits_total", "tier", "l1", "partition",
+	if (!has_default && (rc = metrics_sample2(b, "hotpath_cache_hits_total", "tier", "l1", "partition",
 					  "default", st->hits > ph ? st->hits - ph : 0)))
 		goto out;
-	if (d->l0 && (rc = sample2(b, "hotpath_cache_hits_total", "tier", "l0", "partition", "all",
+	if (d->l0 && (rc = metrics_sample2(b, "hotpath_cache_hits_total", "tier", "l0", "partition", "all",
 				   l0t.hits)))
 		goto out;
-	if ((rc = family(b, "hotpath_cache_misses_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_cache_misses_total", "counter",
 			 "Cache misses by tier and partition.")))
 		goto out;
 	for (unsigned i = 0; i < st->n_partitions; i++)
-		if ((rc = sample2(b, "hotpath_cache_misses_total", "tier", "l1", "partition",
+		if ((rc = metrics_sample2(b, "hotpath_cache_misses_total", "tier", "l1", "partition",
 				  st->partitions[i].name, st->partitions[i].misses)))
 			goto out;
-	if (!has_default && (rc = sample2(b, "hotpath_cache_misses_total", "tier", "l1", "partition",
+	if (!has_default && (rc = metrics_sample2(b, "hotpath_cache_misses_total", "tier", "l1", "partition",
 					  "default", st->misses > pm ? st->misses - pm : 0)))
 		goto out;
-	if (d->l0 && (rc = sample2(b, "hotpath_cache_misses_total", "tier", "l0", "partition", "all",
+	if (d->l0 && (rc = metrics_sample2(b, "hotpath_cache_misses_total", "tier", "l0", "partition", "all",
 				   l0t.pass_miss)))
 		goto out;
 
-	if ((rc = family(b, "hotpath_cache_evictions_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_cache_evictions_total", "counter",
 			 "Entries evicted, by tier and reason (memory limit, partition quota, "
 			 "host memory pressure).")))
 		goto out;
 	for (unsigned i = 0; i < L1_EVICT_REASONS; i++)
-		if ((rc = sample2(b, "hotpath_cache_evictions_total", "tier", "l1", "reason", reasons[i],
+		if ((rc = metrics_sample2(b, "hotpath_cache_evictions_total", "tier", "l1", "reason", reasons[i],
 				  st->evictions[i])))
 			goto out;
-	if ((rc = family(b, "hotpath_cache_expired_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_cache_expired_total", "counter",
 			 "Entries removed because their TTL passed, by mode (lazy on access, active "
 			 "by the expiry timer).")) ||
-	    (rc = sample2(b, "hotpath_cache_expired_total", "tier", "l1", "mode", "lazy",
+	    (rc = metrics_sample2(b, "hotpath_cache_expired_total", "tier", "l1", "mode", "lazy",
 			  st->expired_lazy)) ||
-	    (rc = sample2(b, "hotpath_cache_expired_total", "tier", "l1", "mode", "active",
+	    (rc = metrics_sample2(b, "hotpath_cache_expired_total", "tier", "l1", "mode", "active",
 			  st->expired_active)))
 		goto out;
-	if ((rc = family(b, "hotpath_cache_keys", "gauge", "Keys stored now.")) ||
-	    (rc = sample2(b, "hotpath_cache_keys", "tier", "l1", NULL, NULL, st->keys)) ||
-	    (d->l0 && (rc = sample2(b, "hotpath_cache_keys", "tier", "l0", NULL, NULL, l0t.keys))) ||
-	    (rc = family(b, "hotpath_cache_keys_with_ttl", "gauge", "Keys stored now that have a TTL.")) ||
-	    (rc = sample2(b, "hotpath_cache_keys_with_ttl", "tier", "l1", NULL, NULL,
+	if ((rc = metrics_family(b, "hotpath_cache_keys", "gauge", "Keys stored now.")) ||
+	    (rc = metrics_sample2(b, "hotpath_cache_keys", "tier", "l1", NULL, NULL, st->keys)) ||
+	    (d->l0 && (rc = metrics_sample2(b, "hotpath_cache_keys", "tier", "l0", NULL, NULL, l0t.keys))) ||
+	    (rc = metrics_family(b, "hotpath_cache_keys_with_ttl", "gauge", "Keys stored now that have a TTL.")) ||
+	    (rc = metrics_sample2(b, "hotpath_cache_keys_with_ttl", "tier", "l1", NULL, NULL,
 			  st->keys_with_ttl)) ||
-	    (rc = family(b, "hotpath_cache_memory_bytes", "gauge",
+	    (rc = metrics_family(b, "hotpath_cache_memory_bytes", "gauge",
 			 "Memory accounted to entries (keys, values, per-entry overhead).")) ||
-	    (rc = sample2(b, "hotpath_cache_memory_bytes", "tier", "l1", NULL, NULL, st->memory)) ||
-	    (rc = family(b, "hotpath_cache_max_memory_bytes", "gauge", "Configured memory limit.")) ||
-	    (rc = sample2(b, "hotpath_cache_max_memory_bytes", "tier", "l1", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_cache_memory_bytes", "tier", "l1", NULL, NULL, st->memory)) ||
+	    (rc = metrics_family(b, "hotpath_cache_max_memory_bytes", "gauge", "Configured memory limit.")) ||
+	    (rc = metrics_sample2(b, "hotpath_cache_max_memory_bytes", "tier", "l1", NULL, NULL,
 			  st->max_memory)) ||
-	    (rc = family(b, "hotpath_cache_effective_max_memory_bytes", "gauge",
+	    (rc = metrics_family(b, "hotpath_cache_effective_max_memory_bytes", "gauge",
 			 "Memory limit in force now (lower than the configured one under host "
 			 "memory pressure).")) ||
-	    (rc = sample2(b, "hotpath_cache_effective_max_memory_bytes", "tier", "l1", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_cache_effective_max_memory_bytes", "tier", "l1", NULL, NULL,
 			  st->effective_max_memory)))
 		goto out;
-	if ((rc = family(b, "hotpath_cache_partition_keys", "gauge", "Keys stored now, by partition.")))
+	if ((rc = metrics_family(b, "hotpath_cache_partition_keys", "gauge", "Keys stored now, by partition.")))
 		goto out;
 	for (unsigned i = 0; i < st->n_partitions; i++)
-		if ((rc = sample2(b, "hotpath_cache_partition_keys", "tier", "l1", "partition",
+		if ((rc = metrics_sample2(b, "hotpath_cache_partition_keys", "tier", "l1", "partition",
 				  st->partitions[i].name, st->partitions[i].keys)))
 			goto out;
-	if ((rc = family(b, "hotpath_cache_partition_memory_bytes", "gauge",
+	if ((rc = metrics_family(b, "hotpath_cache_partition_memory_bytes", "gauge",
 			 "Memory accounted now, by partition.")))
 		goto out;
 	for (unsigned i = 0; i < st->n_partitions; i++)
-		if ((rc = sample2(b, "hotpath_cache_partition_memory_bytes", "tier", "l1", "partition",
+		if ((rc = metrics_sample2(b, "hotpath_cache_partition_memory_bytes", "tier", "l1", "partition",
 				  st->partitions[i].name, st->partitions[i].memory)))
 			goto out;
 	if (d->l0) {
-		if ((rc = family(b, "hotpath_l0_passed_total", "counter",
+		if ((rc = metrics_family(b, "hotpath_l0_passed_total", "counter",
 				 "Segments the kernel passed to the daemon instead of answering, "
 				 "by reason (miss: a key not in L0; busy: earlier commands of the "
 				 "connection still in the daemon; other: not only GETs; error: "
 				 "rewrite failed; size: replies not as long as the requests, see "
 				 "docs/l0.md; room: the front's send buffer too full).")) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
 				  l0t.pass_miss)) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
 				  l0t.pass_busy)) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "other", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "other", NULL, NULL,
 				  l0t.pass_other)) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "error", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "error", NULL, NULL,
 				  l0t.pass_error)) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "size", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "size", NULL, NULL,
 				  l0t.pass_size)) ||
-		    (rc = sample2(b, "hotpath_l0_passed_total", "reason", "room", NULL, NULL,
+		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "room", NULL, NULL,
 				  l0t.pass_room)) ||
-		    (rc = family(b, "hotpath_l0_local_answered_total", "counter",
+		    (rc = metrics_family(b, "hotpath_l0_local_answered_total", "counter",
 				 "Writes of local clients answered on their send side (sk_msg).")) ||
 		    (rc = sample(b, "hotpath_l0_local_answered_total", l0t.local_answered)) ||
-		    (rc = family(b, "hotpath_l0_local_connections_total", "counter",
+		    (rc = metrics_family(b, "hotpath_l0_local_connections_total", "counter",
 				 "Connections of local clients enrolled for send-side answers.")) ||
 		    (rc = sample(b, "hotpath_l0_local_connections_total", l0t.local_conns)) ||
-		    (rc = family(b, "hotpath_l0_segments_answered_total", "counter",
+		    (rc = metrics_family(b, "hotpath_l0_segments_answered_total", "counter",
 				 "Received segments rewritten into replies in the kernel.")) ||
 		    (rc = sample(b, "hotpath_l0_segments_answered_total", l0t.segments_answered)) ||
-		    (rc = family(b, "hotpath_l0_connections_total", "counter",
+		    (rc = metrics_family(b, "hotpath_l0_connections_total", "counter",
 				 "Connections enrolled for in-kernel answers (sock_ops).")) ||
 		    (rc = sample(b, "hotpath_l0_connections_total", l0t.conns)) ||
-		    (rc = family(b, "hotpath_l0_invalidations_total", "counter",
+		    (rc = metrics_family(b, "hotpath_l0_invalidations_total", "counter",
 				 "Keys removed from L0 by a write, expiry or eviction in L1.")) ||
 		    (rc = sample(b, "hotpath_l0_invalidations_total", l0t.invalidations)) ||
-		    (rc = family(b, "hotpath_l0_enabled", "gauge",
+		    (rc = metrics_family(b, "hotpath_l0_enabled", "gauge",
 				 "1 while the kernel answers GETs (l0.enabled).")) ||
 		    (rc = sample(b, "hotpath_l0_enabled", l0t.enabled ? 1 : 0)))
 			goto out;
@@ -294,50 +294,50 @@ static int render_resp(struct hp_daemon *d, struct buf *b)
 	if ((rc = resp_server_stats(d->resp, &rs)))
 		return rc;
 	n = rs.cmd ? rs.n_commands : 0;
-	if ((rc = family(b, "hotpath_resp_connections", "gauge", "RESP clients connected now.")) ||
+	if ((rc = metrics_family(b, "hotpath_resp_connections", "gauge", "RESP clients connected now.")) ||
 	    (rc = sample(b, "hotpath_resp_connections", rs.connected)) ||
-	    (rc = family(b, "hotpath_resp_connections_total", "counter", "RESP connections accepted.")) ||
+	    (rc = metrics_family(b, "hotpath_resp_connections_total", "counter", "RESP connections accepted.")) ||
 	    (rc = sample(b, "hotpath_resp_connections_total", rs.accepted)) ||
-	    (rc = family(b, "hotpath_resp_connections_rejected_total", "counter",
+	    (rc = metrics_family(b, "hotpath_resp_connections_rejected_total", "counter",
 			 "RESP connections refused because max clients was reached.")) ||
 	    (rc = sample(b, "hotpath_resp_connections_rejected_total", rs.rejected)) ||
-	    (rc = family(b, "hotpath_resp_connections_closed_total", "counter",
+	    (rc = metrics_family(b, "hotpath_resp_connections_closed_total", "counter",
 			 "RESP connections closed by the server, by reason.")) ||
-	    (rc = sample2(b, "hotpath_resp_connections_closed_total", "reason", "idle", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_resp_connections_closed_total", "reason", "idle", NULL, NULL,
 			  rs.closed_idle)) ||
-	    (rc = sample2(b, "hotpath_resp_connections_closed_total", "reason", "buffer_limit", NULL,
+	    (rc = metrics_sample2(b, "hotpath_resp_connections_closed_total", "reason", "buffer_limit", NULL,
 			  NULL, rs.closed_limit)) ||
-	    (rc = family(b, "hotpath_resp_protocol_errors_total", "counter",
+	    (rc = metrics_family(b, "hotpath_resp_protocol_errors_total", "counter",
 			 "Malformed RESP requests.")) ||
 	    (rc = sample(b, "hotpath_resp_protocol_errors_total", rs.proto_errors)) ||
-	    (rc = family(b, "hotpath_resp_received_bytes_total", "counter", "Bytes read from RESP clients.")) ||
+	    (rc = metrics_family(b, "hotpath_resp_received_bytes_total", "counter", "Bytes read from RESP clients.")) ||
 	    (rc = sample(b, "hotpath_resp_received_bytes_total", rs.bytes_in)) ||
-	    (rc = family(b, "hotpath_resp_sent_bytes_total", "counter", "Bytes written to RESP clients.")) ||
+	    (rc = metrics_family(b, "hotpath_resp_sent_bytes_total", "counter", "Bytes written to RESP clients.")) ||
 	    (rc = sample(b, "hotpath_resp_sent_bytes_total", rs.bytes_out)) ||
-	    (rc = family(b, "hotpath_resp_output_buffer_bytes", "gauge",
+	    (rc = metrics_family(b, "hotpath_resp_output_buffer_bytes", "gauge",
 			 "Reply bytes waiting in output buffers now.")) ||
 	    (rc = sample(b, "hotpath_resp_output_buffer_bytes", rs.out_buffer_bytes)) ||
-	    (rc = family(b, "hotpath_resp_workers", "gauge", "RESP worker threads.")) ||
+	    (rc = metrics_family(b, "hotpath_resp_workers", "gauge", "RESP worker threads.")) ||
 	    (rc = sample(b, "hotpath_resp_workers", rs.workers)))
 		goto out;
 
-	if ((rc = family(b, "hotpath_resp_commands_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_resp_commands_total", "counter",
 			 "RESP commands executed, by command (commands never called are omitted).")))
 		goto out;
 	for (unsigned i = 0; i < n; i++)
 		if (rs.cmd[i].calls &&
-		    (rc = sample2(b, "hotpath_resp_commands_total", "command", resp_command_name(i),
+		    (rc = metrics_sample2(b, "hotpath_resp_commands_total", "command", resp_command_name(i),
 				  NULL, NULL, rs.cmd[i].calls)))
 			goto out;
-	if ((rc = family(b, "hotpath_resp_command_errors_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_resp_command_errors_total", "counter",
 			 "RESP commands answered with an error, by command.")))
 		goto out;
 	for (unsigned i = 0; i < n; i++)
 		if (rs.cmd[i].calls &&
-		    (rc = sample2(b, "hotpath_resp_command_errors_total", "command",
+		    (rc = metrics_sample2(b, "hotpath_resp_command_errors_total", "command",
 				  resp_command_name(i), NULL, NULL, rs.cmd[i].failed)))
 			goto out;
-	if ((rc = family(b, "hotpath_resp_command_duration_seconds", "histogram",
+	if ((rc = metrics_family(b, "hotpath_resp_command_duration_seconds", "histogram",
 			 "Time to execute a RESP command (parsing and network excluded).")))
 		goto out;
 	for (unsigned i = 0; i < n; i++)
@@ -354,7 +354,7 @@ static int render_api(const struct metrics_api_stats *api, struct buf *b)
 
 	if (!api)
 		return 0;
-	if ((rc = family(b, "hotpath_api_requests_total", "counter",
+	if ((rc = metrics_family(b, "hotpath_api_requests_total", "counter",
 			 "REST API requests answered, by HTTP status.")))
 		return rc;
 	for (unsigned i = 0; i < METRICS_API_CODES; i++) {
@@ -363,17 +363,17 @@ static int render_api(const struct metrics_api_stats *api, struct buf *b)
 		snprintf(code, sizeof(code), "%s", st ? "" : "other");
 		if (st)
 			snprintf(code, sizeof(code), "%u", st);
-		if ((rc = sample2(b, "hotpath_api_requests_total", "code", code, NULL, NULL,
+		if ((rc = metrics_sample2(b, "hotpath_api_requests_total", "code", code, NULL, NULL,
 				  __atomic_load_n(&api->requests[i], __ATOMIC_RELAXED))))
 			return rc;
 	}
-	if ((rc = family(b, "hotpath_api_tokens", "gauge", "Bearer tokens loaded from the tokens file.")) ||
+	if ((rc = metrics_family(b, "hotpath_api_tokens", "gauge", "Bearer tokens loaded from the tokens file.")) ||
 	    (rc = sample(b, "hotpath_api_tokens", api->tokens)) ||
-	    (rc = family(b, "hotpath_api_token_reloads_total", "counter",
+	    (rc = metrics_family(b, "hotpath_api_token_reloads_total", "counter",
 			 "Re-reads of the tokens file, by result.")) ||
-	    (rc = sample2(b, "hotpath_api_token_reloads_total", "result", "success", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_api_token_reloads_total", "result", "success", NULL, NULL,
 			  api->token_reloads)) ||
-	    (rc = sample2(b, "hotpath_api_token_reloads_total", "result", "failure", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_api_token_reloads_total", "result", "failure", NULL, NULL,
 			  api->token_reload_failures)))
 		return rc;
 	return 0;
@@ -384,36 +384,36 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 	uint64_t now = hp_now_ms();
 	int rc;
 
-	if ((rc = family(b, "hotpath_build_info", "gauge", "Build of the running agent (always 1).")) ||
-	    (rc = sample2(b, "hotpath_build_info", "version", d->version ? d->version : "unknown",
+	if ((rc = metrics_family(b, "hotpath_build_info", "gauge", "Build of the running agent (always 1).")) ||
+	    (rc = metrics_sample2(b, "hotpath_build_info", "version", d->version ? d->version : "unknown",
 			  NULL, NULL, 1)) ||
-	    (rc = family(b, "hotpath_uptime_seconds", "gauge", "Seconds since the agent started.")) ||
+	    (rc = metrics_family(b, "hotpath_uptime_seconds", "gauge", "Seconds since the agent started.")) ||
 	    (rc = sample(b, "hotpath_uptime_seconds",
 			 now > d->start_mono_ms ? (now - d->start_mono_ms) / 1000 : 0)) ||
-	    (rc = family(b, "hotpath_config_reloads_total", "counter",
+	    (rc = metrics_family(b, "hotpath_config_reloads_total", "counter",
 			 "Configuration reloads (SIGHUP), by result.")) ||
-	    (rc = sample2(b, "hotpath_config_reloads_total", "result", "success", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_config_reloads_total", "result", "success", NULL, NULL,
 			  __atomic_load_n(&d->reloads, __ATOMIC_RELAXED))) ||
-	    (rc = sample2(b, "hotpath_config_reloads_total", "result", "failure", NULL, NULL,
+	    (rc = metrics_sample2(b, "hotpath_config_reloads_total", "result", "failure", NULL, NULL,
 			  __atomic_load_n(&d->reload_failures, __ATOMIC_RELAXED))))
 		return rc;
 
-	if ((rc = family(b, "hotpath_feature_available", "gauge",
+	if ((rc = metrics_family(b, "hotpath_feature_available", "gauge",
 			 "Kernel features probed at start: 1 if working, 0 if switched off.")))
 		return rc;
 	for (unsigned i = 0; i < d->n_features && i < HP_MAX_FEATURES; i++)
 		if (d->features[i].name &&
-		    (rc = sample2(b, "hotpath_feature_available", "feature", d->features[i].name, NULL,
+		    (rc = metrics_sample2(b, "hotpath_feature_available", "feature", d->features[i].name, NULL,
 				  NULL, d->features[i].available ? 1 : 0)))
 			return rc;
 
 	if (d->bpf_accept) {
 		uint64_t acc = 0, fail = 0;
 		if (bpf_accept_read(d->bpf_accept, &acc, &fail) == 0 &&
-		    ((rc = family(b, "hotpath_bpf_accepts_total", "counter",
+		    ((rc = metrics_family(b, "hotpath_bpf_accepts_total", "counter",
 				  "Connections the agent accepted, counted in the kernel by BPF.")) ||
 		     (rc = sample(b, "hotpath_bpf_accepts_total", acc)) ||
-		     (rc = family(b, "hotpath_bpf_accept_failures_total", "counter",
+		     (rc = metrics_family(b, "hotpath_bpf_accept_failures_total", "counter",
 				  "Failed accept() calls of the agent, counted in the kernel by BPF.")) ||
 		     (rc = sample(b, "hotpath_bpf_accept_failures_total", fail))))
 			return rc;

@@ -2335,6 +2335,29 @@ static void admission_run(struct pworker *w)
 }
 
 /*
+ * Admission for t (a no-op once it holds a slot): true to go on; false when
+ * it was queued (t freed, *ret false: wait) or shed (503 sent, *ret says
+ * whether the connection goes on).
+ */
+static bool admitted(struct cconn *c, struct ptx *t, bool *ret)
+{
+	enum admit_class k;
+	int ad = admit(c, t, &k);
+
+	if (ad == ADMIT_GO)
+		return true;
+	c->tx = NULL;
+	tx_free(t);
+	if (ad == ADMIT_QUEUED) {
+		*ret = false;
+	} else {
+		send_shed(c, k, "queue full");
+		*ret = !c->closing;
+	}
+	return false;
+}
+
+/*
  * Handle one parsed request whose head is at the front of c->rbuf. Returns
  * true if the next pipelined request may be handled now.
  */
@@ -2347,8 +2370,7 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 	const char *path;
 	size_t plen;
 	unsigned st;
-	enum admit_class ak;
-	int ad;
+	bool ret;
 
 	ST_INC(p, st_requests);
 	if (m->upgrade) {
@@ -2422,15 +2444,8 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 				return true;
 			}
 			/* admission before coalescing: a queued leader would wait on itself */
-			ad = admit(c, t, &ak);
-			if (ad != ADMIT_GO) {
-				c->tx = NULL;
-				tx_free(t);
-				if (ad == ADMIT_QUEUED)
-					return false;
-				send_shed(c, ak, "queue full");
-				return !c->closing;
-			}
+			if (!admitted(c, t, &ret))
+				return ret;
 			/* coalesce plain misses */
 			if (t->cacheable_req && !auth && !c->retry_after_wait &&
 			    !http_header_get(&t->req, "range", &al) && !t->rqcc.no_cache) {
@@ -2455,15 +2470,8 @@ static bool handle_request(struct cconn *c, const struct http_msg *m)
 			return true;
 		}
 	}
-	ad = admit(c, t, &ak);
-	if (ad != ADMIT_GO) {
-		c->tx = NULL;
-		tx_free(t);
-		if (ad == ADMIT_QUEUED)
-			return false;
-		send_shed(c, ak, "queue full");
-		return !c->closing;
-	}
+	if (!admitted(c, t, &ret))
+		return ret;
 	c->retry_after_wait = false;
 	buf_consume(&c->rbuf, m->head_len);
 	if (build_upreq(t) != 0) {

@@ -27,6 +27,14 @@ unsigned metrics_api_code_status(unsigned idx);   /* 0 for "other" */
  * Reads each running subsystem through its accessors. `api` may be NULL.
  * 0, -ENOBUFS if `out` hit its bound, -ENOMEM.
  */
+/* Writers for the renderers of each subsystem: a family's HELP and TYPE
+ * lines, and one sample with up to two escaped labels (l1n NULL: none,
+ * l2n NULL: one). 0 or buf_printf's error. */
+int metrics_family(struct buf *b, const char *name, const char *type, const char *help)
+	HP_MUST_CHECK;
+int metrics_sample2(struct buf *b, const char *name, const char *l1n, const char *l1v,
+		    const char *l2n, const char *l2v, uint64_t v) HP_MUST_CHECK;
+
 int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api,
 		   struct buf *out) HP_MUST_CHECK;
 
