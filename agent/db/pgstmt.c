@@ -57,7 +57,7 @@ int pgs_map_init(struct pgs_map *m, unsigned max, size_t max_bytes)
 	return 0;
 }
 
-void pgs_map_free(struct pgs_map *m)
+void pgs_map_clear(struct pgs_map *m)
 {
 	for (unsigned i = 0; i < m->nbuckets; i++) {
 		struct pgs_stmt *s = m->b[i], *nx;
@@ -66,7 +66,15 @@ void pgs_map_free(struct pgs_map *m)
 			nx = s->next;
 			free(s);
 		}
+		m->b[i] = NULL;
 	}
+	m->n = 0;
+	m->bytes = 0;
+}
+
+void pgs_map_free(struct pgs_map *m)
+{
+	pgs_map_clear(m);
 	free(m->b);
 	memset(m, 0, sizeof(*m));
 }

@@ -919,8 +919,13 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 	}
 	case 'C':
 		if ((n >= 12 && memcmp(body, "DISCARD ALL", 12) == 0) ||
-		    (n >= 15 && memcmp(body, "DEALLOCATE ALL", 15) == 0))
+		    (n >= 15 && memcmp(body, "DEALLOCATE ALL", 15) == 0)) {
 			pgs_set_clear(&s->stmts);
+			/* statements kept for tracking only are gone on the server */
+			if (c && act == PGS_FORWARD && !(pl->p->set.pool_mode == HP_POOL_TRANSACTION &&
+							 pl->p->set.max_prepared > 0))
+				pgs_map_clear(&c->stmts);
+		}
 		break;
 	case 'E':
 		if (herr) {
@@ -1214,6 +1219,10 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 	const uint8_t *body = d + PGW_HDR;
 	size_t n = total - PGW_HDR;
 	bool rename = p->set.pool_mode == HP_POOL_TRANSACTION && p->set.max_prepared > 0;
+	/* Not renaming (session mode, or max_prepared_statements = 0): named
+	 * statements go to the server as they are, and their texts are kept
+	 * only so statistics and the result cache know what a Bind runs. */
+	bool track = !rename && (p->qstats || p->qcache);
 	int rc = 0;
 
 	switch (type) {
@@ -1243,6 +1252,11 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		}
 		qtrack_parse(c, &ps);
 		if (!rename || !ps.name[0]) {
+			/* over the bound: the name is forgotten, its Binds count
+			 * as unknown (no statistics, the cache assumes a write) */
+			if (track && ps.name[0] &&
+			    pgs_map_put(&c->stmts, ps.name, ps.rest, ps.rest_len, &st) != 0)
+				st = NULL;
 			rc = push(s, PGS_PARSE, 0);
 			break;
 		}
@@ -1272,17 +1286,17 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			pooler_client_fail(c, "08P01", "malformed Bind message");
 			return -1;
 		}
-		st = rename && b.stmt[0] ? pgs_map_get(&c->stmts, b.stmt) : NULL;
+		st = (rename || track) && b.stmt[0] ? pgs_map_get(&c->stmts, b.stmt) : NULL;
 		qtrack_bind(c, &b, st);
 		if (p->qcache) {
 			size_t tl;
 			const char *text = qtrack_bind_text(c, &b, st, &tl);
 
-			if (text)
-				(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, text, tl,
-							&s->qc_pend);
+			/* a statement we do not know may write anything */
+			(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, text, tl,
+						&s->qc_pend);
 		}
-		if (!st) {
+		if (!st || !rename) {
 			rc = push(s, PGS_BIND, 0);
 			break;
 		}
@@ -1303,6 +1317,8 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			return -1;
 		}
 		st = rename && t.kind == 'S' && t.name[0] ? pgs_map_get(&c->stmts, t.name) : NULL;
+		if (track && type == 'C' && t.kind == 'S' && t.name[0])
+			pgs_map_del(&c->stmts, t.name);
 		if (type == 'D') {
 			if (!st) {
 				rc = push(s, t.kind == 'S' ? PGS_DESC_STMT : PGS_DESC_PORTAL, 0);
@@ -1977,7 +1993,7 @@ static void on_accept(struct pooler *p)
 		c->connect_ms = hp_now_ms();
 		buf_init(&c->in, p->set.max_message + READ_CHUNK);
 		buf_init(&c->out, p->set.max_message + POOLER_OUT_HIGH);
-		if (pgs_map_init(&c->stmts, p->set.max_prepared ? p->set.max_prepared * 4 : 1,
+		if (pgs_map_init(&c->stmts, (p->set.max_prepared ? p->set.max_prepared : 200) * 4,
 				 p->set.max_message) != 0 ||
 		    slot_take(p, c) != 0 || getrandom(&c->key, sizeof(c->key), 0) != sizeof(c->key) ||
 		    io_add(p, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {

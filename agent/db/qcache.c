@@ -315,11 +315,11 @@ static void flush_db(struct qcache *qc, const char *db)
 int qcache_note_write(struct qcache *qc, const char *db, const char *sql, size_t len,
 		      struct qcache_pending *pend)
 {
-	struct memo *m = classify(qc, db, sql, len, false);
+	struct memo *m = sql ? classify(qc, db, sql, len, false) : NULL;
 
-	if (!m || !m->writes)
+	if (sql && (!m || !m->writes))
 		return 0;
-	if (!m->ntab) {
+	if (!m || !m->ntab) {
 		flush_db(qc, db);
 		pend->flush = true;
 		return 1;

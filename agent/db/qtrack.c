@@ -15,9 +15,14 @@
  * step. Everything is bounded: the FIFO by the server's response queue
  * (POOLER_QUEUE_CAP), texts by query_analysis.max_query_length.
  *
- * What not: named statements in session mode (their text is not kept by
- * the pooler) and function calls are timed as a request with no text and
- * not recorded; a batch with several Executes before one Sync is recorded
+ * Named statements are found in the client's map (pgstmt.h): in
+ * transaction mode it is what renames them, in session mode (or with
+ * pooler.max_prepared_statements = 0) the pooler keeps it only for this
+ * and the result cache, bounded the same way; a name beyond the bound is
+ * not recorded.
+ *
+ * What not: function calls are timed as a request with no text and not
+ * recorded; a batch with several Executes before one Sync is recorded
  * under its last statement.
  */
 #include <stdlib.h>

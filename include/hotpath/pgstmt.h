@@ -61,6 +61,8 @@ struct pgs_map {
 /* Empty map holding at most `max` statements and `max_bytes` of text. */
 int pgs_map_init(struct pgs_map *m, unsigned max, size_t max_bytes) HP_MUST_CHECK;
 void pgs_map_free(struct pgs_map *m);
+/* Forget every statement; the bounds stay. */
+void pgs_map_clear(struct pgs_map *m);
 /*
  * Add or replace statement `cname` (its Parse rest). *out points at the
  * entry (owned by the map). 0, -ENOSPC over a bound, -ENOMEM.

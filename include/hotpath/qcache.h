@@ -51,7 +51,9 @@ void qcap_abort(struct qcap *c);
 void qcache_finish(struct qcache *qc, struct qcap *c, bool ok);
 
 /* A statement about to run: if it may write, drop the entries of the
- * tables it writes and remember them in pend. 1 if it writes. */
+ * tables it writes and remember them in pend. 1 if it writes. sql NULL:
+ * a statement whose text is not known (a named statement the pooler did
+ * not keep), taken as writing anything in db. */
 int qcache_note_write(struct qcache *qc, const char *db, const char *sql, size_t len,
 		      struct qcache_pending *pend);
 /* The server's transaction ended: drop those tables' entries again. */

@@ -35,6 +35,14 @@ static void test_client_map(void **state)
 	/* redefining a name replaces it */
 	assert_int_equal(pgs_map_put(&m, "s3", "SELECT 3\0\0", 11, &c), 0);
 	assert_int_equal(m.n, 2);
+	/* DISCARD ALL seen: every statement goes, the bounds stay */
+	pgs_map_clear(&m);
+	assert_int_equal(m.n, 0);
+	assert_int_equal(m.bytes, 0);
+	assert_null(pgs_map_get(&m, "s3"));
+	assert_int_equal(pgs_map_put(&m, "s1", "SELECT 1\0\0", 11, &a), 0);
+	assert_int_equal(pgs_map_put(&m, "s2", "SELECT 1\0\0", 11, &b), 0);
+	assert_int_equal(pgs_map_put(&m, "s4", "SELECT 4\0\0", 11, &c), -ENOSPC);
 	pgs_map_free(&m);
 }
 
