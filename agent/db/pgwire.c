@@ -264,6 +264,72 @@ int pgw_parse_target(const uint8_t *body, size_t n, struct pgw_target *out)
 	return 0;
 }
 
+int pgw_parse_batch(const uint8_t *p, size_t n, size_t max, struct pgw_batch *out)
+{
+	/* the messages in order; '?' marks an optional one */
+	static const char shape[] = "P?BD?ES";
+	size_t off = 0;
+	unsigned i = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (shape[i]) {
+		const uint8_t *body;
+		size_t total, bn;
+		char type;
+		bool opt = shape[i + 1] == '?';
+
+		if (pgw_frame(p + off, n - off, max, &type, &total) != 0 || total > n - off)
+			return 0;
+		if (type != shape[i]) {
+			if (!opt)
+				return 0;
+			i += 2;
+			continue;
+		}
+		body = p + off + PGW_HDR;
+		bn = total - PGW_HDR;
+		switch (type) {
+		case 'P':
+			if (pgw_parse_parse(body, bn, &out->parse) != 0)
+				return 0;
+			out->has_parse = true;
+			break;
+		case 'B':
+			if (pgw_parse_bind(body, bn, &out->bind) != 0)
+				return 0;
+			break;
+		case 'D': {
+			struct pgw_target t;
+
+			if (pgw_parse_target(body, bn, &t) != 0)
+				return 0;
+			out->desc = t.kind;
+			out->desc_name = t.name;
+			break;
+		}
+		case 'E': {
+			struct pgw_rd r;
+			size_t pl;
+
+			pgw_rd_init(&r, body, bn);
+			out->portal = pgw_get_str(&r, &pl);
+			out->max_rows = pgw_get_u32(&r);
+			if (r.bad || r.off != bn || pl >= PGW_NAME_MAX)
+				return 0;
+			break;
+		}
+		default:                /* 'S' */
+			if (bn != 0)
+				return 0;
+			break;
+		}
+		off += total;
+		i += opt ? 2 : 1;
+	}
+	out->total = off;
+	return 1;
+}
+
 const char *pgw_error_field(const uint8_t *body, size_t n, char code)
 {
 	struct pgw_rd r;

@@ -300,6 +300,7 @@ static void client_free(struct client *c)
 	qtrack_client_clear(c);
 	if (c->qc_next)
 		qcache_finish(c->p->qcache, c->qc_next, false);
+	free(c->qc_unnamed);
 	if (c->scram) {
 		OPENSSL_cleanse(c->scram, sizeof(*c->scram));
 		free(c->scram);
@@ -1159,9 +1160,79 @@ static void qc_server_clear(struct server *s)
 		qcache_txn_end(p->qcache, p->dbs[s->pool->db].conf.name, &s->qc_pend);
 }
 
-/* The whole Query at d: answer it from the cache (true), or let it go on,
- * maybe with a capture waiting in c->qc_next. Only outside a transaction
- * block and on a server connection that owes nothing. */
+/* An extended-protocol request at d, whole in the buffer, of the shape
+ * [Parse ""] Bind [Describe] Execute Sync, running the unnamed statement
+ * it parses or a named statement the client prepared earlier: look it up
+ * with everything that shapes its answer in the key. A named Parse is not
+ * answered (the server must get it). On a hit the unnamed statement the
+ * client believes prepared is not on the server: it is kept to be sent
+ * before anything else uses it. */
+static int qc_try_batch(struct client *c, const uint8_t *d, size_t avail)
+{
+	struct pooler *p = c->p;
+	struct pgw_batch bt;
+	const uint8_t *rest;
+	size_t rest_len, tl;
+	const void *nul;
+	struct iovec ext[3];
+	char shape[16];
+	int n;
+
+	if (pgw_parse_batch(d, avail, p->set.max_message, &bt) != 1 || bt.bind.portal[0] ||
+	    bt.portal[0] || (bt.desc == 'P' && bt.desc_name[0]) ||
+	    (bt.desc == 'S' && strcmp(bt.desc_name, bt.bind.stmt) != 0))
+		return 0;
+	if (bt.has_parse) {
+		if (bt.parse.name[0] || bt.bind.stmt[0])
+			return 0;
+		rest = bt.parse.rest;
+		rest_len = bt.parse.rest_len;
+	} else {
+		const struct pgs_stmt *st = bt.bind.stmt[0] ? pgs_map_get(&c->stmts, bt.bind.stmt)
+							    : NULL;
+
+		if (!st)
+			return 0;
+		rest = st->rest;
+		rest_len = st->rest_len;
+	}
+	nul = memchr(rest, '\0', rest_len);
+	if (!nul)
+		return 0;
+	tl = (size_t)((const uint8_t *)nul - rest);
+	/* which answers come (ParseComplete? which Describe?), the row limit,
+	 * the parameter types, then the Bind's formats, values and result
+	 * formats */
+	n = snprintf(shape, sizeof(shape), "%c%c%08x", bt.has_parse ? 'P' : '-',
+		     bt.desc ? bt.desc : '-', bt.max_rows);
+	ext[0] = (struct iovec){ shape, (size_t)n };
+	ext[1] = (struct iovec){ (void *)(rest + tl + 1), rest_len - tl - 1 };
+	ext[2] = (struct iovec){ (void *)bt.bind.rest, bt.bind.rest_len };
+	if (qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
+			  sizeof(c->params), (const char *)rest, tl, ext, 3, &c->out,
+			  &c->qc_next) != 1)
+		return 0;
+	if (bt.has_parse) {
+		qtrack_parse(c, &bt.parse);
+		if (c->qc_unnamed_cap < rest_len) {
+			uint8_t *nb = realloc(c->qc_unnamed, rest_len);
+
+			if (!nb)
+				return -1;
+			c->qc_unnamed = nb;
+			c->qc_unnamed_cap = rest_len;
+		}
+		memcpy(c->qc_unnamed, rest, rest_len);
+		c->qc_unnamed_len = rest_len;
+	}
+	buf_consume(&c->in, bt.total);
+	return 1;
+}
+
+/* The request at the head of c->in: answer it from the cache (true), or
+ * let it go on, maybe with a capture waiting in c->qc_next. Only at a
+ * request boundary, outside a transaction block and on a server
+ * connection that owes nothing. */
 static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
 {
 	struct pooler *p = c->p;
@@ -1170,16 +1241,22 @@ static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
 	char type;
 	int rc;
 
-	if (c->qc_next)
-		return false;           /* looked up already; waiting for a server */
+	if (c->qc_next || c->ext_open)
+		return false;           /* looked up already, or inside a request */
 	if (s && (s->status != 'I' || pgs_q_len(&s->q) || s->state != SV_ACTIVE))
 		return false;
+	if (d[0] != 'Q') {
+		rc = qc_try_batch(c, d, avail);
+		if (rc < 0)
+			pooler_client_fail(c, "53200", "pooler out of memory");
+		return rc != 0;
+	}
 	rc = pgw_frame(d, avail, p->set.max_message, &type, &total);
 	if (rc != 0 || total > avail || total <= PGW_HDR)
 		return false;
 	len = strnlen((const char *)d + PGW_HDR, total - PGW_HDR);
 	if (qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
-			  sizeof(c->params), (const char *)d + PGW_HDR, len, &c->out,
+			  sizeof(c->params), (const char *)d + PGW_HDR, len, NULL, 0, &c->out,
 			  &c->qc_next) == 1) {
 		buf_consume(&c->in, total);
 		return true;
@@ -1187,22 +1264,31 @@ static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
 	return false;
 }
 
-/* A Query went to s: drop what it writes; capture its answer if it was
- * looked up and is the only thing s owes. */
-static void qc_query_sent(struct client *c, struct server *s, const uint8_t *body, size_t n)
+/* The first message of a request that was looked up goes to s: capture
+ * its answer if s owes nothing before it (everything s forwards up to the
+ * next ReadyForQuery is then this request's answer). */
+static void qc_attach(struct client *c, struct server *s)
 {
-	struct pooler *p = c->p;
 	struct qcap *cap = c->qc_next;
 
-	(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, (const char *)body,
-				strnlen((const char *)body, n), &s->qc_pend);
 	c->qc_next = NULL;
-	if (!cap)
-		return;
-	if (pgs_q_len(&s->q) == 1 && !s->qc_cap)
+	if (!pgs_q_len(&s->q) && !s->qc_cap && s->status == 'I')
 		s->qc_cap = cap;
 	else
-		qcache_finish(p->qcache, cap, false);
+		qcache_finish(c->p->qcache, cap, false);
+}
+
+/* An unnamed statement answered from the cache is about to be used by a
+ * Bind or Describe without a Parse of its own: prepare it on s first. */
+static int qc_unnamed_restore(struct client *c, struct server *s)
+{
+	size_t len = c->qc_unnamed_len;
+	int r = pgs_q_push(&s->q, PGS_PARSE_HIDDEN, NULL, 0);
+
+	c->qc_unnamed_len = 0;
+	if (r < 0)
+		return r;
+	return r == 1 ? 0 : pgw_put_parse(&s->out, "", c->qc_unnamed, len);
 }
 
 static int push(struct server *s, enum pgs_kind k, uint64_t t)
@@ -1225,6 +1311,13 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 	bool track = !rename && (p->qstats || p->qcache);
 	int rc = 0;
 
+	if (c->qc_next)
+		qc_attach(c, s);
+	if (type == 'S' || type == 'Q' || type == 'F')
+		c->ext_open = false;
+	else if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' ||
+		 type == 'H')
+		c->ext_open = true;
 	switch (type) {
 	case 'Q':
 	case 'F':
@@ -1232,7 +1325,8 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		if (!rc)
 			qtrack_query(c, s, type, body, n);
 		if (!rc && p->qcache && type == 'Q')
-			qc_query_sent(c, s, body, n);
+			(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, (const char *)body,
+						strnlen((const char *)body, n), &s->qc_pend);
 		break;
 	case 'S':
 		rc = push(s, PGS_SYNC, now_us());
@@ -1251,6 +1345,8 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			return -1;
 		}
 		qtrack_parse(c, &ps);
+		if (!ps.name[0])
+			c->qc_unnamed_len = 0;  /* replaced on the server */
 		if (!rename || !ps.name[0]) {
 			/* over the bound: the name is forgotten, its Binds count
 			 * as unknown (no statistics, the cache assumes a write) */
@@ -1296,6 +1392,10 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 			(void)qcache_note_write(p->qcache, p->dbs[c->db].conf.name, text, tl,
 						&s->qc_pend);
 		}
+		if (!b.stmt[0] && c->qc_unnamed_len && qc_unnamed_restore(c, s) != 0) {
+			pooler_client_fail(c, "53200", "pooler buffer full");
+			return -1;
+		}
 		if (!st || !rename) {
 			rc = push(s, PGS_BIND, 0);
 			break;
@@ -1319,6 +1419,11 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		st = rename && t.kind == 'S' && t.name[0] ? pgs_map_get(&c->stmts, t.name) : NULL;
 		if (track && type == 'C' && t.kind == 'S' && t.name[0])
 			pgs_map_del(&c->stmts, t.name);
+		if (t.kind == 'S' && !t.name[0] && c->qc_unnamed_len &&
+		    qc_unnamed_restore(c, s) != 0) {
+			pooler_client_fail(c, "53200", "pooler buffer full");
+			return -1;
+		}
 		if (type == 'D') {
 			if (!st) {
 				rc = push(s, t.kind == 'S' ? PGS_DESC_STMT : PGS_DESC_PORTAL, 0);
@@ -1365,8 +1470,8 @@ static void client_process(struct client *c)
 		char type;
 		int rc;
 
-		if (p->qcache && !c->stream_left && avail >= PGW_HDR && d[0] == 'Q' &&
-		    qc_try(c, d, avail))
+		if (p->qcache && !c->stream_left && avail >= PGW_HDR &&
+		    (d[0] == 'Q' || d[0] == 'P' || d[0] == 'B') && qc_try(c, d, avail))
 			continue;               /* answered from the result cache */
 		s = c->server;
 		if (!s) {

@@ -102,7 +102,10 @@ struct client {
 	char *qt_text;                  /* text of the last unnamed Parse */
 	size_t qt_len;
 	struct qreq *qt_open;           /* Bind seen, waiting for its Sync */
-	struct qcap *qc_next;           /* result cache missed: capture the next Query */
+	struct qcap *qc_next;           /* result cache missed: capture the next request */
+	bool ext_open;                  /* extended-protocol messages sent since the last Sync */
+	uint8_t *qc_unnamed;            /* Parse (rest) of an unnamed statement answered */
+	size_t qc_unnamed_len, qc_unnamed_cap;  /* from the cache, not yet on the server */
 };
 
 enum server_state {

@@ -3,18 +3,22 @@
  * through the shared cache tiers (tier.h), invalidated by the writes the
  * pooler sees.
  *
- * What is cached: a simple-protocol Query whose fingerprint is listed in
+ * What is cached: a request whose statement's fingerprint is listed in
  * query_cache.fingerprints, that is one plain SELECT (no FOR UPDATE/SHARE,
  * no data-modifying CTE, no SELECT INTO), sent outside a transaction block
  * (no server held in transaction mode; status 'I' and nothing owed in
  * session mode) on a server connection that owes nothing else, and whose
- * whole answer (RowDescription, DataRows, CommandComplete, ReadyForQuery
- * 'I') fits query_cache.max_result_size and has no ErrorResponse. The key
- * is "hpq:DB:USER:HASH|table|table|": the hash covers the exact text and
- * the session parameters that change how results are printed (encoding,
- * DateStyle, TimeZone, ...), the user keeps row-level security and
- * privileges apart, and the tables read are in the key so that a write can
- * drop every entry reading a table with one glob.
+ * whole answer (everything the server sent up to ReadyForQuery 'I') fits
+ * query_cache.max_result_size and has no ErrorResponse. The request is a
+ * simple Query, or an extended-protocol [Parse] Bind [Describe] Execute
+ * Sync (the pooler picks these out, pgw_parse_batch, and passes what
+ * shapes the answer besides the text: which messages, parameter types,
+ * the Bind's formats and values). The key is
+ * "hpq:DB:USER:HASH|table|table|": the hash covers the exact text, those
+ * extended-protocol parts and the session parameters that change how
+ * results are printed (encoding, DateStyle, TimeZone, ...), the user keeps
+ * row-level security and privileges apart, and the tables read are in the
+ * key so that a write can drop every entry reading a table with one glob.
  *
  * Invalidation: a simple Query or a Bind of a statement that may write
  * (first keyword not SELECT/VALUES/TABLE/SHOW/EXPLAIN) is parsed with
@@ -375,7 +379,8 @@ static int resp_bulk(const struct buf *b, const char **v, size_t *n)
 }
 
 int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
-		  size_t slen, const char *sql, size_t len, struct buf *out, struct qcap **cap)
+		  size_t slen, const char *sql, size_t len, const struct iovec *ext, unsigned next,
+		  struct buf *out, struct qcap **cap)
 {
 	struct tier *t = tier_current();
 	struct memo *m;
@@ -394,9 +399,31 @@ int qcache_lookup(struct qcache *qc, const char *db, const char *user, const voi
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return 0;
-	{
+	if (!next) {
 		XXH128_hash_t a = XXH3_128bits_withSeed(sql, len, XXH3_64bits(session, slen));
 
+		hv[0] = a.low64;
+		hv[1] = a.high64;
+	} else {
+		/* each part with its length, so parts cannot run into each other */
+		XXH3_state_t *st = XXH3_createState();
+		XXH128_hash_t a;
+
+		if (!st) {
+			free(c);
+			return 0;
+		}
+		XXH3_128bits_reset_withSeed(st, XXH3_64bits(session, slen));
+		XXH3_128bits_update(st, "X", 1);
+		for (unsigned i = 0; i < next; i++) {
+			uint64_t l = ext[i].iov_len;
+
+			XXH3_128bits_update(st, &l, sizeof(l));
+			XXH3_128bits_update(st, ext[i].iov_base, ext[i].iov_len);
+		}
+		XXH3_128bits_update(st, sql, len);
+		a = XXH3_128bits_digest(st);
+		XXH3_freeState(st);
 		hv[0] = a.low64;
 		hv[1] = a.high64;
 	}

@@ -116,6 +116,26 @@ struct pgw_target {
 };
 int pgw_parse_target(const uint8_t *body, size_t n, struct pgw_target *out) HP_MUST_CHECK;
 
+/*
+ * One extended-protocol request of the shape drivers send for a single
+ * statement: [Parse] Bind [Describe] Execute Sync, every message whole in
+ * p[0..n). Names and parameters point into p. The result cache answers
+ * such a request as a unit.
+ */
+struct pgw_batch {
+	bool has_parse;
+	struct pgw_parse parse;
+	struct pgw_bind bind;
+	char desc;                      /* 0 (none), 'S' or 'P' */
+	const char *desc_name;
+	const char *portal;             /* of the Execute */
+	uint32_t max_rows;              /* of the Execute; 0 = all */
+	size_t total;                   /* bytes from p through the Sync */
+};
+/* 1 when p starts with such a request, 0 when it does not or is not
+ * whole yet (messages over `max` bytes: not); never reads past n. */
+int pgw_parse_batch(const uint8_t *p, size_t n, size_t max, struct pgw_batch *out);
+
 /* Field `code` ('C' SQLSTATE, 'M' message, 'S' severity, ...) of an
  * ErrorResponse/NoticeResponse body; NULL if absent or malformed. */
 const char *pgw_error_field(const uint8_t *body, size_t n, char code);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include "hotpath/buf.h"
 
 struct qcache;
@@ -36,14 +37,18 @@ void qcache_free(struct qcache *qc);
 void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out);
 
 /*
- * A simple Query `sql` about to be sent outside a transaction block. 1:
- * answered from the cache (the stored answer appended to out); 0: send it,
- * and when *cap is set capture its answer (qcap_add for every message
- * forwarded to the client, qcap_abort on an error, qcache_finish at its
- * ReadyForQuery). `session` is a digest of the session settings.
+ * A request running `sql` about to be sent outside a transaction block: a
+ * simple Query (next 0), or an extended-protocol request whose other
+ * parts - which messages, parameter types, the Bind's values and formats
+ * - are in ext[0..next) and belong to the key. 1: answered from the cache
+ * (the stored answer appended to out); 0: send it, and when *cap is set
+ * capture its answer (qcap_add for every message forwarded to the client,
+ * qcap_abort on an error, qcache_finish at its ReadyForQuery). `session`
+ * is a digest of the session settings.
  */
 int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
-		  size_t slen, const char *sql, size_t len, struct buf *out, struct qcap **cap);
+		  size_t slen, const char *sql, size_t len, const struct iovec *ext, unsigned next,
+		  struct buf *out, struct qcap **cap);
 void qcap_add(struct qcap *c, const void *p, size_t n);
 void qcap_abort(struct qcap *c);
 /* Store the captured answer if ok, complete, small enough and no table it

@@ -4,7 +4,8 @@
  *
  * The first byte picks a mode: 0 a client's byte stream (startup-phase
  * packets, then regular messages through pgw_frame with the readers the
- * pooler uses on Parse/Bind/Describe/Close, and rewriting them as the
+ * pooler uses on Parse/Bind/Describe/Close, the result cache's reader of a
+ * whole request, and rewriting them as the
  * pooler would), 1 a server's stream driving the response queue
  * (pgs_q_on_server) after a fixed set of pushes, 2 the auth_file parser,
  * 3 SCRAM messages to the server side. Checks beyond memory safety: a
@@ -39,6 +40,13 @@ static void client_stream(const uint8_t *d, size_t n)
 		size_t total;
 		char type;
 		const uint8_t *m = d + off;
+		struct pgw_batch bt;
+
+		/* the result cache's look at a whole request from here */
+		if (pgw_parse_batch(m, n - off, 1 << 16, &bt) == 1 &&
+		    (bt.total > n - off || !bt.bind.stmt || !bt.portal ||
+		     (bt.desc && !bt.desc_name) || (bt.has_parse && !bt.parse.rest)))
+			abort();
 
 		if (pgw_frame(m, n - off, 1 << 16, &type, &total) != 0 || total > n - off)
 			break;

@@ -141,3 +141,264 @@ def test_named_statements_counted_per_execution(hotpath_factory, pg, mode):
                          prepare=True).fetchall()
     q = entry(dm, "price > $2", calls=25)
     assert q is not None and q["calls"] == 25 and q["rows"] == 25, q
+
+
+# ---- 2. the result cache for the extended protocol --------------------------------------
+
+def msg(t, body=b""):
+    return t + struct.pack("!I", len(body) + 4) + body
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+class Raw:
+    """A protocol-level client (the pooler with auth_type = trust): sends the
+    exact messages given and returns the exact bytes up to ReadyForQuery."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = struct.pack("!I", 196608) + cstr("user") + cstr("app") + cstr("database") + \
+            cstr("app") + b"\0"
+        self.s.sendall(struct.pack("!I", len(body) + 4) + body)
+        self.buf = b""
+        self.until_ready()
+
+    def read_msg(self):
+        while True:
+            if len(self.buf) >= 5:
+                n = struct.unpack("!I", self.buf[1:5])[0]
+                if len(self.buf) >= n + 1:
+                    m, self.buf = self.buf[:n + 1], self.buf[n + 1:]
+                    return m
+            chunk = self.s.recv(65536)
+            assert chunk, "connection closed"
+            self.buf += chunk
+
+    def until_ready(self):
+        out = b""
+        while True:
+            m = self.read_msg()
+            out += m
+            if m[:1] == b"Z":
+                return out
+
+    def send(self, data):
+        self.s.sendall(data)
+        return self.until_ready()
+
+    def close(self):
+        self.s.sendall(msg(b"X"))
+        self.s.close()
+
+
+def parse(sql, name="", types=()):
+    return msg(b"P", cstr(name) + cstr(sql) + struct.pack("!H", len(types)) +
+               b"".join(struct.pack("!I", t) for t in types))
+
+
+def bind(params, stmt="", pfmt=0, rfmt=0):
+    b = cstr("") + cstr(stmt) + struct.pack("!HH", 1, pfmt) + struct.pack("!H", len(params))
+    for p in params:
+        b += struct.pack("!I", len(p)) + p
+    return msg(b"B", b + struct.pack("!HH", 1, rfmt))
+
+
+DESC_P = msg(b"D", b"P\0")
+EXEC = msg(b"E", b"\0" + struct.pack("!I", 0))
+SYNC = msg(b"S")
+
+
+def rows(reply):
+    """The DataRow messages of a reply."""
+    out, i = [], 0
+    while i < len(reply):
+        n = struct.unpack("!I", reply[i + 1:i + 5])[0]
+        if reply[i:i + 1] == b"D":
+            out.append(reply[i:i + 1 + n])
+        i += 1 + n
+    return out
+
+
+def types(reply):
+    out, i = [], 0
+    while i < len(reply):
+        n = struct.unpack("!I", reply[i + 1:i + 5])[0]
+        out.append(reply[i:i + 1].decode())
+        i += 1 + n
+    return "".join(out)
+
+
+def cache_stats(dm):
+    return queries(dm)["query_cache"]
+
+
+SEL = "SELECT name, price FROM products WHERE id = $1"
+UPD = "UPDATE products SET name = $1 WHERE id = $2"
+
+
+def learn_fingerprint(hotpath_factory, pg, sql, params):
+    dm = start(hotpath_factory, pg)
+    with psycopg.connect(conninfo(dm.pool_port), autocommit=True) as conn:
+        conn.execute(sql.replace("$1", "%s"), params).fetchall()
+    q = entry(dm, sql.split(" WHERE")[0], calls=1)
+    dm.stop()
+    return q["fingerprint"]
+
+
+def start_trust(hotpath_factory, pg, mode, extra):
+    port = free_port()
+    ini = """
+[pooler]
+listen = 127.0.0.1:%d
+auth_type = trust
+pool_mode = %s
+default_pool_size = 4
+[query_analysis]
+interval = 0
+%s
+[database.app]
+host = 127.0.0.1
+port = %d
+dbname = app
+user = app
+password = secret
+""" % (port, mode, extra, pg.port)
+    dm = hotpath_factory(ini_extra=ini, bpf=False)
+    dm.pool_port = port
+    assert dm.wait_log("pooler: listening"), dm.log_text()
+    return dm
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_result_cache_extended_protocol(hotpath_factory, pg, mode):
+    fp = learn_fingerprint(hotpath_factory, pg, SEL, (5,))
+    dm = start_trust(hotpath_factory, pg, mode, "[query_cache]\nfingerprints = %s\nttl = 60s\n" % fp)
+    pg.sql("UPDATE products SET name = 'p' || id", db="app")
+    c = Raw(dm.pool_port)
+    unnamed = parse(SEL) + bind([b"5"]) + DESC_P + EXEC + SYNC
+    first = c.send(unnamed)
+    assert types(first) == "12TDCZ" and b"p5" in first, first
+    s = cache_stats(dm)
+    assert (s["misses"], s["stores"], s["hits"]) == (1, 1, 0), s
+    again = c.send(unnamed)
+    assert again == first                  # byte for byte what the server sent
+    assert cache_stats(dm)["hits"] == 1
+    # the key holds the parameters, their formats, the result formats and
+    # which messages came: each of these is a miss first, then a hit
+    variants = [
+        parse(SEL) + bind([b"6"]) + DESC_P + EXEC + SYNC,                      # other value
+        parse(SEL) + bind([struct.pack("!i", 5)], pfmt=1) + DESC_P + EXEC + SYNC,  # binary
+        parse(SEL, types=(23,)) + bind([b"5"]) + DESC_P + EXEC + SYNC,         # typed
+        parse(SEL) + bind([b"5"], rfmt=1) + DESC_P + EXEC + SYNC,              # binary rows
+        parse(SEL) + bind([b"5"]) + EXEC + SYNC,                               # no Describe
+        parse(SEL) + bind([b"5"]) + msg(b"D", b"S\0") + EXEC + SYNC,           # Describe S
+    ]
+    answers = []
+    for v in variants:
+        before = cache_stats(dm)
+        a = c.send(v)
+        b = c.send(v)
+        after = cache_stats(dm)
+        assert a == b, (v, a, b)
+        assert after["misses"] == before["misses"] + 1 and after["hits"] == before["hits"] + 1
+        answers.append(a)
+    assert b"p6" in answers[0] and b"p5" not in answers[0]
+    assert rows(answers[1]) == rows(first) and rows(answers[2]) == rows(first)
+    assert rows(answers[3]) != rows(first)                  # numeric in binary
+    assert types(answers[4]) == "12DCZ" and rows(answers[4]) == rows(first)
+    assert types(answers[5]) == "12tTDCZ" and rows(answers[5]) == rows(first)
+
+    # after a hit the server never saw that Parse: a Bind of the unnamed
+    # statement without a Parse of its own still runs it
+    c.send(unnamed)
+    nop = c.send(bind([b"7"]) + DESC_P + EXEC + SYNC)
+    assert types(nop) == "2TDCZ" and b"p7" in nop, nop
+
+    # a named statement prepared earlier: same answer minus ParseComplete
+    assert types(c.send(parse(SEL, name="s1") + SYNC)) == "1Z"
+    named = bind([b"5"], stmt="s1") + DESC_P + EXEC + SYNC
+    before = cache_stats(dm)
+    n1 = c.send(named)
+    n2 = c.send(named)
+    assert n1 == n2 == first[5:], (n1, first)
+    after = cache_stats(dm)
+    assert after["misses"] == before["misses"] + 1 and after["hits"] == before["hits"] + 1
+
+    # writes through the pooler: extended protocol, named statement, simple
+    # query, other client - the next read is never stale
+    w = Raw(dm.pool_port)
+    assert types(w.send(parse(UPD, name="upd") + SYNC)) == "1Z"
+    for i in range(6):
+        val = ("v%d" % i).encode()
+        if i % 3 == 0:
+            r = w.send(parse(UPD) + bind([val, b"5"]) + EXEC + SYNC)
+        elif i % 3 == 1:
+            r = w.send(bind([val, b"5"], stmt="upd") + EXEC + SYNC)
+        else:
+            r = w.send(msg(b"Q", cstr("UPDATE products SET name = '%s' WHERE id = 5" %
+                                       val.decode())))
+        assert b"UPDATE 1" in r, r
+        for q in (unnamed, named):
+            got = c.send(q)
+            assert val in got and rows(got) == rows(c.send(q)), (i, got)
+    # inside a transaction block nothing is answered from the cache
+    before = cache_stats(dm)
+    tx = c.send(msg(b"Q", cstr("BEGIN")))
+    assert tx.endswith(b"T")
+    c.send(unnamed)
+    c.send(unnamed)
+    c.send(msg(b"Q", cstr("COMMIT")))
+    after = cache_stats(dm)
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"]), after
+    # the server ran the SELECT only on misses (and the two in the
+    # transaction, and the Bind without a Parse, which is not looked up)
+    q = entry(dm, "FROM products WHERE id", calls=after["misses"] + 3)
+    assert q["calls"] == after["misses"] + 3, (q, after)
+    w.close()
+    c.close()
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_result_cache_psycopg_and_pgbench(hotpath_factory, pg, mode, tmp_path):
+    fp = learn_fingerprint(hotpath_factory, pg, SEL, (5,))
+    dm = start(hotpath_factory, pg, mode=mode,
+               extra="[query_cache]\nfingerprints = %s\nttl = 60s\n" % fp)
+    pg.sql("UPDATE products SET name = 'p' || id", db="app")
+    sql = SEL.replace("$1", "%s")
+    direct = psycopg.connect("host=127.0.0.1 port=%d user=app password=secret dbname=app "
+                             "sslmode=disable" % pg.port, autocommit=True)
+    conn = psycopg.connect(conninfo(dm.pool_port), autocommit=True)
+    # text and binary, unnamed and prepared: the same rows as the server's, every time
+    for binary in (False, True):
+        for prepare in (False, True):
+            for i in (5, 6, 5, 6):
+                want = direct.execute(sql, (i,), binary=binary).fetchall()
+                cur = conn.execute(sql, (i,), binary=binary, prepare=prepare)
+                assert cur.fetchall() == want
+                assert [d.type_code for d in cur.description] == \
+                    [d.type_code for d in direct.execute(sql, (i,), binary=binary).description]
+    s = cache_stats(dm)
+    assert s["hits"] >= 8 and s["misses"] >= 4, s
+    # never stale: a write through the pooler (another client, extended
+    # protocol) is seen by the next read
+    other = psycopg.connect(conninfo(dm.pool_port), autocommit=True)
+    for k in range(10):
+        other.execute("UPDATE products SET name = %s WHERE id = %s", ("w%d" % k, 5),
+                      prepare=k % 2 == 0)
+        for binary in (False, True):
+            assert conn.execute(sql, (5,), binary=binary).fetchall()[0][0] == "w%d" % k
+    other.close()
+
+    # pgbench, extended and prepared, reading 100 rows at random
+    script = tmp_path / "sel.sql"
+    script.write_text("\\set id random(1, 100)\nSELECT name, price FROM products WHERE id = :id;\n")
+    for m in ("extended", "prepared"):
+        before = cache_stats(dm)
+        assert pgbench(dm.pool_port, "-M", m, "-f", str(script), "-c", "2", "-t", "200") == 400
+        after = cache_stats(dm)
+        assert after["hits"] - before["hits"] >= 200, (m, before, after)
+        assert after["hits"] + after["misses"] - before["hits"] - before["misses"] == 400
+    conn.close()
+    direct.close()

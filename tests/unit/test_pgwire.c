@@ -107,6 +107,77 @@ static void test_extended_messages(void **state)
 	buf_free(&b);
 }
 
+/* Exec/Sync written by hand: the pooler never sends them itself. */
+static void put_exec_sync(struct buf *b, uint32_t max_rows)
+{
+	long at = pgw_begin(b, 'E');
+
+	assert_true(at >= 0);
+	assert_int_equal(pgw_put_str(b, ""), 0);
+	assert_int_equal(pgw_put_u32(b, max_rows), 0);
+	pgw_end(b, at);
+	assert_int_equal(pgw_put_empty(b, 'S'), 0);
+}
+
+static void test_batch(void **state)
+{
+	const uint8_t rest[] = "SELECT $1\0\0\0";
+	const uint8_t brest[] = "\0\0\0\1\0\0\0\1" "5\0\0";
+	struct pgw_batch bt;
+	struct buf b;
+	const uint8_t *h;
+
+	(void)state;
+	buf_init(&b, 4096);
+	/* Parse Bind Describe(P) Execute Sync, then more */
+	assert_int_equal(pgw_put_parse(&b, "", rest, sizeof(rest) - 1), 0);
+	assert_int_equal(pgw_put_bind(&b, "", "", brest, sizeof(brest) - 1), 0);
+	assert_int_equal(pgw_put_target(&b, 'D', 'P', ""), 0);
+	put_exec_sync(&b, 0);
+	size_t whole = buf_used(&b);
+	assert_int_equal(pgw_put_query(&b, "SELECT 1"), 0);
+	h = (const uint8_t *)buf_head(&b);
+	assert_int_equal(pgw_parse_batch(h, buf_used(&b), 4096, &bt), 1);
+	assert_true(bt.has_parse);
+	assert_string_equal(bt.parse.query, "SELECT $1");
+	assert_int_equal(bt.bind.rest_len, sizeof(brest) - 1);
+	assert_int_equal(bt.desc, 'P');
+	assert_int_equal(bt.max_rows, 0);
+	assert_int_equal(bt.total, whole);
+	/* every cut short of the Sync: not whole yet */
+	for (size_t cut = 0; cut < whole; cut++)
+		assert_int_equal(pgw_parse_batch(h, cut, 4096, &bt), 0);
+	/* a message over the bound */
+	assert_int_equal(pgw_parse_batch(h, whole, 16, &bt), 0);
+
+	/* Bind of a named statement, no Describe, a row limit */
+	buf_reset(&b);
+	assert_int_equal(pgw_put_bind(&b, "", "s1", brest, sizeof(brest) - 1), 0);
+	put_exec_sync(&b, 10);
+	h = (const uint8_t *)buf_head(&b);
+	assert_int_equal(pgw_parse_batch(h, buf_used(&b), 4096, &bt), 1);
+	assert_false(bt.has_parse);
+	assert_string_equal(bt.bind.stmt, "s1");
+	assert_int_equal(bt.desc, 0);
+	assert_int_equal(bt.max_rows, 10);
+
+	/* other shapes: Parse and Sync alone, two Executes, a Query */
+	buf_reset(&b);
+	assert_int_equal(pgw_put_parse(&b, "s1", rest, sizeof(rest) - 1), 0);
+	assert_int_equal(pgw_put_empty(&b, 'S'), 0);
+	assert_int_equal(pgw_parse_batch((const uint8_t *)buf_head(&b), buf_used(&b), 4096, &bt), 0);
+	buf_reset(&b);
+	assert_int_equal(pgw_put_bind(&b, "", "", brest, sizeof(brest) - 1), 0);
+	put_exec_sync(&b, 0);
+	b.len -= 5;             /* drop the Sync, add an Execute and a Sync */
+	put_exec_sync(&b, 0);
+	assert_int_equal(pgw_parse_batch((const uint8_t *)buf_head(&b), buf_used(&b), 4096, &bt), 0);
+	buf_reset(&b);
+	assert_int_equal(pgw_put_query(&b, "SELECT 1"), 0);
+	assert_int_equal(pgw_parse_batch((const uint8_t *)buf_head(&b), buf_used(&b), 4096, &bt), 0);
+	buf_free(&b);
+}
+
 static void test_error_response(void **state)
 {
 	struct buf b;
@@ -135,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_frame),
 		cmocka_unit_test(test_startup),
 		cmocka_unit_test(test_extended_messages),
+		cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_error_response),
 	};
 
