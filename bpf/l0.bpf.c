@@ -401,6 +401,9 @@ static long walk_one(__u32 i, struct walk *w)
 		w->verdict = L0W_FAIL;
 		return 1;
 	}
+	/* Counted even if a later command sends the whole write to the
+	 * daemon (which then counts it again in L1): heat is an estimate. */
+	__sync_fetch_and_add(&v->hits, 1);
 	w->out = out + rl;
 	w->off += n;
 	w->hits++;

@@ -57,8 +57,18 @@
 struct l0_cand {
 	unsigned heat;
 	uint32_t klen;
+	uint64_t khits;             /* the kernel's hit count of its L0 entry, last seen */
 	char key[L0_KEY_MAX];
 };
+
+/* Open-addressing table from key hash to an index into a candidate array. */
+struct l0_index {
+	uint64_t *hash;             /* 0 = empty */
+	uint32_t *idx;
+	size_t mask;
+};
+
+#define L0_READ_BATCH 128       /* entries per bpf_map_lookup_batch() */
 
 struct l0 {
 	struct l1 *l1;
@@ -72,15 +82,68 @@ struct l0 {
 	char pin_path[512];
 	unsigned max_keys, max_value, min_heat;
 	/* refresher state (main thread only) */
-	struct l0_cand *heap, *cur;
+	struct l0_cand *heap, *cur, *next;
 	unsigned nheap, ncur;
-	uint64_t *set;              /* open-addressing set of key hashes */
-	size_t set_mask;
+	struct l0_index hot;        /* the heap's keys */
+	struct l0_index in;         /* cur's keys */
+	struct l0_key *rkeys;       /* L0_READ_BATCH of each, for reading the map */
+	struct l0_value *rvals;
 	/* counters */
 	uint64_t inserts, removals;
 	_Atomic uint64_t invalidations;
 	_Atomic int64_t live;       /* keys in the kernel map now */
 };
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = XXH3_64bits(k, n);
+
+	return h ? h : 1;   /* 0 marks an empty slot */
+}
+
+/* Index `cands[0..n)` by key (n at most a quarter of the table's size). */
+static void index_build(struct l0_index *x, const struct l0_cand *cands, unsigned n)
+{
+	memset(x->hash, 0, (x->mask + 1) * sizeof(*x->hash));
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t h = key_hash(cands[k].key, cands[k].klen);
+		size_t i = h & x->mask;
+
+		while (x->hash[i] != 0 && x->hash[i] != h)
+			i = (i + 1) & x->mask;
+		x->hash[i] = h;
+		x->idx[i] = k;
+	}
+}
+
+/* The candidate with this key, or NULL. */
+static struct l0_cand *index_find(const struct l0_index *x, struct l0_cand *cands,
+				  const char *key, size_t klen)
+{
+	uint64_t h = key_hash(key, klen);
+
+	for (size_t i = h & x->mask; x->hash[i] != 0; i = (i + 1) & x->mask) {
+		struct l0_cand *c = &cands[x->idx[i]];
+
+		if (x->hash[i] == h && c->klen == klen && memcmp(c->key, key, klen) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static int index_init(struct l0_index *x, size_t slots)
+{
+	x->hash = calloc(slots, sizeof(*x->hash));
+	x->idx = calloc(slots, sizeof(*x->idx));
+	x->mask = slots - 1;
+	return x->hash && x->idx ? 0 : -ENOMEM;
+}
+
+static void index_free(struct l0_index *x)
+{
+	free(x->hash);
+	free(x->idx);
+}
 
 static void key_fill(struct l0_key *k, const char *key, size_t klen)
 {
@@ -140,11 +203,13 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->min_heat = o->min_heat ? o->min_heat : 2;
 	l0->heap = calloc(l0->max_keys, sizeof(*l0->heap));
 	l0->cur = calloc(l0->max_keys, sizeof(*l0->cur));
+	l0->next = calloc(l0->max_keys, sizeof(*l0->next));
+	l0->rkeys = calloc(L0_READ_BATCH, sizeof(*l0->rkeys));
+	l0->rvals = calloc(L0_READ_BATCH, sizeof(*l0->rvals));
 	for (n = 16; n < (size_t)l0->max_keys * 4; n <<= 1)
 		;
-	l0->set = calloc(n, sizeof(*l0->set));
-	l0->set_mask = n - 1;
-	if (!l0->heap || !l0->cur || !l0->set) {
+	if (!l0->heap || !l0->cur || !l0->next || !l0->rkeys || !l0->rvals ||
+	    index_init(&l0->hot, n) != 0 || index_init(&l0->in, n) != 0) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
 	}
@@ -223,32 +288,6 @@ void l0_set_port(struct l0 *l0, uint16_t port)
 }
 
 /* ---- refresher ------------------------------------------------------------ */
-
-static bool set_has(const struct l0 *l0, uint64_t h)
-{
-	for (size_t i = h & l0->set_mask;; i = (i + 1) & l0->set_mask) {
-		if (l0->set[i] == 0)
-			return false;
-		if (l0->set[i] == h)
-			return true;
-	}
-}
-
-static void set_add(struct l0 *l0, uint64_t h)
-{
-	size_t i = h & l0->set_mask;
-
-	while (l0->set[i] != 0 && l0->set[i] != h)
-		i = (i + 1) & l0->set_mask;
-	l0->set[i] = h;
-}
-
-static uint64_t key_hash(const char *k, size_t n)
-{
-	uint64_t h = XXH3_64bits(k, n);
-
-	return h ? h : 1;   /* 0 marks an empty set slot */
-}
 
 static void heap_sift_down(struct l0_cand *hp, unsigned n, unsigned i)
 {
@@ -361,42 +400,96 @@ static void drop_all(struct l0 *l0)
 	l0->ncur = 0;
 }
 
+/*
+ * GETs the kernel answered never reach L1, so without this a key would
+ * cool in L1 while L0 serves it, leave L0 a few seconds later, come back
+ * once the daemon's GETs of it heat it again, and so on (the bench saw
+ * L0's key count swing between all and a tenth under a steady load).
+ * Read each entry's hit count (in batches: one value is a KiB) and credit
+ * the GETs since the last refresh to L1, before the scan ranks the keys.
+ */
+static void credit_hits(struct l0 *l0)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 token = 0, count;
+	bool first = true;
+	int err;
+
+	index_build(&l0->in, l0->cur, l0->ncur);
+	do {
+		count = L0_READ_BATCH;
+		err = bpf_map_lookup_batch(l0->cache_fd, first ? NULL : &token, &token, l0->rkeys,
+					   l0->rvals, &count, &opts);
+		if (err < 0)
+			err = -errno;
+		first = false;
+		for (__u32 k = 0; k < count && k < L0_READ_BATCH; k++) {
+			const struct l0_key *key = &l0->rkeys[k];
+			uint64_t hits = l0->rvals[k].hits, gets;
+			struct l0_cand *c;
+
+			if (key->len > L0_KEY_MAX ||
+			    !(c = index_find(&l0->in, l0->cur, key->data, key->len)))
+				continue;
+			/* fewer than last time: the entry was replaced since */
+			gets = hits >= c->khits ? hits - c->khits : hits;
+			c->khits = hits;
+			if (gets)
+				l1_l0_credit(l0->l1, key->data, key->len,
+					     gets > UINT32_MAX ? UINT32_MAX : (unsigned)gets);
+		}
+	} while (err == 0);
+	if (err != -ENOENT)
+		log_debug("l0: cannot read the hit counts: %s", strerror(-err));
+}
+
 void l0_refresh(struct l0 *l0)
 {
+	struct l0_cand *t;
+	unsigned n = 0;
+
 	if (!__atomic_load_n(&l0->skel->bss->l0_on, __ATOMIC_ACQUIRE))
 		return;
+	credit_hits(l0);            /* also indexes cur in l0->in */
 	l0->nheap = 0;
 	l1_hot_scan(l0->l1, L0_KEY_MAX, l0->max_value, l0->min_heat, collect_hot, l0);
-	memset(l0->set, 0, (l0->set_mask + 1) * sizeof(*l0->set));
-	for (unsigned i = 0; i < l0->nheap; i++)
-		set_add(l0, key_hash(l0->heap[i].key, l0->heap[i].klen));
+	index_build(&l0->hot, l0->heap, l0->nheap);
 	/* Keys that cooled leave first, so the map has room for new ones. */
 	for (unsigned i = 0; i < l0->ncur; i++) {
 		struct del_ctx d = { l0, &l0->cur[i] };
 
-		if (set_has(l0, key_hash(l0->cur[i].key, l0->cur[i].klen)))
+		if (index_find(&l0->hot, l0->heap, l0->cur[i].key, l0->cur[i].klen))
 			continue;
 		if (l1_l0_unmark(l0->l1, l0->cur[i].key, l0->cur[i].klen, del_value, &d))
 			l0->removals++;
 	}
-	l0->ncur = 0;
 	for (unsigned i = 0; i < l0->nheap; i++) {
-		struct put_ctx p = { l0, &l0->heap[i], 0 };
-		int rc = l1_l0_mark(l0->l1, l0->heap[i].key, l0->heap[i].klen, put_value, &p);
+		struct l0_cand *h = &l0->heap[i], *was;
+		struct put_ctx p = { l0, h, 0 };
+		int rc = l1_l0_mark(l0->l1, h->key, h->klen, put_value, &p);
 
 		if (rc == 0)
 			continue;               /* gone since the scan */
 		if (rc == 1 && p.rc != 0) {
-			/* Not copied: the flag only costs a no-op delete later. */
+			/* Not copied: unflag it so a later refresh tries again. */
 			log_debug("l0: cannot insert a key: %s", strerror(-p.rc));
+			l1_l0_unmark(l0->l1, h->key, h->klen, NULL, NULL);
 			continue;
 		}
 		if (rc == 1) {
 			l0->inserts++;
 			atomic_fetch_add_explicit(&l0->live, 1, memory_order_relaxed);
+			h->khits = 0;   /* a fresh entry counts from 0 */
+		} else {
+			was = index_find(&l0->in, l0->cur, h->key, h->klen);
+			h->khits = was ? was->khits : 0;
 		}
-		l0->cur[l0->ncur++] = l0->heap[i];
+		l0->next[n++] = *h;
 	}
+	l0->ncur = n;
+	t = l0->cur;
+	l0->cur = l0->next;
+	l0->next = t;
 }
 
 void l0_flush(struct l0 *l0)
@@ -507,6 +600,10 @@ void l0_stop(struct l0 *l0)
 	}
 	free(l0->heap);
 	free(l0->cur);
-	free(l0->set);
+	free(l0->next);
+	free(l0->rkeys);
+	free(l0->rvals);
+	index_free(&l0->hot);
+	index_free(&l0->in);
 	free(l0);
 }

@@ -1575,6 +1575,25 @@ int l1_l0_unmark(struct l1 *l, const char *key, size_t klen, void (*fn)(void *ar
 	return rc;
 }
 
+int l1_l0_credit(struct l1 *l, const char *key, size_t klen, unsigned gets)
+{
+	uint64_t h = l1_hash(l, key, klen);
+	struct l1_shard *s = l1_shard_of(l, h);
+	struct l1_entry *e;
+
+	if (gets == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	e = shard_find(s, h, key, klen);
+	if (e) {
+		entry_touch(s, e);
+		e->heat = (uint8_t)(gets - 1 >= L1_HEAT_MAX - e->heat ? L1_HEAT_MAX
+								      : e->heat + gets - 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e != NULL;
+}
+
 void l1_get_stats(struct l1 *l, struct l1_stats *out)
 {
 	const struct l1_ptable *pt;

@@ -25,6 +25,8 @@ struct l0_key {
 /* Value of map l0_cache: the ready-made RESP reply for a GET. */
 struct l0_value {
 	__u64 expire_ns;                /* CLOCK_MONOTONIC deadline, 0 = none */
+	__u64 hits;                     /* GETs the kernel answered with it (the refresher
+					 * credits them to L1's heat) */
 	__u32 reply_len;
 	__u32 value_len;
 	char reply[L0_REPLY_MAX];       /* "$<len>\r\n<value>\r\n" */

@@ -217,6 +217,13 @@ int l1_l0_mark(struct l1 *l, const char *key, size_t klen, l1_value_fn fn, void 
  * under the same rules). 1 if it was set. fn, if not NULL, runs under the
  * shard lock while the flag is still set. */
 int l1_l0_unmark(struct l1 *l, const char *key, size_t klen, void (*fn)(void *arg), void *arg);
+/*
+ * Credit `gets` GETs that L0 answered in the kernel to the entry, as if L1
+ * had served them: its heat (so a key stays in L0 while the kernel serves
+ * it, instead of cooling because L1 no longer sees its GETs) and its
+ * eviction standing. 1 if the key exists, else 0.
+ */
+int l1_l0_credit(struct l1 *l, const char *key, size_t klen, unsigned gets);
 
 void l1_get_stats(struct l1 *l, struct l1_stats *out);
 const char *l1_policy_name(enum l1_policy p);

@@ -94,6 +94,29 @@ def test_hot_keys_answered_in_kernel(l0d):
     assert out.returncode == 0 and '"hot:1' in out.stdout, out.stdout[:2000]
 
 
+def test_keys_stay_while_the_kernel_serves_them(l0d):
+    """GETs answered in the kernel never reach L1; they are credited to the
+    keys' heat so the keys stay in L0 under a steady load (they used to cool
+    and leave within seconds, then come back: L0 served in waves)."""
+    r = l0d.redis()
+    keys = ["steady:%d" % i for i in range(20)]
+    for k in keys:
+        r.set(k, "v-" + k)
+    make_hot(l0d, keys)
+    assert wait_in_l0(l0d, 20), l0d.metrics()
+    c = l0d.redis()
+    before, gets, low = l0_hits(l0d), 0, 20
+    end = time.time() + 6      # several refreshes and heat halvings
+    while time.time() < end:
+        for k in keys:
+            assert c.get(k) == ("v-" + k).encode()
+        gets += len(keys)
+        low = min(low, l0d.metric("hotpath_cache_keys", {"tier": "l0"}) or 0)
+    got = l0_hits(l0d) - before
+    assert low == 20, (low, l0d.metrics())
+    assert got >= 0.95 * gets, (got, gets, l0d.metrics())
+
+
 def kernel_serves(d, key, value, timeout=6):
     """Make `key` hot and wait until a GET of it is answered by the kernel."""
     r = d.redis()

@@ -1009,6 +1009,45 @@ static void test_concurrent(void **state)
 	l1_free(l);
 }
 
+/* Heat of one key as the hot scan reports it (0 if below min_heat). */
+struct heat_probe {
+	const char *key;
+	unsigned heat;
+};
+
+static void heat_fn(const char *key, size_t klen, size_t vlen, unsigned heat, void *arg)
+{
+	struct heat_probe *p = arg;
+
+	(void)vlen;
+	if (klen == strlen(p->key) && memcmp(key, p->key, klen) == 0)
+		p->heat = heat;
+}
+
+/* GETs the kernel answered for L0 count as heat, so a key L0 serves stays
+ * hot; crediting a missing key does nothing; heat saturates. */
+static void test_l0_credit(void **state)
+{
+	struct l1 *l = new_store(1 << 20, 1, L1_POLICY_S3FIFO);
+	struct heat_probe p = { "k", 0 };
+
+	(void)state;
+	set_str(l, "k", "v");
+	assert_int_equal(l1_l0_credit(l, "k", 1, 40), 1);
+	assert_int_equal(l1_l0_credit(l, "nope", 4, 40), 0);
+	assert_int_equal(l1_l0_credit(l, "k", 1, 0), 0);
+	l1_hot_scan(l, 128, 1024, 2, heat_fn, &p);
+	assert_int_equal(p.heat, 40);
+	p.heat = 0;
+	l1_hot_scan(l, 128, 1024, 2, heat_fn, &p);      /* halved by the scan */
+	assert_int_equal(p.heat, 20);
+	assert_int_equal(l1_l0_credit(l, "k", 1, 100000), 1);
+	p.heat = 0;
+	l1_hot_scan(l, 128, 1024, 2, heat_fn, &p);
+	assert_int_equal(p.heat, 255);
+	l1_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1032,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_policy_switch),
 		cmocka_unit_test(test_new_options),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_l0_credit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
