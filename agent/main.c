@@ -210,6 +210,7 @@ static void reload(struct daemon_state *st)
 	l1_set_policy(d->l1, nc->eviction == HP_EVICT_LRU ? L1_POLICY_LRU : L1_POLICY_S3FIFO);
 	resp_server_reload(d->resp, nc);
 	pooler_reload(d->pooler, nc);
+	pgadvise_reload(d->advisor, nc);
 	if (d->l0 && nc->l0_enabled != d->cfg->l0_enabled) {
 		l0_set_enabled(d->l0, nc->l0_enabled);
 		log_info("reload: L0 %s", nc->l0_enabled ? "switched on" : "switched off and emptied");

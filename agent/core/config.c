@@ -640,60 +640,65 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "Keep statistics per query fingerprint (libpg_query) of the "
 		 "queries clients run through the pooler: calls, errors, rows, "
 		 "latency quantiles. Shown in GET /api/v2/performance/queries and "
-		 "/metrics." },
+		 "/metrics. Not reloadable: the statistics thread and the advisor "
+		 "start with it." },
 	{ .section = "query_analysis", .key = "max_fingerprints", .type = CT_UINT,
 	  G(qa_max_fingerprints), .def = "1000", .min = 10, .max = 100000,
 	  .doc = "Most fingerprints kept (all databases); queries of new ones "
-		 "beyond it are counted as dropped." },
+		 "beyond it are counted as dropped. Not reloadable: the table is "
+		 "sized at start." },
 	{ .section = "query_analysis", .key = "max_query_length", .type = CT_SIZE,
-	  G(qa_max_query_length), .def = "4kb", .min = 256, .max = 64 * KB,
+	  G(qa_max_query_length), .def = "4kb", .min = 256, .max = 64 * KB, .flags = CF_RELOAD,
 	  .doc = "Bytes of each query's text kept for fingerprinting and as a "
 		 "sample; longer texts are cut (and then group by their text)." },
 	{ .section = "query_analysis", .key = "advisor", .type = CT_BOOL, G(qa_advisor),
-	  .def = "yes",
+	  .def = "yes", .flags = CF_RELOAD,
 	  .doc = "Analyse slow fingerprints in the background: EXPLAIN with "
 		 "sampled parameters on a connection of its own, plan findings, "
 		 "and index candidates costed with HypoPG." },
 	{ .section = "query_analysis", .key = "interval", .type = CT_DURATION,
-	  G(qa_interval_ms), .def = "300s", .min = 0, .max = DAY,
+	  G(qa_interval_ms), .def = "300s", .min = 0, .max = DAY, .flags = CF_RELOAD,
 	  .doc = "How often the advisor runs on its own; 0 = only when asked "
 		 "(POST /api/v2/performance/optimize)." },
 	{ .section = "query_analysis", .key = "slow_query_threshold", .type = CT_DURATION,
-	  G(qa_slow_ms), .def = "50ms", .min = 0, .max = HOUR,
+	  G(qa_slow_ms), .def = "50ms", .min = 0, .max = HOUR, .flags = CF_RELOAD,
 	  .doc = "Fingerprints whose mean time reaches this are analysed." },
 	{ .section = "query_analysis", .key = "top_n", .type = CT_UINT, G(qa_top_n),
-	  .def = "10", .min = 1, .max = 100,
+	  .def = "10", .min = 1, .max = 100, .flags = CF_RELOAD,
 	  .doc = "Of the slow fingerprints, the most by total time analysed per run." },
 	{ .section = "query_analysis", .key = "explain_analyze", .type = CT_BOOL,
-	  G(qa_explain_analyze), .def = "yes",
+	  G(qa_explain_analyze), .def = "yes", .flags = CF_RELOAD,
 	  .doc = "Also run EXPLAIN ANALYZE (it executes the query) for plain "
 		 "SELECTs, in a READ ONLY transaction that is rolled back, to "
 		 "find misestimates and spills. Writes are never executed." },
 	{ .section = "query_analysis", .key = "statement_timeout", .type = CT_DURATION,
-	  G(qa_statement_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
+	  G(qa_statement_timeout_ms), .def = "10s", .min = 100, .max = HOUR, .flags = CF_RELOAD,
 	  .doc = "statement_timeout of the advisor's own connection." },
 	{ .section = "query_analysis", .key = "create_extension", .type = CT_BOOL,
-	  G(qa_create_extension), .def = "yes",
+	  G(qa_create_extension), .def = "yes", .flags = CF_RELOAD,
 	  .doc = "Run CREATE EXTENSION IF NOT EXISTS hypopg in the database when "
 		 "the extension is missing (needs the right to create it; "
 		 "otherwise create it once yourself)." },
 	{ .section = "query_analysis", .key = "min_improvement", .type = CT_UINT,
-	  G(qa_min_improvement_pct), .def = "20", .min = 1, .max = 99,
+	  G(qa_min_improvement_pct), .def = "20", .min = 1, .max = 99, .flags = CF_RELOAD,
 	  .doc = "Percent of the plan's cost a hypothetical index must save to "
 		 "be recommended." },
 	/* [query_cache] */
 	{ .section = "query_cache", .key = "fingerprints", .type = CT_STRING,
-	  G(qc_fingerprints), .def = "", .flags = CF_OPTIONAL,
+	  G(qc_fingerprints), .def = "", .flags = CF_OPTIONAL | CF_RELOAD,
 	  .doc = "Comma-separated query fingerprints (16 hex digits, as GET "
 		 "/api/v2/performance/queries shows them) whose results are "
 		 "cached; empty = no result caching. Only plain SELECTs sent "
-		 "outside a transaction block are cached." },
+		 "outside a transaction block are cached, as a simple Query or an "
+		 "extended-protocol [Parse] Bind [Describe] Execute Sync. A reload "
+		 "applies to the next request." },
 	{ .section = "query_cache", .key = "ttl", .type = CT_DURATION, G(qc_ttl_ms),
-	  .def = "60s", .min = 1000, .max = DAY,
+	  .def = "60s", .min = 1000, .max = DAY, .flags = CF_RELOAD,
 	  .doc = "How long a cached result lives at most (writes seen by the "
 		 "pooler drop it sooner)." },
 	{ .section = "query_cache", .key = "max_result_size", .type = CT_SIZE,
 	  G(qc_max_result_size), .def = "1mb", .min = 1 * KB, .max = 64 * MB,
+	  .flags = CF_RELOAD,
 	  .doc = "Largest result (wire bytes) that is cached; larger ones pass "
 		 "through uncached." },
 };

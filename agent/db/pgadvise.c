@@ -118,6 +118,7 @@ static double round3(double v)
 
 struct run {
 	struct pgadvise *a;
+	const struct opts *o;           /* taken when the run started (reload may change a->o) */
 	PGconn *conn;
 	const char *db;
 	bool hypopg;
@@ -394,7 +395,7 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 		__atomic_fetch_add(&r->a->explain_errors, 1, __ATOMIC_RELAXED);
 		goto out;
 	}
-	if (r->a->o.analyze && info->kind == PGT_SELECT && info->n_stmts == 1) {
+	if (r->o->analyze && info->kind == PGT_SELECT && info->n_stmts == 1) {
 		char *ap = NULL;
 
 		if (exec_ok(r->conn, "BEGIN READ ONLY")) {
@@ -500,7 +501,7 @@ static void analyse_one(struct run *r, const struct qstats_entry *e)
 		json_object_set_new(jplan, "analyzed", json_boolean(have_analyzed));
 		json_array_append_new(r->plans, jplan);
 	}
-	if (have_best && best_frac * 100.0 >= r->a->o.min_improvement * 100.0) {
+	if (have_best && best_frac * 100.0 >= r->o->min_improvement * 100.0) {
 		char create[1024];
 		json_t *cols = json_array(), *rec;
 		double saved = (double)e->calls * mean_ms * best_frac;
@@ -538,7 +539,8 @@ out:
 	free(info);
 }
 
-static PGconn *connect_db(struct pgadvise *a, const char *db, char *err, size_t errlen)
+static PGconn *connect_db(struct pgadvise *a, const struct opts *o, const char *db, char *err,
+			  size_t errlen)
 {
 	struct hp_database_conf conf;
 	char pw[256], port[16], opts[64];
@@ -557,7 +559,7 @@ static PGconn *connect_db(struct pgadvise *a, const char *db, char *err, size_t 
 	}
 	snprintf(port, sizeof(port), "%u", conf.port);
 	snprintf(opts, sizeof(opts), "-c statement_timeout=%llu",
-		 (unsigned long long)a->o.timeout_ms);
+		 (unsigned long long)o->timeout_ms);
 	keys[n] = "host"; vals[n++] = conf.host;
 	keys[n] = "port"; vals[n++] = port;
 	keys[n] = "dbname"; vals[n++] = conf.dbname;
@@ -586,7 +588,7 @@ static bool hypopg_ready(struct run *r)
 	PQclear(res);
 	if (have)
 		return true;
-	if (!r->a->o.create_ext) {
+	if (!r->o->create_ext) {
 		run_error(r, "%s: HypoPG is not installed (CREATE EXTENSION hypopg in it, or set "
 			  "query_analysis.create_extension = yes): no index recommendations", r->db);
 		return false;
@@ -631,6 +633,7 @@ static int analyse(struct pgadvise *a, const char *only_db, json_t **summary)
 	unsigned ndb = pooler_db_names(a->pooler, names, MAX_DBS);
 	json_t *recs = json_array(), *plans = json_array(), *errors = json_array();
 	unsigned analysed = 0;
+	struct opts o;
 
 	if (!recs || !plans || !errors) {
 		json_decref(recs);
@@ -639,10 +642,13 @@ static int analyse(struct pgadvise *a, const char *only_db, json_t **summary)
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&a->run_mu);
+	pthread_mutex_lock(&a->mu);
+	o = a->o;
+	pthread_mutex_unlock(&a->mu);
 	if (qstats_flush(a->qs, 2000) != 0)
 		log_debug("advisor: statistics still queued; analysing what is folded");
 	for (unsigned i = 0; i < ndb; i++) {
-		struct run r = { .a = a, .db = names[i], .recs = recs, .plans = plans,
+		struct run r = { .a = a, .o = &o, .db = names[i], .recs = recs, .plans = plans,
 				 .errors = errors };
 		struct qstats_entry *es = NULL;
 		unsigned n = 0, taken = 0;
@@ -655,10 +661,10 @@ static int analyse(struct pgadvise *a, const char *only_db, json_t **summary)
 		for (unsigned k = 0; k < n; k++) {
 			uint64_t mean = es[k].calls ? es[k].total_us / es[k].calls : 0;
 
-			if (mean < a->o.slow_us || !es[k].fingerprint[0])
+			if (mean < o.slow_us || !es[k].fingerprint[0])
 				continue;
 			if (!r.conn) {
-				r.conn = connect_db(a, names[i], err, sizeof(err));
+				r.conn = connect_db(a, &o, names[i], err, sizeof(err));
 				if (!r.conn) {
 					run_error(&r, "%s", err);
 					break;
@@ -666,7 +672,7 @@ static int analyse(struct pgadvise *a, const char *only_db, json_t **summary)
 				r.hypopg = hypopg_ready(&r);
 			}
 			analyse_one(&r, &es[k]);
-			if (++taken >= a->o.top_n)
+			if (++taken >= o.top_n)
 				break;
 		}
 		analysed += r.analysed;
@@ -932,7 +938,11 @@ static json_t *cache_suggestions(struct pgadvise *a, uint64_t since_ms)
 	struct qstats_entry *es = NULL;
 	unsigned n = 0;
 	json_t *arr = json_array();
+	char fps[HP_LIST_MAX];
 
+	pthread_mutex_lock(&a->mu);
+	memcpy(fps, a->o.cached_fps, sizeof(fps));
+	pthread_mutex_unlock(&a->mu);
 	if (!arr || qstats_entries(a->qs, NULL, since_ms, 0, &es, &n) != 0)
 		return arr;
 	for (unsigned i = 0; i < n; i++) {
@@ -942,7 +952,7 @@ static json_t *cache_suggestions(struct pgadvise *a, uint64_t since_ms)
 		json_t *tabs;
 
 		if (e->kind != PGT_SELECT || !e->fingerprint[0] || e->calls < 20 || !e->n_read ||
-		    e->errors * 10 > e->calls || fp_listed(a->o.cached_fps, e->fingerprint))
+		    e->errors * 10 > e->calls || fp_listed(fps, e->fingerprint))
 			continue;
 		for (unsigned k = 0; k < n; k++)
 			for (unsigned w = 0; w < es[k].n_written; w++)
@@ -969,7 +979,7 @@ static json_t *cache_suggestions(struct pgadvise *a, uint64_t since_ms)
 			json_t *last = json_array_get(arr, json_array_size(arr) - 1);
 
 			snprintf(cfg, sizeof(cfg), "[query_cache] fingerprints = %s%s%s",
-				 a->o.cached_fps, a->o.cached_fps[0] ? "," : "", e->fingerprint);
+				 fps, fps[0] ? "," : "", e->fingerprint);
 			json_object_set_new(last, "config", json_string(cfg));
 		}
 	}
@@ -1152,6 +1162,11 @@ static void *timer_main(void *arg)
 		struct timespec ts;
 		uint64_t ms = a->interval_ms;
 
+		/* 0: only on demand, until a reload sets an interval */
+		if (!ms) {
+			pthread_cond_wait(&a->cv, &a->mu);
+			continue;
+		}
 		hp_abstime_in(&ts, CLOCK_REALTIME, ms);
 		if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0 || a->stopping)
 			continue;
@@ -1169,6 +1184,38 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
+/* [query_analysis] and query_cache.fingerprints into a (under a->mu once
+ * the timer runs). */
+static void opts_from(struct pgadvise *a, const struct hp_config *c)
+{
+	a->o.slow_us = c->qa_slow_ms * 1000;
+	a->o.top_n = c->qa_top_n;
+	a->o.analyze = c->qa_explain_analyze;
+	a->o.create_ext = c->qa_create_extension;
+	a->o.timeout_ms = c->qa_statement_timeout_ms;
+	a->o.min_improvement = c->qa_min_improvement_pct / 100.0;
+	snprintf(a->o.cached_fps, sizeof(a->o.cached_fps), "%s", c->qc_fingerprints);
+	a->interval_ms = c->qa_advisor ? c->qa_interval_ms : 0;
+}
+
+void pgadvise_reload(struct pgadvise *a, const struct hp_config *c)
+{
+	uint64_t old;
+
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	old = a->interval_ms;
+	opts_from(a, c);
+	/* a new interval counts from now */
+	if (a->interval_ms != old)
+		pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	log_info("advisor: reloaded (%s, slow queries from %llu ms, top %u)",
+		 a->interval_ms ? "every interval and on demand" : "on demand only",
+		 (unsigned long long)c->qa_slow_ms, c->qa_top_n);
+}
+
 struct pgadvise *pgadvise_start(struct hp_daemon *d)
 {
 	const struct hp_config *c = d->cfg;
@@ -1183,14 +1230,7 @@ struct pgadvise *pgadvise_start(struct hp_daemon *d)
 	a->pooler = d->pooler;
 	a->qs = pooler_qstats(d->pooler);
 	a->tasks = d->tasks;
-	a->o.slow_us = c->qa_slow_ms * 1000;
-	a->o.top_n = c->qa_top_n;
-	a->o.analyze = c->qa_explain_analyze;
-	a->o.create_ext = c->qa_create_extension;
-	a->o.timeout_ms = c->qa_statement_timeout_ms;
-	a->o.min_improvement = c->qa_min_improvement_pct / 100.0;
-	snprintf(a->o.cached_fps, sizeof(a->o.cached_fps), "%s", c->qc_fingerprints);
-	a->interval_ms = c->qa_advisor ? c->qa_interval_ms : 0;
+	opts_from(a, c);
 	a->recs = json_array();
 	a->plans = json_array();
 	a->errors = json_array();
@@ -1201,14 +1241,13 @@ struct pgadvise *pgadvise_start(struct hp_daemon *d)
 		pgadvise_stop(a);
 		return NULL;
 	}
-	if (a->interval_ms) {
-		if (pthread_create(&a->timer, NULL, timer_main, a) != 0) {
-			pgadvise_stop(a);
-			return NULL;
-		}
-		pthread_setname_np(a->timer, "hp-advisor");
-		a->timer_started = true;
+	/* always: a reload may set an interval later */
+	if (pthread_create(&a->timer, NULL, timer_main, a) != 0) {
+		pgadvise_stop(a);
+		return NULL;
 	}
+	pthread_setname_np(a->timer, "hp-advisor");
+	a->timer_started = true;
 	log_info("advisor: query analysis on (%s, slow queries from %llu ms, top %u)",
 		 a->interval_ms ? "every interval and on demand" : "on demand only",
 		 (unsigned long long)c->qa_slow_ms, a->o.top_n);

@@ -2133,6 +2133,38 @@ static void free_dead(struct pooler *p)
 	}
 }
 
+/* The loop's side of a reload of [query_analysis] and [query_cache]:
+ * new bounds and fingerprints. A result cache switched on now has not seen
+ * the writes of transactions already open: their ends flush the
+ * database's entries. */
+static void reload_query_settings(struct pooler *p, const struct pooler_settings *old)
+{
+	const struct pooler_settings *n = &p->set;
+
+	p->qt_max_text = n->qt_max_text;
+	qstats_set_max_text(p->qstats, n->qt_max_text);
+	if (!strcmp(old->qc_fps, n->qc_fps) && old->qc_ttl_ms == n->qc_ttl_ms &&
+	    old->qc_max_result == n->qc_max_result)
+		return;
+	if (p->qcache) {
+		qcache_configure(p->qcache, n->qc_fps, n->qc_ttl_ms, n->qc_max_result);
+	} else if (n->qc_fps[0]) {
+		struct qcache *qc = qcache_new(n->qc_fps, n->qc_ttl_ms, n->qc_max_result);
+
+		if (!qc) {
+			log_error("pooler: reload: cannot start the result cache");
+			return;
+		}
+		for (unsigned i = 0; i < atomic_load(&p->npools); i++)
+			for (struct server *s = p->pools[i]->others; s; s = s->next)
+				if (s->status != 'I' || pgs_q_len(&s->q))
+					s->qc_pend.flush = true;
+		__atomic_store_n(&p->qcache, qc, __ATOMIC_RELEASE);
+	}
+	log_info("pooler: reload: result cache %s%s (ttl %llu ms)",
+		 n->qc_fps[0] ? "on for " : "off", n->qc_fps, (unsigned long long)n->qc_ttl_ms);
+}
+
 static void apply_reload(struct pooler *p)
 {
 	pthread_mutex_lock(&p->reload_mu);
@@ -2140,8 +2172,10 @@ static void apply_reload(struct pooler *p)
 		unsigned max_client = p->set.max_client_conn;
 		uint64_t max_msg = p->set.max_message;
 		unsigned max_prep = p->set.max_prepared;
+		struct pooler_settings old = p->set;
 
 		p->set = p->new_set;
+		reload_query_settings(p, &old);
 		/* sized at start: keep */
 		p->set.max_client_conn = max_client;
 		p->set.max_message = max_msg;
@@ -2315,6 +2349,10 @@ static void settings_from(struct pooler_settings *s, const struct hp_config *c)
 	s->adaptive_min = c->pooler_adaptive_min_pool_size;
 	if (s->adaptive_min > s->default_pool_size)
 		s->adaptive_min = s->default_pool_size;
+	s->qt_max_text = (size_t)c->qa_max_query_length;
+	snprintf(s->qc_fps, sizeof(s->qc_fps), "%s", c->qc_fingerprints);
+	s->qc_ttl_ms = c->qc_ttl_ms;
+	s->qc_max_result = c->qc_max_result_size;
 }
 
 /* Passwords of [database.*] (password_file read now). 0 or -errno (logged). */
@@ -2513,7 +2551,7 @@ void pooler_free(struct pooler *p)
 
 void pooler_qcache_stats(struct pooler *p, struct qcache_stats *out)
 {
-	qcache_get_stats(p ? p->qcache : NULL, out);
+	qcache_get_stats(p ? __atomic_load_n(&p->qcache, __ATOMIC_ACQUIRE) : NULL, out);
 }
 
 struct qstats *pooler_qstats(struct pooler *p)

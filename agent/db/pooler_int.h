@@ -198,6 +198,10 @@ struct pooler_settings {
 	uint64_t max_message;
 	bool adaptive;
 	unsigned adaptive_min;
+	/* query analysis and the result cache (reloadable) */
+	size_t qt_max_text;
+	char qc_fps[HP_LIST_MAX];
+	uint64_t qc_ttl_ms, qc_max_result;
 };
 
 struct pooler {

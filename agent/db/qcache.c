@@ -96,34 +96,44 @@ struct qcap {
 
 /* ---- set-up ------------------------------------------------------------------- */
 
-struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result)
+void qcache_configure(struct qcache *qc, const char *fps, uint64_t ttl_ms, uint64_t max_result)
 {
-	struct qcache *qc;
-	const char *s = fps;
+	const char *s = fps ? fps : "";
+	unsigned n = 0;
 
-	if (!fps || !*fps)
-		return NULL;
-	qc = calloc(1, sizeof(*qc));
-	if (!qc)
-		return NULL;
-	while (*s && qc->nfps < QC_MAX_FPS) {
+	while (*s && n < QC_MAX_FPS) {
 		char *end;
 
 		while (*s == ' ' || *s == ',' || *s == '\t')
 			s++;
 		if (!*s)
 			break;
-		qc->fps[qc->nfps++] = strtoull(s, &end, 16);
+		qc->fps[n++] = strtoull(s, &end, 16);
 		s = end;
 	}
+	__atomic_store_n(&qc->nfps, n, __ATOMIC_RELAXED);
 	qc->ttl_ms = ttl_ms;
 	qc->max_result = (size_t)max_result;
+	/* which texts are cacheable was decided against the old list */
+	memset(qc->memo, 0, QC_MEMO * sizeof(*qc->memo));
+}
+
+struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result)
+{
+	struct qcache *qc;
+
+	if (!fps || !*fps)
+		return NULL;
+	qc = calloc(1, sizeof(*qc));
+	if (!qc)
+		return NULL;
 	qc->memo = calloc(QC_MEMO, sizeof(*qc->memo));
 	qc->tables = calloc(QC_TABLES, sizeof(*qc->tables));
 	if (!qc->memo || !qc->tables) {
 		qcache_free(qc);
 		return NULL;
 	}
+	qcache_configure(qc, fps, ttl_ms, max_result);
 	return qc;
 }
 
@@ -146,7 +156,7 @@ void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out)
 	out->stores = __atomic_load_n(&qc->st.stores, __ATOMIC_RELAXED);
 	out->not_stored = __atomic_load_n(&qc->st.not_stored, __ATOMIC_RELAXED);
 	out->invalidations = __atomic_load_n(&qc->st.invalidations, __ATOMIC_RELAXED);
-	out->fingerprints = qc->nfps;
+	out->fingerprints = __atomic_load_n(&qc->nfps, __ATOMIC_RELAXED);
 }
 
 /* ---- tables ------------------------------------------------------------------ */

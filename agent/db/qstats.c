@@ -150,6 +150,12 @@ int qstats_bind_params(const uint8_t *p, size_t len, char (*vals)[PGT_PARAM_MAX]
 
 /* ---- producer -------------------------------------------------------------------- */
 
+void qstats_set_max_text(struct qstats *q, size_t max_text)
+{
+	if (q && max_text)
+		q->o.max_text = max_text;       /* read by the producer only */
+}
+
 int qstats_record(struct qstats *q, const struct qstats_sample *s)
 {
 	size_t tl = s->len < q->o.max_text ? s->len : q->o.max_text;

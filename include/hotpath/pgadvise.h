@@ -26,6 +26,11 @@ struct hp_daemon;
 struct pgadvise *pgadvise_start(struct hp_daemon *d);
 /* Stop the timer; a running analysis finishes first. NULL no-op. */
 void pgadvise_stop(struct pgadvise *a);
+struct hp_config;
+/* SIGHUP: take the reloadable [query_analysis] keys and
+ * query_cache.fingerprints from c (a running analysis keeps the options
+ * it started with). NULL no-op. */
+void pgadvise_reload(struct pgadvise *a, const struct hp_config *c);
 
 /*
  * GET /api/v2/performance/recommendations: scope "db" (index and plan

@@ -34,6 +34,10 @@ struct qcache_pending {
  * empty, or on ENOMEM. */
 struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result);
 void qcache_free(struct qcache *qc);
+/* Replace the fingerprints, ttl and size bound (SIGHUP). Entries stored
+ * stay until their ttl or a write; writes are watched as before, so an
+ * entry of a fingerprint listed again later is still fresh. */
+void qcache_configure(struct qcache *qc, const char *fps, uint64_t ttl_ms, uint64_t max_result);
 void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out);
 
 /*

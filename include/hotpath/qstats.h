@@ -85,6 +85,8 @@ struct qstats *qstats_new(const struct qstats_options *o);
 /* Stops the aggregator thread, frees everything. NULL no-op. */
 void qstats_free(struct qstats *q);
 
+/* Bytes of text kept from now on (SIGHUP); call from the producer thread. */
+void qstats_set_max_text(struct qstats *q, size_t max_text);
 /* Copy and queue a sample. 0, -EAGAIN (queue full: dropped, counted), -ENOMEM. */
 int qstats_record(struct qstats *q, const struct qstats_sample *s);
 /* Wait until the queue is empty (tests, the advisor). 0 or -ETIMEDOUT. */

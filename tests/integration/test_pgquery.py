@@ -48,13 +48,8 @@ def pg():
     server.cleanup()
 
 
-def start(hotpath_factory, pg, mode="transaction", extra="", size=4):
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="hotpath-pgq-")
-    users = os.path.join(d, "users.txt")
-    with open(users, "w") as f:
-        f.write('"app" "secret"\n')
-    ini = """
+def pooler_ini(pg, port, users, mode="transaction", extra="", size=4):
+    return """
 [pooler]
 listen = 127.0.0.1:%d
 auth_type = scram-sha-256
@@ -71,7 +66,16 @@ dbname = app
 user = app
 password = secret
 """ % (port, users, mode, size, extra, pg.port)
-    dm = hotpath_factory(ini_extra=ini, bpf=False)
+
+
+def start(hotpath_factory, pg, mode="transaction", extra="", size=4):
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="hotpath-pgq-")
+    users = os.path.join(d, "users.txt")
+    with open(users, "w") as f:
+        f.write('"app" "secret"\n')
+    dm = hotpath_factory(ini_extra=pooler_ini(pg, port, users, mode, extra, size), bpf=False)
+    dm.users = users
     dm.pool_port = port
     assert dm.wait_log("pooler: listening"), dm.log_text()
     return dm
@@ -402,3 +406,87 @@ def test_result_cache_psycopg_and_pgbench(hotpath_factory, pg, mode, tmp_path):
         assert after["hits"] + after["misses"] - before["hits"] - before["misses"] == 400
     conn.close()
     direct.close()
+
+
+# ---- 3. [query_analysis] and [query_cache] reloaded on SIGHUP -------------------------
+
+def recommendations(dm):
+    st, j = dm.api_json("GET", "/api/v2/performance/recommendations?scope=db",
+                        token_name="reader")
+    assert st == 200, j
+    return j["analysis"]
+
+
+def optimize(dm):
+    st, j = dm.api_json("POST", "/api/v2/performance/optimize",
+                        body={"optimization_type": "index_recommendations",
+                              "scope": "database:app"})
+    assert st == 202, j
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st, j = dm.api_json("GET", j["job"]["status_url"], token_name="reader")
+        if j["job"]["status"] not in ("queued", "running"):
+            return j["job"]
+        time.sleep(0.2)
+    raise AssertionError(j)
+
+
+def reload_with(dm, pg, extra, needle):
+    n = dm.log_text().count(needle)
+    dm.write_config(pooler_ini(pg, dm.pool_port, dm.users, extra=extra))
+    dm.reload()
+    deadline = time.time() + 10
+    while dm.log_text().count(needle) <= n:
+        assert time.time() < deadline, dm.log_text()
+        time.sleep(0.05)
+
+
+def test_reload_query_analysis_and_cache(hotpath_factory, pg):
+    fp = learn_fingerprint(hotpath_factory, pg, SEL, (5,))
+    dm = start(hotpath_factory, pg, extra="slow_query_threshold = 1h\ncreate_extension = no\n")
+    pg.sql("UPDATE products SET name = 'p' || id", db="app")
+    conn = psycopg.connect(conninfo(dm.pool_port), autocommit=True)
+    sql = SEL.replace("$1", "%s")
+    for _ in range(3):
+        conn.execute(sql, (5,)).fetchall()
+    assert cache_stats(dm)["fingerprints"] == 0
+    assert recommendations(dm)["slow_query_threshold_ms"] == 3600000
+    job = optimize(dm)
+    assert job["result"]["queries_analysed"] == 0
+    assert not [e for e in job["result"]["errors"] if fp in e], job
+
+    # add a cached fingerprint and lower the slow threshold: both apply at once
+    reload_with(dm, pg, "slow_query_threshold = 0\ncreate_extension = no\n"
+                "[query_cache]\nfingerprints = %s\nttl = 30s\n" % fp,
+                "pooler: reload: result cache on for")
+    assert cache_stats(dm)["fingerprints"] == 1
+    for binary in (True, False, True, False):     # text last: the advisor's sample
+        # prepare=False: psycopg would otherwise switch to a named statement
+        # (another request shape, another key) after a few executions
+        assert conn.execute(sql, (5,), binary=binary, prepare=False).fetchall()[0][0] == "p5"
+    s = cache_stats(dm)
+    assert (s["misses"], s["hits"]) == (2, 2), str(s)
+    assert recommendations(dm)["slow_query_threshold_ms"] == 0
+    # now the query is slow enough to be taken (analysed, or named with the
+    # reason it could not be: its latest sample may have binary values)
+    job = optimize(dm)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["queries_analysed"] >= 1 or \
+        [e for e in job["result"]["errors"] if fp in e], job
+    # writes are watched from the reload on
+    conn.execute("UPDATE products SET name = 'r5' WHERE id = 5")
+    assert conn.execute(sql, (5,), prepare=False).fetchall()[0][0] == "r5"
+    conn.execute("UPDATE products SET name = 'p5' WHERE id = 5")
+
+    # a key that needs a restart is named, the rest still applies
+    reload_with(dm, pg, "max_fingerprints = 50\nslow_query_threshold = 1h\n"
+                "[query_cache]\nfingerprints =\n", "pooler: reload: result cache off")
+    assert "take effect only after a restart: query_analysis.max_fingerprints" in dm.log_text()
+    assert recommendations(dm)["slow_query_threshold_ms"] == 3600000
+    before = cache_stats(dm)
+    assert before["fingerprints"] == 0
+    for _ in range(3):
+        assert conn.execute(sql, (5,), prepare=False).fetchall()[0][0] == "p5"
+    after = cache_stats(dm)
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"]), after
+    conn.close()

@@ -952,7 +952,7 @@ static void test_visit(void **state)
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
 	assert_int_equal(a->n, 117);          /* every key of every plain section */
-	assert_int_equal(a->reloadable, 32);
+	assert_int_equal(a->reloadable, 44);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
 	assert_non_null(strstr(a->text, "resp.idle_timeout=300s\n"));
@@ -966,7 +966,7 @@ static void test_visit(void **state)
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
 	assert_int_equal(a->n, 117 + 6 + 6 + 4);
-	assert_int_equal(a->reloadable, 32 + 4);
+	assert_int_equal(a->reloadable, 44 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
 	assert_non_null(strstr(a->text, "cache.max_ttl=90s\n"));
