@@ -7,14 +7,15 @@
  *  - Local clients (the common case: the front listens on loopback). The
  *    sock_ops program, attached to the root cgroup (v2), sees both ends of
  *    a connection to the front's port: it puts the client's socket in
- *    l0_clients, which carries the sk_msg program hp_l0_msg, and the
- *    front's socket in l0_peers. Each write of the client runs hp_l0_msg in
+ *    l0_clients, which carries the sk_msg program hp_l0_msg, and notes
+ *    both sockets in l0_pairs. Each write of the client runs hp_l0_msg in
  *    the client's own sendmsg(): if it holds only GETs of fresh L0 keys, it
  *    is rewritten into the replies (any length up to L0_LOCAL_MAX) and
- *    redirected to the egress of the front's socket, so the replies leave
- *    the front like the daemon's own, in its TCP sequence, and the requests
- *    never enter TCP. Both sockets' TCP accounting stays exact, nothing is
- *    deferred to a workqueue and the daemon is not woken.
+ *    redirected into the client's own receive side (its psock's ingress
+ *    queue, which its recv() reads before TCP's). Neither the requests nor
+ *    the replies enter TCP, so both sockets' TCP accounting stays exact;
+ *    nothing is deferred to a workqueue, no packet is built and the daemon
+ *    is not woken.
  *  - Other clients. The front's socket goes in l0_socks, which carries the
  *    sk_skb verdict program: a received segment of only GETs of fresh L0
  *    keys is rewritten in place and redirected to the egress of the same
@@ -29,9 +30,11 @@
  * hp_l0_msg in l0_pairs before it leaves the client, or by the verdict
  * program in l0_conns as it passes a segment) has been read and answered
  * by the daemon, which publishes `done` after its replies are written. A
- * send-side answer is then queued on the front's socket after them; a
- * segment the verdict program passes after kernel replies waits behind
- * them in the psock's backlog.
+ * send-side answer is queued only once the client has also read all of
+ * those replies (it would otherwise overtake them, since recv() reads the
+ * ingress queue first), and a reply the daemon writes later is read after
+ * the kernel's answers still queued; a segment the verdict program passes
+ * after kernel replies waits behind them in the psock's backlog.
  *
  * What it deliberately does not do: any command but GET, inline commands,
  * segments holding more than L0_BATCH_MAX commands or a partial command
@@ -61,22 +64,15 @@ struct {
 	__type(value, __u64);
 } l0_socks SEC(".maps");
 
-/* Local connections: the clients' sockets (with hp_l0_msg attached) and
- * the front's sockets they are answered through, and which ends are
- * enrolled. All keyed by the connection as the front sees it. */
+/* Local connections: the clients' sockets (with hp_l0_msg attached, and
+ * answered into their own receive side) and which ends are enrolled. Both
+ * keyed by the connection as the front sees it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, L0_CONN_SLOTS);
 	__type(key, struct l0_tuple);
 	__type(value, __u64);
 } l0_clients SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, L0_CONN_SLOTS);
-	__type(key, struct l0_tuple);
-	__type(value, __u64);
-} l0_peers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -204,7 +200,7 @@ static __always_inline bool is_local_addr(__u32 a)
 /* A local client connected to the front: its writes go through hp_l0_msg. */
 static __always_inline void enrol_client(struct bpf_sock_ops *ops)
 {
-	struct l0_pair pr = { .client = 1 };
+	struct l0_pair pr = { .client = 1, .client_sk = (__u64)(long)ops->sk };
 	/* each field read once (clang would otherwise select between ctx
 	 * offsets, which the verifier refuses) */
 	__u32 rip = *(volatile __u32 *)&ops->remote_ip4;
@@ -245,8 +241,7 @@ static __always_inline void enrol_front(struct bpf_sock_ops *ops)
 		t.rport = bpf_ntohl(ops->remote_port);
 		pr = bpf_map_lookup_elem(&l0_pairs, &t);
 		sk = ops->sk;
-		if (pr && pr->client && sk &&
-		    bpf_sock_hash_update(ops, &l0_peers, &t, BPF_ANY) == 0) {
+		if (pr && pr->client && sk) {
 			pr->front_sk = (__u64)(long)sk;
 			/* last: hp_l0_msg reads the slot only once it is set */
 			*(volatile __u64 *)&pr->front_cookie = cookie;
@@ -535,9 +530,8 @@ static long fill_one(__u32 i, struct fill *f)
 /*
  * A local client's write, in its own sendmsg() (see the top of the file).
  * Answered only if it is nothing but complete GETs of fresh L0 keys, no
- * earlier command of the connection is still in the daemon, and the
- * front's socket can take the replies now: the redirect pushes them onto
- * it without waiting, and a reply cut short there could not be undone.
+ * earlier command of the connection is still in the daemon or its reply
+ * unread, and the client's unread kernel answers leave room for these.
  */
 SEC("sk_msg")
 int hp_l0_msg(struct sk_msg_md *msg)
@@ -549,9 +543,9 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	struct l0_pair *pr;
 	struct l0_conn *c;
 	struct l0_tuple t;
-	__u64 cookie, sk_addr;
-	__u32 slot, size, out, depth = 0;
-	int queued, sndbuf;
+	__u64 cookie, udata;
+	__u32 slot, size, out, depth = 0, wseq, cseq, queued;
+	int rcvbuf;
 	void *data, *end;
 
 	if (!st || msg->family != AF_INET)
@@ -605,24 +599,38 @@ int hp_l0_msg(struct sk_msg_md *msg)
 		goto pass;
 	}
 	/*
-	 * Room on the front's socket, so the push below cannot stop half way
-	 * (sk_msg may not hold a reference to another socket, so its fill is
-	 * read from the address sock_ops noted: TCP sockets are freed only
-	 * after an RCU grace period and this runs under RCU, and the slot's
-	 * cookie above says the connection is still open).
+	 * The replies go into the client's own receive side (the psock's
+	 * ingress queue), which its recv() reads before the TCP receive
+	 * queue. So answer only when the client has read every byte the
+	 * daemon wrote on this connection (front's write_seq == client's
+	 * copied_seq: nothing of the daemon's is in flight or unread), and
+	 * the queue of earlier kernel answers it has not read yet leaves room
+	 * for these within its receive buffer (the kernel does not bound that
+	 * queue itself). The sockets are read at the addresses sock_ops noted
+	 * (sk_msg may not hold a reference to another socket): TCP sockets
+	 * are freed only after an RCU grace period and this runs under RCU,
+	 * and the slot's cookie above says the connection is still open.
 	 */
-	sk_addr = pr->front_sk;
-	if (!sk_addr ||
+	if (!pr->front_sk || !pr->client_sk ||
+	    bpf_probe_read_kernel(&wseq, sizeof(wseq),
+				  &((struct tcp_sock *)(long)pr->front_sk)->write_seq) ||
+	    bpf_probe_read_kernel(&cseq, sizeof(cseq),
+				  &((struct tcp_sock *)(long)pr->client_sk)->copied_seq) ||
+	    bpf_probe_read_kernel(&udata, sizeof(udata),
+				  &((struct sock *)(long)pr->client_sk)->sk_user_data) ||
+	    bpf_probe_read_kernel(&rcvbuf, sizeof(rcvbuf),
+				  &((struct sock *)(long)pr->client_sk)->sk_rcvbuf) ||
+	    !(udata & ~7ull) ||     /* SK_USER_DATA_PTRMASK: the psock */
 	    bpf_probe_read_kernel(&queued, sizeof(queued),
-				  (void *)(long)(sk_addr + bpf_core_field_offset(struct sock,
-									  sk_wmem_queued))) ||
-	    bpf_probe_read_kernel(&sndbuf, sizeof(sndbuf),
-				  (void *)(long)(sk_addr + bpf_core_field_offset(struct sock,
-									  sk_sndbuf)))) {
+				  &((struct sk_psock *)(long)(udata & ~7ull))->msg_tot_len)) {
 		__sync_fetch_and_add(&st->pass_error, 1);
 		goto pass;
 	}
-	if (queued < 0 || (__s64)queued + 2 * out + 8192 > (__s64)sndbuf) {
+	if (wseq != cseq) {
+		__sync_fetch_and_add(&st->pass_busy, 1);
+		goto pass;
+	}
+	if ((__s64)queued + out > (__s64)rcvbuf) {
 		__sync_fetch_and_add(&st->pass_room, 1);
 		goto pass;
 	}
@@ -669,7 +677,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	__sync_fetch_and_add(&st->hits, w.hits);
 	__sync_fetch_and_add(&st->local_answered, 1);
 	c->hits += w.hits;
-	return bpf_msg_redirect_hash(msg, &l0_peers, &t, 0);
+	return bpf_msg_redirect_hash(msg, &l0_clients, &t, BPF_F_INGRESS);
 pass:
 	scratch_leave(ss, depth);
 	/* one writer: tcp_bpf_sendmsg() runs this under the client's socket lock */

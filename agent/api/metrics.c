@@ -215,11 +215,12 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 			goto out;
 	if (d->l0) {
 		if ((rc = metrics_family(b, "hotpath_l0_passed_total", "counter",
-				 "Segments the kernel passed to the daemon instead of answering, "
-				 "by reason (miss: a key not in L0; busy: earlier commands of the "
-				 "connection still in the daemon; other: not only GETs; error: "
-				 "rewrite failed; size: replies not as long as the requests, see "
-				 "docs/l0.md; room: the front's send buffer too full).")) ||
+				 "Writes or segments the kernel passed to the daemon instead of "
+				 "answering, by reason (miss: a key not in L0; busy: earlier "
+				 "commands of the connection still in the daemon, or their "
+				 "replies not yet read; other: not only GETs; error: rewrite "
+				 "failed; size: replies too long, see docs/l0.md; room: the "
+				 "client's unread kernel answers fill its receive buffer).")) ||
 		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
 				  l0t.pass_miss)) ||
 		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,

@@ -7,8 +7,9 @@
  * it a slot in an mmap'd array of per-connection counters. If the client is
  * local, its own socket gets an sk_msg program: each of its writes that is
  * nothing but GETs of fresh L0 keys is rewritten, in the client's
- * sendmsg(), into the replies and pushed out of the front's socket of the
- * same connection (any reply length, no workqueue, the daemon not woken).
+ * sendmsg(), into the replies and put straight into the client's own
+ * receive side (any reply length, no TCP, no workqueue, the daemon not
+ * woken).
  * Otherwise an sk_skb verdict program on the front's socket answers
  * received segments in place, only when the replies are as long as the
  * requests (docs/l0.md says why the receive side cannot do better).
@@ -17,10 +18,11 @@
  * the bytes that went to the daemon, `done` the bytes the daemon has read,
  * executed and whose replies it has written (server.c publishes it when its
  * query buffer holds no partial command and its reply buffer is empty). A
- * send-side answer is therefore queued on the front's socket after every
- * reply the daemon owed; a segment the verdict program passes after kernel
- * replies queues behind them in the psock backlog. Hence replies leave in
- * command order whatever mix of kernel and daemon answers a pipeline gets.
+ * send-side answer is in addition queued only once the client has read
+ * every reply the daemon wrote (the client reads the kernel's answers
+ * first); a segment the verdict program passes after kernel replies queues
+ * behind them in the psock backlog. Hence replies arrive in command order
+ * whatever mix of kernel and daemon answers a pipeline gets.
  *
  * Coherence. What is in L0 is decided here, once a second on the main
  * thread: L1 counts each entry's GETs since the previous scan (its "heat");

@@ -47,7 +47,7 @@ struct l0_conn {
 
 /*
  * A connection between a local client and the RESP front, as the front's
- * socket sees it (keys of l0_pairs and l0_peers). Addresses in network
+ * socket sees it (keys of l0_pairs and l0_clients). Addresses in network
  * order, ports in host order.
  */
 struct l0_tuple {
@@ -64,7 +64,8 @@ struct l0_tuple {
  */
 struct l0_pair {
 	__u64 front_cookie;             /* the front's socket (its l0_conns slot); 0 = not yet */
-	__u64 front_sk;                 /* its struct sock, to read its send buffer's fill */
+	__u64 front_sk;                 /* its struct sock, to read what the daemon wrote */
+	__u64 client_sk;                /* the client's, to read what it has read */
 	__u64 sent;                     /* bytes the client's writes sent to the daemon */
 	__u32 client;                   /* 1: the client's socket is in l0_clients */
 	__u32 pad;
@@ -75,7 +76,7 @@ struct l0_stats {
 	__u64 hits;                     /* GETs answered in the kernel */
 	__u64 segments_answered;        /* segments rewritten into replies */
 	__u64 pass_miss;                /* segments passed: a key not in L0 or expired */
-	__u64 pass_busy;                /* passed: earlier commands still in the daemon */
+	__u64 pass_busy;                /* passed: earlier commands still in the daemon or unread */
 	__u64 pass_other;               /* passed: not only complete GETs */
 	__u64 pass_error;               /* passed: rewrite or redirect failed */
 	__u64 pass_size;                /* passed: replies not exactly as long as the requests */
@@ -83,7 +84,7 @@ struct l0_stats {
 	__u64 conn_collisions;          /* enrolment refused: slot in use */
 	__u64 local_conns;              /* connections answered on the client's send side */
 	__u64 local_answered;           /* client writes answered on the send side */
-	__u64 pass_room;                /* passed: the front's send buffer too full */
+	__u64 pass_room;                /* passed: the client's unread kernel answers fill its rcvbuf */
 };
 
 #endif

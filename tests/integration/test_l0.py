@@ -280,6 +280,33 @@ def test_pipelined_order_under_many_connections(l0d):
     assert got > 500, "the kernel answered too few GETs to test ordering"
 
 
+def test_unread_daemon_reply_is_not_overtaken(l0d):
+    """Kernel answers go into the client's receive side, which recv() reads
+    before TCP's queue: a GET sent while a daemon reply is still unread must
+    not be answered by the kernel (it would be read first)."""
+    r = l0d.redis()
+    r.set("hot", "kernel-value")
+    r.set("cold", "daemon-value")
+    assert kernel_serves(l0d, "hot", b"kernel-value"), l0d.metrics()
+    busy = l0d.metric("hotpath_l0_passed_total", {"reason": "busy"}) or 0
+    s = l0d.sock()
+    for i in range(20):
+        s.sendall(encode("GET", "cold-%d" % i) if i % 2 else encode("SET", "cold", "d%d" % i))
+        time.sleep(0.05)        # the daemon answers; its reply waits unread
+        s.sendall(encode("GET", "hot"))
+        want = [b"$-1\r\n" if i % 2 else b"+OK\r\n", b"$12\r\nkernel-value\r\n"]
+        got = b""
+        while len(split_replies(got)) < 2:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            got += chunk
+        assert split_replies(got) == want, (i, got)
+    s.close()
+    assert (l0d.metric("hotpath_l0_passed_total", {"reason": "busy"}) or 0) > busy
+    # and once it has read everything, the kernel answers again
+    assert kernel_serves(l0d, "hot", b"kernel-value"), l0d.metrics()
+
+
 def test_redis_benchmark_pipelined_gets(l0d):
     port = str(l0d.resp_port)
     # key:000000000NNN GETs are 36 bytes; "$29\r\n" + 29 + "\r\n" is too
