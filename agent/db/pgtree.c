@@ -575,6 +575,11 @@ static int stmt_kind(struct pgt_info *o, const json_t *stmt)
 	}
 	if (json_object_get(stmt, "TransactionStmt"))
 		return PGT_TXN;
+	/* what these write is not in the text: a prepared statement, a
+	 * procedure, an anonymous block */
+	if (json_object_get(stmt, "ExecuteStmt") || json_object_get(stmt, "CallStmt") ||
+	    json_object_get(stmt, "DoStmt"))
+		o->opaque = true;
 	return PGT_OTHER;
 }
 

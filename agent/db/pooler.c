@@ -947,7 +947,7 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 			qcap_abort(s->qc_cap);
 	}
 	if (act == PGS_FORWARD && c) {
-		if (type == 'C' || type == 'E')
+		if (type == 'C' || type == 'E' || type == 'I' || type == 's')
 			qtrack_server(s, type, body, n);
 		if (buf_append(&c->out, d, total) != 0) {
 			pooler_server_close(s, "client output buffer full");
@@ -1335,6 +1335,8 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 		break;
 	case 'E':
 		rc = push(s, PGS_EXECUTE, 0);
+		if (!rc)
+			qtrack_execute(c, s);
 		break;
 	case 'P': {
 		struct pgw_parse ps;

@@ -137,7 +137,9 @@ struct server {
 	struct pga_scram_client *scram;
 	struct server *prev, *next;     /* idle list or pool's other list */
 	struct server *dead;
-	struct qreq *qt_head, *qt_tail; /* requests owed a ReadyForQuery (qtrack.c) */
+	struct qreq *qt_head, *qt_tail; /* statements owed an answer (qtrack.c) */
+	uint64_t qt_zsent, qt_zdone;    /* Queries+Syncs sent, ReadyForQuery seen */
+	uint64_t qt_last_us;            /* when the last answer completed */
 	struct qcap *qc_cap;            /* answer being captured for the result cache */
 	struct qcache_pending qc_pend;  /* tables written in the open transaction */
 };
@@ -289,8 +291,10 @@ struct pgs_stmt;
 void qtrack_query(struct client *c, struct server *s, char type, const uint8_t *body, size_t n);
 void qtrack_parse(struct client *c, const struct pgw_parse *ps);
 void qtrack_bind(struct client *c, const struct pgw_bind *b, const struct pgs_stmt *st);
+void qtrack_execute(struct client *c, struct server *s);
 void qtrack_sync(struct client *c, struct server *s);
-/* A CommandComplete or ErrorResponse forwarded to s's client. */
+/* A CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
+ * forwarded to s's client. */
 void qtrack_server(struct server *s, char type, const uint8_t *body, size_t n);
 /* ReadyForQuery that completes the oldest client request on s. */
 void qtrack_done(struct server *s);

@@ -23,7 +23,9 @@
  * Invalidation: a simple Query or a Bind of a statement that may write
  * (first keyword not SELECT/VALUES/TABLE/SHOW/EXPLAIN) is parsed with
  * libpg_query; each table it writes (INSERT, UPDATE, DELETE, MERGE,
- * TRUNCATE, COPY FROM, data-modifying CTEs) gets its generation bumped and
+ * TRUNCATE, COPY FROM, data-modifying CTEs; EXECUTE, CALL and DO, whose
+ * statements are not in the text, and Binds of unknown statements count
+ * as writing every table of the database) gets its generation bumped and
  * its entries deleted (tier_invalidate, local scope plus L2 when
  * configured) when the write is sent, and again when the transaction that
  * did it ends (ReadyForQuery 'I'), so a read that ran in between and saw
@@ -272,7 +274,9 @@ static struct memo *classify(struct qcache *qc, const char *db, const char *sql,
 		 * dialect): assume it writes anything */
 		m->writes = !want_read;
 	} else {
-		if (info->kind == PGT_WRITE) {
+		if (!want_read && info->opaque) {
+			m->writes = true;       /* ntab 0: flush the database */
+		} else if (info->kind == PGT_WRITE) {
 			m->writes = true;
 			for (unsigned i = 0; i < info->n_written && m->ntab < QC_TBL_PER_QUERY; i++) {
 				uint32_t s = table_slot(qc, db, &info->written[i]);

@@ -1,18 +1,26 @@
 /*
- * qtrack.c - the pooler's side of query statistics: which request each
- * ReadyForQuery completes, with its text, parameters, rows and errors,
- * handed to qstats (qstats.h) when it completes.
+ * qtrack.c - the pooler's side of query statistics: which statement each
+ * answer completes, with its text, parameters, rows and errors, handed to
+ * qstats (qstats.h) when it completes.
  *
- * How: every simple Query (and FunctionCall) and every Sync a client
+ * How: every simple Query (and FunctionCall) and every Execute a client
  * sends pushes one record on its server connection's FIFO, in the order
- * the server will answer; the record of a Sync carries the statement of
- * the last Bind before it (the text of the named statement, or of the
- * last unnamed Parse, and the Bind's parameters). CommandComplete tags
- * add their row counts to the oldest record, an ErrorResponse marks it,
- * and the ReadyForQuery that pgstmt.c reports as completing a client's
- * request pops it. Injected messages (parameter SETs, re-prepares, the
- * reset query) are swallowed before they reach here, so the FIFO stays in
- * step. Everything is bounded: the FIFO by the server's response queue
+ * the server will answer. An Execute's record carries the statement of the
+ * Bind before it (the text of the named statement, or of the last unnamed
+ * Parse, and the Bind's parameters), so a client that Binds and Executes a
+ * statement N times before one Sync, or Parses it once and Executes it
+ * over many requests, is N calls. Each record knows the ReadyForQuery
+ * that ends its request (the count of Queries and Syncs sent before it):
+ * an Execute's record completes at its CommandComplete, EmptyQueryResponse,
+ * PortalSuspended or ErrorResponse, timed from when it was sent or the
+ * previous answer on that connection, whichever is later (the server runs
+ * one statement at a time); a Query's record collects the row counts of
+ * its CommandCompletes and completes at its ReadyForQuery. At a
+ * ReadyForQuery, Executes of that request still open were skipped by the
+ * server after an error and are dropped, not counted. Answers of a later
+ * request never touch an earlier record. Injected messages (parameter
+ * SETs, re-prepares, the reset query) are swallowed before they reach
+ * here. Everything is bounded: the FIFO by the server's response queue
  * (POOLER_QUEUE_CAP), texts by query_analysis.max_query_length.
  *
  * Named statements are found in the client's map (pgstmt.h): in
@@ -21,9 +29,9 @@
  * and the result cache, bounded the same way; a name beyond the bound is
  * not recorded.
  *
- * What not: function calls are timed as a request with no text and not
- * recorded; a batch with several Executes before one Sync is recorded
- * under its last statement.
+ * What not: function calls are not recorded; a portal run by several
+ * row-limited Executes counts once (the first); requests answered by the
+ * result cache never reach the server and are not counted.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +43,10 @@
 struct qreq {
 	struct qreq *next;
 	uint64_t t_us;
+	uint64_t zidx;                  /* the ReadyForQuery that ends its request */
 	uint64_t rows;
 	bool error;
+	bool exec;                      /* an Execute's (else a Query's) */
 	size_t len;                     /* 0: nothing to record */
 	size_t bind_len;
 	bool has_bind;
@@ -83,9 +93,8 @@ static void push(struct server *s, struct qreq *r)
 	s->qt_tail = r;
 }
 
-/* A record that can't be allocated still has to keep the FIFO in step:
- * an empty one costs a small allocation, and if even that fails we push
- * nothing and drop the whole FIFO at the next ReadyForQuery mismatch. */
+/* A record that can't be allocated is simply missing: the others still
+ * find their answers by their request's index. */
 void qtrack_query(struct client *c, struct server *s, char type, const uint8_t *body, size_t n)
 {
 	struct qreq *r;
@@ -98,9 +107,12 @@ void qtrack_query(struct client *c, struct server *s, char type, const uint8_t *
 
 		len = nul ? (size_t)((const uint8_t *)nul - body) : n;
 	}
-	r = qreq_new((const char *)body, len, NULL, 0, false, c->p->qt_max_text);
-	if (r)
+	r = len ? qreq_new((const char *)body, len, NULL, 0, false, c->p->qt_max_text) : NULL;
+	if (r) {
+		r->zidx = s->qt_zsent;
 		push(s, r);
+	}
+	s->qt_zsent++;
 }
 
 void qtrack_parse(struct client *c, const struct pgw_parse *ps)
@@ -149,42 +161,53 @@ void qtrack_bind(struct client *c, const struct pgw_bind *b, const struct pgs_st
 	c->qt_open = text ? qreq_new(text, len, b->rest, b->rest_len, true, c->p->qt_max_text) : NULL;
 }
 
-void qtrack_sync(struct client *c, struct server *s)
+void qtrack_execute(struct client *c, struct server *s)
 {
 	struct qreq *r = c->qt_open;
 
 	if (!c->p->qstats)
 		return;
-	c->qt_open = NULL;
+	/* every Execute gets exactly one answer: one without a statement to
+	 * record (the same portal again, an unknown statement) still takes
+	 * its place, empty */
 	if (!r)
 		r = qreq_new("", 0, NULL, 0, false, 0);
-	if (r)
-		push(s, r);
-}
-
-void qtrack_server(struct server *s, char type, const uint8_t *body, size_t n)
-{
-	struct qreq *r = s->qt_head;
-	uint64_t rows;
-
 	if (!r)
 		return;
-	if (type == 'E')
-		r->error = true;
-	else if (type == 'C' && qstats_tag_rows((const char *)body, n, &rows))
-		r->rows += rows;
+	c->qt_open = NULL;
+	r->exec = true;
+	r->zidx = s->qt_zsent;
+	r->t_us = mono_us();
+	push(s, r);
 }
 
-void qtrack_done(struct server *s)
+void qtrack_sync(struct client *c, struct server *s)
 {
-	struct pooler *p = s->pool->p;
+	if (!c->p->qstats)
+		return;
+	free(c->qt_open);               /* a Bind never executed */
+	c->qt_open = NULL;
+	s->qt_zsent++;
+}
+
+static struct qreq *pop(struct server *s)
+{
 	struct qreq *r = s->qt_head;
 
-	if (!r)
-		return;
 	s->qt_head = r->next;
 	if (!s->qt_head)
 		s->qt_tail = NULL;
+	return r;
+}
+
+static void complete(struct server *s, struct qreq *r, uint64_t now)
+{
+	struct pooler *p = s->pool->p;
+	uint64_t from = r->t_us;
+
+	/* the server ran it after whatever it answered before */
+	if (r->exec && s->qt_last_us > from)
+		from = s->qt_last_us;
 	if (r->len && p->qstats) {
 		struct qstats_sample smp = {
 			.db = p->dbs[s->pool->db].conf.name,
@@ -192,7 +215,7 @@ void qtrack_done(struct server *s)
 			.len = r->len,
 			.bind = r->has_bind ? r->data + r->len + 1 : NULL,
 			.bind_len = r->bind_len,
-			.dur_us = mono_us() - r->t_us,
+			.dur_us = now - from,
 			.rows = r->rows,
 			.error = r->error,
 		};
@@ -200,6 +223,43 @@ void qtrack_done(struct server *s)
 		(void)qstats_record(p->qstats, &smp);   /* full: dropped and counted there */
 	}
 	free(r);
+}
+
+void qtrack_server(struct server *s, char type, const uint8_t *body, size_t n)
+{
+	struct qreq *r = s->qt_head;
+	uint64_t rows, now;
+
+	if (!r || r->zidx != s->qt_zdone)
+		return;                 /* nothing of this request is recorded */
+	if (type == 'E')
+		r->error = true;
+	else if (type == 'C' && qstats_tag_rows((const char *)body, n, &rows))
+		r->rows += rows;
+	if (!r->exec || (type != 'C' && type != 'E' && type != 'I' && type != 's'))
+		return;
+	now = mono_us();
+	complete(s, pop(s), now);
+	s->qt_last_us = now;
+}
+
+void qtrack_done(struct server *s)
+{
+	uint64_t now;
+
+	if (!s->pool->p->qstats)
+		return;
+	now = mono_us();
+	while (s->qt_head && s->qt_head->zidx <= s->qt_zdone) {
+		struct qreq *r = pop(s);
+
+		if (r->exec)
+			free(r);        /* skipped by the server after an error */
+		else
+			complete(s, r, now);
+	}
+	s->qt_zdone++;
+	s->qt_last_us = now;
 }
 
 void qtrack_server_clear(struct server *s)
@@ -211,6 +271,7 @@ void qtrack_server_clear(struct server *s)
 		s->qt_head = n;
 	}
 	s->qt_tail = NULL;
+	s->qt_zsent = s->qt_zdone = 0;
 }
 
 void qtrack_client_clear(struct client *c)

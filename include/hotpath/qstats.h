@@ -1,11 +1,11 @@
 /*
  * qstats.h - per-fingerprint query statistics from the pooler's own timing.
  *
- * The pooler's event loop hands every finished request (a simple Query,
- * or an extended-protocol batch up to its Sync) to qstats_record: a copy
- * of the text (bounded), the Bind parameters when there were some, the
- * time from the first message to ReadyForQuery, the rows counted from the
- * CommandComplete tags and whether an ErrorResponse came. The copy goes
+ * The pooler's event loop hands every finished statement (a simple
+ * Query, or an extended-protocol Execute; agent/db/qtrack.c) to
+ * qstats_record: a copy of the text (bounded), the Bind parameters when
+ * there were some, its time, the rows counted from the CommandComplete
+ * tags and whether an ErrorResponse came. The copy goes
  * on a bounded queue (full: the sample is dropped and counted - the loop
  * never waits); an aggregator thread fingerprints it with libpg_query
  * (the same fingerprint as pgquery.h and the kernel's statistics; a

@@ -105,7 +105,7 @@ def entry(dm, needle, calls=None, timeout=10):
 
 
 def pgss_calls(pg, needle):
-    out = pg.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%s%%'"
+    out = pg.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%%%s%%'"
                  % needle.replace("'", "''"), db="app")
     return int(out)
 
@@ -145,6 +145,36 @@ def test_named_statements_counted_per_execution(hotpath_factory, pg, mode):
                          prepare=True).fetchall()
     q = entry(dm, "price > $2", calls=25)
     assert q is not None and q["calls"] == 25 and q["rows"] == 25, q
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_executes_before_one_sync_each_counted(hotpath_factory, pg, mode):
+    dm = start_trust(hotpath_factory, pg, mode, "")
+    pg.sql("SELECT pg_stat_statements_reset()", db="app")
+    c = Raw(dm.pool_port)
+    div = "SELECT 100 / $1::int AS q, 'div' AS tag"
+    assert types(c.send(parse(div, name="d") + SYNC)) == "1Z"
+    r = c.send(b"".join(bind([b"%d" % i], stmt="d") + EXEC for i in (1, 2, 4, 5, 10)) + SYNC)
+    assert types(r) == "2DC" * 5 + "Z", r
+    q = entry(dm, "::int AS q", calls=5)
+    assert (q["calls"], q["rows"], q["errors"]) == (5, 5, 0), q
+    # an error in the middle: the server skips the rest up to Sync, and
+    # those are not counted
+    r = c.send(bind([b"1"], stmt="d") + EXEC + bind([b"0"], stmt="d") + EXEC +
+               bind([b"2"], stmt="d") + EXEC + SYNC)
+    assert types(r) == "2DC2EZ", r
+    q = entry(dm, "::int AS q", calls=7)
+    assert (q["calls"], q["rows"], q["errors"]) == (7, 6, 1), q
+    c.close()
+    assert pgss_calls(pg, "::int AS q") == 6      # the failed one is not in pgss
+
+    # psycopg 3's executemany pipelines every Execute before one Sync
+    with psycopg.connect(conninfo(dm.pool_port), autocommit=True) as conn:
+        conn.cursor().executemany("UPDATE products SET price = price WHERE id = %s",
+                                  [(i,) for i in range(1, 21)])
+    q = entry(dm, "SET price = price", calls=20)
+    assert (q["calls"], q["rows"]) == (20, 20), q
+    assert pgss_calls(pg, "UPDATE products SET price = price") == 20
 
 
 # ---- 2. the result cache for the extended protocol --------------------------------------
@@ -334,16 +364,23 @@ def test_result_cache_extended_protocol(hotpath_factory, pg, mode):
     # query, other client - the next read is never stale
     w = Raw(dm.pool_port)
     assert types(w.send(parse(UPD, name="upd") + SYNC)) == "1Z"
-    for i in range(6):
+    for i in range(10):
         val = ("v%d" % i).encode()
-        if i % 3 == 0:
+        if i % 5 == 0:
             r = w.send(parse(UPD) + bind([val, b"5"]) + EXEC + SYNC)
-        elif i % 3 == 1:
+        elif i % 5 == 1:
             r = w.send(bind([val, b"5"], stmt="upd") + EXEC + SYNC)
-        else:
+        elif i % 5 == 2:
             r = w.send(msg(b"Q", cstr("UPDATE products SET name = '%s' WHERE id = 5" %
                                        val.decode())))
-        assert b"UPDATE 1" in r, r
+        elif i % 5 == 3:        # what EXECUTE runs is not in its text
+            r = w.send(msg(b"Q", cstr("PREPARE u(text) AS UPDATE products SET name = $1 "
+                                       "WHERE id = 5; EXECUTE u('%s'); DEALLOCATE u" %
+                                       val.decode())))
+        else:
+            r = w.send(msg(b"Q", cstr("DO $$BEGIN UPDATE products SET name = '%s' "
+                                       "WHERE id = 5; END$$" % val.decode())))
+        assert "E" not in types(r) and (b"UPDATE 1" in r or b"DO" in r), r
         for q in (unnamed, named):
             got = c.send(q)
             assert val in got and rows(got) == rows(c.send(q)), (i, got)

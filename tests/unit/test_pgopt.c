@@ -217,7 +217,8 @@ static void test_tree_limit_numbering(void **state)
 
 static void test_tree_writes(void **state)
 {
-	static const struct { const char *q; int kind; const char *w0; unsigned nw; } cases[] = {
+	static const struct { const char *q; int kind; const char *w0; unsigned nw; bool opaque; }
+	cases[] = {
 		{ "UPDATE public.orders SET x = 1 WHERE id = 3", PGT_WRITE, "orders", 1 },
 		{ "INSERT INTO t2 (a) VALUES (1)", PGT_WRITE, "t2", 1 },
 		{ "DELETE FROM t3 WHERE a < 4", PGT_WRITE, "t3", 1 },
@@ -229,6 +230,11 @@ static void test_tree_writes(void **state)
 		{ "BEGIN", PGT_TXN, NULL, 0 },
 		{ "SET search_path = x", PGT_OTHER, NULL, 0 },
 		{ "SELECT 1; UPDATE t9 SET a = 1", PGT_WRITE, "t9", 1 },
+		/* what these run is not in the text */
+		{ "EXECUTE upd(1)", PGT_OTHER, NULL, 0, true },
+		{ "CALL p(2)", PGT_OTHER, NULL, 0, true },
+		{ "DO $$BEGIN DELETE FROM t10; END$$", PGT_OTHER, NULL, 0, true },
+		{ "PREPARE u AS UPDATE t11 SET a = 1; EXECUTE u", PGT_OTHER, NULL, 0, true },
 	};
 	struct pgt_info *t = malloc(sizeof(*t));
 	char err[256];
@@ -238,6 +244,7 @@ static void test_tree_writes(void **state)
 		assert_int_equal(pgt_analyze(cases[i].q, strlen(cases[i].q), t, err, sizeof(err)), 0);
 		assert_int_equal(t->kind, cases[i].kind);
 		assert_int_equal(t->n_written, cases[i].nw);
+		assert_int_equal(t->opaque, cases[i].opaque);
 		if (cases[i].w0)
 			assert_string_equal(t->written[0].name, cases[i].w0);
 	}
