@@ -12,6 +12,7 @@
 #   bench/pool.sh            (needs root: PostgreSQL runs as user postgres)
 #   RUNS=3 SECS=10 SCALE=10 bench/pool.sh
 #   QA_STATS=no bench/pool.sh   (hotpath without per-fingerprint query statistics)
+#   MODES=connect bench/pool.sh (only the -C round; MODES=plain only -S)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build}
@@ -20,6 +21,7 @@ SECS=${SECS:-10}
 SCALE=${SCALE:-10}
 POOL=${POOL:-20}
 QA_STATS=${QA_STATS:-yes}
+MODES=${MODES:-plain connect}
 PGBIN=/usr/lib/postgresql/15/bin
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -140,7 +142,7 @@ run() {   # $1 port, $2 pooler pid, rest: pgbench options -> "tps cpu-us-per-tra
 }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
-for mode in plain connect; do
+for mode in $MODES; do
 	opt=(); [ "$mode" = connect ] && opt=(-C)
 	: > "$T/b.$mode"; : > "$T/h.$mode"
 	for r in $(seq "$RUNS"); do
@@ -151,7 +153,7 @@ done
 
 printf '\n%-30s %10s %10s %7s   %s\n' "pgbench (transaction pooling)" "pgbouncer" "hotpath" \
 	"ratio" "pooler CPU us/txn (pgbouncer / hotpath)"
-for mode in plain connect; do
+for mode in $MODES; do
 	b=$(cut -d' ' -f1 "$T/b.$mode" | median); h=$(cut -d' ' -f1 "$T/h.$mode" | median)
 	bc=$(cut -d' ' -f2 "$T/b.$mode" | median); hc=$(cut -d' ' -f2 "$T/h.$mode" | median)
 	label="-S -c 16 -j 2 -T $SECS"; [ "$mode" = connect ] && label="$label -C"
