@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -610,6 +611,17 @@ int pga_scram_client_verify(struct pga_scram_client *c, const char *msg, size_t 
 
 /* ---- md5 ------------------------------------------------------------------- */
 
+/* OpenSSL 3 looks a digest up in its provider store on every
+ * EVP_DigestInit_ex(EVP_md5()) (about half of an md5 login's hashing
+ * time); fetched once here, the lookup goes. Kept for the process's life. */
+static EVP_MD *md5_md;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_fetch(void)
+{
+	md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
 static void md5_hex(const void *a, size_t al, const void *b, size_t bl, char out[33])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -618,8 +630,12 @@ static void md5_hex(const void *a, size_t al, const void *b, size_t bl, char out
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
 	memset(d, 0, sizeof(d));
+	pthread_once(&md5_once, md5_fetch);
 	if (ctx) {
-		EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
+		if (md5_md)
+			EVP_DigestInit_ex2(ctx, md5_md, NULL);
+		else
+			EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
 		EVP_DigestUpdate(ctx, a, al);
 		EVP_DigestUpdate(ctx, b, bl);
 		EVP_DigestFinal_ex(ctx, d, &dl);

@@ -32,6 +32,14 @@
  * transaction mode. Objects closed during an event batch are freed after
  * it, so a pointer taken in the batch stays valid.
  *
+ * A connection per transaction (pgbench -C, short-lived workers) makes
+ * the login path hot, so it does little beyond the syscalls it needs: the
+ * listener defers accept until the startup packet is in and it is read at
+ * once, TCP_NODELAY is inherited from the listener, cancel keys and md5
+ * salts come from a getrandom buffer, the pool's ParameterStatus
+ * messages are serialised once, client objects are reused with their
+ * buffers, and close() alone takes a socket out of the epoll set.
+ *
  * Not here: TLS, replication connections, LISTEN/NOTIFY or SQL-level
  * PREPARE across transactions in transaction mode (as with PgBouncer),
  * auth_query, online restart.
@@ -67,6 +75,8 @@
 #define MAX_CANCELS 256
 #define TICK_MS 100
 #define SLOT_BITS 20
+#define SPARE_CLIENTS 64                /* client objects kept for reuse */
+#define SPARE_OUT_MAX 4096              /* ... when their output buffer stayed this small */
 
 const char *const pooler_param_names[PV_COUNT] = {
 	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
@@ -205,6 +215,22 @@ static uint64_t now_us(void)
 	return hp_now_us();
 }
 
+/* n (<= 256) unpredictable bytes from the loop's getrandom buffer. 0 or -EIO. */
+static int loop_random(struct pooler *p, void *out, size_t n)
+{
+	if (n > sizeof(p->rnd))
+		return -EIO;
+	if (p->rnd_left < n) {
+		if (getrandom(p->rnd, sizeof(p->rnd), 0) != (ssize_t)sizeof(p->rnd))
+			return -EIO;
+		p->rnd_left = sizeof(p->rnd);
+	}
+	p->rnd_left -= (unsigned)n;
+	memcpy(out, p->rnd + p->rnd_left, n);
+	OPENSSL_cleanse(p->rnd + p->rnd_left, n);
+	return 0;
+}
+
 void pooler_client_fail(struct client *c, const char *sqlstate, const char *msg)
 {
 	if (c->io.fd < 0 || c->state == CL_CLOSING)
@@ -278,8 +304,7 @@ static void client_close(struct client *c)
 			pooler_server_close(s, "client disconnected inside a transaction");
 		}
 	}
-	epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
-	close(c->io.fd);
+	close(c->io.fd);                /* leaves the epoll set: the fd is never dup'ed */
 	c->io.fd = -1;
 	if (c->pool && c->state != CL_STARTUP && c->state != CL_AUTH_MD5 &&
 	    c->state != CL_AUTH_SASL_INIT && c->state != CL_AUTH_SASL_FINAL)
@@ -292,10 +317,36 @@ static void client_close(struct client *c)
 	p->dead_clients = c;
 }
 
+/* A client object for a new connection: a spare one with its buffers
+ * (PgBouncer keeps its objects in slabs for the same reason: a connection
+ * per transaction would otherwise allocate and free 64 KiB each time), or
+ * a new one. NULL when out of memory. */
+static struct client *client_alloc(struct pooler *p)
+{
+	struct client *c = p->spare;
+
+	if (c) {
+		struct buf in = c->in, out = c->out;
+
+		p->spare = c->dead;
+		p->nspare--;
+		memset(c, 0, sizeof(*c));
+		c->in = in;
+		c->out = out;
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	buf_init(&c->in, p->set.max_message + READ_CHUNK);
+	buf_init(&c->out, p->set.max_message + POOLER_OUT_HIGH);
+	return c;
+}
+
 static void client_free(struct client *c)
 {
-	buf_free(&c->in);
-	buf_free(&c->out);
+	struct pooler *p = c->p;
+
 	pgs_map_free(&c->stmts);
 	qtrack_client_clear(c);
 	if (c->qc_next)
@@ -306,7 +357,31 @@ static void client_free(struct client *c)
 		free(c->scram);
 	}
 	OPENSSL_cleanse(c->md5_stored, sizeof(c->md5_stored));
+	if (p->nspare < SPARE_CLIENTS && !p->stopping && c->in.cap <= READ_CHUNK &&
+	    c->out.cap <= SPARE_OUT_MAX) {
+		buf_reset(&c->in);
+		buf_reset(&c->out);
+		c->dead = p->spare;
+		p->spare = c;
+		p->nspare++;
+		return;
+	}
+	buf_free(&c->in);
+	buf_free(&c->out);
 	free(c);
+}
+
+static void spare_free(struct pooler *p)
+{
+	while (p->spare) {
+		struct client *c = p->spare;
+
+		p->spare = c->dead;
+		buf_free(&c->in);
+		buf_free(&c->out);
+		free(c);
+	}
+	p->nspare = 0;
 }
 
 static int client_flush(struct client *c)
@@ -729,6 +804,23 @@ static void welcome_store(struct pool *pl, const char *name, const char *value)
 	snprintf(pl->wvalue[i], POOLER_PARAM_LEN, "%s", value);
 }
 
+/* Serialise the pool's welcome (its ParameterStatus messages) once, so a
+ * login copies bytes instead of building messages. 0 or -ENOMEM. */
+static int welcome_build(struct pool *pl)
+{
+	buf_init(&pl->wmsg, 0);
+	for (unsigned i = 0; i < pl->n_welcome; i++) {
+		pl->woff[i] = (uint16_t)buf_used(&pl->wmsg);
+		pl->widx[i] = (int8_t)pooler_param_index(pl->wname[i]);
+		if (pgw_put_param_status(&pl->wmsg, pl->wname[i], pl->wvalue[i]) != 0) {
+			buf_free(&pl->wmsg);
+			return -ENOMEM;
+		}
+	}
+	pl->woff[pl->n_welcome] = (uint16_t)buf_used(&pl->wmsg);
+	return 0;
+}
+
 /* One message from a server that is still logging in. 0 or closed (-1). */
 static int server_login_msg(struct server *s, char type, const uint8_t *body, size_t n)
 {
@@ -790,6 +882,10 @@ static int server_login_msg(struct server *s, char type, const uint8_t *body, si
 		s->status = n ? (char)body[0] : 'I';
 		s->dirty = false;
 		if (!pl->have_welcome) {
+			if (welcome_build(pl) != 0) {
+				server_login_failed(s, "53200", "out of memory");
+				return -1;
+			}
 			for (int i = 0; i < PV_COUNT; i++)
 				memcpy(pl->defaults[i], s->params[i], POOLER_PARAM_LEN);
 			pl->have_welcome = true;
@@ -822,7 +918,7 @@ static int server_sync_params(struct server *s, struct client *c)
 
 	buf_init(&q, 4096);
 	for (int i = 0; i < PV_COUNT && !rc; i++) {
-		if (!c->params[i][0] || strcmp(c->params[i], s->params[i]) == 0)
+		if (!(c->pset & 1u << i) || strcmp(c->params[i], s->params[i]) == 0)
 			continue;
 		rc = buf_printf(&q, "SET %s TO ", pooler_param_names[i]);
 		if (!rc)
@@ -913,8 +1009,10 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		idx = r.bad ? -1 : pooler_param_index(name);
 		if (idx >= 0 && strlen(value) < POOLER_PARAM_LEN) {
 			memcpy(s->params[idx], value, strlen(value) + 1);
-			if (c && act == PGS_FORWARD)
+			if (c && act == PGS_FORWARD) {
 				memcpy(c->params[idx], value, strlen(value) + 1);
+				c->pset |= 1u << idx;
+			}
 		}
 		break;
 	}
@@ -1564,24 +1662,41 @@ static void auth_failed(struct client *c)
 	pooler_client_fail(c, "28P01", msg);
 }
 
+/* The pool's serialised welcome messages [from, to) onto c's output. */
+static int welcome_copy(struct client *c, const struct pool *pl, unsigned from, unsigned to)
+{
+	size_t n = pl->woff[to] - pl->woff[from];
+
+	return n ? buf_append(&c->out, pl->wmsg.data + pl->woff[from], n) : 0;
+}
+
 void pooler_client_welcome(struct client *c)
 {
 	struct pool *pl = c->pool;
 	int rc = 0;
 
-	welcome_del(c);
-	for (unsigned i = 0; i < pl->n_welcome && !rc; i++) {
-		int idx = pooler_param_index(pl->wname[i]);
-		const char *v = pl->wvalue[i];
+	unsigned from = 0;              /* pool's messages not yet copied */
 
-		if (idx >= 0) {
-			if (c->params[idx][0])
-				v = c->params[idx];
-			else
-				memcpy(c->params[idx], pl->wvalue[i], POOLER_PARAM_LEN);
+	welcome_del(c);
+	/* The pool's messages as they are, except the parameters the client
+	 * chose itself, which it sees with its own value. */
+	for (unsigned i = 0; i < pl->n_welcome && !rc; i++) {
+		int idx = pl->widx[i];
+
+		if (idx < 0)
+			continue;
+		if (!(c->pset & 1u << idx)) {
+			memcpy(c->params[idx], pl->wvalue[i], POOLER_PARAM_LEN);
+			c->pset |= 1u << idx;
+			continue;
 		}
-		rc = pgw_put_param_status(&c->out, pl->wname[i], v);
+		rc = welcome_copy(c, pl, from, i);
+		if (!rc)
+			rc = pgw_put_param_status(&c->out, pl->wname[i], c->params[idx]);
+		from = i + 1;
 	}
+	if (!rc)
+		rc = welcome_copy(c, pl, from, pl->n_welcome);
 	if (!rc)
 		rc = pgw_put_backend_key(&c->out, c->pid, c->key);
 	if (!rc)
@@ -1666,6 +1781,7 @@ static void client_startup(struct client *c, const struct pgw_startup *st)
 		idx = pooler_param_index(k);
 		if (idx >= 0 && strlen(v) < POOLER_PARAM_LEN) {
 			snprintf(c->params[idx], POOLER_PARAM_LEN, "%s", v);
+			c->pset |= 1u << idx;
 			continue;
 		}
 		if (!strcmp(k, "options") && !*v)
@@ -1698,7 +1814,7 @@ static void client_startup(struct client *c, const struct pgw_startup *st)
 			memcpy(c->md5_stored, u->pass, 36);
 		else
 			pga_md5_stored(c->user, u->pass, c->md5_stored);
-		if (getrandom(c->salt, sizeof(c->salt), 0) != sizeof(c->salt) ||
+		if (loop_random(p, c->salt, sizeof(c->salt)) != 0 ||
 		    pgw_put_auth(&c->out, PGW_AUTH_MD5, c->salt, 4) != 0) {
 			client_close(c);
 			return;
@@ -2068,12 +2184,11 @@ static int slot_take(struct pooler *p, struct client *c)
 static void on_accept(struct pooler *p)
 {
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(p->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		int fd = accept4(p->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct client *c;
 
 		if (fd < 0)
 			return;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		ST_INC(p->g.accepted);
 		if (p->stopping || p->nclients >= p->set.max_client_conn) {
 			struct buf b;
@@ -2088,7 +2203,7 @@ static void on_accept(struct pooler *p)
 			ST_INC(p->g.rejected_max_clients);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
+		c = client_alloc(p);
 		if (!c) {
 			close(fd);
 			continue;
@@ -2098,11 +2213,9 @@ static void on_accept(struct pooler *p)
 		c->io.kind = PIO_CLIENT;
 		c->db = -1;
 		c->connect_ms = hp_now_ms();
-		buf_init(&c->in, p->set.max_message + READ_CHUNK);
-		buf_init(&c->out, p->set.max_message + POOLER_OUT_HIGH);
 		if (pgs_map_init(&c->stmts, (p->set.max_prepared ? p->set.max_prepared : 200) * 4,
 				 p->set.max_message) != 0 ||
-		    slot_take(p, c) != 0 || getrandom(&c->key, sizeof(c->key), 0) != sizeof(c->key) ||
+		    slot_take(p, c) != 0 || loop_random(p, &c->key, sizeof(c->key)) != 0 ||
 		    io_add(p, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
 			if (p->slots[c->slot] == c)
 				p->slots[c->slot] = NULL;
@@ -2114,6 +2227,10 @@ static void on_accept(struct pooler *p)
 		}
 		p->nclients++;
 		ST_INC(p->g.clients);
+		/* The listener defers accept until the client's first bytes
+		 * (its startup packet) are in: read them now rather than after
+		 * another trip through epoll_wait. */
+		client_read_event(c);
 	}
 }
 
@@ -2239,6 +2356,7 @@ static void close_all(struct pooler *p)
 	while (p->cancels)
 		cancel_free(p, p->cancels);
 	free_dead(p);
+	spare_free(p);
 }
 
 static void *loop(void *arg)
@@ -2421,6 +2539,20 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 	}
 	p->listen.fd = rc;
 	p->listen.kind = PIO_LISTEN;
+	/* A PostgreSQL client speaks first (startup packet or SSLRequest):
+	 * have the kernel hand over a connection once those bytes are in,
+	 * as PgBouncer does by default (tcp_defer_accept). A client that
+	 * sends nothing is still accepted after about a second. TCP_NODELAY
+	 * is inherited by the accepted sockets: one setsockopt, not one per
+	 * client. */
+	{
+		int one = 1;
+
+		if (setsockopt(rc, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) != 0)
+			log_debug("pooler: TCP_DEFER_ACCEPT: %s", strerror(errno));
+		if (setsockopt(rc, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+			log_warn("pooler: TCP_NODELAY: %s", strerror(errno));
+	}
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	p->timer.kind = PIO_TIMER;
@@ -2529,8 +2661,10 @@ void pooler_free(struct pooler *p)
 	if (!p)
 		return;
 	pooler_stop(p, 0);
-	for (unsigned i = 0; i < atomic_load(&p->npools); i++)
+	for (unsigned i = 0; i < atomic_load(&p->npools); i++) {
+		buf_free(&p->pools[i]->wmsg);
 		free(p->pools[i]);
+	}
 	if (p->listen.fd >= 0)
 		close(p->listen.fd);
 	if (p->timer.fd >= 0)
@@ -2541,6 +2675,7 @@ void pooler_free(struct pooler *p)
 		close(p->epfd);
 	pga_userlist_free(p->users);
 	pga_userlist_free(p->new_users);
+	OPENSSL_cleanse(p->rnd, sizeof(p->rnd));
 	qstats_free(p->qstats);
 	qcache_free(p->qcache);
 	free(p->slots);

@@ -86,6 +86,7 @@ struct client {
 	char user[PGA_NAME_MAX];
 	int db;                         /* index in pooler.dbs */
 	char params[PV_COUNT][POOLER_PARAM_LEN];   /* what the client should see */
+	uint8_t pset;                   /* bit i: params[i] is the client's (maybe empty) value */
 	struct pgs_map stmts;
 	size_t stream_left;             /* bytes of a message passed through */
 	uint8_t salt[4];
@@ -171,6 +172,11 @@ struct pool {
 	unsigned n_welcome;
 	char wname[POOLER_WELCOME_MAX][POOLER_PARAM_LEN];
 	char wvalue[POOLER_WELCOME_MAX][POOLER_PARAM_LEN];
+	/* the same, serialised once when the welcome is complete: message i
+	 * is wmsg[woff[i] .. woff[i + 1]); widx[i] its tracked parameter */
+	struct buf wmsg;
+	uint16_t woff[POOLER_WELCOME_MAX + 1];
+	int8_t widx[POOLER_WELCOME_MAX];
 	char defaults[PV_COUNT][POOLER_PARAM_LEN];
 	/* adaptive controller state */
 	uint64_t win_queries, win_query_us, win_waited, win_wait_us;
@@ -224,6 +230,10 @@ struct pooler {
 	unsigned nslots, free_hint;
 	uint32_t gen;
 	unsigned nclients;
+	/* random bytes for cancel keys and md5 salts, one getrandom per 64
+	 * logins instead of two per login; handed-out bytes are wiped */
+	uint8_t rnd[256];
+	unsigned rnd_left;
 	unsigned ncancels;
 	/* pools */
 	struct pool *pools[POOLER_MAX_POOLS];
@@ -239,6 +249,8 @@ struct pooler {
 	struct pooler_global_stats g;   /* atomics */
 	uint64_t last_second_ms;
 	struct client *dead_clients;
+	struct client *spare;           /* freed clients kept with their buffers (linked by dead) */
+	unsigned nspare;
 	struct server *dead_servers;
 	struct pcancel *cancels;
 	struct qstats *qstats;          /* per-fingerprint statistics, NULL = off */

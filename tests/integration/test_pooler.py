@@ -131,6 +131,41 @@ def test_md5_login(hotpath_factory, pg):
     assert "password authentication failed" in r.stderr
 
 
+def test_login_parameters_and_connect_per_transaction(hotpath_factory, pg):
+    # Each client sees the pool's ParameterStatus messages, with its own
+    # value for the parameters it chose; the server follows in a transaction.
+    dm = start(hotpath_factory, pg, auth_type="md5", size=2)
+    a = connect(dm.pool_port, application_name="first", client_encoding="LATIN1")
+    b = connect(dm.pool_port)
+    assert a.get_parameter_status("application_name") == "first"
+    assert a.get_parameter_status("client_encoding") == "LATIN1"
+    assert b.get_parameter_status("application_name") == ""
+    assert b.get_parameter_status("client_encoding") == "UTF8"
+    for k in ("server_version", "TimeZone", "DateStyle", "session_authorization"):
+        assert a.get_parameter_status(k) and a.get_parameter_status(k) == \
+            b.get_parameter_status(k), k
+    for conn, want in ((a, "first"), (b, ""), (a, "first")):
+        with conn.cursor() as cur:
+            cur.execute("SHOW application_name")
+            assert cur.fetchone()[0] == want
+        conn.rollback()
+    a.close()
+    b.close()
+    # a connection per transaction (client objects are reused): every
+    # login still starts clean
+    pgbench(dm.pool_port, "-C", "-S")
+    c = connect(dm.pool_port)
+    assert c.get_parameter_status("application_name") == ""
+    with c.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone()[0] == "app"
+    c.close()
+    r = psql(dm.pool_port, "SELECT 1", password="nope")
+    assert "password authentication failed" in r.stderr
+    st, j = dm.api_json("GET", "/api/v2/pools", token_name="reader")
+    assert st == 200 and j["clients"]["accepted"] > 50 and j["clients"]["auth_failures"] == 1
+
+
 def pgbench(port, *args):
     r = subprocess.run([PGBENCH, "-n", "-T", "3", "-c", "8", "-j", "2", *args,
                         "host=127.0.0.1 port=%d user=app dbname=app sslmode=disable" % port],
