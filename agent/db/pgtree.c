@@ -575,11 +575,27 @@ static int stmt_kind(struct pgt_info *o, const json_t *stmt)
 	}
 	if (json_object_get(stmt, "TransactionStmt"))
 		return PGT_TXN;
-	/* what these write is not in the text: a prepared statement, a
-	 * procedure, an anonymous block */
-	if (json_object_get(stmt, "ExecuteStmt") || json_object_get(stmt, "CallStmt") ||
-	    json_object_get(stmt, "DoStmt"))
-		o->opaque = true;
+	/* Any other statement may change what a read returns in ways its text
+	 * does not name (EXECUTE, CALL, DO, DROP/ALTER, GRANT, CREATE RULE or
+	 * POLICY or FUNCTION, ...), except these, which change no rows nor
+	 * what a query may see. */
+	{
+		static const char *const inert[] = {
+			"VariableSetStmt", "VariableShowStmt", "DiscardStmt", "ListenStmt",
+			"UnlistenStmt", "NotifyStmt", "PrepareStmt", "DeallocateStmt",
+			"DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "LockStmt",
+			"VacuumStmt", "CheckPointStmt", "ExplainStmt", "CreateStmt", "IndexStmt",
+			"CreateSeqStmt", "CommentStmt", "ConstraintsSetStmt",
+		};
+		void *it = json_object_iter((json_t *)stmt);
+		const char *node = it ? json_object_iter_key(it) : "";
+		bool known = false;
+
+		for (unsigned k = 0; k < HP_ARRAY_SIZE(inert) && !known; k++)
+			known = !strcmp(node, inert[k]);
+		if (!known)
+			o->opaque = true;
+	}
 	return PGT_OTHER;
 }
 

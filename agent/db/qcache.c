@@ -24,12 +24,13 @@
  * (first keyword not SELECT/VALUES/TABLE/SHOW/EXPLAIN) is parsed with
  * libpg_query; each table it writes (INSERT, UPDATE, DELETE, MERGE,
  * TRUNCATE, COPY FROM, data-modifying CTEs; EXECUTE, CALL and DO, whose
- * statements are not in the text, and Binds of unknown statements count
- * as writing every table of the database) gets its generation bumped and
- * its entries deleted (tier_invalidate, local scope plus L2 when
- * configured) when the write is sent, and again when the transaction that
- * did it ends (ReadyForQuery 'I'), so a read that ran in between and saw
- * the old rows does not stay cached. A read stores its answer only if none
+ * statements are not in the text, DDL and GRANTs, which change what reads
+ * return or may see (pgt_info.opaque), and Binds of unknown statements
+ * count as writing every table of the database) gets its generation
+ * bumped and its entries deleted (tier_invalidate, local scope plus L2
+ * when configured) when the write is sent, and again when the transaction
+ * that did it ends (ReadyForQuery 'I'), so a read that ran in between and
+ * saw the old rows does not stay cached. A read stores its answer only if none
  * of its tables' generations moved while it ran. Entries also expire after
  * query_cache.ttl: writes that do not go through this pooler (other
  * clients, triggers writing other tables, functions with side effects) are

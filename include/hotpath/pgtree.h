@@ -61,7 +61,8 @@ struct pgt_info {
 	struct pgt_table read[PGT_MAX_TABLES];     /* every relation named (FROM, JOIN, subqueries) */
 	struct pgt_table written[PGT_MAX_TABLES];  /* targets of writes */
 	bool tables_truncated;          /* more than PGT_MAX_TABLES */
-	bool opaque;                    /* EXECUTE, CALL or DO: runs statements not in the text */
+	bool opaque;                    /* may change rows or what reads see beyond its
+					 * text: EXECUTE, CALL, DO, DDL, GRANT, ... */
 	unsigned n_cols;
 	struct pgt_col cols[PGT_MAX_COLS];
 	unsigned n_params;              /* literals, in $n order */

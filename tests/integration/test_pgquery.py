@@ -384,6 +384,13 @@ def test_result_cache_extended_protocol(hotpath_factory, pg, mode):
         for q in (unnamed, named):
             got = c.send(q)
             assert val in got and rows(got) == rows(c.send(q)), (i, got)
+    # a privilege change: the answer cached before must not outlive it
+    c.send(unnamed)
+    assert "E" not in types(w.send(msg(b"Q", cstr("REVOKE SELECT ON products FROM app"))))
+    denied = c.send(unnamed)
+    assert types(denied) == "1E" + "Z" and b"permission denied" in denied, denied
+    assert "E" not in types(w.send(msg(b"Q", cstr("GRANT SELECT ON products TO app"))))
+    assert b"v9" in c.send(unnamed)
     # inside a transaction block nothing is answered from the cache
     before = cache_stats(dm)
     tx = c.send(msg(b"Q", cstr("BEGIN")))

@@ -228,13 +228,19 @@ static void test_tree_writes(void **state)
 		{ "WITH d AS (DELETE FROM t7 RETURNING *) SELECT * FROM d", PGT_WRITE, "t7", 1 },
 		{ "SELECT * FROM t8 FOR UPDATE", PGT_SELECT_LOCKING, NULL, 0 },
 		{ "BEGIN", PGT_TXN, NULL, 0 },
-		{ "SET search_path = x", PGT_OTHER, NULL, 0 },
+		{ "SET search_path = x", PGT_OTHER, NULL, 0, false },
 		{ "SELECT 1; UPDATE t9 SET a = 1", PGT_WRITE, "t9", 1 },
 		/* what these run is not in the text */
 		{ "EXECUTE upd(1)", PGT_OTHER, NULL, 0, true },
 		{ "CALL p(2)", PGT_OTHER, NULL, 0, true },
 		{ "DO $$BEGIN DELETE FROM t10; END$$", PGT_OTHER, NULL, 0, true },
 		{ "PREPARE u AS UPDATE t11 SET a = 1; EXECUTE u", PGT_OTHER, NULL, 0, true },
+		{ "DROP TABLE t12", PGT_OTHER, NULL, 0, true },
+		{ "REVOKE SELECT ON t13 FROM app", PGT_OTHER, NULL, 0, true },
+		{ "ALTER TABLE t14 RENAME TO t15", PGT_OTHER, NULL, 0, true },
+		{ "CREATE INDEX ON t16 (a)", PGT_OTHER, NULL, 0, false },
+		{ "SHOW work_mem", PGT_OTHER, NULL, 0, false },
+		{ "LISTEN ch", PGT_OTHER, NULL, 0, false },
 	};
 	struct pgt_info *t = malloc(sizeof(*t));
 	char err[256];
