@@ -44,6 +44,11 @@
 struct pga_userlist {
 	unsigned n, cap;
 	struct pga_user *users;
+	/* open addressing on the name: user index + 1, 0 empty; at most
+	 * half full. A login looks its user up in O(1), not by a walk over
+	 * up to PGA_USERS_MAX names. */
+	uint32_t *idx;
+	unsigned nidx;                  /* power of two */
 };
 
 /* ---- base64 ------------------------------------------------------------- */
@@ -205,6 +210,49 @@ static bool is_md5_hash(const char *s)
 	return true;
 }
 
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;     /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* Slot of `user` in l->idx: its entry, or the empty slot it would take. */
+static unsigned idx_slot(const struct pga_userlist *l, const char *user)
+{
+	unsigned i = (unsigned)name_hash(user) & (l->nidx - 1);
+
+	while (l->idx[i] && strcmp(l->users[l->idx[i] - 1].name, user) != 0)
+		i = (i + 1) & (l->nidx - 1);
+	return i;
+}
+
+/* Room in the index for one more user. 0 or -ENOMEM. */
+static int idx_grow(struct pga_userlist *l)
+{
+	unsigned n = l->nidx ? l->nidx : 32;
+	uint32_t *old = l->idx;
+	unsigned oldn = l->nidx;
+
+	if ((l->n + 1) * 2 <= l->nidx)
+		return 0;
+	while ((l->n + 1) * 2 > n)
+		n *= 2;
+	l->idx = calloc(n, sizeof(*l->idx));
+	if (!l->idx) {
+		l->idx = old;
+		return -ENOMEM;
+	}
+	l->nidx = n;
+	for (unsigned i = 0; i < oldn; i++)
+		if (old[i])
+			l->idx[idx_slot(l, l->users[old[i] - 1].name)] = old[i];
+	free(old);
+	return 0;
+}
+
 struct pga_userlist *pga_userlist_parse(const char *text, size_t len, const char *name,
 					char *err, size_t errlen)
 {
@@ -288,7 +336,12 @@ struct pga_userlist *pga_userlist_parse(const char *text, size_t len, const char
 			l->users = nu;
 			l->cap = ncap;
 		}
+		if (idx_grow(l) != 0) {
+			ul_err(err, errlen, name, line, "out of memory");
+			goto fail;
+		}
 		l->users[l->n++] = u;
+		l->idx[idx_slot(l, u.name)] = l->n;
 		OPENSSL_cleanse(&u, sizeof(u));
 		p = eol + (eol < end);
 	}
@@ -340,17 +393,18 @@ void pga_userlist_free(struct pga_userlist *l)
 	if (l->users)
 		OPENSSL_cleanse(l->users, l->cap * sizeof(*l->users));
 	free(l->users);
+	free(l->idx);
 	free(l);
 }
 
 const struct pga_user *pga_userlist_find(const struct pga_userlist *l, const char *user)
 {
-	if (!l)
+	unsigned i;
+
+	if (!l || !l->nidx)
 		return NULL;
-	for (unsigned i = 0; i < l->n; i++)
-		if (strcmp(l->users[i].name, user) == 0)
-			return &l->users[i];
-	return NULL;
+	i = idx_slot(l, user);
+	return l->idx[i] ? &l->users[l->idx[i] - 1] : NULL;
 }
 
 unsigned pga_userlist_count(const struct pga_userlist *l)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include "hotpath/pgauth.h"
@@ -164,6 +165,44 @@ static void test_userlist(void **state)
 	assert_string_equal(err, "u:1: empty user name");
 }
 
+/* Thousands of users: every one is found by name (the index grows and
+ * rehashes while the file loads), no other name is, a repeat is refused. */
+static void test_userlist_many(void **state)
+{
+	enum { N = 5000 };
+	size_t cap = (size_t)N * 64 + 64, o = 0;
+	char *text = malloc(cap), name[32], err[256];
+	struct pga_userlist *l;
+
+	(void)state;
+	assert_non_null(text);
+	for (unsigned i = 0; i < N; i++)
+		o += (size_t)snprintf(text + o, cap - o,
+				      "\"user%u\" \"md5%032x\"\n", i * 7919u, i);
+	l = pga_userlist_parse(text, o, "many", err, sizeof(err));
+	assert_non_null(l);
+	assert_int_equal(pga_userlist_count(l), N);
+	for (unsigned i = 0; i < N; i++) {
+		const struct pga_user *u;
+		char want[36];
+
+		snprintf(name, sizeof(name), "user%u", i * 7919u);
+		snprintf(want, sizeof(want), "md5%032x", i);
+		u = pga_userlist_find(l, name);
+		assert_non_null(u);
+		assert_string_equal(u->name, name);
+		assert_string_equal(u->pass, want);
+		snprintf(name, sizeof(name), "user%u", i * 7919u + 1);
+		assert_null(pga_userlist_find(l, name));
+	}
+	assert_null(pga_userlist_find(l, ""));
+	pga_userlist_free(l);
+	o += (size_t)snprintf(text + o, cap - o, "\"user%u\" \"x\"\n", 4999u * 7919u);
+	assert_null(pga_userlist_parse(text, o, "many", err, sizeof(err)));
+	assert_string_equal(err, "many:5001: user listed twice");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_scram_roundtrip_and_refusals),
 		cmocka_unit_test(test_md5),
 		cmocka_unit_test(test_userlist),
+		cmocka_unit_test(test_userlist_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
