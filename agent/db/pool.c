@@ -115,11 +115,11 @@ int pool_launch(struct pool *pl)
 	struct server *s;
 	int rc;
 
-	if (pl->p->stopping || pl->n_servers >= pl->limit || hp_now_ms() < pl->next_connect_ms)
+	if (pl->p->stopping || pl->n_servers >= pl->limit || pooler_ms(pl->p) < pl->next_connect_ms)
 		return -EAGAIN;
 	rc = pooler_server_connect(pl, &s);
 	if (rc)
-		pl->next_connect_ms = hp_now_ms() + 500;
+		pl->next_connect_ms = pooler_ms(pl->p) + 500;
 	return rc;
 }
 
@@ -138,7 +138,7 @@ struct server *pool_acquire(struct pool *pl, struct client *c)
 		return s;
 	}
 	c->waiting = true;
-	c->wait_since_us = hp_now_us();
+	c->wait_since_us = pooler_us(pl->p);
 	c->wnext = NULL;
 	c->wprev = pl->wait_tail;
 	if (pl->wait_tail)
@@ -180,7 +180,7 @@ static bool server_expired(const struct pool *pl, const struct server *s, uint64
 
 void pool_server_free(struct pool *pl, struct server *s)
 {
-	uint64_t now = hp_now_ms();
+	uint64_t now = pooler_ms(pl->p);
 
 	if (server_expired(pl, s, now)) {
 		pooler_server_close(s, s->must_close ? "marked for closing" :
@@ -214,7 +214,7 @@ void pool_give_idle(struct pool *pl)
 		struct server *s = pl->idle;
 
 		pool_unqueue(pl, c);
-		pool_note_wait(pl, hp_now_us() - c->wait_since_us);
+		pool_note_wait(pl, pooler_us(pl->p) - c->wait_since_us);
 		pooler_link(c, s);
 		pooler_client_resume(c);
 	}
@@ -288,7 +288,7 @@ reset:
 void pool_tick(struct pool *pl, uint64_t now, bool second)
 {
 	const struct pooler_settings *set = &pl->p->set;
-	uint64_t now_u = hp_now_us();
+	uint64_t now_u = pooler_us(pl->p);
 	struct server *s, *nx;
 
 	/* wait-queue and welcome timeouts */

@@ -210,11 +210,6 @@ static int io_write(int fd, struct buf *b)
 
 /* ---- clients: errors and closing ------------------------------------------- */
 
-static uint64_t now_us(void)
-{
-	return hp_now_us();
-}
-
 /* n (<= 256) unpredictable bytes from the loop's getrandom buffer. 0 or -EIO. */
 static int loop_random(struct pooler *p, void *out, size_t n)
 {
@@ -277,7 +272,7 @@ static void server_unlink(struct server *s)
 	if (!c)
 		return;
 	if (c->xact_start_us)
-		hist_record(&s->pool->st.xact_us, now_us() - c->xact_start_us);
+		hist_record(&s->pool->st.xact_us, pooler_us(s->pool->p) - c->xact_start_us);
 	c->server = NULL;
 	s->client = NULL;
 	ST_DEC(s->pool->st.clients_active);
@@ -425,7 +420,7 @@ static struct server *server_new(struct pool *pl)
 		free(s);
 		return NULL;
 	}
-	s->created_ms = s->last_used_ms = s->state_since_ms = hp_now_ms();
+	s->created_ms = s->last_used_ms = s->state_since_ms = pooler_ms(p);
 	return s;
 }
 
@@ -468,7 +463,7 @@ static void server_stat_enter(struct server *s, enum server_state st)
 	struct pool *pl = s->pool;
 
 	s->state = st;
-	s->state_since_ms = hp_now_ms();
+	s->state_since_ms = pooler_ms(pl->p);
 	switch (st) {
 	case SV_CONNECTING:
 	case SV_LOGIN:
@@ -653,7 +648,7 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 	log_warn("pooler: %s/%s: %s", pl->p->dbs[pl->db].conf.name, pl->user, text);
 	pool_set_error(pl, text);
 	ST_INC(pl->st.server_login_failures);
-	pl->next_connect_ms = hp_now_ms() + 500;
+	pl->next_connect_ms = pooler_ms(pl->p) + 500;
 	pooler_server_close(s, text);
 	/* Clients that can't be served by any retry get the reason now. */
 	if (fatal_for_clients || !pl->have_welcome) {
@@ -944,8 +939,8 @@ void pooler_link(struct client *c, struct server *s)
 	s->client = c;
 	server_set_state(s, SV_ACTIVE);
 	s->dirty = true;
-	s->last_used_ms = hp_now_ms();
-	c->xact_start_us = now_us();
+	s->last_used_ms = pooler_ms(s->pool->p);
+	c->xact_start_us = pooler_us(s->pool->p);
 	ST_INC(s->pool->st.clients_active);
 	if (server_sync_params(s, c) != 0)
 		s->must_close = true;
@@ -954,7 +949,7 @@ void pooler_link(struct client *c, struct server *s)
 void pooler_server_idle(struct server *s)
 {
 	server_set_state(s, SV_IDLE);
-	s->last_used_ms = hp_now_ms();
+	s->last_used_ms = pooler_ms(s->pool->p);
 	pooler_update(&s->io);
 }
 
@@ -1064,7 +1059,7 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		qcache_txn_end(pl->p->qcache, pl->p->dbs[pl->db].conf.name, &s->qc_pend);
 	if (done && c) {
 		qtrack_done(s);
-		pool_note_query(pl, now_us() - done);
+		pool_note_query(pl, pooler_us(pl->p) - done);
 		if (type == 'Z' && s->status == 'I')
 			ST_INC(pl->st.transactions);
 	}
@@ -1075,7 +1070,7 @@ static int server_msg(struct server *s, char type, const uint8_t *d, size_t tota
 		if (pl->p->set.pool_mode != HP_POOL_TRANSACTION || !c)
 			return 0;
 		server_unlink(s);
-		s->last_used_ms = hp_now_ms();
+		s->last_used_ms = pooler_ms(pl->p);
 		pool_server_free(pl, s);
 		return 1;
 	}
@@ -1419,7 +1414,7 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 	switch (type) {
 	case 'Q':
 	case 'F':
-		rc = push(s, PGS_QUERY, now_us());
+		rc = push(s, PGS_QUERY, pooler_us(p));
 		if (!rc)
 			qtrack_query(c, s, type, body, n);
 		if (!rc && p->qcache && type == 'Q')
@@ -1427,7 +1422,7 @@ static int client_msg(struct client *c, struct server *s, char type, const uint8
 						strnlen((const char *)body, n), &s->qc_pend);
 		break;
 	case 'S':
-		rc = push(s, PGS_SYNC, now_us());
+		rc = push(s, PGS_SYNC, pooler_us(p));
 		if (!rc)
 			qtrack_sync(c, s);
 		break;
@@ -1736,7 +1731,7 @@ static void login_ok(struct client *c)
 	}
 	c->state = CL_WELCOME_WAIT;
 	c->in_welcome = true;
-	c->wait_since_us = now_us();
+	c->wait_since_us = pooler_us(c->p);
 	c->wprev = NULL;
 	c->wnext = pl->welcome;
 	if (pl->welcome)
@@ -1960,7 +1955,7 @@ static void client_cancel(struct pooler *p, uint32_t pid, uint32_t key)
 	k->io.fd = fd;
 	k->io.kind = PIO_CANCEL;
 	buf_init(&k->out, 64);
-	k->deadline_ms = hp_now_ms() + 5000;
+	k->deadline_ms = pooler_ms(p) + 5000;
 	k->next = p->cancels;
 	p->cancels = k;
 	p->ncancels++;
@@ -2212,7 +2207,7 @@ static void on_accept(struct pooler *p)
 		c->io.fd = fd;
 		c->io.kind = PIO_CLIENT;
 		c->db = -1;
-		c->connect_ms = hp_now_ms();
+		c->connect_ms = pooler_ms(p);
 		if (pgs_map_init(&c->stmts, (p->set.max_prepared ? p->set.max_prepared : 200) * 4,
 				 p->set.max_message) != 0 ||
 		    slot_take(p, c) != 0 || loop_random(p, &c->key, sizeof(c->key)) != 0 ||
@@ -2317,7 +2312,7 @@ static void apply_reload(struct pooler *p)
 
 static void tick(struct pooler *p)
 {
-	uint64_t now = hp_now_ms();
+	uint64_t now = pooler_ms(p);
 	bool second = now - p->last_second_ms >= 1000;
 	struct pcancel *k, *nx;
 
@@ -2366,6 +2361,8 @@ static void *loop(void *arg)
 
 	for (;;) {
 		int n = epoll_wait(p->epfd, evs, MAX_EVENTS, -1);
+
+		p->clock_us = hp_now_us();
 
 		if (n < 0 && errno != EINTR) {
 			log_error("pooler: epoll_wait: %s", strerror(errno));
@@ -2589,7 +2586,8 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 		}
 	}
 	p->g.port = p->port;
-	p->last_second_ms = hp_now_ms();
+	p->clock_us = hp_now_us();
+	p->last_second_ms = pooler_ms(p);
 	if (pthread_create(&p->thread, NULL, loop, p) != 0) {
 		log_error("pooler: cannot start its thread");
 		goto fail;

@@ -234,6 +234,7 @@ struct pooler {
 	 * logins instead of two per login; handed-out bytes are wiped */
 	uint8_t rnd[256];
 	unsigned rnd_left;
+	uint64_t clock_us;              /* see pooler_us() */
 	unsigned ncancels;
 	/* pools */
 	struct pool *pools[POOLER_MAX_POOLS];
@@ -257,6 +258,20 @@ struct pooler {
 	struct qcache *qcache;          /* result cache, NULL = off */
 	size_t qt_max_text;
 };
+
+/* The loop's clock (monotonic): read once when epoll_wait returns, so
+ * the events of one batch share it, as PgBouncer's get_cached_time does
+ * (a transaction took about ten clock reads). Every time the loop keeps
+ * comes from here, so none is compared with a later fresh reading. */
+static inline uint64_t pooler_us(const struct pooler *p)
+{
+	return p->clock_us;
+}
+
+static inline uint64_t pooler_ms(const struct pooler *p)
+{
+	return p->clock_us / 1000;
+}
 
 /* ---- pool.c ---- */
 struct pool *pool_get(struct pooler *p, int db, const char *user);   /* NULL: too many pools */
