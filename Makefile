@@ -65,7 +65,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 ASAN_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests-asan/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
-BENCH_BINS := $(OUT)/cachesim
+BENCH_BINS := $(OUT)/cachesim $(OUT)/hookcost $(OUT)/sockloop
 
 .PHONY: all run test unit unit-asan integration fuzz deps clean docs bench-resp check-config
 .PHONY: install deb rpm bench-deps bench-http
@@ -130,6 +130,19 @@ $(OUT)/obj/hotpathctl.o: agent/hotpathctl.c | $(SKELS)
 $(OUT)/cachesim: bench/cachesim.c $(OUT)/libhotpath.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+
+# bench/overhead.sh's hook-cost arms: kernel hooks with (next to) nothing in them.
+$(OUT)/bpf/hookcost.bpf.o: bench/hookcost.bpf.c bpf/vmlinux.h | $(OUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/hookcost: bench/hookcost.c $(OUT)/hookcost.skel.h
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -lbpf -lelf -lz -o $@
+
+$(OUT)/sockloop: bench/sockloop.c
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
 
 # ---- tests --------------------------------------------------------------------
 $(OUT)/tests/%: tests/unit/%.c $(OUT)/libhotpath.a

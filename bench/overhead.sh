@@ -14,7 +14,22 @@
 # scheduler on one core stalled a run here. Needs root;
 # installs nginx-light and wrk if they are missing (they are bench-only).
 #
-#   bench/overhead.sh              # RUNS=3 SECS=10
+# ARMS names what runs beside the workloads in each round (first = the
+# baseline): none, agent (hotpathd), callers (hotpathd with [bpf]
+# observe_local_callers = yes: the local load generators' side timed too),
+# base (another build of hotpathd, its
+# path in BASE: a change side by side with what it changes), and the
+# hook-cost arms of build/hookcost (bench/hookcost.bpf.c) that tell what the
+# hook itself costs apart from what our programs do in it: empty (the two socket
+# tracepoints, empty programs), bits (+ the port bitmap test), sockmap /
+# skmsg (sock_ops enrolment of the two services' sockets into a sockhash,
+# pass-through sk_msg + sk_skb verdict / sk_msg only). WORKLOADS picks from
+# web (nginx), pg (pgbench) and loop (build/sockloop: a one-thread HTTP
+# ping-pong on loopback, both ends watched, that prices a hook per socket
+# transfer more finely than a server under load can).
+#
+#   bench/overhead.sh              # RUNS=3 SECS=10 ARMS="none agent" WORKLOADS="web pg"
+#   ARMS="none empty agent" RT=1 RUNS=5 SECS=8 bench/overhead.sh
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -30,6 +45,7 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp"
 hp=""
 cleanup() {
+	[ -n "${stats_was:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 	[ -n "$hp" ] && kill "$hp" 2>/dev/null
 	[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -40,7 +56,7 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-NPORT=$(port); PPORT=$(port)
+NPORT=$(port); PPORT=$(port); LPORT=$(port)
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
 cat > "$tmp/nginx.conf" <<CONF
 worker_processes 1;
@@ -77,7 +93,11 @@ protocol = http
 [service.pg]
 port = $PPORT
 protocol = postgres
+[service.loop]
+port = $LPORT
+protocol = http
 INI
+sed 's/^\[bpf\]$/[bpf]\nobserve_local_callers = yes/' "$tmp/hp.ini" > "$tmp/callers.ini"
 
 # CPU time (clock ticks) of a process and of its reaped children: nginx's
 # worker, PostgreSQL's postmaster (backends exit with their clients, and
@@ -87,6 +107,26 @@ TCK=$(getconf CLK_TCK)
 NGW=$(pgrep -f "nginx: worker" -P "$(cat "$tmp/nginx.pid")")
 PGM=$(head -1 "$tmp/pg/postmaster.pid")
 
+# STATS=1: kernel.bpf_stats_enabled during the run, so the kernel counts
+# each program's runs and run time: "name runs run_time_ns" of the BPF
+# programs a process holds, sorted by name (the dispatch to them is not
+# in run_time_ns: that is what the hook-cost arms price).
+STATS=${STATS:-0}
+progstats() { [ "$STATS" = 1 ] || return 0
+	bpftool -j prog show | python3 -c 'import glob, json, re, sys
+ids = set()
+for f in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
+    try:
+        m = re.search(r"^prog_id:\s*(\d+)", open(f).read(), re.M)
+    except OSError:
+        continue
+    if m:
+        ids.add(int(m.group(1)))
+for p in json.load(sys.stdin):
+    if p["id"] in ids:
+        print(p["name"], p.get("run_cnt", 0), p.get("run_time_ns", 0))' "$1" | sort; }
+[ "$STATS" = 1 ] && { stats_was=$(sysctl -n kernel.bpf_stats_enabled); sysctl -qw kernel.bpf_stats_enabled=1; }
+
 # One run: prints "rate cpu_us_per_request". The CPU counted is what the
 # work costs on the whole path: the server, the load generator (bash's
 # `times` of the client) and the agent, so the figure does not move with
@@ -94,10 +134,14 @@ PGM=$(head -1 "$tmp/pg/postmaster.pid")
 measure() {	# server-pid  rate-command...
 	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n; shift
 	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
+	[ -n "$hp" ] && progstats "$hp" > "$tmp/stats0"
 	c0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
 	out=$("$@")
 	c1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
 	s1=$(ticks "$srv"); [ -n "$hp" ] && a1=$(ticks "$hp")
+	[ -n "$hp" ] && progstats "$hp" | join - "$tmp/stats0" |
+		awk -v w="$* ${arm:-}" '$2 > $4 {printf "%s %s: %d runs, %.0f ns a run\n", w, $1, $2 - $4, ($3 - $5) / ($2 - $4)}' \
+		>> "$tmp/progstats"
 	rate=${out% *}; n=${out#* }
 	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v hz="$TCK" \
 		'BEGIN {printf "%s %.2f\n", r, t / hz * 1e6 / n}'
@@ -106,28 +150,75 @@ web() { rt taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index
 	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print r, n}'; }
 pg() { rt taskset -c 0 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
 	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {print r, n}'; }
-agent_on() { "$OUT/hotpathd" -c "$tmp/hp.ini" 2>"$tmp/hp.log" & hp=$!
-	for _ in $(seq 50); do grep -q "ready:" "$tmp/hp.log" && break; sleep 0.1; done
-	grep -q "observe: watching" "$tmp/hp.log" || { echo "observation did not start:"; cat "$tmp/hp.log"; exit 1; }; }
-agent_off() { kill "$hp"; wait "$hp" 2>/dev/null || true; hp=""; }
+# build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
+# transfers a round, both ends watched): the price of a hook per transfer,
+# as rounds/s of the best batch.
+loop() { rt taskset -c 0 "$OUT/sockloop" "$LPORT" 20000 $((SECS * 3)) |
+	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d\n", 1e9 / $2, n}'; }
+agent_on() { "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
+	for _ in $(seq 300); do grep -q "ready:" "$tmp/hp.log" 2>/dev/null && break
+		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
+	grep -q "observe: watching" "$tmp/hp.log" || { echo "observation did not start ($1):"; ls -l "$tmp"
+		ps -o pid,stat,wchan:24,etime,cmd -p "$hp"; cat "$tmp/hp.log"; exit 1; }; }
+# The hook-cost arms: build/hookcost with (next to) empty programs on the
+# same hooks, in place of the agent (bench/hookcost.bpf.c).
+hooks_on() { "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" "$@" >"$tmp/hp.log" 2>&1 & hp=$!
+	for _ in $(seq 300); do grep -q "attached" "$tmp/hp.log" 2>/dev/null && break
+		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
+	grep -q "attached" "$tmp/hp.log" || { echo "hookcost did not attach ($*):"; ls -l "$tmp"; cat "$tmp/hp.log"
+		wait "$hp"; echo "exit status $?"; exit 1; }; }
+arm_on() {
+	case $1 in
+	none) ;;
+	agent) agent_on "$OUT/hotpathd" ;;
+	callers) agent_on "$OUT/hotpathd" callers ;;
+	base) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" ;;
+	empty) hooks_on empty_recv empty_send ;;
+	bits) hooks_on bits_recv bits_send ;;
+	sockmap) hooks_on enrol msg_pass skb_pass ;;
+	skmsg) hooks_on enrol msg_pass ;;
+	*) echo "unknown arm $1 (none agent callers base empty bits sockmap skmsg)"; exit 2 ;;
+	esac
+}
+arm_off() { if [ -n "$hp" ]; then kill "$hp"; wait "$hp" 2>/dev/null || true; hp=""; fi; }
 
-for f in web0 web1 pg0 pg1; do : > "$tmp/$f"; done
+# ARMS: what runs beside the workloads, each measured in every round,
+# alternated: none (nothing), agent (hotpathd, every probe), empty / bits
+# (the two socket tracepoints with empty programs / only the port bitmap
+# test), sockmap / skmsg (sock_ops enrolment of the two ports' sockets
+# into a sockhash with pass-through sk_msg + sk_skb / sk_msg only).
+ARMS=${ARMS:-none agent}
+WORKLOADS=${WORKLOADS:-web pg}
+for a in $ARMS; do for w in $WORKLOADS; do : > "$tmp/$w.$a"; done; done
 for _ in $(seq "$RUNS"); do
-	measure "$NGW" web >> "$tmp/web0"; measure "$PGM" pg >> "$tmp/pg0"
-	agent_on; measure "$NGW" web >> "$tmp/web1"; measure "$PGM" pg >> "$tmp/pg1"; agent_off
+	for a in $ARMS; do
+		arm=$a
+		arm_on "$a"
+		for w in $WORKLOADS; do
+			srv=$NGW; [ "$w" = pg ] && srv=$PGM; [ "$w" = loop ] && srv=$$
+			measure "$srv" "$w" >> "$tmp/$w.$a"
+		done
+		arm_off
+	done
 done
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
 lost() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", (a - b) / a * 100}'; }
 more() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f%%", (b - a) / a * 100}'; }
-printf '%-30s %10s %10s %7s   %10s %10s %7s\n' workload "rate w/o" "rate with" lost \
-	"µs/req w/o" "with" "CPU"
-for w in web pg; do
-	r0=$(col 1 "$tmp/${w}0"); r1=$(col 1 "$tmp/${w}1")
-	u0=$(col 2 "$tmp/${w}0"); u1=$(col 2 "$tmp/${w}1")
-	name="nginx 1KiB, wrk -c50"; [ $w = pg ] && name="pgbench -S -c8 -j2"
-	printf '%-30s %10.0f %10.0f %7s   %10.2f %10.2f %7s\n' "$name" "$r0" "$r1" "$(lost "$r0" "$r1")" \
-		"$u0" "$u1" "$(more "$u0" "$u1")"
+base=${ARMS%% *}
+printf '%-22s %-8s %10s %10s %7s   %10s %10s %7s\n' workload arm "rate $base" "rate arm" lost \
+	"µs/req $base" "arm" "CPU"
+for w in $WORKLOADS; do
+	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
+	[ "$w" = loop ] && name="sockloop (rounds/s)"
+	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base")
+	for a in $ARMS; do
+		[ "$a" = "$base" ] && continue
+		r1=$(col 1 "$tmp/$w.$a"); u1=$(col 2 "$tmp/$w.$a")
+		printf '%-22s %-8s %10.0f %10.0f %7s   %10.2f %10.2f %7s\n' "$name" "$a" "$r0" "$r1" \
+			"$(lost "$r0" "$r1")" "$u0" "$u1" "$(more "$u0" "$u1")"
+	done
 done
-echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, alternated;"
-echo " CPU = server + load generator + hotpathd per request)"
-for f in web0 web1 pg0 pg1; do echo "$f: $(tr '\n' ';' < "$tmp/$f")"; done
+echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, arms alternated;"
+echo " CPU = server + load generator + hotpathd per request; lost and CPU against the first arm, $base)"
+for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
+[ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }

@@ -316,6 +316,15 @@ static const struct cfg_key cfg_keys[] = {
 	  G(observe_slow_threshold_ms), .def = "10ms", .min = 1, .max = 3600 * SEC,
 	  .doc = "A request at least this slow may use the reserved last quarter "
 		 "of the event budget." },
+	{ .section = "bpf", .key = "observe_local_callers", .type = CT_BOOL,
+	  G(observe_local_callers), .def = "no",
+	  .doc = "Also time the client side (outbound) of connections from this "
+		 "host to a [service.NAME] port that is watched here without pid or "
+		 "cgroup: such a request is then recorded twice, by the service's "
+		 "socket and by its caller's, and pays the kernel's work twice. With "
+		 "no, it is timed once, as the service saw it; remote callers, and "
+		 "[database]/[redis] connections, are timed on the client side either "
+		 "way." },
 	{ .section = "bpf", .key = "profile_hz", .type = CT_UINT, G(profile_hz),
 	  .def = "49", .min = 1, .max = 1000,
 	  .doc = "CPU profile sampling rate per CPU while a profile window runs "

@@ -143,6 +143,7 @@ struct observe {
 
 	struct obs_svc svc[OBS_MAX_SVC];
 	unsigned nsvc;
+	bool local_callers;          /* [bpf] observe_local_callers */
 
 	struct obs_ep *ep_tab[OBS_EP_BUCKETS];
 	unsigned nep;
@@ -284,7 +285,7 @@ static void services_from_config(struct observe *o, const struct hp_config *cfg)
 static void watched_sync(struct observe *o)
 {
 	int fd = bpf_map__fd(o->skel->maps.obs_watched);
-	static __u64 bits[2][65536 / 64];
+	static __u64 bits[2][65536 / 64], server_side[65536 / 64];
 
 	for (unsigned i = 0; i < o->nsvc; i++) {
 		struct obs_svc *s = &o->svc[i];
@@ -306,12 +307,24 @@ static void watched_sync(struct observe *o)
 	/* The kernel's first test on every socket transfer: word by word,
 	 * so a port that stays watched is never seen clear. */
 	memset(bits, 0, sizeof(bits));
-	for (unsigned i = 0; i < o->nsvc; i++)
-		if (o->svc[i].watched)
-			bits[o->svc[i].dir & 1][o->svc[i].port >> 6] |= 1ULL << (o->svc[i].port & 63);
+	memset(server_side, 0, sizeof(server_side));
+	for (unsigned i = 0; i < o->nsvc; i++) {
+		const struct obs_svc *s = &o->svc[i];
+
+		if (!s->watched)
+			continue;
+		bits[s->dir & 1][s->port >> 6] |= 1ULL << (s->port & 63);
+		/* A [service] port anyone may serve: its local callers are
+		 * timed by its own socket (observe.bpf.c, server_side_bits). */
+		if (!o->local_callers && s->dir == OBS_DIR_IN && !strcmp(s->source, "config") &&
+		    !s->only_pid && !s->cgroup_id)
+			server_side[s->port >> 6] |= 1ULL << (s->port & 63);
+	}
 	for (unsigned d = 0; d < 2; d++)
 		for (unsigned w = 0; w < 65536 / 64; w++)
 			__atomic_store_n(&o->skel->bss->watch_bits[d][w], bits[d][w], __ATOMIC_RELAXED);
+	for (unsigned w = 0; w < 65536 / 64; w++)
+		__atomic_store_n(&o->skel->bss->server_side_bits[w], server_side[w], __ATOMIC_RELAXED);
 	__atomic_add_fetch(&o->skel->bss->watch_gen, 1, __ATOMIC_RELAXED);
 }
 
@@ -755,6 +768,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		snprintf(why, whylen, "cannot open the observe ring buffer: %s", strerror(errno));
 		goto fail;
 	}
+	o->local_callers = cfg->observe_local_callers;
 	services_from_config(o, cfg);
 	watched_sync(o);
 	discover_run(o);

@@ -152,6 +152,7 @@ struct hp_config {
 	char bpf_pin_path[HP_PATH_MAX];
 	uint32_t observe_events_per_sec; /* request events per CPU per second */
 	uint64_t observe_slow_threshold_ms;
+	bool observe_local_callers;     /* also time local callers of [service] ports */
 	uint32_t profile_hz;            /* CPU profile sampling rate */
 	uint32_t profile_max_seconds;   /* longest window an API call may ask */
 	/* [redis] */

@@ -175,7 +175,10 @@ def http_service():
 def test_http_latency_and_counts(http_service, tmp_path):
     need_root()
     port, server_timings = http_service
-    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    # observe_local_callers: this local client's side is timed too (by
+    # default only the service's own socket times a local caller)
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
+                   "[bpf]\nobserve_local_callers = yes\n" % port, str(tmp_path))
     try:
         # a keep-alive client on a plain socket, timing the same syscalls the
         # kernel sees: from handing the request over to the first response bytes
@@ -284,6 +287,36 @@ def cgroup2_root():
             if post.startswith("cgroup2 ") and pre.split()[3] == "/":
                 return pre.split()[4]
     return None
+
+
+def test_local_callers_timed_once(http_service, tmp_path):
+    """By default a request from this host to a [service] port is timed
+    once, by the service's socket (inbound): its caller's socket is
+    classified once and then left alone. A caller of a [database] port on
+    this host is still timed on its side (the pooler's vantage point)."""
+    need_root()
+    port, _ = http_service
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for i in range(25):
+            conn.request("GET", "/fast/%d" % i)
+            assert conn.getresponse().read()
+        conn.close()
+        time.sleep(0.3)
+        d = obs.dump()
+        inb = metrics_of(d, "web", "inbound")
+        assert endpoint(inb, "GET /fast/{id}")["requests"] == 25
+        outb = metrics_of(d, "web", "outbound")
+        assert outb is None or outb["requests"] == 0, outb
+        # the kernel's table holds the inbound entries only (service ids 0
+        # and 1: [service.web] inbound and outbound, config services first)
+        kernel = [e["formatted"] for e in obs.bpftool("obs_endpoints")
+                  if e["formatted"]["key"]["service_id"] in (0, 1)]
+        assert sum(v["value"]["count"] for v in kernel) == 25, kernel
+        assert all(v["key"]["service_id"] == 0 and v["value"]["dir"] == 1 for v in kernel), kernel
+    finally:
+        obs.close()
 
 
 def test_service_restricted_to_pid_and_cgroup(tmp_path):
@@ -483,7 +516,8 @@ def test_postgres_queries_both_sides(postgres, tmp_path):
     c0 = PgClient(port)
     c0.simple("SELECT pg_stat_statements_reset()")
     c0.close()
-    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
+    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n"
+                   "[bpf]\nobserve_local_callers = yes\n" % port, str(tmp_path))
     try:
         c = PgClient(port)
         N = 40
