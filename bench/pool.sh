@@ -12,6 +12,11 @@
 #   bench/pool.sh            (needs root: PostgreSQL runs as user postgres)
 #   RUNS=3 SECS=10 SCALE=10 bench/pool.sh
 #   QA_STATS=no bench/pool.sh   (hotpath without per-fingerprint query statistics)
+#   MODES=cached bench/pool.sh  (pgbench -M extended reading 1000 hot rows; hotpath
+#                                answers them from its result cache, [query_cache]
+#                                switched on by a SIGHUP once the fingerprint is known;
+#                                extended, not prepared: PgBouncer 1.18 has no prepared
+#                                statements in transaction mode)
 #   MODES=connect bench/pool.sh (only the -C round; MODES=plain only -S)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +39,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 T=$(mktemp -d /tmp/hotpath-poolbench-XXXXXX)
 chmod 755 "$T"
-PGPORT=$(free_port); BPORT=$(free_port); HPORT=$(free_port)
+PGPORT=$(free_port); BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -88,6 +93,9 @@ runuser -u postgres -- taskset -c "$SERVER_CPU" /usr/sbin/pgbouncer "$T/pgbounce
 pids+=($!)
 
 # ---- hotpathd ---------------------------------------------------------------------
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'bench %s perf:read\n' "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" > "$T/tokens"
+chmod 600 "$T/tokens"
 cat > "$T/hotpath.ini" <<EOF
 [core]
 workers = 1
@@ -95,7 +103,8 @@ log_level = warn
 [resp]
 listen = 127.0.0.1:0
 [api]
-listen = 127.0.0.1:0
+listen = 127.0.0.1:$APORT
+tokens_file = $T/tokens
 [bpf]
 enabled = no
 [l0]
@@ -132,7 +141,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {   # $1 port, $2 pooler pid, rest: pgbench options -> "tps cpu-us-per-transaction"
 	local port=$1 pid=$2 a b out n tps; shift 2
 	a=$(ticks "$pid")
-	out=$(PGPASSWORD=secret taskset -c "$CLIENT_CPU" "$PGBIN/pgbench" -n -S -c 16 -j 2 -T "$SECS" "$@" \
+	out=$(PGPASSWORD=secret taskset -c "$CLIENT_CPU" "$PGBIN/pgbench" -n -c 16 -j 2 -T "$SECS" "$@" \
 		"host=127.0.0.1 port=$port user=app dbname=app sslmode=disable" 2>&1)
 	b=$(ticks "$pid")
 	n=$(awk '/actually processed/{print $NF}' <<<"$out")
@@ -142,8 +151,52 @@ run() {   # $1 port, $2 pooler pid, rest: pgbench options -> "tps cpu-us-per-tra
 }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
+# MODES=cached: learn the hot statement's fingerprint from hotpath's own
+# statistics, list it in [query_cache] and reload (SIGHUP).
+printf '\\set aid random(1, 1000)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n' \
+	> "$T/hot.sql"
+queries() {
+	curl -sf -H "Authorization: Bearer $TOKEN" \
+		"http://127.0.0.1:$APORT/api/v2/performance/queries?source=pooler&limit=1000"
+}
+cache_on() {
+	local fp
+	PGPASSWORD=secret "$PGBIN/pgbench" -n -M extended -f "$T/hot.sql" -c 1 -t 20 \
+		"host=127.0.0.1 port=$HPORT user=app dbname=app sslmode=disable" >/dev/null 2>&1
+	for _ in $(seq 50); do
+		fp=$(queries | /usr/bin/python3 -c 'import json, sys
+q = [x["fingerprint"] for x in json.load(sys.stdin)["queries"] if "pgbench_accounts" in x["query"]]
+print(q[0] if q else "")') && [ -n "$fp" ] && break
+		sleep 0.1
+	done
+	[ -n "$fp" ] || { echo "bench/pool.sh: no fingerprint for the hot statement" >&2; exit 1; }
+	printf '[query_cache]\nfingerprints = %s\nttl = 600s\n' "$fp" >> "$T/hotpath.ini"
+	kill -HUP "$HPID"
+	for _ in $(seq 50); do
+		[ "$(queries | /usr/bin/python3 -c 'import json, sys
+print(json.load(sys.stdin).get("query_cache", {}).get("fingerprints", 0))')" = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "bench/pool.sh: the reload did not switch the result cache on" >&2; exit 1
+}
+
+mode_opts() {
+	case $1 in
+	plain) echo -S ;;
+	connect) echo -S -C ;;
+	cached) echo -M extended -f "$T/hot.sql" ;;
+	esac
+}
+mode_label() {
+	case $1 in
+	plain) echo "-S -c 16 -j 2 -T $SECS" ;;
+	connect) echo "-S -c 16 -j 2 -T $SECS -C" ;;
+	cached) echo "-M extended, 1000 hot rows" ;;
+	esac
+}
 for mode in $MODES; do
-	opt=(); [ "$mode" = connect ] && opt=(-C)
+	read -r -a opt <<<"$(mode_opts "$mode")"
+	[ "$mode" = cached ] && cache_on
 	: > "$T/b.$mode"; : > "$T/h.$mode"
 	for r in $(seq "$RUNS"); do
 		run "$BPORT" "$BPID" "${opt[@]}" >> "$T/b.$mode"
@@ -156,7 +209,7 @@ printf '\n%-30s %10s %10s %7s   %s\n' "pgbench (transaction pooling)" "pgbouncer
 for mode in $MODES; do
 	b=$(cut -d' ' -f1 "$T/b.$mode" | median); h=$(cut -d' ' -f1 "$T/h.$mode" | median)
 	bc=$(cut -d' ' -f2 "$T/b.$mode" | median); hc=$(cut -d' ' -f2 "$T/h.$mode" | median)
-	label="-S -c 16 -j 2 -T $SECS"; [ "$mode" = connect ] && label="$label -C"
+	label=$(mode_label "$mode")
 	printf '%-30s %10s %10s %7s   %s / %s\n' "$label" "$b" "$h" \
 		"$(awk -v a="$h" -v b="$b" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')" \
 		"$bc" "$hc"
