@@ -10,7 +10,7 @@
  *    l0_clients, which carries the sk_msg program hp_l0_msg, and notes
  *    both sockets in l0_pairs. Each write of the client runs hp_l0_msg in
  *    the client's own sendmsg(): if it holds only GETs of fresh L0 keys, it
- *    is rewritten into the replies (any length up to L0_LOCAL_MAX) and
+ *    is rewritten into the replies (up to L0_OUT_MAX bytes) and
  *    redirected into the client's own receive side (its psock's ingress
  *    queue, which its recv() reads before TCP's). Neither the requests nor
  *    the replies enter TCP, so both sockets' TCP accounting stays exact;
@@ -494,25 +494,34 @@ pass:
 	return SK_PASS;
 }
 
-/* Copy of the replies into a client's resized write, 8 bytes a call. */
+/*
+ * Copy of the replies into one window of a client's resized write (the
+ * bytes [base, base + len) of the write, made linear by
+ * bpf_msg_pull_data()).
+ */
 struct fill {
 	struct sk_msg_md *msg;
 	struct l0_scratch *s;
-	__u32 len;                  /* >= 8 */
+	__u32 base, len;
 	int err;
 };
 
-static long fill_one(__u32 i, struct fill *f)
+#define L0_WINDOWS (L0_OUT_MAX / L0_LOCAL_MAX + 2)
+
+static long fill_word(__u32 i, struct fill *f)
 {
 	struct sk_msg_md *msg = f->msg;
 	__u32 off = i * 8, len = f->len;
 	void *data, *end, *p;
+	__u64 idx;
 
 	if (off >= len)
 		return 1;
 	if (off + 8 > len)
 		off = len - 8;      /* the tail overlaps the previous word */
-	if (off > L0_OUT_MAX - 8) {
+	idx = (__u64)f->base + off;
+	barrier_var(idx);       /* check and use the same register */
+	if (off > L0_LOCAL_MAX || idx > L0_OUT_MAX - 8) {
 		f->err = 1;
 		return 1;
 	}
@@ -523,7 +532,63 @@ static long fill_one(__u32 i, struct fill *f)
 		f->err = 1;
 		return 1;
 	}
-	*(__u64 *)p = *(__u64 *)&f->s->out[off];
+	*(__u64 *)p = *(__u64 *)&f->s->out[idx];
+	return 0;
+}
+
+/* The same, 256 bytes a call, for a window of at least 256 bytes (a
+ * window of 1 KiB replies would otherwise take 512 calls). */
+static long fill_chunk(__u32 i, struct fill *f)
+{
+	struct sk_msg_md *msg = f->msg;
+	__u32 off = i * 256, len = f->len;
+	void *data, *end, *p;
+	__u64 idx;
+
+	if (off >= len)
+		return 1;
+	if (off + 256 > len)
+		off = len - 256;    /* the tail overlaps the previous chunk */
+	idx = (__u64)f->base + off;
+	barrier_var(idx);       /* check and use the same register */
+	if (off > L0_LOCAL_MAX || idx > L0_OUT_MAX - 256) {
+		f->err = 1;
+		return 1;
+	}
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	p = data + off;
+	if (p + 256 > end) {
+		f->err = 1;
+		return 1;
+	}
+	__builtin_memcpy(p, &f->s->out[idx], 256);
+	return 0;
+}
+
+/* A window shorter than a word (a reply of 6 or 7 bytes, or the last bytes
+ * before the write's own): byte by byte. */
+static long fill_byte(__u32 i, struct fill *f)
+{
+	struct sk_msg_md *msg = f->msg;
+	__u64 idx = (__u64)f->base + i;
+	void *data, *end, *p;
+
+	barrier_var(idx);       /* check and use the same register */
+	if (i >= f->len)
+		return 1;
+	if (i > 8 || idx > L0_OUT_MAX - 1) {
+		f->err = 1;
+		return 1;
+	}
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	p = data + i;
+	if (p + 1 > end) {
+		f->err = 1;
+		return 1;
+	}
+	*(__u8 *)p = f->s->out[idx];
 	return 0;
 }
 
@@ -544,7 +609,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	struct l0_conn *c;
 	struct l0_tuple t;
 	__u64 cookie, udata;
-	__u32 slot, size, out, depth = 0, wseq, cseq, queued;
+	__u32 slot, size, out, depth = 0, wseq, cseq, queued, split, start = 0, end_off, k;
 	int rcvbuf;
 	void *data, *end;
 
@@ -593,8 +658,7 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	if (!walk_answers(&w, st))
 		goto pass;
 	out = w.out;
-	if (out < 6 || out > L0_LOCAL_MAX) {
-		/* more than a page of replies (the daemon streams those) */
+	if (out < 6 || out > L0_OUT_MAX) {
 		__sync_fetch_and_add(&st->pass_size, 1);
 		goto pass;
 	}
@@ -645,30 +709,39 @@ int hp_l0_msg(struct sk_msg_md *msg)
 			goto pass;
 		}
 	}
-	/* From here the write is no longer the request: answer or drop. */
+	/*
+	 * From here the write is no longer the request: answer or drop. The
+	 * replies are written a window of at most a page at a time, each made
+	 * linear by bpf_msg_pull_data(); no window straddles the end of the
+	 * pushed bytes, so a pull inside one element needs no allocation.
+	 */
 	f.msg = msg;
 	f.s = w.s;
-	f.len = out;
-	if (bpf_msg_pull_data(msg, 0, out, 0) < 0) {
-		f.err = 1;
-	} else if (out >= 8) {
-		bpf_loop(L0_OUT_MAX / 8 + 1, fill_one, &f, 0);
-	} else {
-		/* "$0\r\n\r\n" or "$1\r\nx\r\n": shorter than one word */
-		data = (void *)(long)msg->data;
-		end = (void *)(long)msg->data_end;
-		if (data + 6 > end) {
+	split = out > size ? out - size : out;
+	for (k = 0; k < L0_WINDOWS && start < out; k++) {
+		end_off = start + L0_LOCAL_MAX;
+		if (start < split && end_off > split)
+			end_off = split;
+		if (end_off > out)
+			end_off = out;
+		if (bpf_msg_pull_data(msg, start, end_off, 0) < 0) {
 			f.err = 1;
-		} else {
-			__builtin_memcpy(data, w.s->out, 6);
-			if (out == 7) {
-				if (data + 7 > end)
-					f.err = 1;
-				else
-					((__u8 *)data)[6] = w.s->out[6];
-			}
+			break;
 		}
+		f.base = start;
+		f.len = end_off - start;
+		if (f.len >= 256)
+			bpf_loop(L0_LOCAL_MAX / 256 + 1, fill_chunk, &f, 0);
+		else if (f.len >= 8)
+			bpf_loop(256 / 8 + 1, fill_word, &f, 0);
+		else
+			bpf_loop(8, fill_byte, &f, 0);
+		if (f.err)
+			break;
+		start = end_off;
 	}
+	if (start != out)
+		f.err = 1;
 	scratch_leave(ss, depth);
 	if (f.err) {
 		__sync_fetch_and_add(&st->pass_error, 1);
