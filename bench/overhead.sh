@@ -190,8 +190,12 @@ arm_off() { if [ -n "$hp" ]; then kill "$hp"; wait "$hp" 2>/dev/null || true; hp
 ARMS=${ARMS:-none agent}
 WORKLOADS=${WORKLOADS:-web pg}
 for a in $ARMS; do for w in $WORKLOADS; do : > "$tmp/$w.$a"; done; done
-for _ in $(seq "$RUNS"); do
-	for a in $ARMS; do
+# Rounds alternate the order of the arms (ABBA): a load that drifts during
+# a run then weighs on every arm alike instead of on the last ones.
+rev=$(echo $ARMS | tr ' ' '\n' | tac | tr '\n' ' ')
+for r in $(seq "$RUNS"); do
+	order=$ARMS; [ $((r % 2)) = 0 ] && order=$rev
+	for a in $order; do
 		arm=$a
 		arm_on "$a"
 		for w in $WORKLOADS; do
@@ -205,7 +209,11 @@ col() { awk -v c="$1" '{print $c}' "$2" | median; }
 lost() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", (a - b) / a * 100}'; }
 more() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f%%", (b - a) / a * 100}'; }
 base=${ARMS%% *}
-printf '%-22s %-8s %10s %10s %7s   %10s %10s %7s\n' workload arm "rate $base" "rate arm" lost \
+# paired: the median over rounds of each round's own loss (arm against the
+# baseline of the same round, measured a minute apart at most), which a
+# machine whose load drifts between rounds moves less than the medians.
+paired() { paste -d' ' "$1" "$2" | awk '{printf "%.4f\n", ($1 - $3) / $1 * 100}' | median; }
+printf '%-22s %-8s %10s %10s %7s %7s   %10s %10s %7s\n' workload arm "rate $base" "rate arm" lost paired \
 	"µs/req $base" "arm" "CPU"
 for w in $WORKLOADS; do
 	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
@@ -214,11 +222,12 @@ for w in $WORKLOADS; do
 	for a in $ARMS; do
 		[ "$a" = "$base" ] && continue
 		r1=$(col 1 "$tmp/$w.$a"); u1=$(col 2 "$tmp/$w.$a")
-		printf '%-22s %-8s %10.0f %10.0f %7s   %10.2f %10.2f %7s\n' "$name" "$a" "$r0" "$r1" \
-			"$(lost "$r0" "$r1")" "$u0" "$u1" "$(more "$u0" "$u1")"
+		printf '%-22s %-8s %10.0f %10.0f %7s %6.1f%%   %10.2f %10.2f %7s\n' "$name" "$a" "$r0" "$r1" \
+			"$(lost "$r0" "$r1")" "$(paired "$tmp/$w.$base" "$tmp/$w.$a")" "$u0" "$u1" "$(more "$u0" "$u1")"
 	done
 done
-echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, arms alternated;"
-echo " CPU = server + load generator + hotpathd per request; lost and CPU against the first arm, $base)"
+echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, arms alternated ABBA;"
+echo " CPU = server + load generator + hotpathd per request; lost and CPU against the first arm, $base;"
+echo " paired = median of each round's own loss; runs below in round order)"
 for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
 [ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }
