@@ -143,8 +143,8 @@ measure() {	# server-pid  rate-command...
 		awk -v w="$* ${arm:-}" '$2 > $4 {printf "%s %s: %d runs, %.0f ns a run\n", w, $1, $2 - $4, ($3 - $5) / ($2 - $4)}' \
 		>> "$tmp/progstats"
 	rate=${out% *}; n=${out#* }
-	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v hz="$TCK" \
-		'BEGIN {printf "%s %.2f\n", r, t / hz * 1e6 / n}'
+	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v a=$((a1 - a0)) -v hz="$TCK" \
+		'BEGIN {printf "%s %.2f %.2f\n", r, t / hz * 1e6 / n, a / hz * 1e6 / n}'
 }
 web() { rt taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
 	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print r, n}'; }
@@ -212,9 +212,9 @@ base=${ARMS%% *}
 # paired: the median over rounds of each round's own loss (arm against the
 # baseline of the same round, measured a minute apart at most), which a
 # machine whose load drifts between rounds moves less than the medians.
-paired() { paste -d' ' "$1" "$2" | awk '{printf "%.4f\n", ($1 - $3) / $1 * 100}' | median; }
-printf '%-22s %-8s %10s %10s %7s %7s   %10s %10s %7s\n' workload arm "rate $base" "rate arm" lost paired \
-	"µs/req $base" "arm" "CPU"
+paired() { paste -d' ' "$1" "$2" | awk '{printf "%.4f\n", ($1 - $(NF / 2 + 1)) / $1 * 100}' | median; }
+printf '%-22s %-8s %10s %10s %7s %7s   %10s %10s %7s %7s\n' workload arm "rate $base" "rate arm" lost paired \
+	"µs/req $base" "arm" "CPU" "agent"
 for w in $WORKLOADS; do
 	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
 	[ "$w" = loop ] && name="sockloop (rounds/s)"
@@ -222,12 +222,14 @@ for w in $WORKLOADS; do
 	for a in $ARMS; do
 		[ "$a" = "$base" ] && continue
 		r1=$(col 1 "$tmp/$w.$a"); u1=$(col 2 "$tmp/$w.$a")
-		printf '%-22s %-8s %10.0f %10.0f %7s %6.1f%%   %10.2f %10.2f %7s\n' "$name" "$a" "$r0" "$r1" \
-			"$(lost "$r0" "$r1")" "$(paired "$tmp/$w.$base" "$tmp/$w.$a")" "$u0" "$u1" "$(more "$u0" "$u1")"
+		printf '%-22s %-8s %10.0f %10.0f %7s %6.1f%%   %10.2f %10.2f %7s %7.2f\n' "$name" "$a" "$r0" "$r1" \
+			"$(lost "$r0" "$r1")" "$(paired "$tmp/$w.$base" "$tmp/$w.$a")" "$u0" "$u1" "$(more "$u0" "$u1")" \
+			"$(col 3 "$tmp/$w.$a")"
 	done
 done
 echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, arms alternated ABBA;"
 echo " CPU = server + load generator + hotpathd per request; lost and CPU against the first arm, $base;"
-echo " paired = median of each round's own loss; runs below in round order)"
+echo " paired = median of each round's own loss; agent = its own process's CPU per request, in µs;"
+echo " runs below in round order: rate, CPU per request, agent's CPU per request)"
 for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
 [ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }
