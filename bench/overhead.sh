@@ -56,6 +56,11 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Other hotpathd instances on the host (tests, a colleague's daemon) watch
+# every listener they discover, this script's nginx and PostgreSQL too, in
+# every arm: "none" is then not a no-probe baseline. Say so.
+others=$(bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true)
+[ "${others:-0}" -gt 0 ] && echo "warning: $others observe program(s) of other hotpathd instances attached: every arm pays them"
 NPORT=$(port); PPORT=$(port); LPORT=$(port)
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
 cat > "$tmp/nginx.conf" <<CONF
