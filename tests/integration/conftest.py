@@ -10,6 +10,7 @@ Fixtures
 - ``redis_server``: a real redis-server (session-wide) for differential
   tests: the same bytes sent to both must get the same reply bytes.
 """
+import ctypes
 import hashlib
 import os
 import secrets
@@ -29,6 +30,19 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.environ.get("OUT", "build")
 HOTPATHD = os.path.join(ROOT, OUT, "hotpathd")
 HOTPATHCTL = os.path.join(ROOT, OUT, "hotpathctl")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_us():
+    """preexec_fn for every server a test starts: it gets SIGTERM when the
+    test process dies (a killed or timed-out run), so no daemon outlives the
+    run with its BPF programs attached to every socket of the host, watching
+    whatever runs next. The kernel clears this on a change of credentials,
+    so a daemon started through setpriv as another user is not covered."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
 
 DEFAULT_TOKENS = {
     "admin": "*",
@@ -76,14 +90,13 @@ class Daemon:
             cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
                    "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
                    "--log-file=" + self.valgrind_log] + cmd
-        preexec = None
         if user is not None:
             cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups",
                    "--inh-caps=-all", "--bounding-set=-all"] + cmd
             os.chmod(workdir, 0o755)
             os.chown(self.tokens_path, user, user)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     cwd=ROOT, preexec_fn=preexec)
+                                     cwd=ROOT, preexec_fn=die_with_us)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.resp_port = None
@@ -264,7 +277,8 @@ def redis_server():
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", d, "--daemonize", "no",
                              "--protected-mode", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_us)
     end = time.time() + 10
     while time.time() < end:
         try:

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, die_with_us, free_port
 
 SUITE_DIR = os.path.join(ROOT, "tests", "http-cache-tests")
 
@@ -422,7 +422,8 @@ def test_http_cache_tests_suite_floor(hotpath_factory):
     env = dict(os.environ, npm_config_protocol="http", npm_config_port=str(port),
                npm_config_pidfile="/dev/null")
     origin = subprocess.Popen([node, "server/server.mjs"], cwd=pkg, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=die_with_us)
     try:
         end = time.time() + 10
         while time.time() < end:

@@ -32,7 +32,7 @@ import http.server
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, die_with_us
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -158,7 +158,7 @@ def http_service():
     client, so its own handler timings are a fair reference)."""
     port = free_port()
     p = subprocess.Popen(["/usr/bin/python3", "-c", HTTP_SERVER, str(port)],
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, text=True, preexec_fn=die_with_us)
     assert p.stdout.readline().strip() == "up"
 
     def timings():
@@ -335,7 +335,7 @@ def test_service_restricted_to_pid_and_cgroup(tmp_path):
         for _ in range(3):
             port = free_port()
             p = subprocess.Popen(["/usr/bin/python3", "-c", HTTP_SERVER, str(port)],
-                                 stdout=subprocess.PIPE, text=True)
+                                 stdout=subprocess.PIPE, text=True, preexec_fn=die_with_us)
             assert p.stdout.readline().strip() == "up"
             procs.append(p)
             ports.append(port)
@@ -591,7 +591,8 @@ def test_redis_commands_outbound_pipelined(tmp_path):
         pytest.skip("redis-server not installed")
     port = free_port()
     srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+                            "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                           preexec_fn=die_with_us)
     try:
         for _ in range(50):
             try:

@@ -16,7 +16,7 @@ import time
 import pytest
 import redis
 
-from conftest import free_port
+from conftest import die_with_us, free_port
 
 
 def cluster_port():
@@ -52,7 +52,7 @@ class RedisProc:
             args += ["--cluster-enabled", "yes", "--cluster-config-file",
                      os.path.join(self.dir, "nodes.conf"), "--cluster-node-timeout", "1000"]
         self.proc = subprocess.Popen(args + self.extra, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_us)
         end = time.time() + 10
         while time.time() < end:
             try:
