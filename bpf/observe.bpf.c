@@ -125,9 +125,16 @@ struct obs_conn {
 	__u32 service_id;
 	__u32 gen;                   /* watch_gen when classified */
 	__u8 dir;
-	__u8 protocol;
+	__u8 protocol;               /* as configured, or as sniffed when AUTO */
 	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
-	__u8 pad;
+	__u8 cfg_proto;              /* as configured when classified */
+};
+
+/* What a connection is watched as (classify's answer). */
+struct obs_class {
+	__u32 service_id;
+	__u8 dir;
+	__u8 protocol;               /* OBS_PROTO_NONE: not watched */
 };
 
 /* What a syscall moved, read off the saved user registers at exit. */
@@ -318,7 +325,7 @@ static __always_inline int peer_is_local(struct sock *sk)
  * pid or cgroup, or when this is a local caller of a service whose own
  * socket times its requests (server_side_bits).
  */
-static __noinline void classify(__u16 lport, __u16 rport, int local, struct obs_conn *c)
+static __noinline void classify(__u16 lport, __u16 rport, int local, struct obs_class *c)
 {
 	struct obs_watch_key wk = { .port = lport, .dir = OBS_DIR_IN };
 	struct obs_watch *w = NULL;
@@ -1249,9 +1256,21 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 		return 0;
 	gen = watch_gen;
 	if (cn->gen != gen) {
-		__builtin_memset(cn, 0, sizeof(*cn));
+		struct obs_class c = {};
+
+		classify(lport, rport, peer_is_local(sk), &c);
+		/* A change elsewhere in the watch list (a listener found or
+		 * gone) must not lose the requests in flight here: keep the
+		 * state when the connection is watched as it was. */
+		if (!cn->gen || c.protocol == OBS_PROTO_NONE || c.service_id != cn->service_id ||
+		    c.dir != cn->dir || c.protocol != cn->cfg_proto) {
+			__builtin_memset(cn, 0, sizeof(*cn));
+			cn->service_id = c.service_id;
+			cn->dir = c.dir;
+			cn->protocol = c.protocol;
+			cn->cfg_proto = c.protocol;
+		}
 		cn->gen = gen;
-		classify(lport, rport, peer_is_local(sk), cn);
 	}
 	if (cn->protocol == OBS_PROTO_NONE)
 		return 0;

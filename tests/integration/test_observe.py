@@ -319,6 +319,53 @@ def test_local_callers_timed_once(http_service, tmp_path):
         obs.close()
 
 
+def test_requests_in_flight_survive_watch_list_changes(http_service, tmp_path):
+    """Listeners come and go on a host, and each change the agent finds
+    (every few seconds) is a new watch list for the kernel. A request in
+    flight on a connection whose own classification did not change must
+    still be paired with its response: none may be lost (this lost one
+    request per change, the one being served, when the state was reset)."""
+    need_root()
+    port, _ = http_service
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    stop = threading.Event()
+    changes = []
+
+    def churn():
+        # a listener that appears and goes away, so discovery sees a change
+        # on each of its passes
+        while not stop.is_set():
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(1)
+            changes.append(ls.getsockname()[1])
+            stop.wait(1.5)
+            ls.close()
+            stop.wait(1.0)
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        sent = 0
+        end = time.time() + 11       # two or more discovery passes (5 s)
+        while time.time() < end:
+            conn.request("GET", "/slow/%d" % sent)
+            assert conn.getresponse().read()
+            sent += 1
+        conn.close()
+        stop.set()
+        t.join()
+        time.sleep(0.3)
+        d = obs.dump()
+        assert len(changes) >= 4, changes
+        inb = metrics_of(d, "web", "inbound")
+        assert endpoint(inb, "GET /slow/{id}")["requests"] == sent
+    finally:
+        stop.set()
+        obs.close()
+
+
 def test_service_restricted_to_pid_and_cgroup(tmp_path):
     """Three HTTP servers; A is moved into a fresh cgroup. A service limited
     to A's pid and cgroup sees A's requests; one on B's port limited to A's
