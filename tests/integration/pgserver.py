@@ -10,7 +10,8 @@ front of it really authenticates.
     ...
     pg.restart(); pg.stop()
 
-Independent of any other fixture; other test files may import it.
+Independent of any other fixture; other test files may import it, and
+start_pooler() for a hotpathd pooling in front of it.
 """
 import os
 import pwd
@@ -97,3 +98,27 @@ class PgServer:
 
     def scram_secret(self, role):
         return self.sql("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'" % role)
+
+
+def pooler_ini(pg, port, users=None, auth_type="scram-sha-256", mode="transaction", size=4,
+               extra=""):
+    """hotpathd's [pooler] on `port` in front of `pg`'s database app (login
+    app/secret); `extra` is more INI text."""
+    lines = ["[pooler]", "listen = 127.0.0.1:%d" % port, "auth_type = %s" % auth_type]
+    if users:
+        lines.append("auth_file = %s" % users)
+    lines += ["pool_mode = %s" % mode, "default_pool_size = %d" % size, extra,
+              "[database.app]", "host = 127.0.0.1", "port = %d" % pg.port, "dbname = app",
+              "user = app", "password = secret", ""]
+    return "\n".join(lines)
+
+
+def start_pooler(hotpath_factory, pg, users=None, **kw):
+    """A hotpathd (BPF off) pooling `pg` (pooler_ini's arguments), once it
+    listens; its port is .pool_port."""
+    port = free_port()
+    dm = hotpath_factory(ini_extra=pooler_ini(pg, port, users, **kw), bpf=False)
+    dm.pool_port = port
+    dm.users = users
+    assert dm.wait_log("pooler: listening"), dm.log_text()
+    return dm

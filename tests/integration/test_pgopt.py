@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import HOTPATHCTL
-from pgserver import PgServer, PGBIN, free_port
+from pgserver import PgServer, PGBIN, free_port, start_pooler
 
 psycopg2 = pytest.importorskip("psycopg2")
 
@@ -49,33 +49,11 @@ def pg():
 
 
 def start(hotpath_factory, pg, extra=""):
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="hotpath-pgopt-")
-    users = os.path.join(d, "users.txt")
+    users = os.path.join(tempfile.mkdtemp(prefix="hotpath-pgopt-"), "users.txt")
     with open(users, "w") as f:
         f.write('"app" "secret"\n')
-    ini = """
-[pooler]
-listen = 127.0.0.1:%d
-auth_type = scram-sha-256
-auth_file = %s
-pool_mode = transaction
-default_pool_size = 4
-[query_analysis]
-slow_query_threshold = 1ms
-interval = 0
-%s
-[database.app]
-host = 127.0.0.1
-port = %d
-dbname = app
-user = app
-password = secret
-""" % (port, users, extra, pg.port)
-    dm = hotpath_factory(ini_extra=ini, bpf=False)
-    dm.pool_port = port
-    assert dm.wait_log("pooler: listening"), dm.log_text()
-    return dm
+    return start_pooler(hotpath_factory, pg, users, extra="[query_analysis]\n"
+                        "slow_query_threshold = 1ms\ninterval = 0\n" + extra)
 
 
 def connect(port):

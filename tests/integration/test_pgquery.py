@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from pgserver import PgServer, PGBIN, free_port
+from pgserver import PgServer, PGBIN, pooler_ini, start_pooler
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -48,37 +48,18 @@ def pg():
     server.cleanup()
 
 
-def pooler_ini(pg, port, users, mode="transaction", extra="", size=4):
-    return """
-[pooler]
-listen = 127.0.0.1:%d
-auth_type = scram-sha-256
-auth_file = %s
-pool_mode = %s
-default_pool_size = %d
-[query_analysis]
-interval = 0
-%s
-[database.app]
-host = 127.0.0.1
-port = %d
-dbname = app
-user = app
-password = secret
-""" % (port, users, mode, size, extra, pg.port)
+QA = "[query_analysis]\ninterval = 0\n"       # the advisor runs only when asked
+
+
+def qa_ini(pg, port, users, mode="transaction", extra="", size=4):
+    return pooler_ini(pg, port, users, mode=mode, size=size, extra=QA + extra)
 
 
 def start(hotpath_factory, pg, mode="transaction", extra="", size=4):
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="hotpath-pgq-")
-    users = os.path.join(d, "users.txt")
+    users = os.path.join(tempfile.mkdtemp(prefix="hotpath-pgq-"), "users.txt")
     with open(users, "w") as f:
         f.write('"app" "secret"\n')
-    dm = hotpath_factory(ini_extra=pooler_ini(pg, port, users, mode, extra, size), bpf=False)
-    dm.users = users
-    dm.pool_port = port
-    assert dm.wait_log("pooler: listening"), dm.log_text()
-    return dm
+    return start_pooler(hotpath_factory, pg, users, mode=mode, size=size, extra=QA + extra)
 
 
 def conninfo(port):
@@ -282,27 +263,7 @@ def learn_fingerprint(hotpath_factory, pg, sql, params):
 
 
 def start_trust(hotpath_factory, pg, mode, extra):
-    port = free_port()
-    ini = """
-[pooler]
-listen = 127.0.0.1:%d
-auth_type = trust
-pool_mode = %s
-default_pool_size = 4
-[query_analysis]
-interval = 0
-%s
-[database.app]
-host = 127.0.0.1
-port = %d
-dbname = app
-user = app
-password = secret
-""" % (port, mode, extra, pg.port)
-    dm = hotpath_factory(ini_extra=ini, bpf=False)
-    dm.pool_port = port
-    assert dm.wait_log("pooler: listening"), dm.log_text()
-    return dm
+    return start_pooler(hotpath_factory, pg, auth_type="trust", mode=mode, extra=QA + extra)
 
 
 @pytest.mark.parametrize("mode", ["session", "transaction"])
@@ -477,7 +438,7 @@ def optimize(dm):
 
 def reload_with(dm, pg, extra, needle):
     n = dm.log_text().count(needle)
-    dm.write_config(pooler_ini(pg, dm.pool_port, dm.users, extra=extra))
+    dm.write_config(qa_ini(pg, dm.pool_port, dm.users, extra=extra))
     dm.reload()
     deadline = time.time() + 10
     while dm.log_text().count(needle) <= n:

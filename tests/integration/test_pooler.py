@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from pgserver import PgServer, PGBIN, free_port
+from pgserver import PgServer, PGBIN, start_pooler
 
 psycopg2 = pytest.importorskip("psycopg2")
 import psycopg2.extensions  # noqa: E402
@@ -51,28 +51,9 @@ def auth_file(pg, path):
 
 def start(hotpath_factory, pg, auth_type="scram-sha-256", mode="transaction", size=4,
           extra=""):
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="hotpath-pool-")
-    users = auth_file(pg, os.path.join(d, "users.txt"))
-    ini = """
-[pooler]
-listen = 127.0.0.1:%d
-auth_type = %s
-auth_file = %s
-pool_mode = %s
-default_pool_size = %d
-%s
-[database.app]
-host = 127.0.0.1
-port = %d
-dbname = app
-user = app
-password = secret
-""" % (port, auth_type, users, mode, size, extra, pg.port)
-    dm = hotpath_factory(ini_extra=ini, bpf=False)
-    dm.pool_port = port
-    assert dm.wait_log("pooler: listening"), dm.log_text()
-    return dm
+    users = auth_file(pg, os.path.join(tempfile.mkdtemp(prefix="hotpath-pool-"), "users.txt"))
+    return start_pooler(hotpath_factory, pg, users, auth_type=auth_type, mode=mode, size=size,
+                        extra=extra)
 
 
 def psql(port, sql, user="app", password="secret", sslmode="disable", timeout=20):
