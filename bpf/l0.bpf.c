@@ -508,62 +508,50 @@ struct fill {
 
 #define L0_WINDOWS (L0_OUT_MAX / L0_LOCAL_MAX + 2)
 
-static long fill_word(__u32 i, struct fill *f)
+/* Copy the step-sized piece i of the window (the last one overlapping the
+ * piece before it); `step` is a constant after inlining, so the copy is one
+ * load and store of a word, or a 256-byte memcpy. Returns 1 to stop. */
+static __always_inline long fill_step(__u32 i, struct fill *f, const __u32 step)
 {
 	struct sk_msg_md *msg = f->msg;
-	__u32 off = i * 8, len = f->len;
+	__u32 off = i * step, len = f->len;
 	void *data, *end, *p;
 	__u64 idx;
 
 	if (off >= len)
 		return 1;
-	if (off + 8 > len)
-		off = len - 8;      /* the tail overlaps the previous word */
+	if (off + step > len)
+		off = len - step;   /* the tail overlaps the previous piece */
 	idx = (__u64)f->base + off;
 	barrier_var(idx);       /* check and use the same register */
-	if (off > L0_LOCAL_MAX || idx > L0_OUT_MAX - 8) {
+	if (off > L0_LOCAL_MAX || idx > L0_OUT_MAX - step) {
 		f->err = 1;
 		return 1;
 	}
 	data = (void *)(long)msg->data;
 	end = (void *)(long)msg->data_end;
 	p = data + off;
-	if (p + 8 > end) {
+	if (p + step > end) {
 		f->err = 1;
 		return 1;
 	}
-	*(__u64 *)p = *(__u64 *)&f->s->out[idx];
+	if (step == 8)
+		*(__u64 *)p = *(__u64 *)&f->s->out[idx];
+	else
+		__builtin_memcpy(p, &f->s->out[idx], 256);
 	return 0;
 }
 
-/* The same, 256 bytes a call, for a window of at least 256 bytes (a
- * window of 1 KiB replies would otherwise take 512 calls). */
+/* bpf_loop callbacks: a word a call, or 256 bytes a call for a window of at
+ * least 256 bytes (a window of 1 KiB replies would otherwise take 512). */
+static long fill_word(__u32 i, struct fill *f)
+{
+	return fill_step(i, f, 8);
+}
+
 static long fill_chunk(__u32 i, struct fill *f)
 {
-	struct sk_msg_md *msg = f->msg;
-	__u32 off = i * 256, len = f->len;
-	void *data, *end, *p;
-	__u64 idx;
-
-	if (off >= len)
-		return 1;
-	if (off + 256 > len)
-		off = len - 256;    /* the tail overlaps the previous chunk */
-	idx = (__u64)f->base + off;
-	barrier_var(idx);       /* check and use the same register */
-	if (off > L0_LOCAL_MAX || idx > L0_OUT_MAX - 256) {
-		f->err = 1;
-		return 1;
-	}
-	data = (void *)(long)msg->data;
-	end = (void *)(long)msg->data_end;
-	p = data + off;
-	if (p + 256 > end) {
-		f->err = 1;
-		return 1;
-	}
-	__builtin_memcpy(p, &f->s->out[idx], 256);
-	return 0;
+	return fill_step(i, f, 256);
 }
 
 /* A window shorter than a word (a reply of 6 or 7 bytes, or the last bytes
