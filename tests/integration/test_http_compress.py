@@ -12,14 +12,13 @@ import gzip
 import http.client
 import http.server
 import re
-import socket
 import threading
 
 import brotli
 import zstandard
 
 from conftest import free_port
-from test_http import get, start_proxy
+from test_http import get, raw, start_proxy
 
 TEXT = b"".join(b"<p>line %d of a compressible page, said again and again</p>\n" % i
                 for i in range(60))
@@ -217,16 +216,8 @@ def test_what_is_never_compressed(hotpath_factory):
         assert body == TEXT and "content-encoding" not in h
         assert "accept-encoding" in vary_names(h)
         # HTTP/1.0 gets it close-delimited
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"GET /private HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
-        raw = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
-        s.close()
-        head, _, payload = raw.partition(b"\r\n\r\n")
+        out = raw(port, b"GET /private HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+        head, _, payload = out.partition(b"\r\n\r\n")
         assert b"Content-Encoding: gzip" in head and b"Transfer-Encoding" not in head
         assert gzip.decompress(payload) == TEXT
         st, doc = d.api_json("GET", "/api/v2/backends", token_name="reader")
