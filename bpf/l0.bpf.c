@@ -221,6 +221,23 @@ static __always_inline void enrol_client(struct bpf_sock_ops *ops)
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/* A local connection's key in l0_pairs, the front's view of it, from
+ * either end (IPv4 only). */
+static __always_inline void front_tuple(struct bpf_sock_ops *ops, struct l0_tuple *t)
+{
+	if (ops->local_port == resp_port) {
+		t->lip = ops->local_ip4;
+		t->rip = ops->remote_ip4;
+		t->lport = ops->local_port;
+		t->rport = bpf_ntohl(ops->remote_port);
+	} else {
+		t->lip = ops->remote_ip4;
+		t->rip = ops->local_ip4;
+		t->lport = bpf_ntohl(ops->remote_port);
+		t->rport = ops->local_port;
+	}
+}
+
 /* The front accepted a connection: send-side answers if its client was
  * enrolled (it was, if local, before it could send: the client's
  * ESTABLISHED comes before the ACK that makes ours), else the verdict. */
@@ -235,10 +252,7 @@ static __always_inline void enrol_front(struct bpf_sock_ops *ops)
 	if (!cookie)
 		return;
 	if (ops->family == AF_INET) {
-		t.lip = ops->local_ip4;
-		t.rip = ops->remote_ip4;
-		t.lport = ops->local_port;
-		t.rport = bpf_ntohl(ops->remote_port);
+		front_tuple(ops, &t);
 		pr = bpf_map_lookup_elem(&l0_pairs, &t);
 		sk = ops->sk;
 		if (pr && pr->client && sk) {
@@ -265,17 +279,7 @@ static __always_inline void forget_pair(struct bpf_sock_ops *ops)
 
 	if (ops->family != AF_INET)
 		return;
-	if (ops->local_port == resp_port) {
-		t.lip = ops->local_ip4;
-		t.rip = ops->remote_ip4;
-		t.lport = ops->local_port;
-		t.rport = bpf_ntohl(ops->remote_port);
-	} else {
-		t.lip = ops->remote_ip4;
-		t.rip = ops->local_ip4;
-		t.lport = bpf_ntohl(ops->remote_port);
-		t.rport = ops->local_port;
-	}
+	front_tuple(ops, &t);
 	bpf_map_delete_elem(&l0_pairs, &t);
 }
 

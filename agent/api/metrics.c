@@ -220,20 +220,18 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "commands of the connection still in the daemon, or their "
 				 "replies not yet read; other: not only GETs; error: rewrite "
 				 "failed; size: replies too long, see docs/l0.md; room: the "
-				 "client's unread kernel answers fill its receive buffer).")) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "miss", NULL, NULL,
-				  l0t.pass_miss)) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "busy", NULL, NULL,
-				  l0t.pass_busy)) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "other", NULL, NULL,
-				  l0t.pass_other)) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "error", NULL, NULL,
-				  l0t.pass_error)) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "size", NULL, NULL,
-				  l0t.pass_size)) ||
-		    (rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", "room", NULL, NULL,
-				  l0t.pass_room)) ||
-		    (rc = metrics_family(b, "hotpath_l0_local_answered_total", "counter",
+				 "client's unread kernel answers fill its receive buffer).")))
+			goto out;
+		const struct { const char *reason; uint64_t n; } passed[] = {
+			{ "miss", l0t.pass_miss }, { "busy", l0t.pass_busy },
+			{ "other", l0t.pass_other }, { "error", l0t.pass_error },
+			{ "size", l0t.pass_size }, { "room", l0t.pass_room },
+		};
+		for (unsigned i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+			if ((rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", passed[i].reason,
+						  NULL, NULL, passed[i].n)))
+				goto out;
+		if ((rc = metrics_family(b, "hotpath_l0_local_answered_total", "counter",
 				 "Writes of local clients answered on their send side (sk_msg).")) ||
 		    (rc = sample(b, "hotpath_l0_local_answered_total", l0t.local_answered)) ||
 		    (rc = metrics_family(b, "hotpath_l0_local_connections_total", "counter",
