@@ -62,6 +62,12 @@ static json_t *tier_json(struct tier *t)
 	json_object_set_new(j, "peer_messages_in", api_json_u64(s.peer_messages_in));
 	json_object_set_new(j, "peer_messages_out", api_json_u64(s.peer_messages_out));
 	json_object_set_new(j, "stale_served", api_json_u64(s.stale_served));
+	json_object_set_new(j, "l2_async_reads", api_json_u64(s.l2_async_reads));
+	json_object_set_new(j, "l2_coalesced", api_json_u64(s.l2_coalesced));
+	json_object_set_new(j, "l2_parked", api_json_u64(s.l2_parked));
+	json_object_set_new(j, "l2_queue_full", api_json_u64(s.l2_queue_full));
+	json_object_set_new(j, "l2_async_stores", api_json_u64(s.l2_async_stores));
+	json_object_set_new(j, "l2_store_errors", api_json_u64(s.l2_store_errors));
 	json_object_set_new(j, "breaker", breaker_json(&s.breaker));
 	return j;
 }
@@ -92,6 +98,17 @@ static json_t *l2_json(struct l2 *l)
 	json_object_set_new(j, "coherence_losses", api_json_u64(s->coherence_losses));
 	json_object_set_new(j, "latency_p99_us",
 			    api_json_u64((uint64_t)hist_quantile(&s->usec, 0.99)));
+	json_object_set_new(j, "dispatcher", json_pack(
+		"{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+		"queue_max", api_json_u64(s->async_queue_max),
+		"queued", api_json_u64(s->async_queued),
+		"inflight", api_json_u64(s->async_inflight),
+		"batches", api_json_u64(s->async_batches),
+		"requests", api_json_u64(s->async_requests),
+		"rejected", api_json_u64(s->async_rejected),
+		"timeouts", api_json_u64(s->async_timeouts),
+		"batch_size_p50", api_json_u64((uint64_t)hist_quantile(&s->async_batch_size, 0.5)),
+		"batch_size_p99", api_json_u64((uint64_t)hist_quantile(&s->async_batch_size, 0.99))));
 	free(s);
 	return j;
 }
@@ -209,6 +226,18 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 				    "hotpath_tier_reads_total{result=\"l2_error\"} %" PRIu64 "\n"
 				    "hotpath_tier_reads_total{result=\"l2_rejected\"} %" PRIu64 "\n",
 				 s.l1_hits, s.l2_hits, s.l2_misses, s.l2_errors, s.l2_rejected);
+		rc |= metrics_family(b, "hotpath_tier_l2_async_total", "counter",
+			  "L1 misses read from Redis without holding their thread: reads started, "
+			  "misses that joined a read of the same key in flight, clients parked for "
+			  "them, refused (dispatcher queue full), stores queued, stores failed.");
+		rc |= buf_printf(b, "hotpath_tier_l2_async_total{event=\"read\"} %" PRIu64 "\n"
+				    "hotpath_tier_l2_async_total{event=\"coalesced\"} %" PRIu64 "\n"
+				    "hotpath_tier_l2_async_total{event=\"parked\"} %" PRIu64 "\n"
+				    "hotpath_tier_l2_async_total{event=\"queue_full\"} %" PRIu64 "\n"
+				    "hotpath_tier_l2_async_total{event=\"store\"} %" PRIu64 "\n"
+				    "hotpath_tier_l2_async_total{event=\"store_error\"} %" PRIu64 "\n",
+				 s.l2_async_reads, s.l2_coalesced, s.l2_parked, s.l2_queue_full,
+				 s.l2_async_stores, s.l2_store_errors);
 		rc |= metrics_family(b, "hotpath_tier_l1_fills_total", "counter",
 			  "L2 values copied into L1 (stored) or not (skipped: raced an "
 			  "invalidation, or coherence lost).");
@@ -256,6 +285,30 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 			  "Keys Redis told us changed (client tracking).");
 		rc |= buf_printf(b, "hotpath_l2_tracking_invalidations_total %" PRIu64 "\n",
 				 s->invalidations);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_queue_depth", "gauge",
+			  "L1 misses and stores handed to the L2 dispatcher, not yet written to Redis.");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_queue_depth %" PRIu64 "\n", s->async_queued);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_inflight", "gauge",
+			  "Dispatcher requests written to Redis and waiting for their replies.");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_inflight %" PRIu64 "\n", s->async_inflight);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_queue_max", "gauge",
+			  "Dispatcher requests allowed queued and in flight (redis.queue_max).");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_queue_max %u\n", s->async_queue_max);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_batches_total", "counter",
+			  "Pipelined writes to Redis by the dispatcher (each carries one or more requests).");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_batches_total %" PRIu64 "\n", s->async_batches);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_requests_total", "counter",
+			  "Dispatcher requests answered (found, not found or failed).");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_requests_total %" PRIu64 "\n",
+				 s->async_requests);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_rejected_total", "counter",
+			  "Requests refused because the dispatcher's queue was full.");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_rejected_total %" PRIu64 "\n",
+				 s->async_rejected);
+		rc |= metrics_family(b, "hotpath_l2_dispatcher_timeouts_total", "counter",
+			  "Dispatcher connections dropped because Redis did not answer in time.");
+		rc |= buf_printf(b, "hotpath_l2_dispatcher_timeouts_total %" PRIu64 "\n",
+				 s->async_timeouts);
 		free(s);
 	}
 	if (d->tasks) {

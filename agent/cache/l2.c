@@ -25,10 +25,12 @@
  * redisBufferRead per readable fd, so it never blocks on one node),
  * reconnects them, and refreshes the cluster map once a second.
  *
- * Why hiredis' blocking API: the RESP front calls L2 from its worker
- * threads, which own a connection for the length of one request; the
- * async API would need the front to suspend clients, which it does not
- * do. Timeouts bound each call instead.
+ * Two paths. The blocking calls here (pooled blocking hiredis contexts,
+ * timeouts bounding each call) serve threads that may wait: the task
+ * processor, warm jobs, the API, writes. Reads for the RESP workers and
+ * the pooler, which must not wait, go through the dispatcher in
+ * l2_async.c (pipelined non-blocking connections on their own thread),
+ * which shares the node table, slot map and back-off kept here.
  *
  * What not: no replicas reads (READONLY), no TLS or AUTH, no RESP3.
  */
@@ -45,54 +47,8 @@
 #include "hotpath/l2.h"
 #include "hotpath/log.h"
 #include "hotpath/resp.h"
+#include "l2_int.h"
 
-#define L2_NO_NODE 0xffff
-#define L2_MAX_REDIRECTS 5
-#define L2_MAX_PIPE 4
-#define L2_DOWN_BACKOFF_MS 300
-#define L2_REFRESH_MIN_MS 100
-#define L2_UNLINK_BATCH 512
-
-struct l2_conn {
-	redisContext *c;
-	bool busy;
-	uint64_t track_gen;            /* node->ic_gen it registered with */
-};
-
-struct l2_node {
-	char host[HP_ADDR_MAX];
-	uint16_t port;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct l2_conn *pool;
-	_Atomic uint64_t down_until_ms;
-	/* invalidation connection: touched by the event thread only */
-	redisContext *ic;
-	uint64_t ic_retry_ms;
-	bool ic_was_lost;
-	_Atomic long long ic_id;
-	_Atomic uint64_t ic_gen;       /* bumped on every (re)connect and loss */
-	_Atomic bool ic_up;
-	_Atomic bool up;               /* last data connect worked */
-};
-
-struct l2 {
-	struct l2_options o;
-	bool cluster;
-	struct l2_node *nodes[L2_MAX_NODES];
-	_Atomic unsigned n_nodes;
-	pthread_mutex_t nodes_mu;      /* serialises node additions */
-	pthread_rwlock_t topo;
-	uint16_t slots[L2_SLOTS];
-	_Atomic uint64_t last_refresh_ms;
-	char seeds[HP_LIST_MAX];
-	pthread_t ev_thread;
-	bool ev_started;
-	_Atomic bool stop;
-	_Atomic uint64_t calls, errors, timeouts, moved, ask, reconnects, refreshes;
-	_Atomic uint64_t invalidations, inval_flushes, messages, coherence_losses;
-	struct hist usec;
-};
 
 /* ---- slots ----------------------------------------------------------------- */
 
@@ -124,7 +80,7 @@ unsigned l2_key_slot(const char *key, size_t klen)
 
 /* ---- errors ---------------------------------------------------------------- */
 
-static int ctx_errno(const redisContext *c)
+int l2_ctx_errno(const redisContext *c)
 {
 	if (!c)
 		return -ENOMEM;
@@ -169,7 +125,7 @@ static struct l2_node *node_find(struct l2 *l, const char *host, uint16_t port, 
 }
 
 /* Find or add; NULL when the table is full or on ENOMEM. */
-static struct l2_node *node_get(struct l2 *l, const char *host, uint16_t port, unsigned *idx)
+struct l2_node *l2_node_get(struct l2 *l, const char *host, uint16_t port, unsigned *idx)
 {
 	struct l2_node *n;
 	unsigned i;
@@ -193,6 +149,7 @@ static struct l2_node *node_get(struct l2 *l, const char *host, uint16_t port, u
 	}
 	snprintf(n->host, sizeof(n->host), "%s", host);
 	n->port = port;
+	n->idx = i;
 	pthread_mutex_init(&n->mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -266,7 +223,7 @@ static int conn_track(struct l2 *l, struct l2_node *n, struct l2_conn *k)
 	snprintf(idbuf, sizeof(idbuf), "%lld", id);
 	r = redisCommand(k->c, "CLIENT TRACKING on REDIRECT %s", idbuf);
 	if (!r)
-		return ctx_errno(k->c);
+		return l2_ctx_errno(k->c);
 	if (r->type == REDIS_REPLY_ERROR)
 		log_warn("l2: CLIENT TRACKING on %s:%u refused: %s", n->host, n->port, r->str);
 	else
@@ -395,7 +352,7 @@ static int refresh_from(struct l2 *l, const char *host, uint16_t port)
 			continue;
 		h = m->element[0]->len ? m->element[0]->str : host;
 		if (m->element[1]->integer <= 0 || m->element[1]->integer > 65535 ||
-		    !node_get(l, h, (uint16_t)m->element[1]->integer, &idx))
+		    !l2_node_get(l, h, (uint16_t)m->element[1]->integer, &idx))
 			continue;
 		for (long long s = e->element[0]->integer;
 		     s <= e->element[1]->integer && s < L2_SLOTS; s++)
@@ -418,7 +375,7 @@ out:
 
 /* Refresh the slot map from any node that answers (known nodes first,
  * then the seeds). Rate limited unless `force`. */
-static void cluster_refresh(struct l2 *l, bool force)
+void l2_cluster_refresh(struct l2 *l, bool force)
 {
 	uint64_t now = hp_now_ms(), last = atomic_load(&l->last_refresh_ms);
 	unsigned n;
@@ -452,7 +409,7 @@ static void cluster_refresh(struct l2 *l, bool force)
 	}
 }
 
-static struct l2_node *node_for_slot(struct l2 *l, int slot)
+struct l2_node *l2_node_for_slot(struct l2 *l, int slot)
 {
 	unsigned idx;
 
@@ -542,7 +499,7 @@ static int req_send(struct l2 *l, struct l2_node *n, struct l2_req *q, bool aski
 	conn_put(n, k);
 	return 0;
 io:
-	rc = ctx_errno(k->c);
+	rc = l2_ctx_errno(k->c);
 	if (rc == -ETIMEDOUT)
 		atomic_fetch_add(&l->timeouts, 1);
 	seterr(err, errlen, "redis %s:%u: %s", n->host, n->port, k->c->errstr);
@@ -554,7 +511,7 @@ io:
 /* Run a request for `slot` (-1: any node) following redirects. */
 static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t errlen)
 {
-	struct l2_node *n = node_for_slot(l, slot);
+	struct l2_node *n = l2_node_for_slot(l, slot);
 	bool asking = false;
 	uint64_t t0 = hp_now_us();
 	int rc = -EIO;
@@ -567,8 +524,8 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 		redisReply *r0;
 
 		if (!n) {
-			cluster_refresh(l, false);
-			n = node_for_slot(l, slot);
+			l2_cluster_refresh(l, false);
+			n = l2_node_for_slot(l, slot);
 			if (!n) {
 				if (err && errlen)
 					snprintf(err, errlen, "redis cluster: no node serves slot %d", slot);
@@ -583,9 +540,9 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 				break;
 			/* The node may have failed over: refresh and retry once
 			 * on whatever the map says now. */
-			cluster_refresh(l, true);
+			l2_cluster_refresh(l, true);
 			{
-				struct l2_node *m = node_for_slot(l, slot);
+				struct l2_node *m = l2_node_for_slot(l, slot);
 
 				if (m == n || !m)
 					break;
@@ -601,20 +558,20 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 
 			atomic_fetch_add(&l->moved, 1);
 			req_clear(q);
-			n = node_get(l, host, port, &idx);
+			n = l2_node_get(l, host, port, &idx);
 			if (n) {
 				pthread_rwlock_wrlock(&l->topo);
 				l->slots[s] = (uint16_t)idx;
 				pthread_rwlock_unlock(&l->topo);
 			}
-			cluster_refresh(l, false);
+			l2_cluster_refresh(l, false);
 			rc = -EIO;
 			continue;
 		}
 		if (l2_parse_redirect(r0->str, "ASK", &s, host, sizeof(host), &port)) {
 			atomic_fetch_add(&l->ask, 1);
 			req_clear(q);
-			n = node_get(l, host, port, NULL);
+			n = l2_node_get(l, host, port, NULL);
 			asking = true;
 			rc = -EIO;
 			continue;
@@ -622,8 +579,8 @@ static int req_run(struct l2 *l, int slot, struct l2_req *q, char *err, size_t e
 		if (strncmp(r0->str, "TRYAGAIN", 8) == 0 || strncmp(r0->str, "CLUSTERDOWN", 11) == 0) {
 			req_clear(q);
 			usleep(20000);
-			cluster_refresh(l, false);
-			n = node_for_slot(l, slot);
+			l2_cluster_refresh(l, false);
+			n = l2_node_for_slot(l, slot);
 			rc = -EAGAIN;
 			if (err && errlen)
 				snprintf(err, errlen, "redis cluster: %s", r0->str);
@@ -812,7 +769,7 @@ static int scan_node(struct l2 *l, struct l2_node *n, const char *pat, size_t pl
 		size_t pending = 0;
 
 		if (!r) {
-			rc = ctx_errno(k->c);
+			rc = l2_ctx_errno(k->c);
 			seterr(err, errlen, "redis %s:%u: %s", n->host, n->port, k->c->errstr);
 			break;
 		}
@@ -849,7 +806,7 @@ static int scan_node(struct l2 *l, struct l2_node *n, const char *pat, size_t pl
 			void *rp;
 
 			if (redisGetReply(k->c, &rp) != REDIS_OK) {
-				rc = ctx_errno(k->c);
+				rc = l2_ctx_errno(k->c);
 				seterr(err, errlen, "redis %s:%u: %s", n->host, n->port, k->c->errstr);
 				break;
 			}
@@ -873,7 +830,7 @@ int l2_delete_pattern(struct l2 *l, const char *pattern, size_t plen, uint64_t *
 
 	if (err && errlen)
 		err[0] = '\0';
-	cluster_refresh(l, false);
+	l2_cluster_refresh(l, false);
 	n = masters(l, ms);
 	if (n == 0) {
 		if (err && errlen)
@@ -1034,7 +991,7 @@ static void *ev_main(void *arg)
 
 		if (l->cluster && now - last_refresh >= 1000) {
 			last_refresh = now;
-			cluster_refresh(l, true);
+			l2_cluster_refresh(l, true);
 			n = atomic_load(&l->n_nodes);
 		}
 		nm = masters(l, ms);
@@ -1131,7 +1088,7 @@ struct l2 *l2_new(const struct l2_options *o, char *err, size_t errlen)
 				goto fail;
 			}
 		}
-		cluster_refresh(l, true);
+		l2_cluster_refresh(l, true);
 		if (atomic_load(&l->n_nodes) == 0)
 			log_warn("l2: no cluster seed answered CLUSTER SLOTS yet (%s); retrying "
 				 "in the background", o->cluster);
@@ -1140,11 +1097,13 @@ struct l2 *l2_new(const struct l2_options *o, char *err, size_t errlen)
 			snprintf(err, errlen, "redis.address: bad address '%s'", o->address);
 			goto fail;
 		}
-		if (!node_get(l, host, port, NULL)) {
+		if (!l2_node_get(l, host, port, NULL)) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
 	}
+	if (l2_disp_start(l, err, errlen) != 0)
+		goto fail;
 	if (l->o.tracking || l->o.channel[0]) {
 		if (pthread_create(&l->ev_thread, NULL, ev_main, l) != 0) {
 			snprintf(err, errlen, "cannot start the L2 event thread");
@@ -1164,6 +1123,7 @@ void l2_free(struct l2 *l)
 
 	if (!l)
 		return;
+	l2_disp_stop(l);           /* answers what it still holds */
 	atomic_store(&l->stop, true);
 	if (l->ev_started)
 		pthread_join(l->ev_thread, NULL);
@@ -1228,4 +1188,5 @@ void l2_get_stats(struct l2 *l, struct l2_stats *out)
 	out->messages = atomic_load(&l->messages);
 	out->coherence_losses = atomic_load(&l->coherence_losses);
 	hist_merge(&out->usec, &l->usec);
+	l2_disp_stats(l, out);
 }

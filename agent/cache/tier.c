@@ -55,9 +55,12 @@
 #define TIER_ERR 256
 #define TIER_MAX_RETIRED 16    /* replaced strategies still draining */
 
+struct tflight;
+
 struct stripe {
 	pthread_mutex_t mu;
 	_Atomic uint64_t seq;
+	struct tflight *flights;       /* asynchronous L2 reads in progress (mu) */
 } __attribute__((aligned(64)));
 
 struct tier {
@@ -80,6 +83,8 @@ struct tier {
 	_Atomic uint64_t l1_hits, l2_hits, l2_misses, l2_errors, l2_rejected;
 	_Atomic uint64_t l1_fills, fills_skipped, writes, write_errors;
 	_Atomic uint64_t key_inv, pat_inv, flushes, peer_in, peer_out, stale_served;
+	_Atomic uint64_t l2_async_reads, l2_coalesced, l2_parked, l2_queue_full;
+	_Atomic uint64_t l2_async_stores, l2_store_errors;
 };
 
 static _Atomic(struct tier *) installed;
@@ -462,9 +467,47 @@ static int reply_down(struct tier *t, struct buf *out, const char *why)
 	return resp_add_errorf(out, "L2DOWN L2 cache unavailable and key not in L1: %s", why);
 }
 
-int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
+/* L1 part of a read: true and the value appended on a hit (*rc the
+ * buffer's verdict). Strategies are the caller's business. */
+static bool l1_reply(struct tier *t, const char *key, size_t klen, struct buf *out, int *rc)
 {
 	struct sink s = { out, 0 };
+
+	if (!l1_get(t->l1, key, klen, sink_bulk, &s))
+		return false;
+	atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&t->lost_at_ms, memory_order_relaxed))
+		atomic_fetch_add_explicit(&t->stale_served, 1, memory_order_relaxed);
+	*rc = s.err;
+	return true;
+}
+
+/*
+ * A value read from L2 into L1, with L2's TTL capped by l1_ttl, unless
+ * it was read on an untracked connection, coherence is lost, or the key
+ * (or everything) was invalidated since the read began (seq0/ep0).
+ * Called with the key's stripe lock held.
+ */
+static void fill_locked(struct tier *t, struct stripe *st, const char *key, size_t klen,
+			const struct l2_value *v, uint64_t seq0, uint64_t ep0)
+{
+	bool stored = false;
+
+	if (v->cacheable && v->pttl_ms != 0 && v->pttl_ms >= -1 && !atomic_load(&t->lost_at_ms)) {
+		uint64_t ttl = t->o.l1_ttl_ms;
+
+		if (v->pttl_ms > 0 && (uint64_t)v->pttl_ms < ttl)
+			ttl = (uint64_t)v->pttl_ms;
+		if (atomic_load(&st->seq) == seq0 && atomic_load(&t->epoch) == ep0)
+			stored = l1_set(t->l1, key, klen, v->val, v->len, hp_now_ms() + ttl,
+					L1_PRIO_DEFAULT, 0, NULL, NULL) == 1;
+	}
+	atomic_fetch_add(stored ? &t->l1_fills : &t->fills_skipped, 1);
+}
+
+/* The blocking read-through, for callers that may wait. */
+int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
+{
 	struct l2_value v;
 	struct stripe *st;
 	uint64_t seq0, ep0, t0, now;
@@ -479,12 +522,8 @@ int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
 	}
-	if (l1_get(t->l1, key, klen, sink_bulk, &s)) {
-		atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
-		if (atomic_load_explicit(&t->lost_at_ms, memory_order_relaxed))
-			atomic_fetch_add_explicit(&t->stale_served, 1, memory_order_relaxed);
-		return s.err;
-	}
+	if (l1_reply(t, key, klen, out, &rc))
+		return rc;
 	if (!t->l2)
 		return resp_add_null(out);
 	now = hp_now_ms();
@@ -507,25 +546,368 @@ int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 		return resp_add_null(out);
 	}
 	atomic_fetch_add(&t->l2_hits, 1);
-	if (v.cacheable && v.pttl_ms != 0 && v.pttl_ms >= -1 &&
-	    !atomic_load(&t->lost_at_ms)) {
-		uint64_t ttl = t->o.l1_ttl_ms;
-		bool stored = false;
-
-		if (v.pttl_ms > 0 && (uint64_t)v.pttl_ms < ttl)
-			ttl = (uint64_t)v.pttl_ms;
-		pthread_mutex_lock(&st->mu);
-		if (atomic_load(&st->seq) == seq0 && atomic_load(&t->epoch) == ep0)
-			stored = l1_set(t->l1, key, klen, v.val, v.len, hp_now_ms() + ttl,
-					L1_PRIO_DEFAULT, 0, NULL, NULL) == 1;
-		pthread_mutex_unlock(&st->mu);
-		atomic_fetch_add(stored ? &t->l1_fills : &t->fills_skipped, 1);
-	} else {
-		atomic_fetch_add(&t->fills_skipped, 1);
-	}
+	pthread_mutex_lock(&st->mu);
+	fill_locked(t, st, key, klen, &v, seq0, ep0);
+	pthread_mutex_unlock(&st->mu);
 	rc = resp_add_bulk(out, v.val, v.len);
 	l2_value_free(&v);
 	return rc;
+}
+
+/* ---- asynchronous reads ------------------------------------------------------ */
+
+/*
+ * One L2 read in progress through the dispatcher, with everyone waiting
+ * for it. It sits in its key's stripe list while it may be joined: a
+ * later miss of the same key joins it only if neither the stripe's
+ * sequence nor the epoch moved since it began (otherwise the value it
+ * fetches may predate a write the later reader must see, so that reader
+ * starts its own read, which replaces it in the list).
+ */
+struct tflight {
+	struct tflight *next;
+	struct tier *t;
+	struct stripe *st;
+	uint64_t seq, epoch, t0_us;
+	struct tier_wait *waiters;
+	size_t klen;
+	char key[];
+};
+
+static void flight_unlink_locked(struct stripe *st, struct tflight *f)
+{
+	for (struct tflight **pp = &st->flights; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			return;
+		}
+}
+
+static void flight_deliver(struct tier_wait *w, int rc, const char *val, size_t vlen,
+			   const char *err)
+{
+	while (w) {
+		struct tier_wait *next = w->next;
+
+		w->fn(w, rc, val, vlen, err);   /* may free w */
+		w = next;
+	}
+}
+
+/* The dispatcher's answer (its thread; or the caller's when the queue
+ * refused the read). */
+static void flight_done(void *arg, int rc, const struct l2_value *v, const char *err)
+{
+	struct tflight *f = arg;
+	struct tier *t = f->t;
+	struct tier_wait *w;
+
+	breaker_record(&t->br, rc >= 0, hp_now_us() - f->t0_us, hp_now_ms());
+	atomic_fetch_add(rc < 0 ? &t->l2_errors : rc == 0 ? &t->l2_misses : &t->l2_hits, 1);
+	pthread_mutex_lock(&f->st->mu);
+	flight_unlink_locked(f->st, f);
+	if (rc > 0)
+		fill_locked(t, f->st, f->key, f->klen, v, f->seq, f->epoch);
+	w = f->waiters;
+	pthread_mutex_unlock(&f->st->mu);
+	flight_deliver(w, rc, rc > 0 ? v->val : NULL, rc > 0 ? v->len : 0, err);
+	free(f);
+}
+
+int tier_read_async(struct tier *t, const char *key, size_t klen, struct tier_wait *w)
+{
+	struct stripe *st = stripe_of(t, key, klen);
+	uint64_t seq, ep;
+	struct tflight *f;
+	int rc;
+
+	w->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	seq = atomic_load(&st->seq);
+	ep = atomic_load(&t->epoch);
+	for (f = st->flights; f; f = f->next)
+		if (f->klen == klen && memcmp(f->key, key, klen) == 0 && f->seq == seq &&
+		    f->epoch == ep) {
+			w->next = f->waiters;
+			f->waiters = w;
+			pthread_mutex_unlock(&st->mu);
+			atomic_fetch_add(&t->l2_coalesced, 1);
+			return 0;
+		}
+	if (l2_async_full(t->l2)) {
+		/* refused before the breaker hears of it: load is not failure */
+		pthread_mutex_unlock(&st->mu);
+		atomic_fetch_add(&t->l2_queue_full, 1);
+		return -EAGAIN;
+	}
+	if (!breaker_allow(&t->br, hp_now_ms())) {
+		pthread_mutex_unlock(&st->mu);
+		atomic_fetch_add(&t->l2_rejected, 1);
+		return -EHOSTDOWN;
+	}
+	f = malloc(sizeof(*f) + klen + 1);
+	if (!f) {
+		pthread_mutex_unlock(&st->mu);
+		breaker_record(&t->br, true, 0, hp_now_ms());   /* not Redis' fault */
+		return -ENOMEM;
+	}
+	memset(f, 0, sizeof(*f));
+	f->t = t;
+	f->st = st;
+	f->seq = seq;
+	f->epoch = ep;
+	f->klen = klen;
+	memcpy(f->key, key, klen);
+	f->waiters = w;
+	f->next = st->flights;
+	st->flights = f;
+	pthread_mutex_unlock(&st->mu);
+	atomic_fetch_add(&t->l2_async_reads, 1);
+	f->t0_us = hp_now_us();
+	rc = l2_get_async(t->l2, key, klen, flight_done, f);
+	if (rc != 0) {
+		/* the queue filled since the check above (or the agent is
+		 * stopping): a failure for the breaker, which let it through;
+		 * whoever joined meanwhile hears it too */
+		if (rc == -EAGAIN)
+			atomic_fetch_add(&t->l2_queue_full, 1);
+		flight_done(f, rc, NULL, rc == -EAGAIN ? "the L2 dispatcher queue is full "
+			    "(redis.queue_max)" : "cannot queue the L2 read");
+	}
+	return 0;
+}
+
+static void store_done(void *arg, int rc, const struct l2_value *v, const char *err)
+{
+	struct tier *t = arg;
+
+	(void)v;
+	if (rc < 0) {
+		atomic_fetch_add(&t->l2_store_errors, 1);
+		log_debug("tier: an L2 store failed: %s", err);
+	}
+}
+
+int tier_store_async(struct tier *t, const char *key, size_t klen, const char *val,
+		     size_t vlen, uint64_t ttl_ms)
+{
+	int rc;
+
+	if (!t->l2)
+		return tier_set(t, key, klen, val, vlen, ttl_ms, NULL, 0);
+	/* our copy goes first, as with tier_set: the next read fetches anew */
+	inval_key(t, key, klen);
+	rc = l2_set_async(t->l2, key, klen, val, vlen, ttl_ms, store_done, t);
+	if (rc == 0)
+		atomic_fetch_add(&t->l2_async_stores, 1);
+	else
+		atomic_fetch_add(&t->l2_store_errors, 1);
+	return rc;
+}
+
+/* Text of the error a parked reader gets for rc (< 0). */
+static int reply_read_error(struct buf *out, int rc, const char *err)
+{
+	if (rc == -EAGAIN)
+		return resp_add_errorf(out, "BUSY too many L2 reads waiting for Redis "
+				       "(redis.queue_max): retry later");
+	return resp_add_errorf(out, "L2DOWN L2 cache unavailable and key not in L1: %s", err);
+}
+
+/* A GET parked for its L2 read. */
+struct get_wait {
+	struct tier_wait w;
+	const struct resp_defer *defer;
+	void *ticket;
+};
+
+static void deliver_reply(const struct resp_defer *defer, void *ticket, struct buf *b, int arc)
+{
+	if (arc != 0) {
+		buf_reset(b);
+		(void)!resp_add_error(b, "ERR out of memory building the reply");
+	}
+	defer->done(ticket, b);
+	buf_free(b);
+}
+
+static void get_wait_done(struct tier_wait *w, int rc, const char *val, size_t vlen,
+			  const char *err)
+{
+	struct get_wait *g = (struct get_wait *)w;
+	struct buf b;
+	int arc;
+
+	buf_init(&b, 0);
+	if (rc > 0)
+		arc = resp_add_bulk(&b, val, vlen);
+	else if (rc == 0)
+		arc = resp_add_null(&b);
+	else
+		arc = reply_read_error(&b, rc, err);
+	deliver_reply(g->defer, g->ticket, &b, arc);
+	free(g);
+}
+
+/* GET from the RESP front: L1 inline, an L1 miss parks the client. */
+static int get_front(struct tier *t, const char *key, size_t klen, struct buf *out,
+		     const struct resp_defer *defer)
+{
+	struct get_wait *g;
+	int rc;
+
+	if (l1_reply(t, key, klen, out, &rc))
+		return rc;
+	if (!defer)
+		return tier_get(t, key, klen, out);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return resp_add_error(out, "ERR out of memory");
+	g->defer = defer;
+	g->ticket = defer->park(defer->arg);
+	if (!g->ticket) {
+		free(g);
+		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
+				       "(resp.max_parked_clients): retry later");
+	}
+	atomic_fetch_add(&t->l2_parked, 1);
+	g->w.fn = get_wait_done;
+	rc = tier_read_async(t, key, klen, &g->w);
+	if (rc != 0)
+		get_wait_done(&g->w, rc, NULL, 0, rc == -EHOSTDOWN ? "circuit breaker open"
+						  : rc == -EAGAIN ? "queue full" : "out of memory");
+	return TIER_PARKED;
+}
+
+/* An MGET with L1 misses: one parked client, its keys' replies
+ * assembled in order once the last read is back. */
+struct mget_slot {
+	struct tier_wait w;
+	struct mget *m;
+	int rc;
+	char *val;                       /* value (rc > 0) or error text (rc < 0) */
+	size_t len;
+};
+
+struct mget {
+	const struct resp_defer *defer;
+	void *ticket;
+	size_t n;
+	_Atomic size_t left;
+	struct mget_slot slot[];
+};
+
+static void mget_finish(struct mget *m)
+{
+	struct buf b;
+	int arc;
+
+	buf_init(&b, 0);
+	arc = resp_add_array(&b, (long long)m->n);
+	for (size_t i = 0; i < m->n && arc == 0; i++) {
+		struct mget_slot *sl = &m->slot[i];
+
+		if (sl->rc > 0)
+			arc = resp_add_bulk(&b, sl->val, sl->len);
+		else if (sl->rc == 0)
+			arc = resp_add_null(&b);
+		else
+			arc = reply_read_error(&b, sl->rc, sl->val ? sl->val : "out of memory");
+	}
+	deliver_reply(m->defer, m->ticket, &b, arc);
+	for (size_t i = 0; i < m->n; i++)
+		free(m->slot[i].val);
+	free(m);
+}
+
+static void mget_slot_set(struct mget_slot *sl, int rc, const char *p, size_t n)
+{
+	sl->rc = rc;
+	sl->len = n;
+	sl->val = p ? malloc(n + 1) : NULL;
+	if (sl->val) {
+		memcpy(sl->val, p, n);
+		sl->val[n] = '\0';
+	} else if (p) {
+		sl->rc = -ENOMEM;
+	}
+}
+
+static void mget_slot_done(struct tier_wait *w, int rc, const char *val, size_t vlen,
+			   const char *err)
+{
+	struct mget_slot *sl = (struct mget_slot *)w;
+	struct mget *m = sl->m;
+
+	if (rc > 0)
+		mget_slot_set(sl, rc, val, vlen);
+	else
+		mget_slot_set(sl, rc, rc < 0 ? err : NULL, rc < 0 ? strlen(err) : 0);
+	if (atomic_fetch_sub(&m->left, 1) == 1)
+		mget_finish(m);
+}
+
+static void l1_copy(const char *val, size_t len, uint64_t expire_at_ms, void *arg)
+{
+	(void)expire_at_ms;
+	mget_slot_set(arg, 1, val, len);
+}
+
+static int mget_front(struct tier *t, const char *const *argv, const size_t *len, size_t argc,
+		      struct buf *out, const struct resp_defer *defer)
+{
+	size_t before = buf_used(out), n = argc - 1;
+	struct mget *m;
+	int rc;
+
+	/* all in L1 (the common case): answered inline, as before */
+	rc = resp_add_array(out, (long long)n);
+	for (size_t i = 1; i < argc && rc == 0; i++) {
+		if (!l1_reply(t, argv[i], len[i], out, &rc)) {
+			if (!defer) {
+				rc = tier_get(t, argv[i], len[i], out);
+				continue;
+			}
+			break;
+		}
+		if (i == argc - 1)
+			return rc;
+	}
+	if (rc || !defer)
+		return rc;
+	out->len = before;          /* drop the partial array: it comes later */
+	m = calloc(1, sizeof(*m) + n * sizeof(m->slot[0]));
+	if (!m)
+		return resp_add_error(out, "ERR out of memory");
+	m->defer = defer;
+	m->n = n;
+	m->ticket = defer->park(defer->arg);
+	if (!m->ticket) {
+		free(m);
+		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
+				       "(resp.max_parked_clients): retry later");
+	}
+	atomic_fetch_add(&t->l2_parked, 1);
+	atomic_store(&m->left, n + 1);  /* + 1: not finished before the loop ends */
+	for (size_t i = 0; i < n; i++) {
+		struct mget_slot *sl = &m->slot[i];
+
+		sl->m = m;
+		sl->w.fn = mget_slot_done;
+		if (l1_get(t->l1, argv[i + 1], len[i + 1], l1_copy, sl)) {
+			atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
+			atomic_fetch_sub(&m->left, 1);
+			continue;
+		}
+		rc = tier_read_async(t, argv[i + 1], len[i + 1], &sl->w);
+		if (rc != 0)
+			mget_slot_done(&sl->w, rc, NULL, 0,
+				       rc == -EHOSTDOWN ? "circuit breaker open"
+				       : rc == -EAGAIN ? "queue full" : "out of memory");
+	}
+	if (atomic_fetch_sub(&m->left, 1) == 1)
+		mget_finish(m);
+	return TIER_PARKED;
 }
 
 /* ---- writes ---------------------------------------------------------------- */
@@ -722,13 +1104,9 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 	if (!t->l2)
 		return TIER_LOCAL;
 	if (strcmp(name, "get") == 0)
-		return tier_get(t, argv[1], len[1], out);
-	if (strcmp(name, "mget") == 0) {
-		rc = resp_add_array(out, (long long)(argc - 1));
-		for (size_t i = 1; i < argc && rc == 0; i++)
-			rc = tier_get(t, argv[i], len[i], out);
-		return rc;
-	}
+		return get_front(t, argv[1], len[1], out, defer);
+	if (strcmp(name, "mget") == 0)
+		return mget_front(t, argv, len, argc, out, defer);
 	if (strcmp(name, "flushall") == 0 || strcmp(name, "flushdb") == 0) {
 		struct tier_inval_result res;
 
@@ -868,6 +1246,12 @@ void tier_get_stats(struct tier *t, struct tier_stats *out)
 	out->peer_messages_in = atomic_load(&t->peer_in);
 	out->peer_messages_out = atomic_load(&t->peer_out);
 	out->stale_served = atomic_load(&t->stale_served);
+	out->l2_async_reads = atomic_load(&t->l2_async_reads);
+	out->l2_coalesced = atomic_load(&t->l2_coalesced);
+	out->l2_parked = atomic_load(&t->l2_parked);
+	out->l2_queue_full = atomic_load(&t->l2_queue_full);
+	out->l2_async_stores = atomic_load(&t->l2_async_stores);
+	out->l2_store_errors = atomic_load(&t->l2_store_errors);
 	breaker_get_stats(&t->br, hp_now_ms(), &out->breaker);
 }
 
@@ -910,6 +1294,7 @@ int tier_start(struct hp_daemon *d)
 	if (c->redis_address[0] || c->redis_cluster[0]) {
 		struct l2_options lo = {
 			.pool_size = c->redis_pool_size,
+			.queue_max = c->redis_queue_max,
 			.connect_timeout_ms = c->redis_connect_timeout_ms,
 			.command_timeout_ms = c->redis_command_timeout_ms,
 			.tracking = c->redis_tracking,

@@ -159,6 +159,7 @@ struct hp_config {
 	char redis_address[HP_ADDR_MAX];
 	char redis_cluster[HP_LIST_MAX];
 	uint32_t redis_pool_size;       /* connections per Redis node */
+	uint32_t redis_queue_max;       /* L2 dispatcher: requests queued + in flight */
 	uint64_t redis_connect_timeout_ms;
 	uint64_t redis_command_timeout_ms;
 	uint64_t redis_l1_ttl_ms;       /* cap on L2 TTLs carried into L1 */

@@ -17,8 +17,19 @@
  * regained when an invalidation connection drops or comes back (the
  * caller must then assume it missed invalidations).
  *
- * Thread-safety: every function may be called from any thread; calls
- * block for at most about connect_timeout + command_timeout per node tried.
+ * Asynchronous calls (l2_get_async, l2_set_async): a dispatcher thread
+ * owns one non-blocking pipelined connection per node. Callers hand it
+ * requests through a bounded queue (queue_max requests queued or in
+ * flight, then -EAGAIN at once); each loop turn it writes everything
+ * queued for a node as one pipeline (one write for many requests) and
+ * answers each request from its own thread as its replies come back, in
+ * order. Redirects (MOVED, ASK, TRYAGAIN), tracking registration,
+ * timeouts and the refused-node back-off behave as for the blocking
+ * calls.
+ *
+ * Thread-safety: every function may be called from any thread; blocking
+ * calls block for at most about connect_timeout + command_timeout per
+ * node tried; asynchronous ones never block.
  */
 #ifndef HOTPATH_L2_H
 #define HOTPATH_L2_H
@@ -56,6 +67,7 @@ struct l2_options {
 	uint64_t connect_timeout_ms;     /* 0 = 500 */
 	uint64_t command_timeout_ms;     /* 0 = 200 */
 	bool tracking;                   /* CLIENT TRACKING + invalidation thread */
+	unsigned queue_max;              /* async requests queued + in flight; 0 = 4096 */
 	char channel[HP_NAME_MAX];       /* cross-agent channel, "" = none */
 	struct l2_events ev;
 };
@@ -81,6 +93,13 @@ struct l2_stats {
 	uint64_t calls, errors, timeouts, moved, ask, reconnects, topology_refreshes;
 	uint64_t invalidations, invalidation_flushes, messages, coherence_losses;
 	struct hist usec;
+	/* the dispatcher: requests queued now (not yet written), written and
+	 * awaiting replies now, pipelined writes, requests done, refused
+	 * because the queue was full, timed out */
+	uint64_t async_queued, async_inflight, async_batches, async_requests;
+	uint64_t async_rejected, async_timeouts;
+	unsigned async_queue_max;
+	struct hist async_batch_size;    /* requests per pipelined write */
 };
 
 /*
@@ -99,6 +118,25 @@ void l2_free(struct l2 *l);
 int l2_get(struct l2 *l, const char *key, size_t klen, struct l2_value *out,
 	   char *err, size_t errlen) HP_MUST_CHECK;
 void l2_value_free(struct l2_value *v);
+
+/*
+ * Asynchronous GET + PTTL (l2_get_async) or SET key val [PX ttl_ms]
+ * (l2_set_async, ttl 0 = none) through the dispatcher. Returns 0 when
+ * queued: fn is then called exactly once, on the dispatcher thread (or
+ * in l2_free with -ESHUTDOWN), with rc as l2_get (1 found, 0 not found;
+ * a SET gives 0 for OK) or -errno and a message in err; v (GET found
+ * only) and err are valid during the call only, and v->val is not to be
+ * freed. fn must not block. Returns -EAGAIN when the queue is full,
+ * -ENOMEM, or -ESHUTDOWN, and fn is not called. The key and value are
+ * copied.
+ */
+/* The dispatcher holds queue_max requests now (a hint: it may change). */
+bool l2_async_full(struct l2 *l);
+typedef void (*l2_done_fn)(void *arg, int rc, const struct l2_value *v, const char *err);
+int l2_get_async(struct l2 *l, const char *key, size_t klen, l2_done_fn fn,
+		 void *arg) HP_MUST_CHECK;
+int l2_set_async(struct l2 *l, const char *key, size_t klen, const char *val, size_t vlen,
+		 uint64_t ttl_ms, l2_done_fn fn, void *arg) HP_MUST_CHECK;
 
 /*
  * Run one command; routed by argv[key_index] (0: any node). On success

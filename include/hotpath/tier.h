@@ -69,6 +69,12 @@ struct tier_stats {
 	uint64_t key_invalidations, pattern_invalidations, flushes;
 	uint64_t peer_messages_in, peer_messages_out;
 	uint64_t stale_served;                   /* L1 hits while L2 coherence was lost */
+	/* asynchronous L2 reads: started (one per key in flight), misses that
+	 * joined one already in flight, clients parked waiting for them,
+	 * refused because the dispatcher's queue was full; stores handed to
+	 * the dispatcher, and those that failed */
+	uint64_t l2_async_reads, l2_coalesced, l2_parked, l2_queue_full;
+	uint64_t l2_async_stores, l2_store_errors;
 	struct breaker_stats breaker;
 };
 
@@ -101,6 +107,33 @@ void tier_set_flush_hook(struct tier *t, const struct tier_hooks *h);
  * or a -L2DOWN error). 0, or -ENOBUFS/-ENOMEM from the buffer.
  */
 int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out) HP_MUST_CHECK;
+/*
+ * Asynchronous L2 read (L1 is the caller's to try first), for threads
+ * that must not wait: the RESP workers, the pooler. The caller embeds a
+ * struct tier_wait in its own object and sets fn. Returns 0: fn is called
+ * exactly once - on the L2 dispatcher's thread, or on the calling thread
+ * before the return when the read could not be queued - with rc 1 (val
+ * valid during the call only), 0 not found, or -errno and err (-EAGAIN:
+ * the dispatcher's queue is full). The value is copied into L1 under the
+ * same rules as tier_get. Misses of one key in flight at once share one
+ * read unless the key was invalidated in between. Returns -EHOSTDOWN
+ * (breaker open), -EAGAIN (the dispatcher's queue is full: not counted
+ * by the breaker) or -ENOMEM without calling fn.
+ */
+struct tier_wait {
+	struct tier_wait *next;                      /* the tier's */
+	void (*fn)(struct tier_wait *w, int rc, const char *val, size_t vlen, const char *err);
+};
+int tier_read_async(struct tier *t, const char *key, size_t klen,
+		    struct tier_wait *w) HP_MUST_CHECK;
+/*
+ * Fire-and-forget SET key value [PX ttl_ms] through the dispatcher: the
+ * key leaves L1/L0 now, Redis gets the value soon (a failure is counted,
+ * not reported). 0, or -EAGAIN/-ENOMEM/-ESHUTDOWN when it was not queued.
+ * Without L2 it is tier_set.
+ */
+int tier_store_async(struct tier *t, const char *key, size_t klen, const char *val,
+		     size_t vlen, uint64_t ttl_ms) HP_MUST_CHECK;
 /*
  * Write-through SET key value [PX ttl_ms] (ttl_ms 0 = none): Redis first,
  * then the key leaves L1/L0. 0, -EHOSTDOWN (breaker open), or the L2

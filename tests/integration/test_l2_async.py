@@ -1,0 +1,314 @@
+"""
+L1 misses that need Redis (L2) do not hold up the thread that took them:
+the RESP front parks the client and the L2 dispatcher reads for it, so a
+stalled Redis (SIGSTOP for a second) delays only the clients waiting for
+it. Real redis-server processes; one RESP worker, so every client shares
+the thread a blocking lookup would hold.
+"""
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import redis
+
+from test_tier import l2_ini, redis_proc, tracking_up, wait_until  # noqa: F401
+
+STALL = 1.0
+
+
+def one_worker(port, **extra):
+    kw = {"command_timeout": "3s"}
+    kw.update(extra)
+    return "[core]\nworkers = 1\n" + l2_ini(port, **kw)
+
+
+class Stall:
+    """SIGSTOP the redis-server for `secs`, then SIGCONT (also on exit)."""
+
+    def __init__(self, rp, secs=STALL):
+        self.rp, self.secs = rp, secs
+
+    def __enter__(self):
+        self.rp.proc.send_signal(signal.SIGSTOP)
+        self.t0 = time.time()
+        self.timer = threading.Timer(self.secs, self.rp.proc.send_signal, (signal.SIGCONT,))
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.join()
+        self.rp.proc.send_signal(signal.SIGCONT)
+
+
+def hit_latencies(c, key, want, until):
+    """GET key (an L1 hit) in a loop until `until`; the worst latency."""
+    worst, n = 0.0, 0
+    while time.time() < until:
+        s = time.time()
+        assert c.get(key) == want
+        worst = max(worst, time.time() - s)
+        n += 1
+        time.sleep(0.005)
+    return worst, n
+
+
+def test_stalled_l2_does_not_delay_l1_hits(hotpath_factory, redis_proc):
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h"))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    direct.mset({"cold1": "c1", "cold2": "c2", "cold3": "c3"})
+    fast, slow = hp.redis(), hp.redis()
+    assert fast.get("hot") == b"h"                 # now in L1
+    got = {}
+
+    def miss():
+        s = time.time()
+        got["get"] = slow.get("cold1")
+        got["get_s"] = time.time() - s
+
+    def mmiss():
+        c = hp.redis()
+        got["mget"] = c.mget("hot", "cold2", "nope", "cold3", "hot")
+
+    with Stall(rp) as st:
+        ts = [threading.Thread(target=miss), threading.Thread(target=mmiss)]
+        for t in ts:
+            t.start()
+        time.sleep(0.05)                            # both parked on the worker
+        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
+        for t in ts:
+            t.join(10)
+    # the hits went on at L1 speed while Redis was frozen ...
+    assert n >= 20
+    assert worst < 0.25 * STALL, worst
+    # ... and the parked readers got their values once it was back
+    assert got["get"] == b"c1" and got["get_s"] >= 0.5 * STALL
+    assert got["mget"] == [b"h", b"c2", None, b"c3", b"h"]
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["tier"]["l2_parked"] >= 2
+    assert body["tier"]["l2_async_reads"] >= 4
+    assert body["l2"]["dispatcher"]["batches"] >= 1
+
+
+def send_raw(port, payload, nreplies, timeout=10):
+    """Write a whole pipeline at once, read `nreplies` RESP2 replies."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(payload)
+    data = b""
+    out = []
+    while len(out) < nreplies:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed after %d replies" % len(out)
+        data += chunk
+        out, rest = parse_replies(data)
+    s.close()
+    return out
+
+
+def parse_one(data, i):
+    end = data.index(b"\r\n", i)
+    t, line = data[i:i + 1], data[i + 1:end]
+    i = end + 2
+    if t in (b"+", b"-", b":"):
+        return (t + line).decode(), i
+    if t == b"$":
+        n = int(line)
+        if n < 0:
+            return None, i
+        if len(data) < i + n + 2:
+            raise IndexError
+        return data[i:i + n], i + n + 2
+    if t == b"*":
+        items = []
+        for _ in range(int(line)):
+            v, i = parse_one(data, i)
+            items.append(v)
+        return items, i
+    raise AssertionError("bad reply %r" % data[i - 1:i + 20])
+
+
+def parse_replies(data):
+    out, i = [], 0
+    while i < len(data):
+        try:
+            v, j = parse_one(data, i)
+        except (ValueError, IndexError):
+            break
+        out.append(v)
+        i = j
+    return out, data[i:]
+
+
+def cmd(*args):
+    b = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        b += b"$%d\r\n%s\r\n" % (len(a), a)
+    return b
+
+
+def test_pipeline_of_hits_and_parked_misses_keeps_order(hotpath_factory, redis_proc):
+    """One write carrying L1 hits, L2 hits, L2 misses and MGETs mixing
+    them: the replies come back in command order, also while Redis is
+    frozen (the hits behind a parked miss wait for it)."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h"))
+    assert tracking_up(hp)
+    c = hp.redis()
+    for i in range(4):
+        direct.set("h%d" % i, "hv%d" % i)
+        assert c.get("h%d" % i) == b"hv%d" % i     # L1 from now on
+    for rnd in range(3):
+        expect, payload = [], b""
+        for i in range(30):
+            k = "r%d:m%d" % (rnd, i)
+            direct.set(k, "mv%d" % i)
+            payload += cmd("GET", "h%d" % (i % 4))
+            expect.append(b"hv%d" % (i % 4))
+            payload += cmd("GET", k)
+            expect.append(b"mv%d" % i)
+            payload += cmd("GET", "r%d:absent%d" % (rnd, i))
+            expect.append(None)
+            payload += cmd("MGET", "h%d" % ((i + 1) % 4), k, "r%d:zz%d" % (rnd, i))
+            expect.append([b"hv%d" % ((i + 1) % 4), b"mv%d" % i, None])
+            payload += cmd("PING")
+            expect.append("+PONG")
+        if rnd == 1:
+            with Stall(rp, 0.5):
+                got = send_raw(hp.resp_port, payload, len(expect))
+        else:
+            got = send_raw(hp.resp_port, payload, len(expect))
+        assert got == expect, rnd
+
+
+def test_mget_one_batch_and_single_flight(hotpath_factory, redis_proc):
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h"))
+    assert tracking_up(hp)
+    c = hp.redis()
+    direct.set("a", "1")
+    assert c.get("a") == b"1"
+    keys = ["k%d" % i for i in range(50)]
+    direct.mset({k: "v" + k for k in keys[::2]})   # every other key exists
+    before = hp.api_json("GET", "/api/v2/cache/tiers")[1]["tier"]
+    got = c.mget(["a"] + keys + ["a", "k0"])
+    assert got == [b"1"] + [b"v" + k.encode() if i % 2 == 0 else None
+                            for i, k in enumerate(keys)] + [b"1", b"vk0"]
+    after = hp.api_json("GET", "/api/v2/cache/tiers")[1]["tier"]
+    assert after["l2_parked"] - before["l2_parked"] == 1          # one parked client
+    # 50 distinct keys looked up; the repeated k0 joined its read
+    assert after["l2_async_reads"] - before["l2_async_reads"] == 50
+    assert after["l2_coalesced"] - before["l2_coalesced"] == 1
+    # the values found are in L1 now: all hits, answered inline
+    assert c.mget(keys[::2]) == [b"v" + k.encode() for k in keys[::2]]
+    again = hp.api_json("GET", "/api/v2/cache/tiers")[1]["tier"]
+    assert again["l2_parked"] == after["l2_parked"]
+    # many clients missing the same key during a stall: one read
+    direct.set("shared", "s")
+    res = []
+    with Stall(rp, 0.5):
+        ts = [threading.Thread(target=lambda: res.append(hp.redis()
+                                                         .get("shared")))
+              for _ in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+    assert res == [b"s"] * 20
+    last = hp.api_json("GET", "/api/v2/cache/tiers")[1]["tier"]
+    assert last["l2_async_reads"] - again["l2_async_reads"] <= 2
+    assert last["l2_coalesced"] - again["l2_coalesced"] >= 18
+
+
+def test_queue_full_refuses_fast_and_loses_nothing(hotpath_factory, redis_proc):
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", queue_max="16"))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    keys = ["q%d" % i for i in range(48)]
+    direct.mset({k: "v" + k for k in keys})
+    fast = hp.redis()
+    assert fast.get("hot") == b"h"
+    results = {}
+
+    def get(k):
+        c = hp.redis()
+        s = time.time()
+        try:
+            results[k] = (c.get(k), time.time() - s)
+        except redis.exceptions.ResponseError as e:
+            results[k] = (str(e), time.time() - s)
+
+    with Stall(rp) as st:
+        ts = [threading.Thread(target=get, args=(k,)) for k in keys]
+        for t in ts:
+            t.start()
+        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
+        for t in ts:
+            t.join(10)
+    assert worst < 0.25 * STALL, worst
+    busy = [k for k, (v, _) in results.items() if isinstance(v, str)]
+    ok = [k for k, (v, _) in results.items() if not isinstance(v, str)]
+    assert len(results) == len(keys)
+    # the queue took 16 reads (they were answered once Redis was back)...
+    assert 0 < len(ok) <= 16 and len(busy) == len(keys) - len(ok)
+    for k in ok:
+        assert results[k][0] == b"v" + k.encode()
+    # ...the others heard at once why, and may retry
+    for k in busy:
+        v, took = results[k]
+        assert v.startswith("BUSY") and "redis.queue_max" in v, v
+        assert took < 0.5 * STALL, (k, took)
+    # (the frozen second made the queued reads slow calls, so the breaker
+    # may have opened: retries succeed once it closes again)
+    def retry(k):
+        try:
+            return fast.get(k)
+        except redis.exceptions.ResponseError:
+            return None
+    for k in busy:
+        assert wait_until(lambda: retry(k) == b"v" + k.encode(), 5), k
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["tier"]["l2_queue_full"] >= len(busy)
+    assert body["l2"]["dispatcher"]["rejected"] + body["tier"]["l2_queue_full"] >= len(busy)
+    text = hp.metrics_text() if hasattr(hp, "metrics_text") else None
+    if text is None:
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % hp.api_port,
+                                      timeout=5).read().decode()
+    assert "hotpath_l2_dispatcher_queue_depth" in text
+    assert "hotpath_l2_dispatcher_rejected_total" in text
+    assert "hotpath_l2_dispatcher_inflight" in text
+    assert "hotpath_l2_dispatcher_batches_total" in text
+
+
+def test_redis_killed_misses_fail_fast_hits_go_on(hotpath_factory, redis_proc):
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", stale_if_error="30s",
+                                    command_timeout="300ms"))
+    assert tracking_up(hp)
+    c = hp.redis()
+    direct.set("hot", "h")
+    assert c.get("hot") == b"h"
+    rp.kill()
+    for i in range(40):
+        s = time.time()
+        got = c.mget("hot", "gone%d" % i)
+        assert got[0] == b"h"
+        assert isinstance(got[1], redis.exceptions.ResponseError), got
+        assert "L2DOWN" in str(got[1])
+        with pytest.raises(redis.exceptions.ResponseError, match="L2DOWN"):
+            c.get("gone%d" % i)
+        assert time.time() - s < 0.5
+        assert c.get("hot") == b"h"
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["tier"]["breaker"]["state"] == "open", body["tier"]["breaker"]
+    assert body["tier"]["l2_rejected"] > 0
