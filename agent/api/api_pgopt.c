@@ -204,11 +204,12 @@ void api_h_queries(struct api_call *c)
 			struct qcache_stats qcs;
 
 			pooler_qcache_stats(c->d->pooler, &qcs);
-			json_object_set_new(root, "query_cache", json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}",
+			json_object_set_new(root, "query_cache", json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
 				"fingerprints", (int)qcs.fingerprints, "hits", api_json_u64(qcs.hits),
 				"misses", api_json_u64(qcs.misses), "stores", api_json_u64(qcs.stores),
 				"not_stored", api_json_u64(qcs.not_stored),
-				"invalidations", api_json_u64(qcs.invalidations)));
+				"invalidations", api_json_u64(qcs.invalidations),
+				"l2_waits", api_json_u64(qcs.l2_waits)));
 		}
 		json_object_set_new(root, "pooler", json_pack("{s:o, s:o, s:o, s:o, s:o, s:i}",
 			"samples", api_json_u64(t.samples), "dropped_queue", api_json_u64(t.dropped_queue),

@@ -505,6 +505,24 @@ static void fill_locked(struct tier *t, struct stripe *st, const char *key, size
 	atomic_fetch_add(stored ? &t->l1_fills : &t->fills_skipped, 1);
 }
 
+static void sink_raw(const char *val, size_t len, uint64_t expire_at_ms, void *arg)
+{
+	struct sink *s = arg;
+
+	(void)expire_at_ms;
+	s->err = buf_append(s->out, val, len);
+}
+
+int tier_l1_peek(struct tier *t, const char *key, size_t klen, struct buf *out)
+{
+	struct sink s = { out, 0 };
+
+	if (!l1_get(t->l1, key, klen, sink_raw, &s))
+		return 0;
+	atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
+	return s.err ? s.err : 1;
+}
+
 /* The blocking read-through, for callers that may wait. */
 int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out)
 {

@@ -1136,8 +1136,9 @@ int pgadvise_metrics_render(struct hp_daemon *d, struct buf *b)
 				 "hotpath_query_cache_events_total{event=\"miss\"} %" PRIu64 "\n"
 				 "hotpath_query_cache_events_total{event=\"store\"} %" PRIu64 "\n"
 				 "hotpath_query_cache_events_total{event=\"not_stored\"} %" PRIu64 "\n"
-				 "hotpath_query_cache_events_total{event=\"invalidation\"} %" PRIu64 "\n",
-				 q.hits, q.misses, q.stores, q.not_stored, q.invalidations);
+				 "hotpath_query_cache_events_total{event=\"invalidation\"} %" PRIu64 "\n"
+				 "hotpath_query_cache_events_total{event=\"l2_wait\"} %" PRIu64 "\n",
+				 q.hits, q.misses, q.stores, q.not_stored, q.invalidations, q.l2_waits);
 	}
 	if (a && !rc) {
 		pthread_mutex_lock(&a->mu);

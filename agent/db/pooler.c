@@ -147,7 +147,7 @@ void pooler_update(struct pio *io)
 		struct client *c = (struct client *)io;
 		struct server *s = c->server;
 		bool rd = c->state != CL_CLOSING && c->state != CL_WELCOME_WAIT && !c->waiting &&
-			  buf_used(&c->in) < c->in.max;
+			  !c->qc_parked && buf_used(&c->in) < c->in.max;
 
 		if (s && (buf_used(&s->out) >= POOLER_OUT_HIGH ||
 			  pgs_q_space(&s->q) < POOLER_Q_ROOM))
@@ -346,6 +346,8 @@ static void client_free(struct client *c)
 	qtrack_client_clear(c);
 	if (c->qc_next)
 		qcache_finish(c->p->qcache, c->qc_next, false);
+	qcache_wait_drop(c->qc_wait);
+	c->qc_wait = NULL;
 	free(c->qc_unnamed);
 	if (c->scram) {
 		OPENSSL_cleanse(c->scram, sizeof(*c->scram));
@@ -1269,7 +1271,7 @@ static int qc_try_batch(struct client *c, const uint8_t *d, size_t avail)
 	const void *nul;
 	struct iovec ext[3];
 	char shape[16];
-	int n;
+	int n, rc;
 
 	if (pgw_parse_batch(d, avail, p->set.max_message, &bt) != 1 || bt.bind.portal[0] ||
 	    bt.portal[0] || (bt.desc == 'P' && bt.desc_name[0]) ||
@@ -1301,10 +1303,11 @@ static int qc_try_batch(struct client *c, const uint8_t *d, size_t avail)
 	ext[0] = (struct iovec){ shape, (size_t)n };
 	ext[1] = (struct iovec){ (void *)(rest + tl + 1), rest_len - tl - 1 };
 	ext[2] = (struct iovec){ (void *)bt.bind.rest, bt.bind.rest_len };
-	if (qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
-			  sizeof(c->params), (const char *)rest, tl, ext, 3, &c->out,
-			  &c->qc_next) != 1)
-		return 0;
+	rc = qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
+			   sizeof(c->params), (const char *)rest, tl, ext, 3, &c->out, &c->qc_next,
+			   &c->qc_wait, c);
+	if (rc != 1)
+		return rc;
 	if (bt.has_parse) {
 		qtrack_parse(c, &bt.parse);
 		if (c->qc_unnamed_cap < rest_len) {
@@ -1322,11 +1325,12 @@ static int qc_try_batch(struct client *c, const uint8_t *d, size_t avail)
 	return 1;
 }
 
-/* The request at the head of c->in: answer it from the cache (true), or
- * let it go on, maybe with a capture waiting in c->qc_next. Only at a
- * request boundary, outside a transaction block and on a server
- * connection that owes nothing. */
-static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
+/* The request at the head of c->in: answer it from the cache (1), park
+ * it while its lookup reads L2 (QCACHE_WAIT: c->qc_parked until
+ * pooler_qc_ready), or let it go on (0), maybe with a capture waiting in
+ * c->qc_next. Only at a request boundary, outside a transaction block and
+ * on a server connection that owes nothing. */
+static int qc_try(struct client *c, const uint8_t *d, size_t avail)
 {
 	struct pooler *p = c->p;
 	struct server *s = c->server;
@@ -1335,26 +1339,48 @@ static bool qc_try(struct client *c, const uint8_t *d, size_t avail)
 	int rc;
 
 	if (c->qc_next || c->ext_open)
-		return false;           /* looked up already, or inside a request */
+		return 0;               /* looked up already, or inside a request */
 	if (s && (s->status != 'I' || pgs_q_len(&s->q) || s->state != SV_ACTIVE))
-		return false;
+		return 0;
 	if (d[0] != 'Q') {
 		rc = qc_try_batch(c, d, avail);
 		if (rc < 0)
 			pooler_client_fail(c, "53200", "pooler out of memory");
-		return rc != 0;
+	} else {
+		rc = pgw_frame(d, avail, p->set.max_message, &type, &total);
+		if (rc != 0 || total > avail || total <= PGW_HDR)
+			return 0;
+		len = strnlen((const char *)d + PGW_HDR, total - PGW_HDR);
+		rc = qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
+				   sizeof(c->params), (const char *)d + PGW_HDR, len, NULL, 0,
+				   &c->out, &c->qc_next, &c->qc_wait, c);
+		if (rc == 1)
+			buf_consume(&c->in, total);
 	}
-	rc = pgw_frame(d, avail, p->set.max_message, &type, &total);
-	if (rc != 0 || total > avail || total <= PGW_HDR)
-		return false;
-	len = strnlen((const char *)d + PGW_HDR, total - PGW_HDR);
-	if (qcache_lookup(p->qcache, p->dbs[c->db].conf.name, c->user, c->params,
-			  sizeof(c->params), (const char *)d + PGW_HDR, len, NULL, 0, &c->out,
-			  &c->qc_next) == 1) {
-		buf_consume(&c->in, total);
-		return true;
+	if (rc == QCACHE_WAIT)
+		c->qc_parked = true;
+	return rc < 0 ? 1 : rc;
+}
+
+/* The L2 read of a parked request is back (pooler thread): run it again. */
+static void pooler_qc_ready(void *owner)
+{
+	struct client *c = owner;
+
+	c->qc_parked = false;
+	if (c->io.fd >= 0)
+		client_process(c);
+}
+
+/* The dispatcher's thread: wake the loop to drain the answers. */
+static void pooler_qc_wake(void *arg)
+{
+	struct pooler *p = arg;
+	uint64_t one = 1;
+
+	if (write(p->wake.fd, &one, sizeof(one)) < 0) {
+		/* saturated: the loop is awake anyway */
 	}
-	return false;
 }
 
 /* The first message of a request that was looked up goes to s: capture
@@ -1559,15 +1585,19 @@ static void client_process(struct client *c)
 	struct pooler *p = c->p;
 	struct server *s = NULL;
 
-	while (c->io.fd >= 0 && c->state == CL_READY && buf_used(&c->in)) {
+	while (c->io.fd >= 0 && c->state == CL_READY && buf_used(&c->in) && !c->qc_parked) {
 		const uint8_t *d = (const uint8_t *)buf_head(&c->in);
 		size_t avail = buf_used(&c->in), total;
 		char type;
 		int rc;
 
 		if (p->qcache && !c->stream_left && avail >= PGW_HDR &&
-		    (d[0] == 'Q' || d[0] == 'P' || d[0] == 'B') && qc_try(c, d, avail))
+		    (d[0] == 'Q' || d[0] == 'P' || d[0] == 'B') &&
+		    (rc = qc_try(c, d, avail)) != 0) {
+			if (rc == QCACHE_WAIT)
+				break;          /* parked until its L2 read is back */
 			continue;               /* answered from the result cache */
+		}
 		s = c->server;
 		if (!s) {
 			if (avail >= PGW_HDR && d[0] == 'X') {
@@ -2273,6 +2303,7 @@ static void reload_query_settings(struct pooler *p, const struct pooler_settings
 			for (struct server *s = p->pools[i]->others; s; s = s->next)
 				if (s->status != 'I' || pgs_q_len(&s->q))
 					s->qc_pend.flush = true;
+		qcache_set_waker(qc, pooler_qc_wake, p);
 		__atomic_store_n(&p->qcache, qc, __ATOMIC_RELEASE);
 	}
 	log_info("pooler: reload: result cache %s%s (ttl %llu ms)",
@@ -2398,6 +2429,7 @@ static void *loop(void *arg)
 
 				if (read(io->fd, &t, sizeof(t)) > 0)
 					apply_reload(p);
+				qcache_drain(p->qcache, pooler_qc_ready);
 				break;
 			}
 			default:
@@ -2569,6 +2601,7 @@ struct pooler *pooler_start(const struct hp_config *cfg)
 			log_error("pooler: cannot start the result cache");
 			goto fail;
 		}
+		qcache_set_waker(p->qcache, pooler_qc_wake, p);
 		log_info("pooler: result cache on for %s (ttl %llu ms)", cfg->qc_fingerprints,
 			 (unsigned long long)cfg->qc_ttl_ms);
 	}

@@ -104,6 +104,8 @@ struct client {
 	size_t qt_len;
 	struct qreq *qt_open;           /* Bind seen, waiting for its Sync */
 	struct qcap *qc_next;           /* result cache missed: capture the next request */
+	struct qwait *qc_wait;          /* result cache lookup of the head request at L2 */
+	bool qc_parked;                 /* ... not answered yet: the client waits */
 	bool ext_open;                  /* extended-protocol messages sent since the last Sync */
 	uint8_t *qc_unnamed;            /* Parse (rest) of an unnamed statement answered */
 	size_t qc_unnamed_len, qc_unnamed_cap;  /* from the cache, not yet on the server */

@@ -36,12 +36,23 @@
  * clients, triggers writing other tables, functions with side effects) are
  * not seen, which is why caching is opt-in per fingerprint.
  *
- * All of it runs on the pooler's thread. With an L2 (Redis) a lookup or a
- * store is a round trip to Redis on that thread; with L1 alone it is a
- * memory copy. Texts are parsed at most once per distinct text (a memo).
+ * All of it runs on the pooler's thread, which never waits for Redis: a
+ * lookup tries L1 inline, and on an L1 miss with an L2 configured it
+ * hands the read to the tiers' L2 dispatcher (tier_read_async) and
+ * returns QCACHE_WAIT: the pooler parks that client's request and serves
+ * the others. The dispatcher's thread files the answer on a done list
+ * and wakes the pooler, which drains the list (qcache_drain) and runs the
+ * parked request again; the second lookup of the same key takes the
+ * answer instead of reading again (a hit is refused if a table it reads
+ * was written while it waited). Stores are fire-and-forget through the
+ * same dispatcher (tier_store_async). Pattern invalidations of L2 (after
+ * writes) still make their round trips on this thread. Texts are parsed
+ * at most once per distinct text (a memo).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +94,24 @@ struct qcache {
 	struct tstate *tables;
 	unsigned ntables;
 	struct qcache_stats st;         /* atomics: read by the API */
+	/* L2 reads in flight (qwait): answered on the dispatcher's thread */
+	pthread_mutex_t done_mu;
+	struct qwait *done;             /* answered, not drained yet (done_mu) */
+	void (*wake)(void *arg);        /* tells the pooler's loop to drain */
+	void *wake_arg;
+	unsigned waits;                 /* not freed yet (atomic) */
+};
+
+/* A lookup waiting for L2 for one parked request. */
+struct qwait {
+	struct tier_wait w;             /* first: the tiers call back with it */
+	struct qcache *qc;
+	void *owner;                    /* the parked client; NULL once it left */
+	struct qwait *next;             /* on qc->done */
+	bool resolved;                  /* drained (pooler thread) */
+	int rc;                         /* 1 found, 0 not (or error: a miss) */
+	struct buf val;
+	struct qcap *cap;               /* key and table generations of the lookup */
 };
 
 struct qcap {
@@ -130,6 +159,7 @@ struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result)
 	qc = calloc(1, sizeof(*qc));
 	if (!qc)
 		return NULL;
+	pthread_mutex_init(&qc->done_mu, NULL);
 	qc->memo = calloc(QC_MEMO, sizeof(*qc->memo));
 	qc->tables = calloc(QC_TABLES, sizeof(*qc->tables));
 	if (!qc->memo || !qc->tables) {
@@ -140,10 +170,25 @@ struct qcache *qcache_new(const char *fps, uint64_t ttl_ms, uint64_t max_result)
 	return qc;
 }
 
+static void qwait_free(struct qwait *w);
+
 void qcache_free(struct qcache *qc)
 {
+	uint64_t end = hp_now_ms() + 5000;
+
 	if (!qc)
 		return;
+	/* reads still at the dispatcher will file their answers here */
+	while (__atomic_load_n(&qc->waits, __ATOMIC_ACQUIRE) && hp_now_ms() < end) {
+		qcache_drain(qc, NULL);
+		usleep(1000);
+	}
+	qcache_drain(qc, NULL);
+	if (__atomic_load_n(&qc->waits, __ATOMIC_ACQUIRE)) {
+		log_warn("query_cache: L2 reads still out at shutdown; the cache is not freed");
+		return;
+	}
+	pthread_mutex_destroy(&qc->done_mu);
 	free(qc->memo);
 	free(qc->tables);
 	free(qc);
@@ -159,6 +204,7 @@ void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out)
 	out->stores = __atomic_load_n(&qc->st.stores, __ATOMIC_RELAXED);
 	out->not_stored = __atomic_load_n(&qc->st.not_stored, __ATOMIC_RELAXED);
 	out->invalidations = __atomic_load_n(&qc->st.invalidations, __ATOMIC_RELAXED);
+	out->l2_waits = __atomic_load_n(&qc->st.l2_waits, __ATOMIC_RELAXED);
 	out->fingerprints = __atomic_load_n(&qc->nfps, __ATOMIC_RELAXED);
 }
 
@@ -372,35 +418,109 @@ void qcache_txn_end(struct qcache *qc, const char *db, struct qcache_pending *pe
 
 /* ---- reads -------------------------------------------------------------------------- */
 
-/* Decode the RESP reply tier_get wrote: 1 = bulk (*v, *n), 0 = null/error. */
-static int resp_bulk(const struct buf *b, const char **v, size_t *n)
-{
-	const char *p = b->data + b->off, *crlf;
-	size_t len = b->len;
-	unsigned long long want;
-	char *end;
+/* ---- waiting for L2 ------------------------------------------------------------ */
 
-	if (len < 4 || p[0] != '$')
-		return 0;
-	crlf = memchr(p, '\r', len);
-	if (!crlf || crlf + 1 >= p + len || crlf[1] != '\n' || p[1] == '-')
-		return 0;
-	want = strtoull(p + 1, &end, 10);
-	if (end != crlf || (size_t)(crlf + 2 - p) + want + 2 > len)
-		return 0;
-	*v = crlf + 2;
-	*n = (size_t)want;
-	return 1;
+static void qwait_free(struct qwait *w)
+{
+	struct qcache *qc = w->qc;
+
+	if (w->cap)
+		qcache_finish(qc, w->cap, false);
+	buf_free(&w->val);
+	free(w);
+	__atomic_fetch_sub(&qc->waits, 1, __ATOMIC_RELEASE);
 }
+
+/* The dispatcher's answer (its thread, or the pooler's when it was not
+ * queued): file it and wake the pooler. */
+static void qwait_done(struct tier_wait *tw, int rc, const char *val, size_t vlen,
+		       const char *err)
+{
+	struct qwait *w = (struct qwait *)tw;
+	struct qcache *qc = w->qc;
+	bool first;
+
+	(void)err;
+	w->rc = rc > 0 && vlen > 0 && buf_append(&w->val, val, vlen) == 0 ? 1 : 0;
+	pthread_mutex_lock(&qc->done_mu);
+	first = !qc->done;
+	w->next = qc->done;
+	qc->done = w;
+	pthread_mutex_unlock(&qc->done_mu);
+	if (first && qc->wake)
+		qc->wake(qc->wake_arg);
+}
+
+void qcache_set_waker(struct qcache *qc, void (*wake)(void *arg), void *arg)
+{
+	qc->wake = wake;
+	qc->wake_arg = arg;
+}
+
+void qcache_drain(struct qcache *qc, void (*ready)(void *owner))
+{
+	struct qwait *w, *next;
+
+	if (!qc)
+		return;
+	pthread_mutex_lock(&qc->done_mu);
+	w = qc->done;
+	qc->done = NULL;
+	pthread_mutex_unlock(&qc->done_mu);
+	for (; w; w = next) {
+		next = w->next;
+		w->resolved = true;
+		if (!w->owner || !ready)
+			qwait_free(w);          /* its client left (or we are stopping) */
+		else
+			ready(w->owner);
+	}
+}
+
+void qcache_wait_drop(struct qwait *w)
+{
+	if (!w)
+		return;
+	if (w->resolved)
+		qwait_free(w);
+	else
+		w->owner = NULL;            /* freed when its answer is drained */
+}
+
+/* A parked lookup's answer, for the same key: 1 hit (appended to out),
+ * 0 miss (the capture goes to *cap). Frees w. */
+static int qwait_take(struct qcache *qc, struct qwait *w, struct buf *out, struct qcap **cap)
+{
+	struct qcap *c = w->cap;
+	bool fresh = true;
+
+	w->cap = NULL;
+	/* a write to a table it reads ran while it waited: not that answer */
+	for (unsigned i = 0; i < c->ntab; i++)
+		fresh &= qc->tables[c->tab[i]].gen == c->gens[i];
+	if (fresh && w->rc == 1 && buf_append(out, buf_head(&w->val), buf_used(&w->val)) == 0) {
+		qwait_free(w);
+		free(c);
+		QC_INC(qc->st.hits);
+		return 1;
+	}
+	qwait_free(w);
+	QC_INC(qc->st.misses);
+	buf_init(&c->data, qc->max_result);
+	*cap = c;
+	return 0;
+}
+
+/* ---- lookups ---------------------------------------------------------------------- */
 
 int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
 		  size_t slen, const char *sql, size_t len, const struct iovec *ext, unsigned next,
-		  struct buf *out, struct qcap **cap)
+		  struct buf *out, struct qcap **cap, struct qwait **wait, void *owner)
 {
 	struct tier *t = tier_current();
 	struct memo *m;
 	struct qcap *c;
-	struct buf got;
+	struct qwait *w;
 	uint64_t hv[2];
 	size_t o;
 	int rc;
@@ -457,20 +577,40 @@ int qcache_lookup(struct qcache *qc, const char *db, const char *user, const voi
 	}
 	c->klen = o;
 	c->ntab = m->ntab;
-	buf_init(&got, qc->max_result + 64);
-	rc = tier_get(t, c->key, c->klen, &got);
-	if (rc == 0) {
-		const char *v;
-		size_t n;
-
-		if (resp_bulk(&got, &v, &n) && n > 0 && buf_append(out, v, n) == 0) {
-			buf_free(&got);
+	/* the answer to this request's parked lookup */
+	if ((w = *wait) && w->resolved) {
+		*wait = NULL;
+		if (w->cap->klen == c->klen && memcmp(w->cap->key, c->key, c->klen) == 0) {
 			free(c);
-			QC_INC(qc->st.hits);
-			return 1;
+			return qwait_take(qc, w, out, cap);
 		}
+		qwait_free(w);              /* another request: look it up anew */
+	} else if (w) {
+		free(c);
+		return QCACHE_WAIT;         /* still out (the caller should not ask) */
 	}
-	buf_free(&got);
+	rc = tier_l1_peek(t, c->key, c->klen, out);
+	if (rc == 1) {
+		free(c);
+		QC_INC(qc->st.hits);
+		return 1;
+	}
+	if (tier_l2(t) && owner && (w = calloc(1, sizeof(*w)))) {
+		w->qc = qc;
+		w->owner = owner;
+		w->cap = c;
+		w->w.fn = qwait_done;
+		buf_init(&w->val, qc->max_result + 1);
+		__atomic_fetch_add(&qc->waits, 1, __ATOMIC_RELAXED);
+		if (tier_read_async(t, c->key, c->klen, &w->w) == 0) {
+			*wait = w;
+			QC_INC(qc->st.l2_waits);
+			return QCACHE_WAIT;
+		}
+		/* breaker open or out of memory: the database answers */
+		w->cap = NULL;
+		qwait_free(w);
+	}
 	QC_INC(qc->st.misses);
 	buf_init(&c->data, qc->max_result);
 	*cap = c;
@@ -491,7 +631,6 @@ void qcap_abort(struct qcap *c)
 void qcache_finish(struct qcache *qc, struct qcap *c, bool ok)
 {
 	struct tier *t = tier_current();
-	char err[128];
 
 	if (!c)
 		return;
@@ -501,8 +640,8 @@ void qcache_finish(struct qcache *qc, struct qcap *c, bool ok)
 	if (ok && !c->bad && t && buf_used(&c->data)) {
 		for (unsigned i = 0; i < c->ntab; i++)
 			qc->tables[c->tab[i]].dirty = true;
-		if (tier_set(t, c->key, c->klen, buf_head(&c->data), buf_used(&c->data), qc->ttl_ms,
-			     err, sizeof(err)) == 0)
+		if (tier_store_async(t, c->key, c->klen, buf_head(&c->data), buf_used(&c->data),
+				     qc->ttl_ms) == 0)
 			QC_INC(qc->st.stores);
 		else
 			QC_INC(qc->st.not_stored);

@@ -15,9 +15,11 @@
 
 struct qcache;
 struct qcap;                            /* one answer being captured */
+struct qwait;                           /* a lookup waiting for L2 */
 
 struct qcache_stats {
 	uint64_t hits, misses, stores, not_stored, invalidations;
+	uint64_t l2_waits;                      /* lookups parked for an L2 read */
 	unsigned fingerprints;
 };
 
@@ -49,10 +51,26 @@ void qcache_get_stats(const struct qcache *qc, struct qcache_stats *out);
  * capture its answer (qcap_add for every message forwarded to the client,
  * qcap_abort on an error, qcache_finish at its ReadyForQuery). `session`
  * is a digest of the session settings.
+ *
+ * QCACHE_WAIT: not in L1 and read from L2 without waiting (only when
+ * `owner` is not NULL): *wait is set, the request must stay where it is
+ * and its client must not go on until qcache_drain hands `owner` to its
+ * `ready` callback; then the same call again answers from that read. The
+ * caller owns *wait and gives it up with qcache_wait_drop if the client
+ * leaves (or the request is not looked up again).
  */
+#define QCACHE_WAIT 2
 int qcache_lookup(struct qcache *qc, const char *db, const char *user, const void *session,
 		  size_t slen, const char *sql, size_t len, const struct iovec *ext, unsigned next,
-		  struct buf *out, struct qcap **cap);
+		  struct buf *out, struct qcap **cap, struct qwait **wait, void *owner);
+/* How the L2 dispatcher's thread tells the pooler's loop to call
+ * qcache_drain (called once per batch of answers; must not block). */
+void qcache_set_waker(struct qcache *qc, void (*wake)(void *arg), void *arg);
+/* Pooler thread: take the answers back; ready(owner) for each parked
+ * request whose client is still there (ready NULL: drop them all). */
+void qcache_drain(struct qcache *qc, void (*ready)(void *owner));
+/* The parked request's client left (NULL no-op). */
+void qcache_wait_drop(struct qwait *w);
 void qcap_add(struct qcap *c, const void *p, size_t n);
 void qcap_abort(struct qcap *c);
 /* Store the captured answer if ok, complete, small enough and no table it

@@ -107,6 +107,9 @@ void tier_set_flush_hook(struct tier *t, const struct tier_hooks *h);
  * or a -L2DOWN error). 0, or -ENOBUFS/-ENOMEM from the buffer.
  */
 int tier_get(struct tier *t, const char *key, size_t klen, struct buf *out) HP_MUST_CHECK;
+/* L1 only: append key's raw value to out. 1 hit, 0 miss, or
+ * -ENOBUFS/-ENOMEM from the buffer (counted as an L1 hit either way). */
+int tier_l1_peek(struct tier *t, const char *key, size_t klen, struct buf *out) HP_MUST_CHECK;
 /*
  * Asynchronous L2 read (L1 is the caller's to try first), for threads
  * that must not wait: the RESP workers, the pooler. The caller embeds a
