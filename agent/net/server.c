@@ -490,16 +490,21 @@ static void server_defer_done(void *ticket, struct buf *reply)
 	struct parked *p = ticket;
 	struct worker *w = p->w;
 
+	bool first;
+
 	p->reply = *reply;
 	buf_init(reply, reply->max);
 	pthread_mutex_lock(&w->done_mu);
+	first = !w->done_head;
 	if (w->done_tail)
 		w->done_tail->next = p;
 	else
 		w->done_head = p;
 	w->done_tail = p;
 	pthread_mutex_unlock(&w->done_mu);
-	worker_wake(w);
+	/* one wakeup per batch: the worker takes the whole list */
+	if (first)
+		worker_wake(w);
 }
 
 /* On the worker: write the replies that came back, resume their clients. */
