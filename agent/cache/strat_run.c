@@ -46,8 +46,14 @@
  * Warm jobs and background reloads, which already run on the task
  * processor, load synchronously and share the same flights.
  *
- * What not: MGET and the L2 read before a loader still run on the worker
- * thread (an MGET that misses loads its keys there); no negative caching of "not found"; keys covered by a
+ * The L2 read before the loader does not hold the worker either: the
+ * client parks and the read goes through the tiers' L2 dispatcher
+ * (tier_read_async, the value stored with the strategy's lifetime, not
+ * L2's capped one); a miss there (or an L2 that is unavailable) goes on
+ * to the load from the dispatcher's thread with the same ticket.
+ *
+ * What not: MGET still runs on the worker thread (an MGET that misses
+ * loads its keys there); no negative caching of "not found"; keys covered by a
  * writer accept only SET/DEL (INCR and friends would change the cache
  * behind the writer's back); write-behind writes still queued at shutdown
  * after the drain timeout are lost and logged.
@@ -471,8 +477,111 @@ static void aload_free(void *arg)
  * (the stale copy, if any). Returns TIER_PARKED, or 0/-ENOBUFS after
  * appending an error when the client may not park.
  */
+static void load_parked(struct strat *s, const char *key, size_t klen, struct peek *p,
+			const struct resp_defer *defer, void *ticket);
+
 static int load_async(struct strat *s, const char *key, size_t klen, struct peek *p,
 		      const struct resp_defer *defer, struct buf *out)
+{
+	void *ticket = defer->park(defer->arg);
+
+	if (!ticket) {
+		free(p->val);
+		atomic_fetch_add(&s->park_refused, 1);
+		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
+				       "(resp.max_parked_clients): retry later");
+	}
+	atomic_fetch_add(&s->parked, 1);
+	load_parked(s, key, klen, p, defer, ticket);
+	return TIER_PARKED;
+}
+
+/* A GET of a key its strategy does not hold, parked while L2 is read
+ * (then, if L2 has nothing, while its loader runs). */
+struct sread {
+	struct tier_wait w;
+	struct strat *s;
+	const struct resp_defer *defer;
+	void *ticket;
+	uint64_t seq, ep;                /* tier_read_begin before the read */
+	size_t klen;
+	char key[];
+};
+
+/* The L2 answer (the dispatcher's thread, or the worker's when the read
+ * was not queued): the value, or on to the loader. */
+static void sread_done(struct tier_wait *w, int rc, const char *val, size_t vlen,
+		       const char *err)
+{
+	struct sread *r = (struct sread *)w;
+	struct strat *s = r->s;
+	struct strategies *ss = s->owner;
+	struct buf b;
+	int arc;
+
+	(void)err;
+	if (rc <= 0 && s->ld) {
+		struct peek p = { 0 };
+
+		/* not there, or L2 unavailable: the origin decides, as on
+		 * the worker before */
+		load_parked(s, r->key, r->klen, &p, r->defer, r->ticket);
+	} else {
+		if (rc > 0 && w->cacheable) {
+			uint64_t life = w->pttl_ms > 0 ? (uint64_t)w->pttl_ms : 0;
+
+			(void)tier_fill(ss->t, r->key, r->klen, val, vlen,
+					life ? hp_now_ms() + life : 0, r->seq, r->ep);
+		}
+		buf_init(&b, 0);
+		arc = rc > 0 ? resp_add_bulk(&b, val, vlen) : resp_add_null(&b);
+		if (arc) {
+			buf_reset(&b);
+			(void)!resp_add_error(&b, "ERR out of memory building the reply");
+		}
+		r->defer->done(r->ticket, &b);
+		buf_free(&b);
+	}
+	free(r);
+	strategies_release(ss);
+}
+
+/* strat_get's L1 miss with an L2: park, read L2 through the dispatcher. */
+static int l2_read_async(struct strat *s, const char *key, size_t klen,
+			 const struct resp_defer *defer, struct buf *out)
+{
+	struct tier *t = s->owner->t;
+	struct sread *r = calloc(1, sizeof(*r) + klen + 1);
+	int rc;
+
+	if (!r)
+		return resp_add_error(out, "ERR out of memory");
+	r->ticket = defer->park(defer->arg);
+	if (!r->ticket) {
+		free(r);
+		atomic_fetch_add(&s->park_refused, 1);
+		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
+				       "(resp.max_parked_clients): retry later");
+	}
+	atomic_fetch_add(&s->parked, 1);
+	r->s = s;
+	r->defer = defer;
+	r->klen = klen;
+	memcpy(r->key, key, klen);
+	r->w.fn = sread_done;
+	r->w.flags = TIER_WAIT_NOFILL;  /* stored with the strategy's lifetime */
+	hold(s->owner);                 /* released by sread_done */
+	tier_read_begin(t, key, klen, &r->seq, &r->ep);
+	rc = tier_read_async(t, key, klen, &r->w);
+	if (rc != 0)
+		sread_done(&r->w, rc, NULL, 0, "L2 unavailable");
+	return TIER_PARKED;
+}
+
+/* The client behind `ticket` is parked already: join or start the key's
+ * load; the reply goes to defer->done. Takes p->val. Any thread. */
+static void load_parked(struct strat *s, const char *key, size_t klen, struct peek *p,
+			const struct resp_defer *defer, void *ticket)
 {
 	struct strategies *ss = s->owner;
 	struct task_spec spec = { .kind = "load", .run = aload_run, .free = aload_free,
@@ -483,20 +592,18 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 	int rc;
 
 	if (!aw || !a) {
+		struct buf b;
+
 		free(aw);
 		free(a);
 		free(p->val);
-		return resp_add_error(out, "ERR out of memory starting a load");
+		buf_init(&b, 0);
+		(void)!resp_add_error(&b, "ERR out of memory starting a load");
+		defer->done(ticket, &b);
+		buf_free(&b);
+		return;
 	}
-	aw->ticket = defer->park(defer->arg);
-	if (!aw->ticket) {
-		free(aw);
-		free(a);
-		free(p->val);
-		atomic_fetch_add(&s->park_refused, 1);
-		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
-				       "(resp.max_parked_clients): retry later");
-	}
+	aw->ticket = ticket;
 	aw->s = s;
 	aw->defer = defer;
 	if (p->hit) {
@@ -506,7 +613,6 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 		free(p->val);
 	}
 	p->val = NULL;
-	atomic_fetch_add(&s->parked, 1);
 	pthread_mutex_lock(&ss->sf_mu);
 	if (s->c.single_flight) {
 		pp = find(ss->flights, key, klen);
@@ -517,7 +623,7 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 			atomic_fetch_add(&s->coalesced, 1);
 			pthread_mutex_unlock(&ss->sf_mu);
 			free(a);
-			return TIER_PARKED;
+			return;
 		}
 	}
 	f = flight_new(key, klen);
@@ -525,7 +631,7 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 		pthread_mutex_unlock(&ss->sf_mu);
 		free(a);
 		awaiter_deliver(aw, -ENOMEM, NULL, 0, "out of memory");
-		return TIER_PARKED;
+		return;
 	}
 	f->aw = aw;
 	if (pp)
@@ -546,7 +652,6 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 					    : "cannot queue the load");
 		free(a);
 	}
-	return TIER_PARKED;
 }
 
 /* ---- background reloads ------------------------------------------------------------ */
@@ -703,7 +808,9 @@ static int strat_get(struct strat *s, const char *key, size_t klen,
 		free(p.val);
 		p.val = NULL;
 		p.hit = false;
-		/* miss: the shared tier first */
+		/* miss: the shared tier first, without holding the worker */
+		if (tier_l2(t) && defer && s->owner->tasks)
+			return l2_read_async(s, key, klen, defer, out);
 		if (tier_l2(t)) {
 			struct l2_value v;
 			uint64_t seq, ep;

@@ -587,6 +587,7 @@ struct tflight {
 	struct tier *t;
 	struct stripe *st;
 	uint64_t seq, epoch, t0_us;
+	unsigned flags;                  /* its first waiter's */
 	struct tier_wait *waiters;
 	size_t klen;
 	char key[];
@@ -601,13 +602,15 @@ static void flight_unlink_locked(struct stripe *st, struct tflight *f)
 		}
 }
 
-static void flight_deliver(struct tier_wait *w, int rc, const char *val, size_t vlen,
+static void flight_deliver(struct tier_wait *w, int rc, const struct l2_value *v,
 			   const char *err)
 {
 	while (w) {
 		struct tier_wait *next = w->next;
 
-		w->fn(w, rc, val, vlen, err);   /* may free w */
+		w->pttl_ms = rc > 0 ? v->pttl_ms : -1;
+		w->cacheable = rc > 0 && v->cacheable;
+		w->fn(w, rc, rc > 0 ? v->val : NULL, rc > 0 ? v->len : 0, err);   /* may free w */
 		w = next;
 	}
 }
@@ -624,11 +627,11 @@ static void flight_done(void *arg, int rc, const struct l2_value *v, const char 
 	atomic_fetch_add(rc < 0 ? &t->l2_errors : rc == 0 ? &t->l2_misses : &t->l2_hits, 1);
 	pthread_mutex_lock(&f->st->mu);
 	flight_unlink_locked(f->st, f);
-	if (rc > 0)
+	if (rc > 0 && !(f->flags & TIER_WAIT_NOFILL))
 		fill_locked(t, f->st, f->key, f->klen, v, f->seq, f->epoch);
 	w = f->waiters;
 	pthread_mutex_unlock(&f->st->mu);
-	flight_deliver(w, rc, rc > 0 ? v->val : NULL, rc > 0 ? v->len : 0, err);
+	flight_deliver(w, rc, v, err);
 	free(f);
 }
 
@@ -645,7 +648,7 @@ int tier_read_async(struct tier *t, const char *key, size_t klen, struct tier_wa
 	ep = atomic_load(&t->epoch);
 	for (f = st->flights; f; f = f->next)
 		if (f->klen == klen && memcmp(f->key, key, klen) == 0 && f->seq == seq &&
-		    f->epoch == ep) {
+		    f->epoch == ep && f->flags == w->flags) {
 			w->next = f->waiters;
 			f->waiters = w;
 			pthread_mutex_unlock(&st->mu);
@@ -675,6 +678,7 @@ int tier_read_async(struct tier *t, const char *key, size_t klen, struct tier_wa
 	f->seq = seq;
 	f->epoch = ep;
 	f->klen = klen;
+	f->flags = w->flags;
 	memcpy(f->key, key, klen);
 	f->waiters = w;
 	f->next = st->flights;

@@ -2692,6 +2692,9 @@ void pooler_free(struct pooler *p)
 	if (!p)
 		return;
 	pooler_stop(p, 0);
+	/* first: it waits for L2 reads still out, whose answers wake p->wake */
+	qcache_free(p->qcache);
+	p->qcache = NULL;
 	for (unsigned i = 0; i < atomic_load(&p->npools); i++) {
 		buf_free(&p->pools[i]->wmsg);
 		free(p->pools[i]);
@@ -2708,7 +2711,6 @@ void pooler_free(struct pooler *p)
 	pga_userlist_free(p->new_users);
 	OPENSSL_cleanse(p->rnd, sizeof(p->rnd));
 	qstats_free(p->qstats);
-	qcache_free(p->qcache);
 	free(p->slots);
 	OPENSSL_cleanse(p->dbs, sizeof(p->dbs));
 	OPENSSL_cleanse(p->new_dbs, sizeof(p->new_dbs));

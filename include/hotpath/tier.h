@@ -126,7 +126,16 @@ int tier_l1_peek(struct tier *t, const char *key, size_t klen, struct buf *out) 
 struct tier_wait {
 	struct tier_wait *next;                      /* the tier's */
 	void (*fn)(struct tier_wait *w, int rc, const char *val, size_t vlen, const char *err);
+	/* set by the caller: TIER_WAIT_NOFILL, the value is not copied into
+	 * L1 (the caller stores it by its own rules, with tier_fill and a
+	 * tier_read_begin snapshot taken before tier_read_async) */
+	unsigned flags;
+	/* set by the tier before fn (rc 1): the value's Redis PTTL (-1 none)
+	 * and whether it may be cached (read on a tracked connection) */
+	int64_t pttl_ms;
+	bool cacheable;
 };
+#define TIER_WAIT_NOFILL 1u
 int tier_read_async(struct tier *t, const char *key, size_t klen,
 		    struct tier_wait *w) HP_MUST_CHECK;
 /*
