@@ -425,7 +425,7 @@ int main(int argc, char **argv)
 	}
 	if (tier_start(d) != 0)         /* tasks, L2 (Redis), tier for the RESP front */
 		goto out;
-	if (features_has(d, "bpf") && features_has(d, "tracefs")) {
+	if (features_has(d, "bpf")) {
 		d->bpf_accept = bpf_accept_start(features_has(d, "bpffs") ? d->cfg->bpf_pin_path : "",
 						 why, sizeof(why));
 		if (!d->bpf_accept)
@@ -473,6 +473,7 @@ int main(int argc, char **argv)
 	d->resp = resp_server_start(d->cfg, d->l1, d->l0);
 	if (!d->resp)
 		goto out;
+	bpf_accept_add_port(d->bpf_accept, resp_server_port(d->resp));
 	if (d->l0) {
 		l0_set_port(d->l0, resp_server_port(d->resp));
 		log_info("l0: kernel tier %s (up to %u keys of at most %llu bytes)",
@@ -483,11 +484,13 @@ int main(int argc, char **argv)
 		d->http = proxy_start_config(d->cfg, d->l1);
 		if (!d->http)
 			goto out;
+		bpf_accept_add_port(d->bpf_accept, proxy_port(d->http));
 	}
 	if (d->cfg->n_databases) {
 		d->pooler = pooler_start(d->cfg);
 		if (!d->pooler)
 			goto out;
+		bpf_accept_add_port(d->bpf_accept, pooler_port(d->pooler));
 		d->advisor = pgadvise_start(d);    /* NULL when query statistics are off */
 	}
 	d->ts = timeseries_new(TIMESERIES_SECONDS);
@@ -498,6 +501,7 @@ int main(int argc, char **argv)
 	st.api = api_start(d);
 	if (!st.api)
 		goto out;
+	bpf_accept_add_port(d->bpf_accept, api_port(st.api));
 	log_info("ready: RESP on port %u, API on port %u", resp_server_port(d->resp),
 		 api_port(st.api));
 	sd_notifyf(0, "READY=1\nSTATUS=serving RESP on %u, API on %u\nMAINPID=%d",

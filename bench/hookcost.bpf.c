@@ -12,6 +12,7 @@
  *    call).
  *  - bits_recv/bits_send: the same plus observe.bpf.c's first test (the
  *    port bitmap, all bits clear): what an unwatched socket pays.
+ *  - sysexit: syscalls:sys_exit_accept4, empty (the syscall slow path).
  *  - enrol (sock_ops) + msg_pass (sk_msg) / skb_pass (sk_skb verdict): the
  *    alternative that runs only for watched sockets: sock_ops puts a
  *    socket whose local or remote port is in `watch_ports` (up to four)
@@ -67,6 +68,17 @@ int BPF_PROG(bits_send, struct sock *sk, int ret, int flags)
 	if (ret <= 0 || !sk)
 		return 0;
 	return bit_test(sk);
+}
+
+/*
+ * sysexit: an empty program on one syscall exit tracepoint (what the accept
+ * counter used to attach): enabling any syscall tracepoint puts every
+ * syscall of every task on the traced slow path, not only accept4.
+ */
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sysexit(void *ctx)
+{
+	return 0;
 }
 
 struct {

@@ -38,6 +38,7 @@ int main(int argc, char **argv)
 	struct bpf_link *links[MAX_LINKS] = {};
 	struct hookcost_bpf *skel = NULL;
 	int nlinks = 0, cg = -1, rc = 1, opt, i;
+	sigset_t mask, old;
 	const char *cgdir = access("/sys/fs/cgroup/unified", F_OK) == 0 ?
 			    "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
 	unsigned ports[4] = {}, nports = 0;
@@ -97,12 +98,18 @@ int main(int argc, char **argv)
 		if (links[nlinks])
 			nlinks++;
 	}
+	/* Blocked until sigsuspend: a signal between the test and the wait
+	 * would otherwise be taken before pause() and wait forever. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, &old);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	printf("attached\n");
 	fflush(stdout);
 	while (!stop)
-		pause();
+		sigsuspend(&old);
 	printf("hits %llu\n", (unsigned long long)skel->bss->hits);
 	rc = 0;
 cleanup:

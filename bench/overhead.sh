@@ -132,38 +132,58 @@ for p in json.load(sys.stdin):
         print(p["name"], p.get("run_cnt", 0), p.get("run_time_ns", 0))' "$1" | sort; }
 [ "$STATS" = 1 ] && { stats_was=$(sysctl -n kernel.bpf_stats_enabled); sysctl -qw kernel.bpf_stats_enabled=1; }
 
-# One run: prints "rate cpu_us_per_request". The CPU counted is what the
-# work costs on the whole path: the server, the load generator (bash's
+# Context switches (voluntary + involuntary) of every thread of a process;
+# for PostgreSQL only the postmaster's own (its backends' are gone with
+# them), so the pg figure is the load generator's and the agent's.
+cswitches() { cat /proc/"$1"/task/*/status 2>/dev/null |
+	awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; }
+
+# One run: prints "rate cpu_us_per_request agent_cpu_us_per_request
+# switches_per_request agent_wakeups_per_second". The CPU counted is what
+# the work costs on the whole path: the server, the load generator (bash's
 # `times` of the client) and the agent, so the figure does not move with
-# what else the machine runs, unlike the rate.
+# what else the machine runs, unlike the rate. Switches: the server's and
+# the load generator's context switches (GNU time's %c + %w) and the
+# agent's, per request; the agent's alone per second says how often it
+# wakes (each wake-up may take a core from nginx or wrk on 2 vCPUs).
 measure() {	# server-pid  rate-command...
-	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n; shift
+	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n w0 w1 h0=0 h1=0 t0 t1; shift
 	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
+	w0=$(cswitches "$srv"); [ -n "$hp" ] && h0=$(cswitches "$hp")
 	[ -n "$hp" ] && progstats "$hp" > "$tmp/stats0"
 	c0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
+	t0=$(date +%s%N)
 	out=$("$@")
+	t1=$(date +%s%N)
 	c1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
 	s1=$(ticks "$srv"); [ -n "$hp" ] && a1=$(ticks "$hp")
+	w1=$(cswitches "$srv"); [ -n "$hp" ] && h1=$(cswitches "$hp")
 	[ -n "$hp" ] && progstats "$hp" | join - "$tmp/stats0" |
 		awk -v w="$* ${arm:-}" '$2 > $4 {printf "%s %s: %d runs, %.0f ns a run\n", w, $1, $2 - $4, ($3 - $5) / ($2 - $4)}' \
 		>> "$tmp/progstats"
-	rate=${out% *}; n=${out#* }
+	rate=${out%% *}; n=${out#* }; n=${n%% *}
 	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v a=$((a1 - a0)) -v hz="$TCK" \
-		'BEGIN {printf "%s %.2f %.2f\n", r, t / hz * 1e6 / n, a / hz * 1e6 / n}'
+		-v cs=$((w1 - w0 + h1 - h0 + ${out##* })) -v h=$((h1 - h0)) -v ns=$((t1 - t0)) \
+		'BEGIN {printf "%s %.2f %.2f %.3f %.0f\n", r, t / hz * 1e6 / n, a / hz * 1e6 / n, cs / n, h / (ns / 1e9)}'
 }
-web() { rt taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
-	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print r, n}'; }
-pg() { rt taskset -c 0 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
-	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {print r, n}'; }
+# The load generators run under GNU time, which appends their context
+# switches (voluntary + involuntary) to the "rate requests" line.
+cs_of() { awk '{print $1 + $2}' "$tmp/time"; }
+web() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
+	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
+pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
+	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
 # build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
 # transfers a round, both ends watched): the price of a hook per transfer,
 # as rounds/s of the best batch.
-loop() { rt taskset -c 0 "$OUT/sockloop" "$LPORT" 20000 $((SECS * 3)) |
-	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d\n", 1e9 / $2, n}'; }
+loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "$LPORT" 20000 $((SECS * 3)) |
+	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
 agent_on() { "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
 	for _ in $(seq 300); do grep -q "ready:" "$tmp/hp.log" 2>/dev/null && break
 		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
-	grep -q "observe: watching" "$tmp/hp.log" || { echo "observation did not start ($1):"; ls -l "$tmp"
+	# a variant (agent+...) may switch observation off: it must be ready
+	grep -q "$(case ${2:-hp} in v*) echo "ready:" ;; *) echo "observe: watching" ;; esac)" "$tmp/hp.log" ||
+		{ echo "observation did not start ($1 ${2:-}):"; ls -l "$tmp"
 		ps -o pid,stat,wchan:24,etime,cmd -p "$hp"; cat "$tmp/hp.log"; exit 1; }; }
 # The hook-cost arms: build/hookcost with (next to) empty programs on the
 # same hooks, in place of the agent (bench/hookcost.bpf.c).
@@ -171,18 +191,36 @@ hooks_on() { "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" "$@" >"$tmp/hp.
 	for _ in $(seq 300); do grep -q "attached" "$tmp/hp.log" 2>/dev/null && break
 		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
 	grep -q "attached" "$tmp/hp.log" || { echo "hookcost did not attach ($*):"; ls -l "$tmp"; cat "$tmp/hp.log"
-		wait "$hp"; echo "exit status $?"; exit 1; }; }
+		cat /proc/"$hp"/stack; kill "$hp" 2>/dev/null; wait "$hp" || echo "exit status $?"; hp=""; exit 1; }; }
+# agent+SECTION.KEY=VALUE[,SECTION.KEY=VALUE...]: hotpathd with those keys
+# added to the bench's configuration (a component switched off to find
+# what costs: agent+bpf.observe=no, agent+l0.load=no ...).
+variant_ini() {	# arm -> writes $tmp/<n>.ini, prints its name
+	local name="v$(echo "$1" | md5sum | head -c 8)"
+	echo "${1#agent+}" | tr ',' '\n' | python3 -c 'import sys
+ini = open(sys.argv[1]).read().splitlines()
+for kv in sys.stdin.read().split():
+    sk, v = kv.split("=", 1)
+    sec, key = sk.split(".", 1)
+    hdr = "[%s]" % sec
+    if hdr not in ini:
+        ini.append(hdr)
+    ini.insert(ini.index(hdr) + 1, "%s = %s" % (key, v))
+print("\n".join(ini))' "$tmp/hp.ini" > "$tmp/$name.ini"
+	echo "$name"; }
 arm_on() {
 	case $1 in
 	none) ;;
 	agent) agent_on "$OUT/hotpathd" ;;
+	agent+*) agent_on "$OUT/hotpathd" "$(variant_ini "$1")" ;;
+	sysexit) hooks_on sysexit ;;
 	callers) agent_on "$OUT/hotpathd" callers ;;
 	base) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" ;;
 	empty) hooks_on empty_recv empty_send ;;
 	bits) hooks_on bits_recv bits_send ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none agent callers base empty bits sockmap skmsg)"; exit 2 ;;
+	*) echo "unknown arm $1 (none agent agent+S.K=V callers base empty bits sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 arm_off() { if [ -n "$hp" ]; then kill "$hp"; wait "$hp" 2>/dev/null || true; hp=""; fi; }
@@ -218,23 +256,25 @@ base=${ARMS%% *}
 # baseline of the same round, measured a minute apart at most), which a
 # machine whose load drifts between rounds moves less than the medians.
 paired() { paste -d' ' "$1" "$2" | awk '{printf "%.4f\n", ($1 - $(NF / 2 + 1)) / $1 * 100}' | median; }
-printf '%-22s %-8s %10s %10s %7s %7s   %10s %10s %7s %7s\n' workload arm "rate $base" "rate arm" lost paired \
-	"µs/req $base" "arm" "CPU" "agent"
+printf '%-22s %-16s %9s %9s %6s %7s  %8s %8s %7s %6s  %6s %6s %6s\n' workload arm "rate $base" "rate arm" lost paired \
+	"µs/req $base" "arm" "CPU" "agent" "cs/req" "arm" "wake/s"
 for w in $WORKLOADS; do
 	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
 	[ "$w" = loop ] && name="sockloop (rounds/s)"
-	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base")
+	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base"); x0=$(col 4 "$tmp/$w.$base")
 	for a in $ARMS; do
 		[ "$a" = "$base" ] && continue
 		r1=$(col 1 "$tmp/$w.$a"); u1=$(col 2 "$tmp/$w.$a")
-		printf '%-22s %-8s %10.0f %10.0f %7s %6.1f%%   %10.2f %10.2f %7s %7.2f\n' "$name" "$a" "$r0" "$r1" \
+		printf '%-22s %-16s %9.0f %9.0f %6s %6.1f%%  %8.2f %8.2f %7s %6.2f  %6.2f %6.2f %6.0f\n' "$name" "$a" "$r0" "$r1" \
 			"$(lost "$r0" "$r1")" "$(paired "$tmp/$w.$base" "$tmp/$w.$a")" "$u0" "$u1" "$(more "$u0" "$u1")" \
-			"$(col 3 "$tmp/$w.$a")"
+			"$(col 3 "$tmp/$w.$a")" "$x0" "$(col 4 "$tmp/$w.$a")" "$(col 5 "$tmp/$w.$a")"
 	done
 done
 echo "(servers on cpu 1, clients on cpu 0$([ "$RT" = 1 ] && echo ", nginx/wrk/pgbench SCHED_FIFO"), ${SECS}s runs, median of $RUNS, arms alternated ABBA;"
 echo " CPU = server + load generator + hotpathd per request; lost and CPU against the first arm, $base;"
 echo " paired = median of each round's own loss; agent = its own process's CPU per request, in µs;"
-echo " runs below in round order: rate, CPU per request, agent's CPU per request)"
+echo " cs/req = context switches of server + load generator + agent per request (pg: without the backends');"
+echo " wake/s = the agent's context switches per second;"
+echo " runs below in round order: rate, CPU µs/request, agent's CPU µs/request, cs/request, agent cs/s)"
 for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
 [ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }

@@ -407,14 +407,14 @@ int metrics_render(struct hp_daemon *d, const struct metrics_api_stats *api, str
 			return rc;
 
 	if (d->bpf_accept) {
-		uint64_t acc = 0, fail = 0;
-		if (bpf_accept_read(d->bpf_accept, &acc, &fail) == 0 &&
+		uint64_t acc = 0, closed = 0;
+		if (bpf_accept_read(d->bpf_accept, &acc, &closed) == 0 &&
 		    ((rc = metrics_family(b, "hotpath_bpf_accepts_total", "counter",
-				  "Connections the agent accepted, counted in the kernel by BPF.")) ||
+				  "Connections made to the agent's listeners, counted in the kernel by BPF.")) ||
 		     (rc = sample(b, "hotpath_bpf_accepts_total", acc)) ||
-		     (rc = metrics_family(b, "hotpath_bpf_accept_failures_total", "counter",
-				  "Failed accept() calls of the agent, counted in the kernel by BPF.")) ||
-		     (rc = sample(b, "hotpath_bpf_accept_failures_total", fail))))
+		     (rc = metrics_family(b, "hotpath_bpf_accepted_closed_total", "counter",
+				  "Of those connections, how many have closed, counted in the kernel by BPF.")) ||
+		     (rc = sample(b, "hotpath_bpf_accepted_closed_total", closed))))
 			return rc;
 	}
 	if ((rc = render_l1(d, b)) || (rc = render_resp(d, b)) || (rc = render_api(api, b)))

@@ -1,8 +1,9 @@
 /*
  * bpf_accept.c - loader for bpf/acceptcount.bpf.c.
  *
- * Skeleton lifecycle as libbpf-bootstrap does it: open -> set the rodata
- * (our tgid) -> load -> attach, one cleanup path. The counter map is
+ * Skeleton lifecycle as libbpf-bootstrap does it: open -> load -> attach,
+ * one cleanup path; the agent's listening ports are written into the
+ * program's .bss bitmap as each listener starts (bpf_accept_add_port). The counter map is
  * pinned by name under the configured pin path (default
  * /sys/fs/bpf/hotpath/accept_stats) so operators can read it with
  * `bpftool map dump pinned`; the pin is removed on a clean stop so a
@@ -59,7 +60,6 @@ struct bpf_accept *bpf_accept_start(const char *pin_path, char *why, size_t whyl
 		snprintf(why, whylen, "cannot open BPF object: %s", strerror(errno));
 		goto fail;
 	}
-	b->skel->rodata->target_tgid = (__u32)getpid();
 	if (!(pin_path && pin_path[0]))
 		bpf_map__set_pin_path(b->skel->maps.accept_stats, NULL);
 	err = acceptcount_bpf__load(b->skel);
@@ -71,7 +71,7 @@ struct bpf_accept *bpf_accept_start(const char *pin_path, char *why, size_t whyl
 	b->pinned = pin_path && pin_path[0];
 	err = acceptcount_bpf__attach(b->skel);
 	if (err) {
-		snprintf(why, whylen, "cannot attach accept tracepoints: %s (is tracefs mounted?)",
+		snprintf(why, whylen, "cannot attach the inet_sock_set_state tracepoint: %s",
 			 strerror(-err));
 		goto fail;
 	}
@@ -93,12 +93,20 @@ fail:
 	return NULL;
 }
 
-int bpf_accept_read(struct bpf_accept *b, uint64_t *accepted, uint64_t *failed)
+void bpf_accept_add_port(struct bpf_accept *b, uint16_t port)
+{
+	if (!b || !port)
+		return;
+	__atomic_or_fetch(&b->skel->bss->agent_ports[port >> 6], 1ULL << (port & 63),
+			  __ATOMIC_RELAXED);
+}
+
+int bpf_accept_read(struct bpf_accept *b, uint64_t *accepted, uint64_t *closed)
 {
 	struct accept_stats *vals;
 	__u32 key = 0;
 
-	*accepted = *failed = 0;
+	*accepted = *closed = 0;
 	vals = calloc((size_t)b->ncpus, sizeof(*vals));
 	if (!vals)
 		return -ENOMEM;
@@ -110,7 +118,7 @@ int bpf_accept_read(struct bpf_accept *b, uint64_t *accepted, uint64_t *failed)
 	}
 	for (int i = 0; i < b->ncpus; i++) {
 		*accepted += vals[i].accepted;
-		*failed += vals[i].failed;
+		*closed += vals[i].closed;
 	}
 	free(vals);
 	return 0;

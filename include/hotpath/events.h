@@ -12,9 +12,8 @@
 /* acceptcount.bpf.c: the agent's own accepted connections, counted by the
  * kernel (map "accept_stats", per-CPU, one entry). */
 struct accept_stats {
-	__u64 accepted;     /* accept/accept4 returned a new fd */
-	__u64 failed;       /* accept/accept4 failed (not counting EAGAIN) */
-	__u64 would_block;  /* EAGAIN: the non-blocking accept loop drained the queue */
+	__u64 accepted;     /* handshakes completed on the agent's listening ports */
+	__u64 closed;       /* of those connections, how many have closed since */
 };
 
 #endif

@@ -17,6 +17,7 @@ def have_bpf():
 @pytest.mark.skipif(not have_bpf(), reason="needs root and a BTF kernel")
 def test_bpf_counts_accepts(hotpath):
     assert "bpf: accept counter attached" in hotpath.log_text(), hotpath.log_text()
+    before = hotpath.metric("hotpath_bpf_accepted_closed_total") or 0
     socks = [hotpath.sock() for _ in range(25)]
     for s in socks:
         s.close()
@@ -24,8 +25,16 @@ def test_bpf_counts_accepts(hotpath):
     kernel = hotpath.metric("hotpath_bpf_accepts_total")
     user = hotpath.metric("hotpath_resp_connections_total")
     assert user is not None and user >= 25
-    # the kernel counts every accept of the process (RESP and API sockets)
+    # the kernel counts every connection to the process's listeners (RESP
+    # and API sockets)
     assert kernel is not None and kernel >= user
+    # ... and sees the 25 closed (the agent closes on EOF; the metrics
+    # requests' own connections may still be open)
+    deadline = time.time() + 5
+    while (hotpath.metric("hotpath_bpf_accepted_closed_total") or 0) < before + 25:
+        assert time.time() < deadline, "closed connections not counted"
+        time.sleep(0.1)
+    assert hotpath.metric("hotpath_bpf_accepted_closed_total") <= hotpath.metric("hotpath_bpf_accepts_total")
     pinned = os.path.join(hotpath.pin_path, "accept_stats")
     assert os.path.exists(pinned)
     out = subprocess.run(["bpftool", "map", "dump", "pinned", pinned], capture_output=True,
