@@ -312,3 +312,46 @@ def test_redis_killed_misses_fail_fast_hits_go_on(hotpath_factory, redis_proc):
     st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
     assert body["tier"]["breaker"]["state"] == "open", body["tier"]["breaker"]
     assert body["tier"]["l2_rejected"] > 0
+
+
+def test_stall_longer_than_command_timeout(hotpath_factory, redis_proc):
+    """Redis frozen past command_timeout: the parked misses fail with
+    -L2DOWN after about command_timeout (not after the stall), L1 hits go
+    on, and once Redis is back the dispatcher reconnects and reads again."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", command_timeout="300ms",
+                                    breaker_open_time="200ms"))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    direct.set("cold", "c")
+    fast = hp.redis()
+    assert fast.get("hot") == b"h"
+    res = {}
+
+    def miss():
+        c = hp.redis()
+        s = time.time()
+        try:
+            res["v"] = c.get("cold")
+        except redis.exceptions.ResponseError as e:
+            res["v"] = str(e)
+        res["t"] = time.time() - s
+
+    with Stall(rp, 1.5) as st:
+        th = threading.Thread(target=miss)
+        th.start()
+        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + 1.0)
+        th.join(5)
+    assert worst < 0.25, worst
+    assert res["v"].startswith("L2DOWN") and "timed out" in res["v"], res
+    assert 0.2 < res["t"] < 1.0, res
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["l2"]["dispatcher"]["timeouts"] >= 1
+
+    def back():
+        try:
+            return fast.get("cold") == b"c"
+        except redis.exceptions.ResponseError:
+            return False
+    assert wait_until(back, 5)
