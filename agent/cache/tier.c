@@ -13,6 +13,19 @@
  * same stripe changed) only costs a later miss. Writes go to Redis first
  * and then invalidate locally, before the caller replies.
  *
+ * Reads that must not wait (the RESP workers, the pooler) are
+ * asynchronous: an L1 hit is answered inline; a miss parks its client and
+ * becomes a "flight" in its key's stripe list, read by the L2 dispatcher
+ * (l2_get_async). The flight keeps the stripe's sequence and the epoch of
+ * its start, so its fill obeys the same check; later misses of the key
+ * join it (one read to Redis) only while neither moved, since a read that
+ * began before an invalidation may return the value it invalidated. The
+ * dispatcher's thread completes the flight: breaker outcome, counters, the
+ * fill under the stripe lock, then each waiter's callback (which hands a
+ * reply to its worker's completion list). An MGET with misses parks once
+ * and counts its outstanding keys down; the last one builds the reply in
+ * key order. The blocking tier_get stays for threads that may wait.
+ *
  * Commands from the RESP front: GET/MGET read through; FLUSHALL/FLUSHDB
  * clear every tier; other commands with keys run on Redis (the source of
  * truth) and, if they write, drop their keys from L1; keyless commands
@@ -34,7 +47,9 @@
  *
  * What not: no negative caching of L2 misses (a miss is not remembered),
  * no L2 population from L1-only writes (with L2 every write goes to
- * Redis), no cross-slot MGET splitting beyond one GET per key.
+ * Redis), no cross-slot MGET splitting beyond one GET per key; writes and
+ * reads of Redis' metadata (TTL, EXISTS...) still make their round trip on
+ * the calling thread.
  */
 #include <errno.h>
 #include <pthread.h>
