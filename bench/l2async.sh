@@ -37,7 +37,7 @@ taskset -c "$SERVER_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save ''
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # every key redis-benchmark -r KEYS will ask for
-redis-benchmark -p "$RPORT" -t set -n $((KEYS * 3)) -r "$KEYS" -d 64 -P 64 -q >/dev/null
+redis-benchmark -p "$RPORT" -t set -n $((KEYS * 10)) -r "$KEYS" -d 64 -P 64 -q >/dev/null
 
 start() {  # name bin l1_ttl -> sets HP (RESP port) and AP (API port)
 	local hp ap
