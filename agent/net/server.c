@@ -29,7 +29,8 @@
  * resp_ctx.defer instead of blocking the thread: the load runs on the
  * task processor, the worker goes on serving its other connections, and
  * the client's later (pipelined) commands stay unread in its query buffer
- * so replies keep their order. The loader thread hands the reply back
+ * so replies keep their order (the socket is still read, up to 64 KiB
+ * ahead, so parking costs no epoll_ctl). The loader thread hands the reply back
  * through the worker's completion list and eventfd; the worker appends it
  * and resumes the client. At most resp.max_parked_clients clients wait at
  * once; beyond that the command gets -BUSY at once. A parked client keeps
@@ -63,6 +64,7 @@
 #define SERVER_MAX_WORKERS 64
 #define SERVER_READ_CHUNK (16 * 1024)
 #define SERVER_OUT_HIGH_WATER (256 * 1024)   /* stop parsing above this */
+#define SERVER_PARKED_READ_MAX (64 * 1024)   /* read ahead of a parked client */
 #define SERVER_MAX_EVENTS 256
 #define SERVER_LISTEN_BACKLOG 1024
 
@@ -151,7 +153,11 @@ static void conn_update_events(struct worker *w, struct conn *c)
 {
 	struct epoll_event ev = { .data.ptr = c };
 	bool want_write = buf_used(&c->wbuf) > 0;
-	bool want_read = !c->reading_paused && !c->closing && !c->park;
+	/* a parked client stays readable while little is read ahead, so that
+	 * parking and resuming cost no epoll_ctl in the usual case (a client
+	 * waiting for its reply sends nothing meanwhile) */
+	bool want_read = !c->reading_paused && !c->closing &&
+			 (!c->park || buf_used(&c->rbuf) < SERVER_PARKED_READ_MAX);
 
 	ev.events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0) | EPOLLRDHUP;
 	if (ev.events == c->events)
@@ -319,7 +325,8 @@ static void conn_on_readable(struct worker *w, struct conn *c)
 				conn_close(w, c);
 				return;
 			}
-			if ((size_t)n < room || c->reading_paused || c->closing)
+			if ((size_t)n < room || c->reading_paused || c->closing ||
+			    (c->park && buf_used(&c->rbuf) >= SERVER_PARKED_READ_MAX))
 				break;
 			continue;
 		}
