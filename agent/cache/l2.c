@@ -870,8 +870,12 @@ int l2_scan(struct l2 *l, const char *pattern, size_t plen, uint64_t max,
 
 /* ---- invalidation connections (event thread) ------------------------------ */
 
-static void ic_lost(struct l2 *l, struct l2_node *n, const char *why)
+static void ic_lost(struct l2 *l, struct l2_node *n, const char *why_in)
 {
+	char why[128];
+
+	/* why_in may be the context's own errstr, freed below */
+	snprintf(why, sizeof(why), "%s", why_in);
 	if (n->ic) {
 		redisFree(n->ic);
 		n->ic = NULL;

@@ -1249,13 +1249,20 @@ struct tier *tier_new(const struct tier_options *o)
 	return t;
 }
 
+/* Stop the maintenance thread (it reads t->l2: before l2_free). */
+static void maint_stop(struct tier *t)
+{
+	atomic_store(&t->stop, true);
+	if (t->maint_started)
+		pthread_join(t->maint, NULL);
+	t->maint_started = false;
+}
+
 void tier_free(struct tier *t)
 {
 	if (!t)
 		return;
-	atomic_store(&t->stop, true);
-	if (t->maint_started)
-		pthread_join(t->maint, NULL);
+	maint_stop(t);
 	for (unsigned i = 0; i < TIER_STRIPES; i++)
 		pthread_mutex_destroy(&t->stripes[i].mu);
 	breaker_destroy(&t->br);
@@ -1462,7 +1469,11 @@ void tier_stop(struct hp_daemon *d)
 	d->tasks = NULL;
 	if (d->tier)
 		strategies_stop(d->tier);   /* after the tasks that use them */
-	l2_free(d->l2);            /* joins the event thread, which calls into the tier */
+	if (d->tier)
+		maint_stop(d->tier);
+	l2_free(d->l2);            /* joins the event thread and the dispatcher, which
+				    * call into the tier (the dispatcher answers what
+				    * it still holds) */
 	d->l2 = NULL;
 	tier_free(d->tier);
 	d->tier = NULL;
