@@ -59,7 +59,11 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Other hotpathd instances on the host (tests, a colleague's daemon) watch
 # every listener they discover, this script's nginx and PostgreSQL too, in
 # every arm: "none" is then not a no-probe baseline. Say so.
-others=$(bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true)
+# Each run records how many such sets were attached at its start and end
+# (last column of the runs; ours, in the agent arms, not counted): a run
+# with others attached measured more than its arm.
+observers() { bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true; }
+others=$(observers)
 [ "${others:-0}" -gt 0 ] && echo "warning: $others observe program(s) of other hotpathd instances attached: every arm pays them"
 NPORT=$(port); PPORT=$(port); LPORT=$(port)
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
@@ -147,7 +151,9 @@ cswitches() { cat /proc/"$1"/task/*/status 2>/dev/null |
 # agent's, per request; the agent's alone per second says how often it
 # wakes (each wake-up may take a core from nginx or wrk on 2 vCPUs).
 measure() {	# server-pid  rate-command...
-	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n w0 w1 h0=0 h1=0 t0 t1; shift
+	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n w0 w1 h0=0 h1=0 t0 t1 o0 o1 own=0; shift
+	case ${arm:-} in agent*|callers|base) own=1 ;; esac
+	o0=$(observers)
 	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
 	w0=$(cswitches "$srv"); [ -n "$hp" ] && h0=$(cswitches "$hp")
 	[ -n "$hp" ] && progstats "$hp" > "$tmp/stats0"
@@ -158,13 +164,15 @@ measure() {	# server-pid  rate-command...
 	c1=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
 	s1=$(ticks "$srv"); [ -n "$hp" ] && a1=$(ticks "$hp")
 	w1=$(cswitches "$srv"); [ -n "$hp" ] && h1=$(cswitches "$hp")
+	o1=$(observers); [ "$o1" -lt "$o0" ] && o1=$o0
 	[ -n "$hp" ] && progstats "$hp" | join - "$tmp/stats0" |
 		awk -v w="$* ${arm:-}" '$2 > $4 {printf "%s %s: %d runs, %.0f ns a run\n", w, $1, $2 - $4, ($3 - $5) / ($2 - $4)}' \
 		>> "$tmp/progstats"
 	rate=${out%% *}; n=${out#* }; n=${n%% *}
 	awk -v r="$rate" -v n="$n" -v t=$((s1 - s0 + a1 - a0 + c1 - c0)) -v a=$((a1 - a0)) -v hz="$TCK" \
 		-v cs=$((w1 - w0 + h1 - h0 + ${out##* })) -v h=$((h1 - h0)) -v ns=$((t1 - t0)) \
-		'BEGIN {printf "%s %.2f %.2f %.3f %.0f\n", r, t / hz * 1e6 / n, a / hz * 1e6 / n, cs / n, h / (ns / 1e9)}'
+		-v o=$((o1 - own)) \
+		'BEGIN {printf "%s %.2f %.2f %.3f %.0f %d\n", r, t / hz * 1e6 / n, a / hz * 1e6 / n, cs / n, h / (ns / 1e9), o}'
 }
 # The load generators run under GNU time, which appends their context
 # switches (voluntary + involuntary) to the "rate requests" line.
@@ -275,6 +283,7 @@ echo " CPU = server + load generator + hotpathd per request; lost and CPU agains
 echo " paired = median of each round's own loss; agent = its own process's CPU per request, in µs;"
 echo " cs/req = context switches of server + load generator + agent per request (pg: without the backends');"
 echo " wake/s = the agent's context switches per second;"
-echo " runs below in round order: rate, CPU µs/request, agent's CPU µs/request, cs/request, agent cs/s)"
+echo " runs below in round order: rate, CPU µs/request, agent's CPU µs/request, cs/request, agent cs/s,"
+echo " other hotpathd instances' observe programs attached during the run)"
 for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
 [ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,6 +136,7 @@ struct observe {
 	pthread_t thread;
 	bool thread_started;
 	volatile bool stop;
+	int wake_fd;                /* eventfd: observe_stop wakes the thread */
 	pthread_mutex_t lock;
 	char pin_path[HP_PATH_MAX];
 	bool pinned;
@@ -616,18 +618,43 @@ static void refresh(struct observe *o)
 	o->last_refresh_ms = now;
 }
 
+/*
+ * The thread sleeps until the next refresh or discovery is due, or until
+ * the kernel has a 64 KiB batch of events (rb_flags in observe.bpf.c), or
+ * until observe_stop: it does not poll. Every wake-up of the agent may take
+ * a core from the services it watches (on a 2-vCPU machine, the one nginx
+ * or its client was about to run on), and reports refresh on demand, so
+ * events need not be drained more often than the counts are read.
+ */
 static void *observe_thread(void *arg)
 {
 	struct observe *o = arg;
-	int efd = ring_buffer__epoll_fd(o->rb);
+	int rb_fd = ring_buffer__epoll_fd(o->rb), epfd = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
 
+	if (epfd >= 0) {
+		ev.data.fd = rb_fd;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, rb_fd, &ev) != 0 ||
+		    (ev.data.fd = o->wake_fd, epoll_ctl(epfd, EPOLL_CTL_ADD, o->wake_fd, &ev)) != 0) {
+			log_warn("observe: epoll_ctl: %s; polling the ring buffer every 100 ms instead",
+				 strerror(errno));
+			close(epfd);
+			epfd = -1;
+		}
+	}
 	while (!o->stop) {
-		struct epoll_event ev;
-		uint64_t now;
+		uint64_t now = hp_now_ms(), due;
+		int timeout = 100;
 
-		/* The kernel wakes us only for a 64 KiB batch (rb_flags in
-		 * observe.bpf.c); the timeout collects smaller ones. */
-		(void)epoll_wait(efd, &ev, 1, 100);
+		if (epfd >= 0) {
+			due = o->last_refresh_ms + REFRESH_MS;
+			if (o->last_discover_ms + DISCOVER_MS < due)
+				due = o->last_discover_ms + DISCOVER_MS;
+			timeout = due > now ? (int)(due - now) : 0;
+		}
+		(void)epoll_wait(epfd >= 0 ? epfd : rb_fd, &ev, 1, timeout);
+		if (o->stop)
+			break;
 		pthread_mutex_lock(&o->lock);
 		ring_buffer__consume(o->rb);
 		now = hp_now_ms();
@@ -639,6 +666,8 @@ static void *observe_thread(void *arg)
 			discover_run(o);
 		}
 	}
+	if (epfd >= 0)
+		close(epfd);
 	return NULL;
 }
 
@@ -715,6 +744,11 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	}
 	pthread_mutex_init(&o->lock, NULL);
 	o->start_ms = hp_now_ms();
+	o->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->wake_fd < 0) {
+		snprintf(why, whylen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	if (probe_bpf(why, whylen) != 0)
 		goto fail;
 	o->ncpus = libbpf_num_possible_cpus();
@@ -790,9 +824,15 @@ void observe_stop(struct observe *o)
 	if (!o)
 		return;
 	if (o->thread_started) {
+		uint64_t one = 1;
+
 		o->stop = true;
+		if (write(o->wake_fd, &one, sizeof(one)) != sizeof(one))
+			log_debug("observe: cannot wake the thread: %s", strerror(errno));
 		pthread_join(o->thread, NULL);
 	}
+	if (o->wake_fd >= 0)
+		close(o->wake_fd);
 	ring_buffer__free(o->rb);
 	if (o->skel) {
 		if (o->pinned) {
