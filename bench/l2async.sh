@@ -80,6 +80,12 @@ reads() {  # api port -> "l1_hits all_reads" from /metrics
 		/^hotpath_tier_reads_total/ { t += $2; if ($1 ~ /l1_hit/) h += $2 }
 		END { print h + 0, t + 0 }'
 }
+batch() {  # api port -> dispatcher requests / batches (new build only)
+	curl -s "http://127.0.0.1:$1/metrics" | awk '
+		/^hotpath_l2_dispatcher_batches_total/ { b = $2 }
+		/^hotpath_l2_dispatcher_requests_total/ { r = $2 }
+		END { if (b) printf "%.1f (%d requests, %d writes)", r / b, r, b; else print "n/a" }'
+}
 share() {  # "h0 t0" "h1 t1" -> L1 hits / reads in between
 	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
 		t = y[2] - x[2]; if (t > 0) printf "%.3f", (y[1] - x[1]) / t; else print "n/a" }'
@@ -109,6 +115,7 @@ for c in miss hit; do
 		printf '%-5s %-3s | %12s %8s | %12s %8s | %6s | %s/%s\n' "$c" "$P" "$br" "$bp" "$nr" \
 			"$np" "$ratio" "$(share "$b0" "$(reads "$bapi")")" "$(share "$n0" "$(reads "$napi")")"
 		echo "      runs base: $(cut -d' ' -f1 "$tmp/b" | tr '\n' ' ')  new: $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')"
+		echo "      new: L2 requests per pipelined write so far: $(batch "$napi")"
 	done
 	kill "${pids[-1]}" "${pids[-2]}" 2>/dev/null; wait "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
 	unset 'pids[-1]' 'pids[-2]'
