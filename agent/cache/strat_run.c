@@ -52,8 +52,11 @@
  * L2's capped one); a miss there (or an L2 that is unavailable) goes on
  * to the load from the dispatcher's thread with the same ticket.
  *
- * What not: MGET still runs on the worker thread (an MGET that misses
- * loads its keys there); no negative caching of "not found"; keys covered by a
+ * An MGET (tier.c) hands each of its keys a resp_defer of its own, so
+ * its misses park and load the same way and its reply is assembled when
+ * the last key is back.
+ *
+ * What not: no negative caching of "not found"; keys covered by a
  * writer accept only SET/DEL (INCR and friends would change the cache
  * behind the writer's back); write-behind writes still queued at shutdown
  * after the drain timeout are lost and logged.

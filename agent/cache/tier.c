@@ -22,9 +22,11 @@
  * began before an invalidation may return the value it invalidated. The
  * dispatcher's thread completes the flight: breaker outcome, counters, the
  * fill under the stripe lock, then each waiter's callback (which hands a
- * reply to its worker's completion list). An MGET with misses parks once
- * and counts its outstanding keys down; the last one builds the reply in
- * key order. The blocking tier_get stays for threads that may wait.
+ * reply to its worker's completion list). An MGET answers each key into
+ * a slot, parks once when the first key must wait (strategy keys see
+ * their slot as their own resp_defer) and counts its outstanding keys
+ * down; the last one builds the reply in key order. The blocking
+ * tier_get stays for threads that may wait.
  *
  * Commands from the RESP front: GET/MGET read through; FLUSHALL/FLUSHDB
  * clear every tier; other commands with keys run on Redis (the source of
@@ -816,134 +818,186 @@ static int get_front(struct tier *t, const char *key, size_t klen, struct buf *o
 	return TIER_PARKED;
 }
 
-/* An MGET with L1 misses: one parked client, its keys' replies
- * assembled in order once the last read is back. */
-struct mget_slot {
-	struct tier_wait w;
+/*
+ * MGET: every key answered like a GET into its own slot - inline (an L1
+ * hit, a fresh strategy value), or later (an L2 read through the
+ * dispatcher, a strategy's L2 read or load, which sees the slot as its
+ * own resp_defer). The client is parked only when the first key has to
+ * wait, so an MGET of hits is answered inline as before; otherwise the
+ * last key back assembles the array from the slots in key order, and the
+ * misses of one MGET leave in the same dispatcher turn (one pipeline).
+ */
+struct mslot {
+	struct tier_wait w;              /* a plain key's L2 read */
+	struct resp_defer d;             /* a strategy key's park/done */
 	struct mget *m;
-	int rc;
-	char *val;                       /* value (rc > 0) or error text (rc < 0) */
-	size_t len;
+	struct buf reply;                /* this key's RESP reply */
 };
 
 struct mget {
-	const struct resp_defer *defer;
-	void *ticket;
+	const struct resp_defer *defer;  /* the client's */
+	void *ticket;                    /* set once a key had to wait */
 	size_t n;
-	_Atomic size_t left;
-	struct mget_slot slot[];
+	_Atomic size_t left;             /* keys not answered, + 1 while starting */
+	struct mslot slot[];
 };
 
-static void mget_finish(struct mget *m)
+static void mget_free(struct mget *m)
 {
-	struct buf b;
-	int arc;
-
-	buf_init(&b, 0);
-	arc = resp_add_array(&b, (long long)m->n);
-	for (size_t i = 0; i < m->n && arc == 0; i++) {
-		struct mget_slot *sl = &m->slot[i];
-
-		if (sl->rc > 0)
-			arc = resp_add_bulk(&b, sl->val, sl->len);
-		else if (sl->rc == 0)
-			arc = resp_add_null(&b);
-		else
-			arc = reply_read_error(&b, sl->rc, sl->val ? sl->val : "out of memory");
-	}
-	deliver_reply(m->defer, m->ticket, &b, arc);
 	for (size_t i = 0; i < m->n; i++)
-		free(m->slot[i].val);
+		buf_free(&m->slot[i].reply);
 	free(m);
 }
 
-static void mget_slot_set(struct mget_slot *sl, int rc, const char *p, size_t n)
+/* The whole array: "*n" and each slot's reply, in key order. */
+static int mget_assemble(struct mget *m, struct buf *out)
 {
-	sl->rc = rc;
-	sl->len = n;
-	sl->val = p ? malloc(n + 1) : NULL;
-	if (sl->val) {
-		memcpy(sl->val, p, n);
-		sl->val[n] = '\0';
-	} else if (p) {
-		sl->rc = -ENOMEM;
-	}
+	int rc = resp_add_array(out, (long long)m->n);
+
+	for (size_t i = 0; i < m->n && rc == 0; i++)
+		rc = buf_append(out, buf_head(&m->slot[i].reply), buf_used(&m->slot[i].reply));
+	return rc;
 }
 
-static void mget_slot_done(struct tier_wait *w, int rc, const char *val, size_t vlen,
-			   const char *err)
+static void mget_key_done(struct mget *m)
 {
-	struct mget_slot *sl = (struct mget_slot *)w;
+	struct buf b;
+
+	if (atomic_fetch_sub(&m->left, 1) != 1)
+		return;
+	buf_init(&b, 0);
+	deliver_reply(m->defer, m->ticket, &b, mget_assemble(m, &b));
+	mget_free(m);
+}
+
+/* Park the client for the first key that must wait (the worker's
+ * thread): the slot itself is the key's ticket. NULL when refused. */
+static void *mslot_park(void *arg)
+{
+	struct mslot *sl = arg;
 	struct mget *m = sl->m;
 
+	if (!m->ticket)
+		m->ticket = m->defer->park(m->defer->arg);
+	return m->ticket ? sl : NULL;
+}
+
+static void mslot_done(void *ticket, struct buf *reply)
+{
+	struct mslot *sl = ticket;
+
+	buf_free(&sl->reply);
+	sl->reply = *reply;              /* taken, as resp_defer.done says */
+	buf_init(reply, reply->max);
+	mget_key_done(sl->m);
+}
+
+static void mslot_read_done(struct tier_wait *w, int rc, const char *val, size_t vlen,
+			    const char *err)
+{
+	struct mslot *sl = (struct mslot *)w;
+	int arc;
+
+	buf_reset(&sl->reply);
 	if (rc > 0)
-		mget_slot_set(sl, rc, val, vlen);
+		arc = resp_add_bulk(&sl->reply, val, vlen);
+	else if (rc == 0)
+		arc = resp_add_null(&sl->reply);
 	else
-		mget_slot_set(sl, rc, rc < 0 ? err : NULL, rc < 0 ? strlen(err) : 0);
-	if (atomic_fetch_sub(&m->left, 1) == 1)
-		mget_finish(m);
+		arc = reply_read_error(&sl->reply, rc, err);
+	if (arc) {
+		buf_reset(&sl->reply);
+		(void)!resp_add_error(&sl->reply, "ERR out of memory building the reply");
+	}
+	mget_key_done(sl->m);
 }
 
-static void l1_copy(const char *val, size_t len, uint64_t expire_at_ms, void *arg)
+/* One key of an MGET: 0 answered into its slot, 1 it will be. */
+static int mget_key(struct tier *t, struct strategies *ss, struct mslot *sl, const char *key,
+		    size_t klen)
 {
-	(void)expire_at_ms;
-	mget_slot_set(arg, 1, val, len);
+	int rc = 0;
+
+	if (ss) {
+		rc = strategies_get(ss, key, klen, &sl->reply, &sl->d);
+		if (rc == TIER_PARKED)
+			return 1;
+		if (rc != 0)
+			return 0;        /* answered (or the slot's buffer failed) */
+	}
+	if (l1_reply(t, key, klen, &sl->reply, &rc))
+		return 0;
+	if (!t->l2) {
+		rc = resp_add_null(&sl->reply);
+		return 0;
+	}
+	if (!mslot_park(sl)) {
+		rc = resp_add_errorf(&sl->reply, "BUSY too many clients waiting for L2 "
+				     "(resp.max_parked_clients): retry later");
+		return 0;
+	}
+	sl->w.fn = mslot_read_done;
+	rc = tier_read_async(t, key, klen, &sl->w);
+	if (rc == 0)
+		return 1;
+	rc = reply_read_error(&sl->reply, rc, rc == -EHOSTDOWN ? "circuit breaker open"
+					    : rc == -EAGAIN ? "queue full" : "out of memory");
+	return 0;
 }
 
-static int mget_front(struct tier *t, const char *const *argv, const size_t *len, size_t argc,
-		      struct buf *out, const struct resp_defer *defer)
+static int mget_front(struct tier *t, struct strategies *ss, const char *const *argv,
+		      const size_t *len, size_t argc, struct buf *out,
+		      const struct resp_defer *defer)
 {
-	size_t before = buf_used(out), n = argc - 1;
+	size_t n = argc - 1;
 	struct mget *m;
 	int rc;
 
-	/* all in L1 (the common case): answered inline, as before */
-	rc = resp_add_array(out, (long long)n);
-	for (size_t i = 1; i < argc && rc == 0; i++) {
-		if (!l1_reply(t, argv[i], len[i], out, &rc)) {
-			if (!defer) {
-				rc = tier_get(t, argv[i], len[i], out);
-				continue;
-			}
-			break;
-		}
-		if (i == argc - 1)
-			return rc;
-	}
-	if (rc || !defer)
+	if (!defer) {
+		/* a caller that may wait: the blocking read-through per key */
+		rc = resp_add_array(out, (long long)n);
+		for (size_t i = 1; i < argc && rc == 0; i++)
+			rc = tier_get(t, argv[i], len[i], out);
 		return rc;
-	out->len = before;          /* drop the partial array: it comes later */
+	}
+	if (!ss) {
+		/* all in L1 (the common case): straight into out, as a plain
+		 * MGET without an L2; at the first miss, start over in slots */
+		size_t before = buf_used(out), i;
+
+		rc = resp_add_array(out, (long long)n);
+		for (i = 1; i < argc && rc == 0; i++)
+			if (!l1_reply(t, argv[i], len[i], out, &rc))
+				break;
+		if (i == argc || rc)
+			return rc;
+		out->len = before;
+	}
 	m = calloc(1, sizeof(*m) + n * sizeof(m->slot[0]));
 	if (!m)
 		return resp_add_error(out, "ERR out of memory");
 	m->defer = defer;
 	m->n = n;
-	m->ticket = defer->park(defer->arg);
-	if (!m->ticket) {
-		free(m);
-		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
-				       "(resp.max_parked_clients): retry later");
-	}
-	atomic_fetch_add(&t->l2_parked, 1);
 	atomic_store(&m->left, n + 1);  /* + 1: not finished before the loop ends */
 	for (size_t i = 0; i < n; i++) {
-		struct mget_slot *sl = &m->slot[i];
+		struct mslot *sl = &m->slot[i];
 
 		sl->m = m;
-		sl->w.fn = mget_slot_done;
-		if (l1_get(t->l1, argv[i + 1], len[i + 1], l1_copy, sl)) {
-			atomic_fetch_add_explicit(&t->l1_hits, 1, memory_order_relaxed);
+		buf_init(&sl->reply, 0);
+		sl->d.park = mslot_park;
+		sl->d.done = mslot_done;
+		sl->d.arg = sl;
+		if (mget_key(t, ss, sl, argv[i + 1], len[i + 1]) == 0)
 			atomic_fetch_sub(&m->left, 1);
-			continue;
-		}
-		rc = tier_read_async(t, argv[i + 1], len[i + 1], &sl->w);
-		if (rc != 0)
-			mget_slot_done(&sl->w, rc, NULL, 0,
-				       rc == -EHOSTDOWN ? "circuit breaker open"
-				       : rc == -EAGAIN ? "queue full" : "out of memory");
 	}
-	if (atomic_fetch_sub(&m->left, 1) == 1)
-		mget_finish(m);
+	if (!m->ticket) {
+		/* every key answered inline (nothing can be out without a ticket) */
+		rc = mget_assemble(m, out);
+		mget_free(m);
+		return rc;
+	}
+	atomic_fetch_add(&t->l2_parked, 1);
+	mget_key_done(m);               /* drop the + 1; maybe the last one */
 	return TIER_PARKED;
 }
 
@@ -1107,10 +1161,7 @@ static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *na
 			if (rc != 0)
 				return rc < 0 ? rc : 0;
 		} else if (strcmp(name, "mget") == 0) {
-			rc = resp_add_array(out, (long long)(argc - 1));
-			for (size_t i = 1; i < argc && rc == 0; i++)
-				rc = tier_get(t, argv[i], len[i], out);
-			return rc;
+			return mget_front(t, ss, argv, len, argc, out, defer);
 		} else {
 			rc = strategies_exec(ss, name, argv, len, argc, first, last, step, write, out);
 			if (rc != TIER_LOCAL)
@@ -1143,7 +1194,7 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 	if (strcmp(name, "get") == 0)
 		return get_front(t, argv[1], len[1], out, defer);
 	if (strcmp(name, "mget") == 0)
-		return mget_front(t, argv, len, argc, out, defer);
+		return mget_front(t, NULL, argv, len, argc, out, defer);
 	if (strcmp(name, "flushall") == 0 || strcmp(name, "flushdb") == 0) {
 		struct tier_inval_result res;
 

@@ -480,6 +480,34 @@ def test_pipelined_replies_keep_their_order_behind_a_load(pg, hotpath_factory):
     assert data == b"$5\r\neight\r\n$-1\r\n$1\r\nx\r\n$4\r\nnine\r\n"
 
 
+def test_mget_of_strategy_keys_parks_once(pg, hotpath_factory):
+    """An MGET whose strategy keys need their loader parks its client (one
+    worker: the other connection's hits go on) and answers in key order,
+    mixing loaded values, a key the origin lacks, L1 hits and keys no
+    strategy covers; an MGET of hits answers inline."""
+    reset(pg, {1: "one", 2: "two"})
+    dm = hotpath_factory(slow_ini(pg, 1))
+    other = dm.redis()
+    other.set("plain", "p")
+    got = []
+    t = threading.Thread(target=lambda: got.append(
+        dm.redis().mget("s:1", "plain", "s:404", "nope", "s:2", "s:1")))
+    t0 = time.time()
+    t.start()
+    assert wait_until(lambda: blocked_clients(other) == 1)
+    for _ in range(20):
+        assert other.get("plain") == b"p"
+    assert time.time() - t0 < 0.9 and t.is_alive()
+    t.join(15)
+    assert got == [[b"one", b"p", None, None, b"two", b"one"]]
+    s, _ = strat(dm, "slow")
+    assert s["loads"] == 3 and s["coalesced"] >= 1, s     # s:1 twice: one load
+    assert blocked_clients(other) == 0
+    parked = s["parked"]
+    assert other.mget("s:1", "plain", "s:2") == [b"one", b"p", b"two"]
+    assert strat(dm, "slow")[0]["parked"] == parked      # all hits: inline
+
+
 def test_parked_clients_are_capped(pg, hotpath_factory):
     reset(pg, {1: "one", 2: "two"})
     dm = hotpath_factory(slow_ini(pg, 2, "[resp]\nmax_parked_clients = 1"))
