@@ -97,6 +97,8 @@ struct tier {
 	pthread_t maint;
 	bool maint_started;
 	_Atomic bool stop;
+	pthread_mutex_t maint_mu;             /* maint_cv's: wakes an idle maint */
+	pthread_cond_t maint_cv;
 	_Atomic uint64_t l1_hits, l2_hits, l2_misses, l2_errors, l2_rejected;
 	_Atomic uint64_t l1_fills, fills_skipped, writes, write_errors;
 	_Atomic uint64_t key_inv, pat_inv, flushes, peer_in, peer_out, stale_served;
@@ -136,9 +138,12 @@ struct strategies *tier_strategies(struct tier *t)
 	return t ? atomic_load(&t->strat) : NULL;
 }
 
+static void maint_kick(struct tier *t);
+
 void tier_set_strategies(struct tier *t, struct strategies *s)
 {
 	atomic_store(&t->strat, s);
+	maint_kick(t);
 }
 
 /* ---- hazard slots for the swappable strategies ----------------------------- */
@@ -268,6 +273,7 @@ int tier_swap_strategies(struct tier *t, struct strategies *ss, char *err, size_
 	if (old)
 		t->retired[t->nretired++] = old;
 	pthread_mutex_unlock(&t->retire_mu);
+	maint_kick(t);
 	return 0;
 }
 
@@ -436,6 +442,47 @@ static void on_coherence(void *arg, bool ok)
 		atomic_store(&t->lost_at_ms, 0);
 }
 
+/*
+ * The maintenance thread's pause: 50 ms while it has work that needs
+ * ticking (an L2 whose coherence it watches, strategies' write-behind
+ * batches, replaced strategies draining), else until maint_kick. A daemon
+ * without L2 and strategies (the default) then does not wake 20 times a
+ * second for nothing: each wake-up may take a core from the services on a
+ * small host.
+ */
+static void maint_sleep(struct tier *t, uint64_t lost)
+{
+	struct timespec ts;
+	bool busy;
+
+	pthread_mutex_lock(&t->retire_mu);
+	busy = t->l2 || lost || atomic_load(&t->strat) || t->nretired;
+	pthread_mutex_unlock(&t->retire_mu);
+	pthread_mutex_lock(&t->maint_mu);
+	if (!atomic_load(&t->stop)) {
+		if (busy) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 50000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&t->maint_cv, &t->maint_mu, &ts);
+		} else {
+			pthread_cond_wait(&t->maint_cv, &t->maint_mu);
+		}
+	}
+	pthread_mutex_unlock(&t->maint_mu);
+}
+
+/* Something for the maintenance thread to tick (or stop): wake it. */
+static void maint_kick(struct tier *t)
+{
+	pthread_mutex_lock(&t->maint_mu);
+	pthread_cond_signal(&t->maint_cv);
+	pthread_mutex_unlock(&t->maint_mu);
+}
+
 static void *maint_main(void *arg)
 {
 	struct tier *t = arg;
@@ -443,7 +490,9 @@ static void *maint_main(void *arg)
 	while (!atomic_load(&t->stop)) {
 		uint64_t lost = atomic_load(&t->lost_at_ms);
 
-		usleep(50000);
+		maint_sleep(t, lost);
+		if (atomic_load(&t->stop))
+			break;
 		if (atomic_load(&t->strat)) {
 			strategies_tick(tier_strat_enter(t));   /* write-behind batches pushed back */
 			tier_strat_leave();
@@ -1290,6 +1339,15 @@ struct tier *tier_new(const struct tier_options *o)
 	}
 	breaker_init(&t->br, &o->breaker);
 	pthread_mutex_init(&t->retire_mu, NULL);
+	pthread_mutex_init(&t->maint_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->maint_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	for (unsigned i = 0; i < TIER_STRIPES; i++)
 		pthread_mutex_init(&t->stripes[i].mu, NULL);
 	if (pthread_create(&t->maint, NULL, maint_main, t) != 0) {
@@ -1304,6 +1362,7 @@ struct tier *tier_new(const struct tier_options *o)
 static void maint_stop(struct tier *t)
 {
 	atomic_store(&t->stop, true);
+	maint_kick(t);
 	if (t->maint_started)
 		pthread_join(t->maint, NULL);
 	t->maint_started = false;
@@ -1318,6 +1377,8 @@ void tier_free(struct tier *t)
 		pthread_mutex_destroy(&t->stripes[i].mu);
 	breaker_destroy(&t->br);
 	pthread_mutex_destroy(&t->retire_mu);
+	pthread_mutex_destroy(&t->maint_mu);
+	pthread_cond_destroy(&t->maint_cv);
 	free(t);
 }
 
@@ -1405,6 +1466,7 @@ int tier_start(struct hp_daemon *d)
 			return -EINVAL;
 		}
 		d->tier->l2 = d->l2;
+		maint_kick(d->tier);    /* it has coherence to watch now */
 		log_info("l2: Redis %s %s (pool %u per node, tracking %s, channel '%s')",
 			 c->redis_cluster[0] ? "cluster" : "server",
 			 c->redis_cluster[0] ? c->redis_cluster : c->redis_address,
