@@ -15,6 +15,7 @@
 #
 #   BASE=/work/asyncl2-base/build bench/l2async.sh       # RUNS=3 N=200000 CONNS=200
 #   RUNS=5 CONNS=500 BASE=... bench/l2async.sh
+#   CASES=hit RUNS=7 BASE=... bench/l2async.sh             # one case only
 set -eu
 cd "$(dirname "$0")/.."
 BASE=${BASE:?BASE=folder of the other build (holds hotpathd)}
@@ -24,6 +25,7 @@ N=${N:-200000}
 CONNS=${CONNS:-200}
 KEYS=${KEYS:-100000}
 WORKERS=${WORKERS:-2}
+CASES=${CASES:-miss hit}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 tmp=$(mktemp -d)
@@ -93,7 +95,7 @@ share() {  # "h0 t0" "h1 t1" -> L1 hits / reads in between
 
 printf '%-5s %-3s | %12s %8s | %12s %8s | %6s | %s\n' case P base_rps p99_ms new_rps p99_ms ratio \
 	'L1 share base/new'
-for c in miss hit; do
+for c in $CASES; do
 	ttl=1ms; [ "$c" = hit ] && ttl=1h
 	start "base-$c" "$BASE" "$ttl"; bport=$HP; bapi=$AP
 	start "new-$c" "$OUT" "$ttl"; nport=$HP; napi=$AP
