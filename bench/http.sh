@@ -22,6 +22,7 @@
 #   PARTS="hit" RUNS=5 bench/http.sh
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 RUNS=${RUNS:-3}
 DUR=${DUR:-10}
 CONNS=${CONNS:-50}

@@ -35,6 +35,7 @@
 #   run it under the bench lock: flock /tmp/hotpath-bench.lock bench/l0.sh
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 RUNS=${RUNS:-3}
 N=${N:-300000}
 KEYS=${KEYS:-1000}

@@ -18,6 +18,7 @@
 #   CASES=hit RUNS=7 BASE=... bench/l2async.sh             # one case only
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 BASE=${BASE:?BASE=folder of the other build (holds hotpathd)}
 OUT=${OUT:-build}
 RUNS=${RUNS:-3}

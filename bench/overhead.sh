@@ -32,12 +32,7 @@
 #   ARMS="none empty agent" RT=1 RUNS=5 SECS=8 bench/overhead.sh
 set -eu
 cd "$(dirname "$0")/.."
-# flock(1) passes the lock's descriptor on: nginx and PostgreSQL, which
-# daemonize, would inherit it, and one left behind by a killed run holds the
-# bench lock for every later benchmark. flock itself keeps the lock.
-for fd in /proc/$$/fd/*; do
-	case $(readlink "$fd") in /tmp/hotpath-bench.lock) eval "exec ${fd##*/}>&-" ;; esac
-done
+. bench/lock.sh
 RUNS=${RUNS:-3}
 RT=${RT:-0}
 rt() { if [ "$RT" = 1 ]; then chrt -f 50 "$@"; else "$@"; fi; }

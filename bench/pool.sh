@@ -20,6 +20,7 @@
 #   MODES=connect bench/pool.sh (only the -C round; MODES=plain only -S)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 OUT=${OUT:-build}
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}

@@ -12,6 +12,7 @@
 #   RUNS=5 N=500000 bench/resp.sh
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 RUNS=${RUNS:-3}
 N=${N:-200000}
 OUT=${OUT:-build}

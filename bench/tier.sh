@@ -8,6 +8,7 @@
 #   KEYS=100000 READS=500000 bench/tier.sh
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lock.sh
 RUNS=${RUNS:-3}
 for i in $(seq 1 "$RUNS"); do
 	echo "== run $i"
