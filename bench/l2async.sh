@@ -120,8 +120,11 @@ for c in $CASES; do
 		echo "      runs base: $(cut -d' ' -f1 "$tmp/b" | tr '\n' ' ')  new: $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')"
 		echo "      new: L2 requests per pipelined write so far: $(batch "$napi")"
 	done
-	kill "${pids[-1]}" "${pids[-2]}" 2>/dev/null; wait "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
-	unset 'pids[-1]' 'pids[-2]'
+	# the two hotpathds of this case (the last two started); Redis stays
+	# first in pids and is killed at exit
+	kill "${pids[1]}" "${pids[2]}" 2>/dev/null
+	wait "${pids[1]}" "${pids[2]}" 2>/dev/null || true
+	pids=("${pids[0]}")
 done
 echo "(hotpathd x2 and redis-server on cpu $SERVER_CPU, client on cpu $CLIENT_CPU," \
 	"workers=$WORKERS, -c $CONNS, n=$N, keys=$KEYS, runs=$RUNS, median)"
