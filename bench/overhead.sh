@@ -187,7 +187,9 @@ pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.
 # as rounds/s of the best batch.
 loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "$LPORT" 20000 $((SECS * 3)) |
 	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
-agent_on() { "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
+# hp.log is emptied first: the background start truncates it only once it
+# runs, and the wait below must not find the previous arm's "ready:".
+agent_on() { : > "$tmp/hp.log"; "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
 	for _ in $(seq 300); do grep -q "ready:" "$tmp/hp.log" 2>/dev/null && break
 		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
 	# a variant (agent+...) may switch observation off: it must be ready
@@ -196,7 +198,7 @@ agent_on() { "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
 		ps -o pid,stat,wchan:24,etime,cmd -p "$hp"; cat "$tmp/hp.log"; exit 1; }; }
 # The hook-cost arms: build/hookcost with (next to) empty programs on the
 # same hooks, in place of the agent (bench/hookcost.bpf.c).
-hooks_on() { "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" "$@" >"$tmp/hp.log" 2>&1 & hp=$!
+hooks_on() { : > "$tmp/hp.log"; "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" "$@" >"$tmp/hp.log" 2>&1 & hp=$!
 	for _ in $(seq 300); do grep -q "attached" "$tmp/hp.log" 2>/dev/null && break
 		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
 	grep -q "attached" "$tmp/hp.log" || { echo "hookcost did not attach ($*):"; ls -l "$tmp"; cat "$tmp/hp.log"
