@@ -1,6 +1,7 @@
 /*
- * l2_async.c - the L2 dispatcher: GET + PTTL and SET on Redis for callers
- * that must not wait for it (the RESP workers, the pooler). See
+ * l2_async.c - the L2 dispatcher: GET + PTTL, SET and single-key writes
+ * with their reply (l2_command_async) on Redis for callers that must not
+ * wait for it (the RESP workers, the pooler). See
  * include/hotpath/l2.h for the contract.
  *
  * How: one thread with its own epoll set owns one non-blocking hiredis
@@ -56,7 +57,7 @@
 #define DISP_MAX_EVENTS 64
 #define DISP_TICK_MS 10
 
-enum op_kind { OP_GET, OP_SET, OP_TRACK };
+enum op_kind { OP_GET, OP_SET, OP_CMD, OP_TRACK };
 
 struct l2_op {
 	struct l2_op *next;
@@ -71,7 +72,11 @@ struct l2_op {
 	uint64_t ttl_ms;
 	uint64_t gen;                  /* OP_TRACK: the generation it registers */
 	l2_done_fn fn;
+	l2_reply_fn rfn;               /* OP_CMD */
 	void *arg;
+	int argc;                      /* OP_CMD: its own copy of the command */
+	char **argv;
+	size_t *alen;
 	size_t klen, vlen;
 	char *val;                     /* in data[], after the key */
 	char data[];                   /* the key, then the value */
@@ -126,6 +131,12 @@ static struct l2_op *op_new(enum op_kind kind, const char *key, size_t klen, con
 	return op;
 }
 
+static void op_free(struct l2_op *op)
+{
+	free(op->argv);
+	free(op);
+}
+
 static void op_clear_replies(struct l2_op *op)
 {
 	for (unsigned i = 0; i < op->got; i++)
@@ -144,12 +155,14 @@ static void op_done(struct l2_disp *d, struct l2_op *op, int rc, const struct l2
 		if (rc < 0)
 			atomic_fetch_add(&l->errors, 1);
 		atomic_fetch_add(&d->requests, 1);
-		if (op->fn)
+		if (op->rfn)
+			op->rfn(op->arg, rc, rc == 0 && op->got ? op->rep[0] : NULL, err ? err : "");
+		else if (op->fn)
 			op->fn(op->arg, rc, v, err ? err : "");
 		atomic_fetch_sub(&d->outstanding, 1);
 	}
 	op_clear_replies(op);
-	free(op);
+	op_free(op);
 }
 
 static void op_fail(struct l2_disp *d, struct l2_op *op, int rc, const char *fmt,
@@ -177,13 +190,13 @@ static int submit(struct l2 *l, struct l2_op *op)
 	bool wake;
 
 	if (!d || atomic_load(&d->stop)) {
-		free(op);
+		op_free(op);
 		return -ESHUTDOWN;
 	}
 	if (atomic_fetch_add(&d->outstanding, 1) >= d->queue_max) {
 		atomic_fetch_sub(&d->outstanding, 1);
 		atomic_fetch_add(&d->rejected, 1);
-		free(op);
+		op_free(op);
 		return -EAGAIN;
 	}
 	atomic_fetch_add(&l->calls, 1);
@@ -231,6 +244,41 @@ int l2_set_async(struct l2 *l, const char *key, size_t klen, const char *val, si
 	op->nrep = 1;
 	op->ttl_ms = ttl_ms;
 	op->fn = fn;
+	op->arg = arg;
+	return submit(l, op);
+}
+
+int l2_command_async(struct l2 *l, int argc, const char *const *argv, const size_t *lens,
+		     int key_index, l2_reply_fn fn, void *arg)
+{
+	struct l2_op *op;
+	size_t bytes = 0;
+	char *p;
+
+	if (argc < 1 || key_index < 1 || key_index >= argc)
+		return -EINVAL;
+	op = op_new(OP_CMD, argv[key_index], lens[key_index], NULL, 0);
+	if (!op)
+		return -ENOMEM;
+	for (int i = 0; i < argc; i++)
+		bytes += lens[i];
+	/* one block: the pointers, the lengths, then the bytes */
+	op->argv = malloc(argc * (sizeof(char *) + sizeof(size_t)) + bytes);
+	if (!op->argv) {
+		free(op);
+		return -ENOMEM;
+	}
+	op->alen = (size_t *)(op->argv + argc);
+	p = (char *)(op->alen + argc);
+	for (int i = 0; i < argc; i++) {
+		memcpy(p, argv[i], lens[i]);
+		op->argv[i] = p;
+		op->alen[i] = lens[i];
+		p += lens[i];
+	}
+	op->argc = argc;
+	op->nrep = 1;
+	op->rfn = fn;
 	op->arg = arg;
 	return submit(l, op);
 }
@@ -441,6 +489,8 @@ static void conn_flush(struct l2_disp *d, struct dconn *dc)
 
 			redisAppendCommandArgv(dc->c, 2, a1, l1);
 			redisAppendCommandArgv(dc->c, 2, a2, l2v);
+		} else if (op->kind == OP_CMD) {
+			redisAppendCommandArgv(dc->c, op->argc, (const char **)op->argv, op->alen);
 		} else {
 			char ttl[24];
 			const char *a[5] = { "SET", op->data, op->val, "PX", ttl };
@@ -534,11 +584,15 @@ static void op_complete(struct l2_disp *d, struct dconn *dc, struct l2_op *op)
 	if (r->type == REDIS_REPLY_ERROR) {
 		if (op_redirect(d, op, r))
 			return;
+		if (op->kind == OP_CMD) {
+			op_done(d, op, 0, NULL, NULL);   /* an error reply is a reply */
+			return;
+		}
 		snprintf(err, sizeof(err), "redis: %s", r->str);
 		op_done(d, op, -EPROTO, NULL, err);
 		return;
 	}
-	if (op->kind == OP_SET) {
+	if (op->kind == OP_SET || op->kind == OP_CMD) {
 		op_done(d, op, 0, NULL, NULL);
 		return;
 	}

@@ -26,7 +26,10 @@
  * a slot, parks once when the first key must wait (strategy keys see
  * their slot as their own resp_defer) and counts its outstanding keys
  * down; the last one builds the reply in key order. The blocking
- * tier_get stays for threads that may wait.
+ * tier_get stays for threads that may wait. The front's SET, DEL and
+ * UNLINK park their client the same way (l2_command_async); their
+ * completion does what the blocking write does, in the same order:
+ * breaker, then the keys dropped, then the reply.
  *
  * Commands from the RESP front: GET/MGET read through; FLUSHALL/FLUSHDB
  * clear every tier; other commands with keys run on Redis (the source of
@@ -1052,13 +1055,47 @@ static int mget_front(struct tier *t, struct strategies *ss, const char *const *
 
 /* ---- writes ---------------------------------------------------------------- */
 
+/* Drop the written keys argv[first..last by step] (last < 0 counts from
+ * the end) from L1 and L0. */
+static void inval_keys(struct tier *t, int argc, const char *const *argv, const size_t *lens,
+		       int first, int last, int step)
+{
+	if (last < 0)
+		last = argc + last;
+	for (int i = first; i >= 0 && i <= last && i < argc; i += step > 0 ? step : 1)
+		inval_key(t, argv[i], lens[i]);
+}
+
+/*
+ * Redis answered a write (r) or failed to (rc, err), t0 when it was asked:
+ * the breaker and counters hear of it and, whatever happened in Redis
+ * (even a timeout, which may have applied), the local copies of the keys
+ * go before anyone is answered. The reply goes to out (NULL: only the
+ * verdict is returned). Shared by the blocking and the parked writes.
+ */
+static int write_finish(struct tier *t, int rc, const struct redisReply *r, uint64_t t0,
+			int argc, const char *const *argv, const size_t *lens, int first,
+			int last, int step, struct buf *out, const char *err)
+{
+	breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
+	atomic_fetch_add(&t->writes, 1);
+	inval_keys(t, argc, argv, lens, first, last, step);
+	if (rc) {
+		atomic_fetch_add(&t->write_errors, 1);
+		return out ? reply_down(t, out, err) : rc;
+	}
+	if (out)
+		return l2_reply_to_resp(r, out);
+	return l2_reply_is_error(r) ? -EPROTO : 0;
+}
+
 static int write_argv(struct tier *t, int argc, const char *const *argv, const size_t *lens,
 		      int first, int last, int step, struct buf *out, char *err, size_t errlen,
 		      bool *l2_failed)
 {
 	struct redisReply *r = NULL;
 	uint64_t t0;
-	int rc, i;
+	int rc;
 
 	*l2_failed = false;
 	if (!breaker_allow(&t->br, hp_now_ms())) {
@@ -1069,25 +1106,105 @@ static int write_argv(struct tier *t, int argc, const char *const *argv, const s
 	}
 	t0 = hp_now_us();
 	rc = l2_command(t->l2, argc, argv, lens, first, &r, err, errlen);
-	breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
-	atomic_fetch_add(&t->writes, 1);
-	/* Whatever happened in Redis (even a timeout, which may have
-	 * applied), the local copies go before anyone is answered. */
-	if (last < 0)
-		last = argc + last;
-	for (i = first; i > 0 && i <= last && i < argc; i += step > 0 ? step : 1)
-		inval_key(t, argv[i], lens[i]);
-	if (rc) {
-		atomic_fetch_add(&t->write_errors, 1);
-		*l2_failed = true;
-		return out ? reply_down(t, out, err) : rc;
-	}
-	if (out)
-		rc = l2_reply_to_resp(r, out);
-	else if (l2_reply_is_error(r))
-		rc = -EPROTO;
+	*l2_failed = rc != 0;
+	rc = write_finish(t, rc, r, t0, argc, argv, lens, first, last, step, out, err);
 	l2_reply_free(r);
 	return rc;
+}
+
+/*
+ * A write from the RESP front parked for its Redis reply (SET, DEL,
+ * UNLINK): the dispatcher sends it, and its completion (on the
+ * dispatcher's thread) runs write_finish as the blocking path does, so
+ * the keys leave L1 and L0 after Redis answered and before the client is
+ * answered. The keys are copied: the client's buffer moves on.
+ */
+struct write_wait {
+	struct tier *t;
+	const struct resp_defer *defer;
+	void *ticket;
+	uint64_t t0;
+	int nkeys;
+	const char **keys;               /* in this allocation */
+	size_t *klens;
+};
+
+static void write_wait_done(void *arg, int rc, const struct redisReply *r, const char *err)
+{
+	struct write_wait *w = arg;
+	struct buf b;
+
+	buf_init(&b, 0);
+	deliver_reply(w->defer, w->ticket, &b,
+		      write_finish(w->t, rc, r, w->t0, w->nkeys, w->keys, w->klens, 0, -1, 1,
+				   &b, err));
+	free(w);
+}
+
+/* The front's writes that go through the dispatcher; the others block. */
+static bool write_parks(const char *name)
+{
+	return strcmp(name, "set") == 0 || strcmp(name, "del") == 0 ||
+	       strcmp(name, "unlink") == 0;
+}
+
+static int write_front(struct tier *t, int argc, const char *const *argv, const size_t *lens,
+		       int first, int last, int step, struct buf *out,
+		       const struct resp_defer *defer)
+{
+	struct write_wait *w;
+	size_t bytes = 0, n = 0;
+	char *p;
+	int rc, l = last < 0 ? argc + last : last;
+
+	if (!breaker_allow(&t->br, hp_now_ms())) {
+		atomic_fetch_add(&t->l2_rejected, 1);
+		return reply_down(t, out, "circuit breaker open");
+	}
+	for (int i = first; i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
+		bytes += lens[i];
+		n++;
+	}
+	w = malloc(sizeof(*w) + n * (sizeof(char *) + sizeof(size_t)) + bytes);
+	if (!w)
+		return resp_add_error(out, "ERR out of memory");
+	w->t = t;
+	w->defer = defer;
+	w->nkeys = (int)n;
+	w->keys = (const char **)(w + 1);
+	w->klens = (size_t *)(w->keys + n);
+	p = (char *)(w->klens + n);
+	n = 0;
+	for (int i = first; i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
+		memcpy(p, argv[i], lens[i]);
+		w->keys[n] = p;
+		w->klens[n++] = lens[i];
+		p += lens[i];
+	}
+	w->ticket = defer->park(defer->arg);
+	if (!w->ticket) {
+		free(w);
+		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
+				       "(resp.max_parked_clients): retry later");
+	}
+	atomic_fetch_add(&t->l2_parked, 1);
+	w->t0 = hp_now_us();
+	rc = l2_command_async(t->l2, argc, argv, lens, first, write_wait_done, w);
+	if (rc != 0) {
+		/* nothing reached Redis: no breaker outcome, nothing to drop */
+		struct buf b;
+
+		if (rc == -EAGAIN)
+			atomic_fetch_add(&t->l2_queue_full, 1);
+		buf_init(&b, 0);
+		deliver_reply(defer, w->ticket, &b,
+			      rc == -EAGAIN ? resp_add_errorf(&b, "BUSY too many L2 requests "
+							      "waiting for Redis (redis.queue_max): "
+							      "retry later")
+					    : reply_down(t, &b, "cannot queue the L2 write"));
+		free(w);
+	}
+	return TIER_PARKED;
 }
 
 int tier_set(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
@@ -1253,6 +1370,8 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 	}
 	if (first <= 0)
 		return TIER_LOCAL;
+	if (write && defer && write_parks(name))
+		return write_front(t, (int)argc, argv, len, first, last, step, out, defer);
 	if (write)
 		return write_argv(t, (int)argc, argv, len, first, last, step, out, err,
 				  sizeof(err), &failed);

@@ -17,8 +17,9 @@
  * regained when an invalidation connection drops or comes back (the
  * caller must then assume it missed invalidations).
  *
- * Asynchronous calls (l2_get_async, l2_set_async): a dispatcher thread
- * owns one non-blocking pipelined connection per node. Callers hand it
+ * Asynchronous calls (l2_get_async, l2_set_async, l2_command_async): a
+ * dispatcher thread owns one non-blocking pipelined connection per node.
+ * Callers hand it
  * requests through a bounded queue (queue_max requests queued or in
  * flight, then -EAGAIN at once); each loop turn it writes everything
  * queued for a node as one pipeline (one write for many requests) and
@@ -137,6 +138,19 @@ int l2_get_async(struct l2 *l, const char *key, size_t klen, l2_done_fn fn,
 		 void *arg) HP_MUST_CHECK;
 int l2_set_async(struct l2 *l, const char *key, size_t klen, const char *val, size_t vlen,
 		 uint64_t ttl_ms, l2_done_fn fn, void *arg) HP_MUST_CHECK;
+/*
+ * Any command with a key at argv[key_index] (>= 1, it routes the command)
+ * through the dispatcher, its reply handed back: fn is called exactly once
+ * as for l2_get_async, with rc 0 and r the reply (a Redis error reply is
+ * a reply, as for l2_command; r valid during the call only, freed by the
+ * dispatcher) or rc -errno, r NULL and a message in err. Not for commands
+ * that block in Redis (BLPOP...): they would hold every request queued
+ * behind them on the node's connection. The arguments are copied.
+ * Returns as l2_get_async, or -EINVAL for a bad key_index.
+ */
+typedef void (*l2_reply_fn)(void *arg, int rc, const struct redisReply *r, const char *err);
+int l2_command_async(struct l2 *l, int argc, const char *const *argv, const size_t *lens,
+		     int key_index, l2_reply_fn fn, void *arg) HP_MUST_CHECK;
 
 /*
  * Run one command; routed by argv[key_index] (0: any node). On success

@@ -54,6 +54,21 @@ def hit_latencies(c, key, want, until):
     return worst, n
 
 
+def stalled_hits(rp, fast, key, want, jobs):
+    """Freeze Redis for STALL, start `jobs` (each parks a client on the one
+    worker), GET key (an L1 hit) on `fast` for most of the stall, then
+    wait for the jobs. The worst hit latency and the number of hits."""
+    with Stall(rp) as st:
+        ts = [threading.Thread(target=j) for j in jobs]
+        for t in ts:
+            t.start()
+        time.sleep(0.05)                            # all parked on the worker
+        worst, n = hit_latencies(fast, key, want, st.t0 + STALL * 0.8)
+        for t in ts:
+            t.join(10)
+    return worst, n
+
+
 def test_stalled_l2_does_not_delay_l1_hits(hotpath_factory, redis_proc):
     rp = redis_proc()
     direct = rp.client()
@@ -74,14 +89,7 @@ def test_stalled_l2_does_not_delay_l1_hits(hotpath_factory, redis_proc):
         c = hp.redis()
         got["mget"] = c.mget("hot", "cold2", "nope", "cold3", "hot")
 
-    with Stall(rp) as st:
-        ts = [threading.Thread(target=miss), threading.Thread(target=mmiss)]
-        for t in ts:
-            t.start()
-        time.sleep(0.05)                            # both parked on the worker
-        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
-        for t in ts:
-            t.join(10)
+    worst, n = stalled_hits(rp, fast, "hot", b"h", [miss, mmiss])
     # the hits went on at L1 speed while Redis was frozen ...
     assert n >= 20
     assert worst < 0.25 * STALL, worst
@@ -357,3 +365,67 @@ def test_stall_longer_than_command_timeout(hotpath_factory, redis_proc):
         except redis.exceptions.ResponseError:
             return False
     assert wait_until(back, 5)
+
+
+def test_stalled_write_does_not_delay_l1_hits(hotpath_factory, redis_proc):
+    """A SET and a DEL written through to a frozen Redis park their
+    clients: another client's L1 hits on the same worker go on, and once
+    Redis answers, the writes are acknowledged and nobody sees the old
+    values any more."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h"))
+    assert tracking_up(hp)
+    direct.mset({"hot": "h", "w": "old", "d": "old"})
+    fast, other = hp.redis(), hp.redis()
+    for k, v in (("hot", b"h"), ("w", b"old"), ("d", b"old")):
+        assert fast.get(k) == v                     # now in L1
+    got = {}
+
+    def write(name, fn):
+        def job():
+            c = hp.redis()
+            s = time.time()
+            got[name] = fn(c)
+            got[name + "_s"] = time.time() - s
+        return job
+
+    worst, n = stalled_hits(rp, fast, "hot", b"h",
+                            [write("set", lambda c: c.set("w", "new")),
+                             write("del", lambda c: c.delete("d"))])
+    assert n >= 20
+    assert worst < 0.25 * STALL, worst
+    assert got["set"] is True and got["set_s"] >= 0.5 * STALL, got
+    assert got["del"] == 1 and got["del_s"] >= 0.5 * STALL, got
+    assert other.get("w") == b"new" and other.get("d") is None
+    assert direct.get("w") == b"new" and direct.get("d") is None
+    # a Redis error reply still reaches the client as it is
+    with pytest.raises(redis.exceptions.ResponseError, match="invalid expire"):
+        other.execute_command("SET", "w", "x", "EX", "0")
+    assert other.get("w") == b"new"
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["tier"]["l2_parked"] >= 2
+
+
+def test_pipelined_write_then_read_keeps_order(hotpath_factory, redis_proc):
+    """SET then GET (and DEL then GET) of a key held in L1, in one write on
+    one connection: +OK then the new value, also while Redis is frozen."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h"))
+    assert tracking_up(hp)
+    c = hp.redis()
+    for rnd in range(3):
+        k, d = "pw%d" % rnd, "pd%d" % rnd
+        direct.mset({k: "old", d: "old"})
+        assert c.get(k) == b"old" and c.get(d) == b"old"   # L1 from now on
+        payload = (cmd("SET", k, "new%d" % rnd) + cmd("GET", k) + cmd("DEL", d) +
+                   cmd("GET", d) + cmd("PING"))
+        expect = ["+OK", b"new%d" % rnd, ":1", None, "+PONG"]
+        if rnd == 1:
+            with Stall(rp, 0.5):
+                got = send_raw(hp.resp_port, payload, len(expect))
+        else:
+            got = send_raw(hp.resp_port, payload, len(expect))
+        assert got == expect, rnd
+        assert c.get(k) == b"new%d" % rnd and c.get(d) is None
