@@ -1154,13 +1154,10 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 {
 	struct write_wait *w;
 	size_t bytes = 0, n = 0;
+	struct buf b;
 	char *p;
 	int rc, l = last < 0 ? argc + last : last;
 
-	if (!breaker_allow(&t->br, hp_now_ms())) {
-		atomic_fetch_add(&t->l2_rejected, 1);
-		return reply_down(t, out, "circuit breaker open");
-	}
 	for (int i = first; i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
 		bytes += lens[i];
 		n++;
@@ -1181,21 +1178,25 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 		w->klens[n++] = lens[i];
 		p += lens[i];
 	}
-	w->ticket = defer->park(defer->arg);
-	if (!w->ticket) {
-		free(w);
-		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
-				       "(resp.max_parked_clients): retry later");
-	}
-	atomic_fetch_add(&t->l2_parked, 1);
 	w->t0 = hp_now_us();
-	rc = l2_command_async(t->l2, argc, argv, lens, first, write_wait_done, w);
+	if (!breaker_allow(&t->br, hp_now_ms())) {
+		free(w);
+		atomic_fetch_add(&t->l2_rejected, 1);
+		return reply_down(t, out, "circuit breaker open");
+	}
+	w->ticket = defer->park(defer->arg);
+	rc = w->ticket ? l2_command_async(t->l2, argc, argv, lens, first, write_wait_done, w)
+		       : -EBUSY;
 	if (rc != 0) {
-		/* nothing reached Redis: no breaker outcome, nothing to drop */
-		struct buf b;
-
+		/* nothing reached Redis: nothing to drop, and not Redis' fault */
+		breaker_record(&t->br, true, 0, hp_now_ms());
 		if (rc == -EAGAIN)
 			atomic_fetch_add(&t->l2_queue_full, 1);
+		if (!w->ticket) {
+			free(w);
+			return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
+					       "(resp.max_parked_clients): retry later");
+		}
 		buf_init(&b, 0);
 		deliver_reply(defer, w->ticket, &b,
 			      rc == -EAGAIN ? resp_add_errorf(&b, "BUSY too many L2 requests "
@@ -1203,7 +1204,9 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 							      "retry later")
 					    : reply_down(t, &b, "cannot queue the L2 write"));
 		free(w);
+		return TIER_PARKED;
 	}
+	atomic_fetch_add(&t->l2_parked, 1);
 	return TIER_PARKED;
 }
 
