@@ -285,30 +285,35 @@ int tier_metrics_render(struct hp_daemon *d, struct buf *b)
 			  "Keys Redis told us changed (client tracking).");
 		rc |= buf_printf(b, "hotpath_l2_tracking_invalidations_total %" PRIu64 "\n",
 				 s->invalidations);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_queue_depth", "gauge",
-			  "L1 misses and stores handed to the L2 dispatcher, not yet written to Redis.");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_queue_depth %" PRIu64 "\n", s->async_queued);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_inflight", "gauge",
-			  "Dispatcher requests written to Redis and waiting for their replies.");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_inflight %" PRIu64 "\n", s->async_inflight);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_queue_max", "gauge",
-			  "Dispatcher requests allowed queued and in flight (redis.queue_max).");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_queue_max %u\n", s->async_queue_max);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_batches_total", "counter",
-			  "Pipelined writes to Redis by the dispatcher (each carries one or more requests).");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_batches_total %" PRIu64 "\n", s->async_batches);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_requests_total", "counter",
-			  "Dispatcher requests answered (found, not found or failed).");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_requests_total %" PRIu64 "\n",
-				 s->async_requests);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_rejected_total", "counter",
-			  "Requests refused because the dispatcher's queue was full.");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_rejected_total %" PRIu64 "\n",
-				 s->async_rejected);
-		rc |= metrics_family(b, "hotpath_l2_dispatcher_timeouts_total", "counter",
-			  "Dispatcher connections dropped because Redis did not answer in time.");
-		rc |= buf_printf(b, "hotpath_l2_dispatcher_timeouts_total %" PRIu64 "\n",
-				 s->async_timeouts);
+		/* the dispatcher's figures: one sample each */
+		const struct { const char *name, *type, *help; uint64_t v; } disp[] = {
+			{ "hotpath_l2_dispatcher_queue_depth", "gauge",
+			  "L1 misses and stores handed to the L2 dispatcher, not yet written to Redis.",
+			  s->async_queued },
+			{ "hotpath_l2_dispatcher_inflight", "gauge",
+			  "Dispatcher requests written to Redis and waiting for their replies.",
+			  s->async_inflight },
+			{ "hotpath_l2_dispatcher_queue_max", "gauge",
+			  "Dispatcher requests allowed queued and in flight (redis.queue_max).",
+			  s->async_queue_max },
+			{ "hotpath_l2_dispatcher_batches_total", "counter",
+			  "Pipelined writes to Redis by the dispatcher (each carries one or more requests).",
+			  s->async_batches },
+			{ "hotpath_l2_dispatcher_requests_total", "counter",
+			  "Dispatcher requests answered (found, not found or failed).",
+			  s->async_requests },
+			{ "hotpath_l2_dispatcher_rejected_total", "counter",
+			  "Requests refused because the dispatcher's queue was full.",
+			  s->async_rejected },
+			{ "hotpath_l2_dispatcher_timeouts_total", "counter",
+			  "Dispatcher connections dropped because Redis did not answer in time.",
+			  s->async_timeouts },
+		};
+
+		for (size_t i = 0; i < sizeof(disp) / sizeof(disp[0]); i++) {
+			rc |= metrics_family(b, disp[i].name, disp[i].type, disp[i].help);
+			rc |= buf_printf(b, "%s %" PRIu64 "\n", disp[i].name, disp[i].v);
+		}
 		free(s);
 	}
 	if (d->tasks) {
