@@ -491,8 +491,7 @@ static int load_async(struct strat *s, const char *key, size_t klen, struct peek
 	if (!ticket) {
 		free(p->val);
 		atomic_fetch_add(&s->park_refused, 1);
-		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
-				       "(resp.max_parked_clients): retry later");
+		return tier_reply_park_refused(out, "loads");
 	}
 	atomic_fetch_add(&s->parked, 1);
 	load_parked(s, key, klen, p, defer, ticket);
@@ -563,8 +562,7 @@ static int l2_read_async(struct strat *s, const char *key, size_t klen,
 	if (!r->ticket) {
 		free(r);
 		atomic_fetch_add(&s->park_refused, 1);
-		return resp_add_errorf(out, "BUSY too many clients waiting for loads "
-				       "(resp.max_parked_clients): retry later");
+		return tier_reply_park_refused(out, "loads");
 	}
 	atomic_fetch_add(&s->parked, 1);
 	r->s = s;

@@ -796,13 +796,41 @@ int tier_store_async(struct tier *t, const char *key, size_t klen, const char *v
 	return rc;
 }
 
-/* Text of the error a parked reader gets for rc (< 0). */
+int tier_reply_park_refused(struct buf *out, const char *waiting_for)
+{
+	return resp_add_errorf(out, "BUSY too many clients waiting for %s "
+			       "(resp.max_parked_clients): retry later", waiting_for);
+}
+
+/* The error a parked reader gets for rc (< 0); err NULL: said by rc, for a
+ * read the dispatcher never took. */
 static int reply_read_error(struct buf *out, int rc, const char *err)
 {
 	if (rc == -EAGAIN)
 		return resp_add_errorf(out, "BUSY too many L2 reads waiting for Redis "
 				       "(redis.queue_max): retry later");
+	if (!err)
+		err = rc == -EHOSTDOWN ? "circuit breaker open" : "out of memory";
 	return resp_add_errorf(out, "L2DOWN L2 cache unavailable and key not in L1: %s", err);
+}
+
+/* The reply of a finished L2 read into b (reset first): the value, nil or
+ * the error; if even that cannot be built, an out-of-memory error. */
+static void read_reply(struct buf *b, int rc, const char *val, size_t vlen, const char *err)
+{
+	int arc;
+
+	buf_reset(b);
+	if (rc > 0)
+		arc = resp_add_bulk(b, val, vlen);
+	else if (rc == 0)
+		arc = resp_add_null(b);
+	else
+		arc = reply_read_error(b, rc, err);
+	if (arc) {
+		buf_reset(b);
+		(void)!resp_add_error(b, "ERR out of memory building the reply");
+	}
 }
 
 /* A GET parked for its L2 read. */
@@ -827,16 +855,10 @@ static void get_wait_done(struct tier_wait *w, int rc, const char *val, size_t v
 {
 	struct get_wait *g = (struct get_wait *)w;
 	struct buf b;
-	int arc;
 
 	buf_init(&b, 0);
-	if (rc > 0)
-		arc = resp_add_bulk(&b, val, vlen);
-	else if (rc == 0)
-		arc = resp_add_null(&b);
-	else
-		arc = reply_read_error(&b, rc, err);
-	deliver_reply(g->defer, g->ticket, &b, arc);
+	read_reply(&b, rc, val, vlen, err);
+	deliver_reply(g->defer, g->ticket, &b, 0);
 	free(g);
 }
 
@@ -858,15 +880,13 @@ static int get_front(struct tier *t, const char *key, size_t klen, struct buf *o
 	g->ticket = defer->park(defer->arg);
 	if (!g->ticket) {
 		free(g);
-		return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
-				       "(resp.max_parked_clients): retry later");
+		return tier_reply_park_refused(out, "L2");
 	}
 	atomic_fetch_add(&t->l2_parked, 1);
 	g->w.fn = get_wait_done;
 	rc = tier_read_async(t, key, klen, &g->w);
 	if (rc != 0)
-		get_wait_done(&g->w, rc, NULL, 0, rc == -EHOSTDOWN ? "circuit breaker open"
-						  : rc == -EAGAIN ? "queue full" : "out of memory");
+		get_wait_done(&g->w, rc, NULL, 0, NULL);
 	return TIER_PARKED;
 }
 
@@ -948,19 +968,8 @@ static void mslot_read_done(struct tier_wait *w, int rc, const char *val, size_t
 			    const char *err)
 {
 	struct mslot *sl = (struct mslot *)w;
-	int arc;
 
-	buf_reset(&sl->reply);
-	if (rc > 0)
-		arc = resp_add_bulk(&sl->reply, val, vlen);
-	else if (rc == 0)
-		arc = resp_add_null(&sl->reply);
-	else
-		arc = reply_read_error(&sl->reply, rc, err);
-	if (arc) {
-		buf_reset(&sl->reply);
-		(void)!resp_add_error(&sl->reply, "ERR out of memory building the reply");
-	}
+	read_reply(&sl->reply, rc, val, vlen, err);
 	mget_key_done(sl->m);
 }
 
@@ -984,16 +993,14 @@ static int mget_key(struct tier *t, struct strategies *ss, struct mslot *sl, con
 		return 0;
 	}
 	if (!mslot_park(sl)) {
-		rc = resp_add_errorf(&sl->reply, "BUSY too many clients waiting for L2 "
-				     "(resp.max_parked_clients): retry later");
+		rc = tier_reply_park_refused(&sl->reply, "L2");
 		return 0;
 	}
 	sl->w.fn = mslot_read_done;
 	rc = tier_read_async(t, key, klen, &sl->w);
 	if (rc == 0)
 		return 1;
-	rc = reply_read_error(&sl->reply, rc, rc == -EHOSTDOWN ? "circuit breaker open"
-					    : rc == -EAGAIN ? "queue full" : "out of memory");
+	read_reply(&sl->reply, rc, NULL, 0, NULL);
 	return 0;
 }
 
@@ -1194,8 +1201,7 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 			atomic_fetch_add(&t->l2_queue_full, 1);
 		if (!w->ticket) {
 			free(w);
-			return resp_add_errorf(out, "BUSY too many clients waiting for L2 "
-					       "(resp.max_parked_clients): retry later");
+			return tier_reply_park_refused(out, "L2");
 		}
 		buf_init(&b, 0);
 		deliver_reply(defer, w->ticket, &b,

@@ -29,6 +29,9 @@ int tier_l2_read(struct tier *t, const char *key, size_t klen, struct l2_value *
 /* SET key val PX ttl_ms on L2 (ttl 0 = none), then drop local copies. */
 int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val, size_t vlen,
 		  uint64_t ttl_ms, char *err, size_t errlen);
+/* The -BUSY a client gets when it may not park (resp.max_parked_clients),
+ * waiting for "L2" or "loads". */
+int tier_reply_park_refused(struct buf *out, const char *waiting_for);
 struct l1 *tier_l1(struct tier *t);
 /* Hand the strategies to the tier (NULL to take them back). */
 void tier_set_strategies(struct tier *t, struct strategies *s);

@@ -5,6 +5,7 @@ stalled Redis (SIGSTOP for a second) delays only the clients waiting for
 it. Real redis-server processes; one RESP worker, so every client shares
 the thread a blocking lookup would hold.
 """
+import contextlib
 import signal
 import socket
 import threading
@@ -13,6 +14,7 @@ import time
 import pytest
 import redis
 
+from conftest import encode
 from test_tier import l2_ini, redis_proc, tracking_up, wait_until  # noqa: F401
 
 STALL = 1.0
@@ -151,12 +153,10 @@ def parse_replies(data):
     return out, data[i:]
 
 
-def cmd(*args):
-    b = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        b += b"$%d\r\n%s\r\n" % (len(a), a)
-    return b
+def send_round(hp, rp, payload, nreplies, stall):
+    """send_raw(), with Redis frozen for half a second if `stall`."""
+    with Stall(rp, 0.5) if stall else contextlib.nullcontext():
+        return send_raw(hp.resp_port, payload, nreplies)
 
 
 def test_pipeline_of_hits_and_parked_misses_keeps_order(hotpath_factory, redis_proc):
@@ -176,21 +176,17 @@ def test_pipeline_of_hits_and_parked_misses_keeps_order(hotpath_factory, redis_p
         for i in range(30):
             k = "r%d:m%d" % (rnd, i)
             direct.set(k, "mv%d" % i)
-            payload += cmd("GET", "h%d" % (i % 4))
+            payload += encode("GET", "h%d" % (i % 4))
             expect.append(b"hv%d" % (i % 4))
-            payload += cmd("GET", k)
+            payload += encode("GET", k)
             expect.append(b"mv%d" % i)
-            payload += cmd("GET", "r%d:absent%d" % (rnd, i))
+            payload += encode("GET", "r%d:absent%d" % (rnd, i))
             expect.append(None)
-            payload += cmd("MGET", "h%d" % ((i + 1) % 4), k, "r%d:zz%d" % (rnd, i))
+            payload += encode("MGET", "h%d" % ((i + 1) % 4), k, "r%d:zz%d" % (rnd, i))
             expect.append([b"hv%d" % ((i + 1) % 4), b"mv%d" % i, None])
-            payload += cmd("PING")
+            payload += encode("PING")
             expect.append("+PONG")
-        if rnd == 1:
-            with Stall(rp, 0.5):
-                got = send_raw(hp.resp_port, payload, len(expect))
-        else:
-            got = send_raw(hp.resp_port, payload, len(expect))
+        got = send_round(hp, rp, payload, len(expect), stall=rnd == 1)
         assert got == expect, rnd
 
 
@@ -419,13 +415,9 @@ def test_pipelined_write_then_read_keeps_order(hotpath_factory, redis_proc):
         k, d = "pw%d" % rnd, "pd%d" % rnd
         direct.mset({k: "old", d: "old"})
         assert c.get(k) == b"old" and c.get(d) == b"old"   # L1 from now on
-        payload = (cmd("SET", k, "new%d" % rnd) + cmd("GET", k) + cmd("DEL", d) +
-                   cmd("GET", d) + cmd("PING"))
+        payload = (encode("SET", k, "new%d" % rnd) + encode("GET", k) + encode("DEL", d) +
+                   encode("GET", d) + encode("PING"))
         expect = ["+OK", b"new%d" % rnd, ":1", None, "+PONG"]
-        if rnd == 1:
-            with Stall(rp, 0.5):
-                got = send_raw(hp.resp_port, payload, len(expect))
-        else:
-            got = send_raw(hp.resp_port, payload, len(expect))
+        got = send_round(hp, rp, payload, len(expect), stall=rnd == 1)
         assert got == expect, rnd
         assert c.get(k) == b"new%d" % rnd and c.get(d) is None
