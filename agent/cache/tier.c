@@ -26,10 +26,12 @@
  * a slot, parks once when the first key must wait (strategy keys see
  * their slot as their own resp_defer) and counts its outstanding keys
  * down; the last one builds the reply in key order. The blocking
- * tier_get stays for threads that may wait. The front's SET, DEL and
- * UNLINK park their client the same way (l2_command_async); their
- * completion does what the blocking write does, in the same order:
- * breaker, then the keys dropped, then the reply.
+ * tier_get stays for threads that may wait. Every other command with
+ * keys the front forwards (the writes, the reads of key metadata) parks
+ * its client the same way (l2_command_async); a write's completion does
+ * what the blocking write does, in the same order: breaker, then the
+ * keys dropped, then the reply. Pattern invalidations and flushes from
+ * the front run on the task processor with their client parked.
  *
  * Commands from the RESP front: GET/MGET read through; FLUSHALL/FLUSHDB
  * clear every tier; other commands with keys run on Redis (the source of
@@ -52,9 +54,9 @@
  *
  * What not: no negative caching of L2 misses (a miss is not remembered),
  * no L2 population from L1-only writes (with L2 every write goes to
- * Redis), no cross-slot MGET splitting beyond one GET per key; writes and
- * reads of Redis' metadata (TTL, EXISTS...) still make their round trip on
- * the calling thread.
+ * Redis), no cross-slot MGET splitting beyond one GET per key; the
+ * blocking calls (tier_get, tier_set, tier_del, tier_invalidate) stay for
+ * callers that may wait (docs/tiers.md lists them).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -88,6 +90,7 @@ struct tier {
 	struct l1 *l1;
 	struct l2 *l2;
 	struct breaker br;
+	struct tasks *tasks;                  /* the front's parked invalidations */
 	struct stripe stripes[TIER_STRIPES];
 	_Atomic uint64_t epoch;
 	_Atomic uint64_t lost_at_ms;          /* 0: coherent */
@@ -1060,7 +1063,7 @@ static int mget_front(struct tier *t, struct strategies *ss, const char *const *
 	return TIER_PARKED;
 }
 
-/* ---- writes ---------------------------------------------------------------- */
+/* ---- commands with keys: writes and reads of Redis ---------------------------- */
 
 /* Drop the written keys argv[first..last by step] (last < 0 counts from
  * the end) from L1 and L0. */
@@ -1074,98 +1077,98 @@ static void inval_keys(struct tier *t, int argc, const char *const *argv, const 
 }
 
 /*
- * Redis answered a write (r) or failed to (rc, err), t0 when it was asked:
- * the breaker and counters hear of it and, whatever happened in Redis
- * (even a timeout, which may have applied), the local copies of the keys
- * go before anyone is answered. The reply goes to out (NULL: only the
- * verdict is returned). Shared by the blocking and the parked writes.
+ * Redis answered a command with keys (r) or failed to (rc, err), t0 when
+ * it was asked: the breaker hears of it and, for a write, whatever
+ * happened in Redis (even a timeout, which may have applied), the local
+ * copies of the keys go before anyone is answered. The reply goes to out
+ * (NULL: only the verdict is returned). Shared by the blocking and the
+ * parked commands.
  */
-static int write_finish(struct tier *t, int rc, const struct redisReply *r, uint64_t t0,
-			int argc, const char *const *argv, const size_t *lens, int first,
-			int last, int step, struct buf *out, const char *err)
+static int cmd_finish(struct tier *t, bool write, int rc, const struct redisReply *r,
+		      uint64_t t0, int argc, const char *const *argv, const size_t *lens,
+		      int first, int last, int step, struct buf *out, const char *err)
 {
 	breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
-	atomic_fetch_add(&t->writes, 1);
-	inval_keys(t, argc, argv, lens, first, last, step);
-	if (rc) {
-		atomic_fetch_add(&t->write_errors, 1);
-		return out ? reply_down(t, out, err) : rc;
+	if (write) {
+		atomic_fetch_add(&t->writes, 1);
+		inval_keys(t, argc, argv, lens, first, last, step);
+		if (rc)
+			atomic_fetch_add(&t->write_errors, 1);
 	}
+	if (rc)
+		return out ? reply_down(t, out, err) : rc;
 	if (out)
 		return l2_reply_to_resp(r, out);
 	return l2_reply_is_error(r) ? -EPROTO : 0;
 }
 
-static int write_argv(struct tier *t, int argc, const char *const *argv, const size_t *lens,
-		      int first, int last, int step, struct buf *out, char *err, size_t errlen,
-		      bool *l2_failed)
+/* The blocking path, for callers that may wait (tier_set, tier_del, the
+ * front without a resp_defer). */
+static int cmd_argv(struct tier *t, bool write, int argc, const char *const *argv,
+		    const size_t *lens, int first, int last, int step, struct buf *out, char *err,
+		    size_t errlen)
 {
 	struct redisReply *r = NULL;
 	uint64_t t0;
 	int rc;
 
-	*l2_failed = false;
 	if (!breaker_allow(&t->br, hp_now_ms())) {
 		atomic_fetch_add(&t->l2_rejected, 1);
 		snprintf(err, errlen, "circuit breaker open");
-		*l2_failed = true;
 		return out ? reply_down(t, out, err) : -EHOSTDOWN;
 	}
 	t0 = hp_now_us();
 	rc = l2_command(t->l2, argc, argv, lens, first, &r, err, errlen);
-	*l2_failed = rc != 0;
-	rc = write_finish(t, rc, r, t0, argc, argv, lens, first, last, step, out, err);
+	rc = cmd_finish(t, write, rc, r, t0, argc, argv, lens, first, last, step, out, err);
 	l2_reply_free(r);
 	return rc;
 }
 
 /*
- * A write from the RESP front parked for its Redis reply (SET, DEL,
- * UNLINK): the dispatcher sends it, and its completion (on the
- * dispatcher's thread) runs write_finish as the blocking path does, so
- * the keys leave L1 and L0 after Redis answered and before the client is
- * answered. The keys are copied: the client's buffer moves on.
+ * A command with keys from the RESP front parked for its Redis reply:
+ * every write the front forwards (SET..., DEL, UNLINK, GETDEL, INCR...,
+ * EXPIRE..., PERSIST, MSET, SETNX, SETEX, PSETEX) and the reads of key
+ * metadata (EXISTS, TTL, PTTL, STRLEN, TYPE). None of them blocks in
+ * Redis (the front has no blocking commands), so they may share the
+ * dispatcher's pipelined connection. Its completion (on the dispatcher's
+ * thread) runs cmd_finish as the blocking path does, so a write's keys
+ * leave L1 and L0 after Redis answered and before the client is answered.
+ * A write's keys are copied: the client's buffer moves on.
  */
-struct write_wait {
+struct cmd_wait {
 	struct tier *t;
 	const struct resp_defer *defer;
 	void *ticket;
 	uint64_t t0;
+	bool write;
 	int nkeys;
 	const char **keys;               /* in this allocation */
 	size_t *klens;
 };
 
-static void write_wait_done(void *arg, int rc, const struct redisReply *r, const char *err)
+static void cmd_wait_done(void *arg, int rc, const struct redisReply *r, const char *err)
 {
-	struct write_wait *w = arg;
+	struct cmd_wait *w = arg;
 	struct buf b;
 
 	buf_init(&b, 0);
 	deliver_reply(w->defer, w->ticket, &b,
-		      write_finish(w->t, rc, r, w->t0, w->nkeys, w->keys, w->klens, 0, -1, 1,
-				   &b, err));
+		      cmd_finish(w->t, w->write, rc, r, w->t0, w->nkeys, w->keys, w->klens, 0, -1,
+				 1, &b, err));
 	free(w);
 }
 
-/* The front's writes that go through the dispatcher; the others block. */
-static bool write_parks(const char *name)
+static int cmd_front(struct tier *t, bool write, int argc, const char *const *argv,
+		     const size_t *lens, int first, int last, int step, struct buf *out,
+		     const struct resp_defer *defer)
 {
-	return strcmp(name, "set") == 0 || strcmp(name, "del") == 0 ||
-	       strcmp(name, "unlink") == 0;
-}
-
-static int write_front(struct tier *t, int argc, const char *const *argv, const size_t *lens,
-		       int first, int last, int step, struct buf *out,
-		       const struct resp_defer *defer)
-{
-	struct write_wait *w;
+	struct cmd_wait *w;
 	size_t bytes = 0, n = 0;
 	struct buf b;
 	char *p;
 	int rc, l = last < 0 ? argc + last : last;
 
-	for (int i = first; i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
+	for (int i = first; write && i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
 		bytes += lens[i];
 		n++;
 	}
@@ -1174,12 +1177,13 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 		return resp_add_error(out, "ERR out of memory");
 	w->t = t;
 	w->defer = defer;
+	w->write = write;
 	w->nkeys = (int)n;
 	w->keys = (const char **)(w + 1);
 	w->klens = (size_t *)(w->keys + n);
 	p = (char *)(w->klens + n);
 	n = 0;
-	for (int i = first; i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
+	for (int i = first; write && i >= 0 && i <= l && i < argc; i += step > 0 ? step : 1) {
 		memcpy(p, argv[i], lens[i]);
 		w->keys[n] = p;
 		w->klens[n++] = lens[i];
@@ -1192,7 +1196,7 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 		return reply_down(t, out, "circuit breaker open");
 	}
 	w->ticket = defer->park(defer->arg);
-	rc = w->ticket ? l2_command_async(t->l2, argc, argv, lens, first, write_wait_done, w)
+	rc = w->ticket ? l2_command_async(t->l2, argc, argv, lens, first, cmd_wait_done, w)
 		       : -EBUSY;
 	if (rc != 0) {
 		/* nothing reached Redis: nothing to drop, and not Redis' fault */
@@ -1208,7 +1212,7 @@ static int write_front(struct tier *t, int argc, const char *const *argv, const 
 			      rc == -EAGAIN ? resp_add_errorf(&b, "BUSY too many L2 requests "
 							      "waiting for Redis (redis.queue_max): "
 							      "retry later")
-					    : reply_down(t, &b, "cannot queue the L2 write"));
+					    : reply_down(t, &b, "cannot queue the L2 command"));
 		free(w);
 		return TIER_PARKED;
 	}
@@ -1222,7 +1226,6 @@ int tier_set(struct tier *t, const char *key, size_t klen, const char *val, size
 	char ttl[24];
 	const char *argv[5] = { "SET", key, val, "PX", ttl };
 	size_t lens[5] = { 3, klen, vlen, 2, 0 };
-	bool failed;
 
 	if (!t->l2) {
 		int rc;
@@ -1235,20 +1238,19 @@ int tier_set(struct tier *t, const char *key, size_t klen, const char *val, size
 		return rc < 0 ? rc : 0;
 	}
 	lens[4] = (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
-	return write_argv(t, ttl_ms ? 5 : 3, argv, lens, 1, 1, 1, NULL, err, errlen, &failed);
+	return cmd_argv(t, true, ttl_ms ? 5 : 3, argv, lens, 1, 1, 1, NULL, err, errlen);
 }
 
 int tier_del(struct tier *t, const char *key, size_t klen, char *err, size_t errlen)
 {
 	const char *argv[2] = { "UNLINK", key };
 	size_t lens[2] = { 6, klen };
-	bool failed;
 
 	if (!t->l2) {
 		inval_key(t, key, klen);
 		return 0;
 	}
-	return write_argv(t, 2, argv, lens, 1, 1, 1, NULL, err, errlen, &failed);
+	return cmd_argv(t, true, 2, argv, lens, 1, 1, 1, NULL, err, errlen);
 }
 
 int tier_l2_read(struct tier *t, const char *key, size_t klen, struct l2_value *v, char *err,
@@ -1346,12 +1348,115 @@ static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *na
 	return TIER_LOCAL;
 }
 
+/*
+ * A pattern invalidation or a flush from the RESP front. It makes blocking
+ * round trips to every master (SCAN + UNLINK, then PUBLISH), so when the
+ * client can park it runs on the task processor and the client is
+ * answered from there once every tier dropped the keys; the worker goes
+ * on serving its other clients. A LOCAL one (no Redis) runs inline.
+ */
+struct inval_job {
+	struct tier *t;
+	const struct resp_defer *defer;
+	void *ticket;                    /* NULL once answered */
+	unsigned scope;
+	bool flush;                      /* FLUSHALL/FLUSHDB: +OK */
+	size_t plen;
+	char pat[];
+};
+
+static int inval_reply(struct tier *t, struct buf *out, bool flush, int rc,
+		       const struct tier_inval_result *res, const char *err)
+{
+	if (flush)
+		return rc ? reply_down(t, out, err) : resp_add_simple(out, "OK");
+	if (rc)
+		return resp_add_errorf(out, "L2DOWN L1 invalidated (%llu keys) but L2 failed: %s",
+				       (unsigned long long)res->l1_deleted, err);
+	return resp_add_int(out, (long long)(res->l1_deleted + res->l2_deleted));
+}
+
+static int inval_job_run(void *arg, char *err, size_t errlen)
+{
+	struct inval_job *j = arg;
+	struct tier_inval_result res;
+	struct buf b;
+	int rc = tier_invalidate(j->t, j->pat, j->plen, j->scope, &res, err, errlen);
+
+	buf_init(&b, 0);
+	deliver_reply(j->defer, j->ticket, &b, inval_reply(j->t, &b, j->flush, rc, &res, err));
+	j->ticket = NULL;
+	return 0;                        /* the client has the outcome: no retry */
+}
+
+static void inval_job_free(void *arg)
+{
+	struct inval_job *j = arg;
+	struct buf b;
+
+	if (j->ticket) {
+		/* dropped without running: the agent is stopping */
+		buf_init(&b, 0);
+		deliver_reply(j->defer, j->ticket, &b,
+			      resp_add_error(&b, "ERR the agent is shutting down: nothing was "
+					     "invalidated"));
+	}
+	free(j);
+}
+
+static int inval_front(struct tier *t, const char *pat, size_t plen, unsigned scope, bool flush,
+		       struct buf *out, const struct resp_defer *defer)
+{
+	struct task_spec spec = { .kind = "invalidate", .run = inval_job_run,
+				  .free = inval_job_free, .prio = TASK_PRIO_HIGH,
+				  .max_attempts = 1 };
+	struct tier_inval_result res;
+	struct inval_job *j;
+	char err[TIER_ERR];
+	struct buf b;
+	int rc;
+
+	if (!defer || !t->tasks || !t->l2 || !(scope & (TIER_SCOPE_L2 | TIER_SCOPE_PEERS))) {
+		rc = tier_invalidate(t, pat, plen, scope, &res, err, sizeof(err));
+		return inval_reply(t, out, flush, rc, &res, err);
+	}
+	j = malloc(sizeof(*j) + plen);
+	if (!j)
+		return resp_add_error(out, "ERR out of memory");
+	j->t = t;
+	j->defer = defer;
+	j->scope = scope;
+	j->flush = flush;
+	j->plen = plen;
+	memcpy(j->pat, pat, plen);
+	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(plen > 80 ? 80 : plen), pat);
+	spec.arg = j;
+	j->ticket = defer->park(defer->arg);
+	if (!j->ticket) {
+		free(j);
+		return tier_reply_park_refused(out, "L2");
+	}
+	rc = tasks_submit(t->tasks, &spec);
+	if (rc != 0) {
+		/* not queued: still ours, nothing was done */
+		buf_init(&b, 0);
+		deliver_reply(defer, j->ticket, &b,
+			      rc == -EAGAIN ? resp_add_error(&b, "BUSY the task queue is full "
+							     "(tasks.queue_max): nothing was "
+							     "invalidated, retry later")
+					    : resp_add_error(&b, "ERR cannot queue the invalidation"));
+		free(j);
+		return TIER_PARKED;
+	}
+	atomic_fetch_add(&t->l2_parked, 1);
+	return TIER_PARKED;
+}
+
 int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,
 	      size_t argc, int first, int last, int step, bool write, struct buf *out,
 	      const struct resp_defer *defer)
 {
 	char err[TIER_ERR];
-	bool failed;
 	int rc;
 
 	if (atomic_load_explicit(&t->strat, memory_order_relaxed)) {
@@ -1370,50 +1475,24 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 		return get_front(t, argv[1], len[1], out, defer);
 	if (strcmp(name, "mget") == 0)
 		return mget_front(t, NULL, argv, len, argc, out, defer);
-	if (strcmp(name, "flushall") == 0 || strcmp(name, "flushdb") == 0) {
-		struct tier_inval_result res;
-
-		if (tier_invalidate(t, "*", 1, TIER_SCOPE_ALL, &res, err, sizeof(err)) != 0)
-			return reply_down(t, out, err);
-		return resp_add_simple(out, "OK");
-	}
+	if (strcmp(name, "flushall") == 0 || strcmp(name, "flushdb") == 0)
+		return inval_front(t, "*", 1, TIER_SCOPE_ALL, true, out, defer);
 	if (first <= 0)
 		return TIER_LOCAL;
-	if (write && defer && write_parks(name))
-		return write_front(t, (int)argc, argv, len, first, last, step, out, defer);
-	if (write)
-		return write_argv(t, (int)argc, argv, len, first, last, step, out, err,
-				  sizeof(err), &failed);
-	/* a read of key metadata: Redis is the source of truth */
-	{
-		struct redisReply *r;
-		uint64_t t0;
-
-		if (!breaker_allow(&t->br, hp_now_ms())) {
-			atomic_fetch_add(&t->l2_rejected, 1);
-			return reply_down(t, out, "circuit breaker open");
-		}
-		t0 = hp_now_us();
-		rc = l2_command(t->l2, (int)argc, argv, len, first, &r, err, sizeof(err));
-		breaker_record(&t->br, rc == 0, hp_now_us() - t0, hp_now_ms());
-		if (rc)
-			return reply_down(t, out, err);
-		rc = l2_reply_to_resp(r, out);
-		l2_reply_free(r);
-		return rc;
-	}
+	/* a write goes through (its keys then leave L1/L0); a read of key
+	 * metadata asks Redis, the source of truth */
+	if (defer)
+		return cmd_front(t, write, (int)argc, argv, len, first, last, step, out, defer);
+	return cmd_argv(t, write, (int)argc, argv, len, first, last, step, out, err, sizeof(err));
 }
 
 int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cmd *cmd,
 		  struct buf *out)
 {
 	struct tier *t = tier_current();
-	struct tier_inval_result res;
 	unsigned scope = TIER_SCOPE_ALL;
-	char err[TIER_ERR];
 	int rc;
 
-	(void)ctx;
 	(void)cl;
 	if (!t || cmd->argc < 1 || !resp_arg_is(cmd->argv[0], cmd->argvlen[0], "hotpath.invalidate"))
 		return 0;
@@ -1432,14 +1511,9 @@ int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct res
 			return 1;
 		}
 	}
-	if (tier_invalidate(t, cmd->argv[1], cmd->argvlen[1], scope, &res, err, sizeof(err)) != 0)
-		rc = resp_add_errorf(out, "L2DOWN L1 invalidated (%llu keys) but L2 failed: %s",
-				     (unsigned long long)res.l1_deleted, err);
-	else
-		rc = resp_add_int(out, (long long)(res.l1_deleted + res.l2_deleted));
+	rc = inval_front(t, cmd->argv[1], cmd->argvlen[1], scope, false, out, ctx->defer);
 	/* A reply that did not fit shows up as the connection's output limit. */
-	(void)rc;
-	return 1;
+	return rc == TIER_PARKED ? TIER_PARKED : 1;
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -1575,6 +1649,7 @@ int tier_start(struct hp_daemon *d)
 		log_error("tier: out of memory");
 		return -ENOMEM;
 	}
+	d->tier->tasks = d->tasks;
 	if (c->redis_address[0] || c->redis_cluster[0]) {
 		struct l2_options lo = {
 			.pool_size = c->redis_pool_size,

@@ -348,10 +348,11 @@ static const struct cfg_key cfg_keys[] = {
 		 "command_timeout for a free one." },
 	{ .section = "redis", .key = "queue_max", .type = CT_UINT, G(redis_queue_max),
 	  .def = "4096", .min = 16, .max = 1024 * 1024,
-	  .doc = "Reads and stores handed to the L2 dispatcher (the RESP "
-		 "front's and the pooler's L1 misses) that may be queued or "
-		 "waiting for Redis at once; past it a miss gets a -BUSY error "
-		 "at once instead of queueing behind a slow Redis." },
+	  .doc = "Requests handed to the L2 dispatcher (the RESP front's L1 "
+		 "misses and the commands it forwards to Redis, the pooler's "
+		 "misses and stores) that may be queued or waiting for Redis at "
+		 "once; past it a command gets a -BUSY error at once instead of "
+		 "queueing behind a slow Redis." },
 	{ .section = "redis", .key = "connect_timeout", .type = CT_DURATION,
 	  G(redis_connect_timeout_ms), .def = "500ms", .min = 1, .max = MIN,
 	  .doc = "Longest wait for a connection to a Redis node." },

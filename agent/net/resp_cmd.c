@@ -1566,7 +1566,10 @@ int resp_exec(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cm
 	if (hp_unlikely(!x.def)) {
 		if (ctx->ext && ctx->ext(ctx, cl, cmd, out) == 1)
 			return 0;
-		if (tier_resp_ext(ctx, cl, cmd, out) == 1)   /* HOTPATH.INVALIDATE */
+		rc = tier_resp_ext(ctx, cl, cmd, out);     /* HOTPATH.INVALIDATE */
+		if (rc == TIER_PARKED)
+			return RESP_PARKED;
+		if (rc == 1)
 			return 0;
 		return reply_unknown(&x);
 	}

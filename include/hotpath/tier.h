@@ -167,8 +167,10 @@ int tier_invalidate(struct tier *t, const char *pat, size_t plen, unsigned scope
  * The RESP front's hook: run a parsed command through the tiers. Returns
  * TIER_LOCAL when the command should run against L1 as usual (keyless
  * commands, or no L2), TIER_PARKED when `defer` (may be NULL) was used to
- * park the client while a loader works (the reply comes through
- * defer->done), else 0 or -ENOBUFS/-ENOMEM like resp_exec.
+ * park the client while a loader, Redis (through the L2 dispatcher) or an
+ * invalidation (on the task processor) works (the reply comes through
+ * defer->done), else 0 or -ENOBUFS/-ENOMEM like resp_exec. Without
+ * `defer` the Redis round trips block the caller.
  * first/last/step are the command's key positions as COMMAND reports them
  * (first 0: no keys; last -1: the last argument); `write` says whether it
  * modifies keys. `name` is the lowercase command name.
@@ -179,7 +181,10 @@ int tier_exec(struct tier *t, const char *name, const char *const *argv, const s
 	      size_t argc, int first, int last, int step, bool write,
 	      struct buf *out, const struct resp_defer *defer) HP_MUST_CHECK;
 /* Extension commands (resp_ctx.ext signature): HOTPATH.INVALIDATE pattern
- * [LOCAL]. 1 if handled. Works on the installed tier. */
+ * [LOCAL|ALL]. 1 if handled, TIER_PARKED if handled by parking the client
+ * through ctx->defer (the Redis part runs on the task processor, the
+ * reply comes through defer->done once every tier dropped the keys), 0
+ * if not ours. Works on the installed tier. */
 int tier_resp_ext(struct resp_ctx *ctx, struct resp_client *cl, const struct resp_cmd *cmd,
 		  struct buf *out);
 

@@ -421,3 +421,237 @@ def test_pipelined_write_then_read_keeps_order(hotpath_factory, redis_proc):
         got = send_round(hp, rp, payload, len(expect), stall=rnd == 1)
         assert got == expect, rnd
         assert c.get(k) == b"new%d" % rnd and c.get(d) is None
+
+
+# Every command with keys the front forwards to Redis, but GET/MGET (above):
+# (name, command, the reply expected once Redis answers). The keys "n...",
+# "e...", "m..." are set by setup_families() and held in L1 before.
+FAMILIES = [
+    ("incr", ("INCR", "n1"), 6),
+    ("incrby", ("INCRBY", "n2", "10"), 15),
+    ("decr", ("DECR", "n3"), 4),
+    ("decrby", ("DECRBY", "n4", "2"), 3),
+    ("expire", ("EXPIRE", "e1", "100"), 1),
+    ("pexpire", ("PEXPIRE", "e2", "1"), 1),
+    ("expireat", ("EXPIREAT", "e3", "1"), 1),
+    ("pexpireat", ("PEXPIREAT", "e4", str(int(time.time() * 1000) + 3600000)), 1),
+    ("persist", ("PERSIST", "e5"), 1),
+    ("mset", ("MSET", "m1", "new1", "m2", "new2"), True),
+    ("getdel", ("GETDEL", "m3"), b"old"),
+    ("setex", ("SETEX", "m4", "100", "new4"), True),
+    ("psetex", ("PSETEX", "m5", "100000", "new5"), True),
+    ("setnx", ("SETNX", "m6", "new6"), 1),
+    ("del", ("DEL", "m7", "m8"), 2),
+    ("unlink", ("UNLINK", "m9"), 1),
+    ("ttl", ("TTL", "t1"), 1000),
+    ("pttl", ("PTTL", "t1"), None),            # checked by range below
+    ("exists", ("EXISTS", "t1", "nope", "t1"), 2),
+    ("type", ("TYPE", "t1"), b"string"),
+    ("strlen", ("STRLEN", "t1"), 3),
+    ("invalidate", ("HOTPATH.INVALIDATE", "pi:*"), None),
+]
+
+# What no tier may serve any more once the command was acknowledged.
+AFTER = {"n1": b"6", "n2": b"15", "n3": b"4", "n4": b"3", "e2": None, "e3": None,
+         "m1": b"new1", "m2": b"new2", "m3": None, "m4": b"new4", "m5": b"new5",
+         "m6": b"new6", "m7": None, "m8": None, "m9": None, "pi:1": None, "pi:2": None}
+
+
+def setup_families(direct, c):
+    """Redis holds the keys the families touch; the agent holds them in L1."""
+    direct.mset({"n1": "5", "n2": "5", "n3": "5", "n4": "5", "m1": "old", "m2": "old",
+                 "m3": "old", "m4": "old", "m5": "old", "m7": "old", "m8": "old",
+                 "m9": "old", "e1": "v", "e2": "v", "e3": "v", "e4": "v", "e5": "v",
+                 "t1": "abc", "pi:1": "p", "pi:2": "p"})
+    direct.delete("m6")
+    direct.expire("e5", 100)
+    direct.expire("t1", 1000)
+    for k in list(AFTER) + ["e1", "e4", "e5", "t1"]:
+        if k != "m6":
+            assert c.get(k) is not None, k          # now in L1
+
+
+def check_family(name, got):
+    if name == "pttl":
+        assert 990000 < got <= 1000000, got
+    elif name == "ttl":
+        assert 990 < got <= 1000, got
+    elif name == "invalidate":
+        assert got >= 2, got                       # Redis' and L1's copies
+    else:
+        want = dict((f[0], f[2]) for f in FAMILIES)[name]
+        assert got == want, (name, got)
+
+
+def test_stalled_commands_of_every_family_do_not_delay_l1_hits(hotpath_factory, redis_proc):
+    """Each command with keys the front forwards to a frozen Redis (writes,
+    reads of key metadata, a pattern invalidation) parks only its own
+    client: another client's L1 hits on the one worker go on. Once Redis
+    answers, every command got its own reply, and no tier serves a value
+    a write replaced."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", slow_call="10s"))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    fast = hp.redis()
+    assert fast.get("hot") == b"h"
+    setup_families(direct, fast)
+    got = {}
+
+    def job(name, cmd):
+        def run():
+            c = hp.redis()
+            s = time.time()
+            got[name] = c.execute_command(*cmd)
+            got[name + "_s"] = time.time() - s
+        return run
+
+    worst, n = stalled_hits(rp, fast, "hot", b"h",
+                            [job(name, cmd) for name, cmd, _ in FAMILIES])
+    assert n >= 20
+    assert worst < 0.25 * STALL, worst
+    for name, _, _ in FAMILIES:
+        assert name in got, name
+        check_family(name, got[name])
+        assert got[name + "_s"] >= 0.5 * STALL, (name, got[name + "_s"])
+    time.sleep(0.01)                                # PEXPIRE e2 1
+    other = hp.redis()
+    for k, v in AFTER.items():
+        assert other.get(k) == v, k
+        assert direct.get(k) == v, k
+    assert direct.ttl("e1") > 90 and direct.ttl("e5") == -1
+    st_, body = hp.api_json("GET", "/api/v2/cache/tiers")
+    assert body["tier"]["l2_parked"] >= len(FAMILIES)
+
+
+def test_pipeline_mixing_every_family_with_gets_keeps_order(hotpath_factory, redis_proc):
+    """One write carrying the forwarded commands and GETs of the keys they
+    change: replies in command order, each GET after a write sees it, also
+    while Redis is frozen."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", slow_call="10s"))
+    assert tracking_up(hp)
+    c = hp.redis()
+    for rnd in range(2):
+        direct.flushall()
+        setup_families(direct, c)
+        payload, names = b"", []
+        for name, cmd, _ in FAMILIES:
+            payload += encode(*cmd)
+            names.append(name)
+            payload += encode("GET", cmd[1])
+            names.append(("get", cmd[1]))
+        payload += encode("PING")
+        got = send_round(hp, rp, payload, len(names) + 1, stall=rnd == 1)
+        assert got[-1] == "+PONG"
+        for name, g in zip(names, got):
+            if isinstance(name, tuple):
+                k = name[1]
+                if k in AFTER and k not in ("e2", "pi:1"):
+                    assert g == AFTER[k], (rnd, k, g)
+                continue
+            if name in ("ttl", "pttl", "exists", "strlen", "invalidate", "incr", "incrby",
+                        "decr", "decrby", "expire", "pexpire", "expireat", "pexpireat",
+                        "persist", "setnx", "del", "unlink"):
+                assert g.startswith(":"), (rnd, name, g)
+                g = int(g[1:])
+            elif name == "type":
+                assert g == "+string", g
+                continue
+            elif g == "+OK":
+                g = True
+            check_family(name, g)
+
+
+def test_stalled_flushall_parks_only_its_client(hotpath_factory, redis_proc):
+    """FLUSHALL (and FLUSHDB) during a frozen Redis: the L1 hits of another
+    client go on (the old values: not acknowledged yet); once FLUSHALL
+    answers +OK no tier serves anything it dropped."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", slow_call="10s"))
+    assert tracking_up(hp)
+    for cmd in ("FLUSHALL", "FLUSHDB"):
+        direct.mset({"hot": "h", "k1": "v1", "k2": "v2"})
+        fast = hp.redis()
+        for k in ("hot", "k1", "k2"):
+            assert fast.get(k) is not None             # now in L1
+        got = {}
+
+        def flush():
+            c = hp.redis()
+            s = time.time()
+            got["r"] = c.execute_command(cmd)
+            got["s"] = time.time() - s
+
+        worst, n = stalled_hits(rp, fast, "hot", b"h", [flush])
+        assert n >= 20 and worst < 0.25 * STALL, (cmd, worst, n)
+        assert got["r"] in (True, b"OK"), got
+        assert got["s"] >= 0.5 * STALL, got
+        for k in ("hot", "k1", "k2"):
+            assert fast.get(k) is None, (cmd, k)
+            assert direct.get(k) is None, (cmd, k)
+
+
+def test_queue_full_refuses_writes_and_changes_nothing(hotpath_factory, redis_proc):
+    """Past redis.queue_max a forwarded write is refused at once with -BUSY
+    and does not reach Redis; the writes the queue took are applied."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", queue_max="16",
+                                    slow_call="10s"))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    fast = hp.redis()
+    assert fast.get("hot") == b"h"
+    keys = ["ctr%d" % i for i in range(48)]
+    results = {}
+
+    def incr(k):
+        c = hp.redis()
+        s = time.time()
+        try:
+            results[k] = (c.execute_command("INCRBY", k, "7"), time.time() - s)
+        except redis.exceptions.ResponseError as e:
+            results[k] = (str(e), time.time() - s)
+
+    with Stall(rp) as st:
+        ts = [threading.Thread(target=incr, args=(k,)) for k in keys]
+        for t in ts:
+            t.start()
+        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
+        for t in ts:
+            t.join(10)
+    assert worst < 0.25 * STALL, worst
+    busy = [k for k, (v, _) in results.items() if isinstance(v, str)]
+    ok = [k for k, (v, _) in results.items() if not isinstance(v, str)]
+    assert len(results) == len(keys)
+    assert 0 < len(ok) <= 16 and busy, (len(ok), len(busy))
+    for k in ok:
+        assert results[k][0] == 7 and direct.get(k) == b"7", k
+    for k in busy:
+        v, took = results[k]
+        assert v.startswith("BUSY") and "redis.queue_max" in v, v
+        assert took < 0.5 * STALL, (k, took)
+        assert direct.get(k) is None, k            # never reached Redis
+
+
+def test_blocking_commands_never_reach_redis(hotpath_factory, redis_proc):
+    """The front has no blocking commands: BLPOP and friends are refused at
+    once as unknown (they would hold the dispatcher's shared connection)."""
+    rp = redis_proc()
+    direct = rp.client()
+    hp = hotpath_factory(one_worker(rp.port))
+    c = hp.redis()
+    for cmd in (("BLPOP", "q", "5"), ("BRPOP", "q", "5"), ("BLMOVE", "q", "r", "LEFT",
+                                                           "LEFT", "5"),
+                ("BZPOPMIN", "z", "5"), ("XREAD", "BLOCK", "5000", "STREAMS", "s", "$")):
+        s = time.time()
+        with pytest.raises(redis.exceptions.ResponseError, match="unknown command"):
+            c.execute_command(*cmd)
+        assert time.time() - s < 0.5, cmd
+    info = direct.info("commandstats")
+    assert not any(k in info for k in ("cmdstat_blpop", "cmdstat_brpop", "cmdstat_blmove",
+                                       "cmdstat_bzpopmin", "cmdstat_xread"))
