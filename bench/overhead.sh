@@ -234,6 +234,20 @@ arm_on() {
 	*) echo "unknown arm $1 (none agent agent+S.K=V callers base empty bits sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
+# PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
+# each run, and at the end, per workload and arm, the kernel and BPF
+# symbols that take more of it than in the baseline arm: where an arm's
+# extra CPU per request goes, when the rates alone cannot say.
+PERF=${PERF:-0}
+perfpid=""
+perf_on() { [ "$PERF" = 1 ] || return 0
+	perf record -q -C 0,1 -e cpu-clock -F 1999 -g -o "${PERFDIR:-$tmp}/perf.$1" >/dev/null 2>&1 & perfpid=$!; }
+perf_off() { [ -n "$perfpid" ] || return 0; kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true; perfpid=""; }
+# "share symbol" lines of one arm's profiles of one cpu (all rounds), self time.
+perf_shares() { local n; n=$(ls "${PERFDIR:-$tmp}"/perf."$1".* | wc -l)
+	for f in "${PERFDIR:-$tmp}"/perf."$1".*; do perf report -q -i "$f" --cpu "$2" --no-children --sort sym -g none --stdio 2>/dev/null; done |
+		awk -v n="$n" '$1 ~ /%$/ {p = $1; sub("%", "", p); $1 = ""; sub(/^ +/, ""); gsub(/ /, "_"); s[$0] += p / n}
+		END {for (k in s) printf "%.2f %s\n", s[k], k}'; }
 arm_off() { if [ -n "$hp" ]; then kill "$hp"; wait "$hp" 2>/dev/null || true; hp=""; fi; }
 
 # ARMS: what runs beside the workloads, each measured in every round,
@@ -254,7 +268,9 @@ for r in $(seq "$RUNS"); do
 		arm_on "$a"
 		for w in $WORKLOADS; do
 			srv=$NGW; [ "$w" = pg ] && srv=$PGM; [ "$w" = loop ] && srv=$$
+			perf_on "$w.$a.$r"
 			measure "$srv" "$w" >> "$tmp/$w.$a"
+			perf_off
 		done
 		arm_off
 	done
@@ -289,4 +305,32 @@ echo " wake/s = the agent's context switches per second;"
 echo " runs below in round order: rate, CPU µs/request, agent's CPU µs/request, cs/request, agent cs/s,"
 echo " other hotpathd instances' observe programs attached during the run)"
 for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w.$a")"; done; done
+if [ "$PERF" = 1 ]; then
+	# The share of the server core's samples in BPF programs, helpers and
+	# what they call (user reads with their usercopy checks, the
+	# tracepoint dispatch, map lookups, ring buffer): the observation's
+	# cost on the server, which a CPU-bound server pays in throughput.
+	obsre='bpf|copy_from_user_nofault|check_object_size|virt_addr_valid|check_stack_object|call_trace_sock|htab|lookup_nulls|ringbuf|sk_storage|task_storage'
+	for w in $WORKLOADS; do
+		printf '%s: share of cpu 1 (server) in BPF programs and helpers, per round:' "$w"
+		for a in $ARMS; do
+			printf ' %s' "$a"
+			for f in "${PERFDIR:-$tmp}"/perf."$w.$a".*; do
+				perf report -q -i "$f" --cpu 1 --no-children --sort sym -g none --stdio 2>/dev/null |
+					awk -v re="$obsre" '$1 ~ /%$/ && $0 ~ re {p = $1; sub("%", "", p); s += p} END {printf " %.2f%%", s}'
+			done
+		done
+		echo
+	done
+	for w in $WORKLOADS; do for c in 1 0; do
+		perf_shares "$w.$base" $c | LC_ALL=C sort -k2 > "$tmp/shares.base"
+		for a in $ARMS; do
+			[ "$a" = "$base" ] && continue
+			echo "$w $a: cpu $c's samples by symbol ($([ $c = 1 ] && echo server || echo "load generator")), % of the arm's / of $base's, largest changes:"
+			perf_shares "$w.$a" $c | LC_ALL=C sort -k2 | LC_ALL=C join -1 2 -2 2 -a 1 -a 2 -e 0 -o 0,1.1,2.1 - "$tmp/shares.base" |
+				awk '{d = $2 - $3; printf "  %+6.2f  %6.2f %6.2f  %s\n", d, $2, $3, $1}' |
+				awk '{a = $1 < 0 ? -$1 : $1; print a, $0}' | sort -gr | head -"${PERFTOP:-25}" | cut -d' ' -f2-
+		done
+	done; done
+fi
 [ -s "$tmp/progstats" ] && { echo "BPF programs (kernel.bpf_stats_enabled):"; sort "$tmp/progstats"; }

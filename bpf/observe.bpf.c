@@ -499,25 +499,23 @@ static __always_inline __u64 seg_mix(__u64 h, __u64 seg, __u32 len, __u32 digits
 	return (h ^ seg) * FNV_PRIME;
 }
 
-/* Route hash of "METHOD /path..." in s->b[0..n). Mirrors route_hash().
- * The path walk runs under bpf_loop so the verifier checks its body once. */
+/* Route hash of "METHOD /path..." in b[0..n). Mirrors route_hash().
+ * The path walk runs under bpf_loop so the verifier checks its body once;
+ * one step per buffer kind (the scratch, the stack head of
+ * http_request_head()), which differ only in how they bound the index. */
 struct route_walk {
-	struct obs_scratch_buf *s;
+	const char *b;
 	__u64 h, seg;
-	__u32 n, at, len, digits, hex, dashes;
+	__u32 n, at, len, digits, hex, dashes, stopped;
 };
 
-static long route_step(__u32 i, void *arg)
+/* One path byte; 1 = the path ended at it. */
+static __always_inline long route_byte(struct route_walk *w, __u8 c)
 {
-	struct route_walk *w = arg;
-	__u32 at = w->at + i;
-	__u8 c;
-
-	if (at >= w->n)
+	if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n' || c == 0) {
+		w->stopped = 1;
 		return 1;
-	c = w->s->b[at & (SCRATCH - 1)];
-	if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n' || c == 0)
-		return 1;
+	}
 	if (c == '/') {
 		w->h = seg_mix(w->h, w->seg, w->len, w->digits, w->hex, w->dashes);
 		w->h = fnv(w->h, '/');
@@ -536,18 +534,49 @@ static long route_step(__u32 i, void *arg)
 	return 0;
 }
 
-static __noinline __u64 http_route_hash(struct obs_scratch_buf *s, __u32 n, __u32 mlen)
+static long route_step(__u32 i, void *arg)
 {
-	struct route_walk w = { .s = s, .h = FNV_OFF, .seg = FNV_OFF, .n = n };
+	struct route_walk *w = arg;
+	__u32 at = w->at + i;
+
+	if (at >= w->n)
+		return 1;
+	return route_byte(w, w->b[at & (SCRATCH - 1)]);
+}
+
+#define HTTP_HEAD 128            /* request-line bytes read onto the stack (power of two) */
+
+static long route_step_head(__u32 i, void *arg)
+{
+	struct route_walk *w = arg;
+	__u32 at = w->at + i;
+
+	if (at >= w->n)
+		return 1;
+	return route_byte(w, w->b[at & (HTTP_HEAD - 1)]);
+}
+
+static __always_inline void route_begin(struct route_walk *w, const char *b, __u32 n, __u32 mlen)
+{
 	__u32 i;
 
+	w->b = b;
+	w->h = w->seg = FNV_OFF;
+	w->n = n;
 	for (i = 0; i < 8; i++) {
 		if (i >= mlen)
 			break;
-		w.h = fnv(w.h, s->b[i & (SCRATCH - 1)]);
+		w->h = fnv(w->h, b[i]);
 	}
-	w.h = fnv(w.h, ' ');
-	w.at = mlen + 1;
+	w->h = fnv(w->h, ' ');
+	w->at = mlen + 1;
+}
+
+static __noinline __u64 http_route_hash(struct obs_scratch_buf *s, __u32 n, __u32 mlen)
+{
+	struct route_walk w = {};
+
+	route_begin(&w, s->b, n, mlen);
 	bpf_loop(OBS_PATH_MAX, route_step, &w, 0);
 	return seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
 }
@@ -946,10 +975,38 @@ static __noinline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u
 
 /* ---- request and response sides ------------------------------------------- */
 
+/* Has this CPU seen the endpoint lately (obs_known)? With remember, it
+ * counts as seen from now on (the caller makes sure it exists). */
+static __always_inline int endpoint_known(struct obs_conn *cn, __u64 hash, int remember)
+{
+	__u32 zero = 0, i = (__u32)(hash ^ (hash >> 32) ^ cn->service_id) & (OBS_KNOWN - 1);
+	struct obs_known *kn = bpf_map_lookup_elem(&obs_known, &zero);
+	__u32 gen = text_gen;
+
+	if (kn && kn->hash[i] == hash && kn->sid[i] == cn->service_id && kn->gen[i] == gen)
+		return 1;
+	if (kn && remember) {
+		kn->hash[i] = hash;
+		kn->sid[i] = cn->service_id;
+		kn->gen[i] = gen;
+	}
+	return 0;
+}
+
+static __always_inline void fifo_push(struct obs_conn *cn, __u64 hash, __u32 batch, __u64 ts)
+{
+	__u32 slot = (cn->head + cn->len) & (OBS_FIFO - 1);
+
+	cn->q[slot].start_ns = ts;
+	cn->q[slot].ep_hash = hash;
+	cn->q[slot].n = batch;
+	cn->len++;
+}
+
 static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s, __u32 n, __u64 ts)
 {
 	__u64 hash = 0;
-	__u32 batch = 1, mlen, slot;
+	__u32 batch = 1, mlen;
 
 	if (cn->protocol == OBS_PROTO_AUTO)
 		cn->protocol = sniff(s, n);
@@ -969,25 +1026,47 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
 		DROP(fifo_full);
 		return;
 	}
-	{
-		__u32 zero = 0, i = (__u32)(hash ^ (hash >> 32) ^ cn->service_id) & (OBS_KNOWN - 1);
-		struct obs_known *kn = bpf_map_lookup_elem(&obs_known, &zero);
-		__u32 gen = text_gen;
+	if (!endpoint_known(cn, hash, 1))
+		ensure_endpoint(cn, hash, s, n);
+	fifo_push(cn, hash, batch, ts);
+}
 
-		if (!kn || kn->hash[i] != hash || kn->sid[i] != cn->service_id || kn->gen[i] != gen) {
-			ensure_endpoint(cn, hash, s, n);
-			if (kn) {
-				kn->hash[i] = hash;
-				kn->sid[i] = cn->service_id;
-				kn->gen[i] = gen;
-			}
-		}
+/*
+ * An HTTP request whose request line fits in HTTP_HEAD bytes, of an
+ * endpoint this CPU has seen: read onto the stack, hashed and queued,
+ * without the task storage scratch (whose heap destination costs
+ * bpf_probe_read_user the kernel's hardened-usercopy object check on
+ * every request). 1 = done, 0 = take the scratch path (a new endpoint,
+ * whose text must be sent; a longer line; a read that failed).
+ */
+static __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+{
+	struct route_walk w = {};
+	char b[HTTP_HEAD];
+	__u32 mlen;
+	__u64 hash;
+
+	if (n > HTTP_HEAD)
+		n = HTTP_HEAD;
+	n = IDX(n, 255);
+	if (!n || n > HTTP_HEAD || bpf_probe_read_user(b, n, (void *)base))
+		return 0;
+	mlen = http_method_len(b, n);
+	if (!mlen)
+		return 1;               /* not a request line: on_request ignores it too */
+	route_begin(&w, b, n, mlen);
+	bpf_loop(HTTP_HEAD, route_step_head, &w, 0);
+	if (!w.stopped)
+		return 0;               /* the path may go on past what was read */
+	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
+	if (!endpoint_known(cn, hash, 0))
+		return 0;
+	if (cn->len >= OBS_FIFO) {
+		DROP(fifo_full);
+		return 1;
 	}
-	slot = (cn->head + cn->len) & (OBS_FIFO - 1);
-	cn->q[slot].start_ns = ts;
-	cn->q[slot].ep_hash = hash;
-	cn->q[slot].n = batch;
-	cn->len++;
+	fifo_push(cn, hash, 1, ts);
+	return 1;
 }
 
 static __always_inline struct obs_fifo_ent *fifo_pop(struct obs_conn *cn)
@@ -1138,6 +1217,9 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 		on_reply_head(cn, h, n, st->ts);
 		return 0;
 	}
+	if (request && cn->protocol == OBS_PROTO_HTTP &&
+	    http_request_head(cn, v.base0, v.len0 < (__u64)ret ? v.len0 : (__u64)ret, st->ts))
+		return 0;
 	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)

@@ -289,6 +289,29 @@ def cgroup2_root():
     return None
 
 
+def test_long_and_short_request_lines_one_route(http_service, tmp_path):
+    """A request line that fits the kernel's stack head (HTTP_HEAD, 128
+    bytes) is hashed there; a longer one goes through the scratch buffer.
+    Both must give the same route hash: ids of 3 and of 150 digits count
+    under one endpoint, each request once."""
+    need_root()
+    port, _ = http_service
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for i in range(20):
+            conn.request("GET", "/fast/%d" % (100 + i))
+            assert conn.getresponse().read()
+            conn.request("GET", "/fast/%d" % (10 ** 149 + i))
+            assert conn.getresponse().read()
+        conn.close()
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "web", "inbound")
+        assert endpoint(inb, "GET /fast/{id}")["requests"] == 40, inb
+    finally:
+        obs.close()
+
+
 def test_local_callers_timed_once(http_service, tmp_path):
     """By default a request from this host to a [service] port is timed
     once, by the service's socket (inbound): its caller's socket is
