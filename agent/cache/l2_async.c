@@ -74,9 +74,7 @@ struct l2_op {
 	l2_done_fn fn;
 	l2_reply_fn rfn;               /* OP_CMD */
 	void *arg;
-	int argc;                      /* OP_CMD: its own copy of the command */
-	char **argv;
-	size_t *alen;
+	struct buf_argv *cmd;          /* OP_CMD: its own copy of the command */
 	size_t klen, vlen;
 	char *val;                     /* in data[], after the key */
 	char data[];                   /* the key, then the value */
@@ -133,7 +131,7 @@ static struct l2_op *op_new(enum op_kind kind, const char *key, size_t klen, con
 
 static void op_free(struct l2_op *op)
 {
-	free(op->argv);
+	free(op->cmd);
 	free(op);
 }
 
@@ -252,31 +250,17 @@ int l2_command_async(struct l2 *l, int argc, const char *const *argv, const size
 		     int key_index, l2_reply_fn fn, void *arg)
 {
 	struct l2_op *op;
-	size_t bytes = 0;
-	char *p;
 
 	if (argc < 1 || key_index < 1 || key_index >= argc)
 		return -EINVAL;
 	op = op_new(OP_CMD, argv[key_index], lens[key_index], NULL, 0);
 	if (!op)
 		return -ENOMEM;
-	for (int i = 0; i < argc; i++)
-		bytes += lens[i];
-	/* one block: the pointers, the lengths, then the bytes */
-	op->argv = malloc(argc * (sizeof(char *) + sizeof(size_t)) + bytes);
-	if (!op->argv) {
+	op->cmd = buf_argv_dup(argc, argv, lens);
+	if (!op->cmd) {
 		free(op);
 		return -ENOMEM;
 	}
-	op->alen = (size_t *)(op->argv + argc);
-	p = (char *)(op->alen + argc);
-	for (int i = 0; i < argc; i++) {
-		memcpy(p, argv[i], lens[i]);
-		op->argv[i] = p;
-		op->alen[i] = lens[i];
-		p += lens[i];
-	}
-	op->argc = argc;
 	op->nrep = 1;
 	op->rfn = fn;
 	op->arg = arg;
@@ -490,7 +474,7 @@ static void conn_flush(struct l2_disp *d, struct dconn *dc)
 			redisAppendCommandArgv(dc->c, 2, a1, l1);
 			redisAppendCommandArgv(dc->c, 2, a2, l2v);
 		} else if (op->kind == OP_CMD) {
-			redisAppendCommandArgv(dc->c, op->argc, (const char **)op->argv, op->alen);
+			redisAppendCommandArgv(dc->c, op->cmd->argc, op->cmd->argv, op->cmd->len);
 		} else {
 			char ttl[24];
 			const char *a[5] = { "SET", op->data, op->val, "PX", ttl };

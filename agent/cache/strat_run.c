@@ -33,7 +33,9 @@
  * While a batch is out, new writes accumulate into the next one.
  *
  * Write-through: the loader's write runs first; only when it succeeded is
- * the cache updated and the client answered.
+ * the cache updated and the client answered. A write from the RESP front
+ * (through or behind: the store in L2 may wait too) runs on the task
+ * processor with its client parked, never on the worker thread.
  *
  * Asynchronous loads: a GET from the RESP front that needs its loader
  * (a miss, or a copy stale past its windows) does not wait on the worker
@@ -276,12 +278,7 @@ static void awaiter_deliver(struct awaiter *a, int rc, const char *val, size_t v
 	} else {
 		arc = reply_load_error(a->s, &b, rc, err);
 	}
-	if (arc != 0) {
-		buf_reset(&b);
-		(void)!resp_add_error(&b, "ERR out of memory building the reply");
-	}
-	a->defer->done(a->ticket, &b);
-	buf_free(&b);
+	tier_deliver_reply(a->defer, a->ticket, &b, arc);
 	free(a->stale);
 	free(a);
 }
@@ -537,12 +534,7 @@ static void sread_done(struct tier_wait *w, int rc, const char *val, size_t vlen
 		}
 		buf_init(&b, 0);
 		arc = rc > 0 ? resp_add_bulk(&b, val, vlen) : resp_add_null(&b);
-		if (arc) {
-			buf_reset(&b);
-			(void)!resp_add_error(&b, "ERR out of memory building the reply");
-		}
-		r->defer->done(r->ticket, &b);
-		buf_free(&b);
+		tier_deliver_reply(r->defer, r->ticket, &b, arc);
 	}
 	free(r);
 	strategies_release(ss);
@@ -599,9 +591,8 @@ static void load_parked(struct strat *s, const char *key, size_t klen, struct pe
 		free(a);
 		free(p->val);
 		buf_init(&b, 0);
-		(void)!resp_add_error(&b, "ERR out of memory starting a load");
-		defer->done(ticket, &b);
-		buf_free(&b);
+		tier_deliver_reply(defer, ticket, &b,
+				   resp_add_error(&b, "ERR out of memory starting a load"));
 		return;
 	}
 	aw->ticket = ticket;
@@ -1208,43 +1199,28 @@ static int write_one(struct strat *s, const char *key, size_t klen,
 	return 0;
 }
 
-int strategies_exec(struct strategies *ss, const char *name, const char *const *argv,
-		    const size_t *len, size_t argc, int first, int last, int step, bool write,
-		    struct buf *out)
+/*
+ * The write itself: SET, or DEL/UNLINK with at least one key covered by a
+ * writer strategy (s, the first). It may wait (the loader's write, the
+ * store in L2): the RESP front runs it on the task processor.
+ */
+static int strat_write(struct strategies *ss, struct strat *s, bool set, const char *const *argv,
+		       const size_t *len, size_t argc, struct buf *out)
 {
 	struct strat_capture caps[STRAT_MAX_CAPTURES];
-	struct strat *s = NULL;
 	int ncap, rc;
 	bool ok;
 
-	if (!write || first <= 0)
-		return TIER_LOCAL;
-	if (last < 0)
-		last = (int)argc + last;
-	/* does a strategy with a writer cover any of the keys? */
-	for (int i = first; i <= last && i < (int)argc; i += step > 0 ? step : 1) {
-		struct strat *m = match(ss, argv[i], len[i], caps, &ncap);
+	if (set) {
+		uint64_t ttl = 0;
 
-		if (m && m->c.write != HP_WRITE_NONE) {
-			s = m;
-			break;
-		}
-	}
-	if (!s)
-		return TIER_LOCAL;
-	if (strcmp(name, "set") == 0) {
-		uint64_t ttl;
-
-		if (parse_set(argv, len, argc, &ttl) != 0)
-			return resp_add_errorf(out, "ERR keys of strategy %s (write = %s) take "
-					       "SET key value [EX s|PX ms] only", s->c.name,
-					       s->c.write == HP_WRITE_THROUGH ? "through" : "behind");
+		(void)parse_set(argv, len, argc, &ttl);     /* checked by the caller */
 		match(ss, argv[1], len[1], caps, &ncap);
 		rc = write_one(s, argv[1], len[1], caps, ncap, argv[2], len[2],
 			       ttl ? ttl : s->c.ttl_ms + s->stale_ms, out, &ok);
 		return rc || !ok ? rc : resp_add_simple(out, "OK");
 	}
-	if (strcmp(name, "del") == 0 || strcmp(name, "unlink") == 0) {
+	{
 		long long n = 0;
 
 		for (size_t i = 1; i < argc; i++) {
@@ -1265,9 +1241,135 @@ int strategies_exec(struct strategies *ss, const char *name, const char *const *
 		}
 		return resp_add_int(out, n);
 	}
-	return resp_add_errorf(out, "ERR key covered by strategy %s (write = %s): only SET and DEL "
-			       "may change it", s->c.name,
-			       s->c.write == HP_WRITE_THROUGH ? "through" : "behind");
+}
+
+/* A write from the RESP front on the task processor, its client parked. */
+struct swrite {
+	struct strategies *ss;           /* held */
+	struct strat *s;
+	const struct resp_defer *defer;
+	void *ticket;                    /* NULL once answered */
+	bool set;
+	struct buf_argv *cmd;
+};
+
+static int swrite_run(void *arg, char *err, size_t errlen)
+{
+	struct swrite *w = arg;
+	struct buf b;
+
+	(void)err;
+	(void)errlen;
+	buf_init(&b, 0);
+	tier_deliver_reply(w->defer, w->ticket, &b,
+			   strat_write(w->ss, w->s, w->set, w->cmd->argv, w->cmd->len,
+				       (size_t)w->cmd->argc, &b));
+	w->ticket = NULL;
+	return 0;                        /* the client has the outcome: no retry */
+}
+
+static void swrite_free(void *arg)
+{
+	struct swrite *w = arg;
+	struct buf b;
+
+	if (w->ticket) {
+		/* dropped without running: the agent is stopping */
+		buf_init(&b, 0);
+		tier_deliver_reply(w->defer, w->ticket, &b,
+				   resp_add_error(&b, "ERR the agent is shutting down: nothing "
+						  "was written"));
+	}
+	free(w->cmd);
+	strategies_release(w->ss);
+	free(w);
+}
+
+/* Park the client and run the write on the task processor: TIER_PARKED,
+ * or an error appended when it may not park. */
+static int write_parked(struct strategies *ss, struct strat *s, bool set, const char *const *argv,
+			const size_t *len, size_t argc, struct buf *out,
+			const struct resp_defer *defer)
+{
+	struct task_spec spec = { .kind = "write", .run = swrite_run, .free = swrite_free,
+				  .prio = TASK_PRIO_HIGH, .max_attempts = 1 };
+	struct swrite *w = calloc(1, sizeof(*w));
+	struct buf b;
+	int rc;
+
+	if (w)
+		w->cmd = buf_argv_dup((int)argc, argv, len);
+	if (!w || !w->cmd) {
+		free(w);
+		return resp_add_error(out, "ERR out of memory");
+	}
+	w->ticket = defer->park(defer->arg);
+	if (!w->ticket) {
+		free(w->cmd);
+		free(w);
+		atomic_fetch_add(&s->park_refused, 1);
+		return tier_reply_park_refused(out, "writes");
+	}
+	atomic_fetch_add(&s->parked, 1);
+	w->ss = ss;
+	w->s = s;
+	w->defer = defer;
+	w->set = set;
+	strategies_hold(ss);
+	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(len[1] > 80 ? 80 : len[1]), argv[1]);
+	spec.arg = w;
+	rc = tasks_submit(ss->tasks, &spec);
+	if (rc != 0) {
+		/* not queued: still ours, nothing was written */
+		buf_init(&b, 0);
+		tier_deliver_reply(defer, w->ticket, &b,
+				   rc == -EAGAIN ? resp_add_error(&b, "BUSY the task queue is full "
+								  "(tasks.queue_max): nothing "
+								  "was written, retry later")
+						 : resp_add_error(&b, "ERR cannot queue the write"));
+		w->ticket = NULL;
+		swrite_free(w);
+	}
+	return TIER_PARKED;
+}
+
+int strategies_exec(struct strategies *ss, const char *name, const char *const *argv,
+		    const size_t *len, size_t argc, int first, int last, int step, bool write,
+		    struct buf *out, const struct resp_defer *defer)
+{
+	struct strat_capture caps[STRAT_MAX_CAPTURES];
+	struct strat *s = NULL;
+	uint64_t ttl;
+	int ncap;
+	bool set;
+
+	if (!write || first <= 0)
+		return TIER_LOCAL;
+	if (last < 0)
+		last = (int)argc + last;
+	/* does a strategy with a writer cover any of the keys? */
+	for (int i = first; i <= last && i < (int)argc; i += step > 0 ? step : 1) {
+		struct strat *m = match(ss, argv[i], len[i], caps, &ncap);
+
+		if (m && m->c.write != HP_WRITE_NONE) {
+			s = m;
+			break;
+		}
+	}
+	if (!s)
+		return TIER_LOCAL;
+	set = strcmp(name, "set") == 0;
+	if (!set && strcmp(name, "del") != 0 && strcmp(name, "unlink") != 0)
+		return resp_add_errorf(out, "ERR key covered by strategy %s (write = %s): only SET "
+				       "and DEL may change it", s->c.name,
+				       s->c.write == HP_WRITE_THROUGH ? "through" : "behind");
+	if (set && parse_set(argv, len, argc, &ttl) != 0)
+		return resp_add_errorf(out, "ERR keys of strategy %s (write = %s) take "
+				       "SET key value [EX s|PX ms] only", s->c.name,
+				       s->c.write == HP_WRITE_THROUGH ? "through" : "behind");
+	if (defer && ss->tasks)
+		return write_parked(ss, s, set, argv, len, argc, out, defer);
+	return strat_write(ss, s, set, argv, len, argc, out);
 }
 
 /* ---- lifecycle and stats ----------------------------------------------------------------- */

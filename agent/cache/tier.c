@@ -843,7 +843,7 @@ struct get_wait {
 	void *ticket;
 };
 
-static void deliver_reply(const struct resp_defer *defer, void *ticket, struct buf *b, int arc)
+void tier_deliver_reply(const struct resp_defer *defer, void *ticket, struct buf *b, int arc)
 {
 	if (arc != 0) {
 		buf_reset(b);
@@ -861,7 +861,7 @@ static void get_wait_done(struct tier_wait *w, int rc, const char *val, size_t v
 
 	buf_init(&b, 0);
 	read_reply(&b, rc, val, vlen, err);
-	deliver_reply(g->defer, g->ticket, &b, 0);
+	tier_deliver_reply(g->defer, g->ticket, &b, 0);
 	free(g);
 }
 
@@ -941,7 +941,7 @@ static void mget_key_done(struct mget *m)
 	if (atomic_fetch_sub(&m->left, 1) != 1)
 		return;
 	buf_init(&b, 0);
-	deliver_reply(m->defer, m->ticket, &b, mget_assemble(m, &b));
+	tier_deliver_reply(m->defer, m->ticket, &b, mget_assemble(m, &b));
 	mget_free(m);
 }
 
@@ -1152,7 +1152,7 @@ static void cmd_wait_done(void *arg, int rc, const struct redisReply *r, const c
 	struct buf b;
 
 	buf_init(&b, 0);
-	deliver_reply(w->defer, w->ticket, &b,
+	tier_deliver_reply(w->defer, w->ticket, &b,
 		      cmd_finish(w->t, w->write, rc, r, w->t0, w->nkeys, w->keys, w->klens, 0, -1,
 				 1, &b, err));
 	free(w);
@@ -1208,7 +1208,7 @@ static int cmd_front(struct tier *t, bool write, int argc, const char *const *ar
 			return tier_reply_park_refused(out, "L2");
 		}
 		buf_init(&b, 0);
-		deliver_reply(defer, w->ticket, &b,
+		tier_deliver_reply(defer, w->ticket, &b,
 			      rc == -EAGAIN ? resp_add_errorf(&b, "BUSY too many L2 requests "
 							      "waiting for Redis (redis.queue_max): "
 							      "retry later")
@@ -1340,7 +1340,8 @@ static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *na
 		} else if (strcmp(name, "mget") == 0) {
 			return mget_front(t, ss, argv, len, argc, out, defer);
 		} else {
-			rc = strategies_exec(ss, name, argv, len, argc, first, last, step, write, out);
+			rc = strategies_exec(ss, name, argv, len, argc, first, last, step, write, out,
+					     defer);
 			if (rc != TIER_LOCAL)
 				return rc;
 		}
@@ -1384,7 +1385,7 @@ static int inval_job_run(void *arg, char *err, size_t errlen)
 	int rc = tier_invalidate(j->t, j->pat, j->plen, j->scope, &res, err, errlen);
 
 	buf_init(&b, 0);
-	deliver_reply(j->defer, j->ticket, &b, inval_reply(j->t, &b, j->flush, rc, &res, err));
+	tier_deliver_reply(j->defer, j->ticket, &b, inval_reply(j->t, &b, j->flush, rc, &res, err));
 	j->ticket = NULL;
 	return 0;                        /* the client has the outcome: no retry */
 }
@@ -1397,7 +1398,7 @@ static void inval_job_free(void *arg)
 	if (j->ticket) {
 		/* dropped without running: the agent is stopping */
 		buf_init(&b, 0);
-		deliver_reply(j->defer, j->ticket, &b,
+		tier_deliver_reply(j->defer, j->ticket, &b,
 			      resp_add_error(&b, "ERR the agent is shutting down: nothing was "
 					     "invalidated"));
 	}
@@ -1440,7 +1441,7 @@ static int inval_front(struct tier *t, const char *pat, size_t plen, unsigned sc
 	if (rc != 0) {
 		/* not queued: still ours, nothing was done */
 		buf_init(&b, 0);
-		deliver_reply(defer, j->ticket, &b,
+		tier_deliver_reply(defer, j->ticket, &b,
 			      rc == -EAGAIN ? resp_add_error(&b, "BUSY the task queue is full "
 							     "(tasks.queue_max): nothing was "
 							     "invalidated, retry later")

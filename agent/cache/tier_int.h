@@ -32,6 +32,9 @@ int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val,
 /* The -BUSY a client gets when it may not park (resp.max_parked_clients),
  * waiting for "L2" or "loads". */
 int tier_reply_park_refused(struct buf *out, const char *waiting_for);
+/* Hand a parked client its reply b (arc: how building it went; an error
+ * replaces it if that failed), then free b's storage. */
+void tier_deliver_reply(const struct resp_defer *defer, void *ticket, struct buf *b, int arc);
 struct l1 *tier_l1(struct tier *t);
 /* Hand the strategies to the tier (NULL to take them back). */
 void tier_set_strategies(struct tier *t, struct strategies *s);
@@ -62,10 +65,13 @@ void strategies_tick(struct strategies *s);
 int strategies_get(struct strategies *s, const char *key, size_t klen, struct buf *out,
 		   const struct resp_defer *defer);
 /* A command from the RESP front: TIER_LOCAL if no strategy with a writer
- * covers its keys (the caller goes on), else 0 or -ENOBUFS/-ENOMEM. */
+ * covers its keys (the caller goes on), TIER_PARKED if `defer` (may be
+ * NULL) parked the client while the write runs on the task processor (the
+ * loader's write and the L2 store may wait; the reply goes to
+ * defer->done), else 0 or -ENOBUFS/-ENOMEM. */
 int strategies_exec(struct strategies *s, const char *name, const char *const *argv,
 		    const size_t *len, size_t argc, int first, int last, int step, bool write,
-		    struct buf *out);
+		    struct buf *out, const struct resp_defer *defer);
 /* Load one key through its strategy into the caches (warming):
  * 1 loaded, 0 no strategy with a loader covers it / not found, -errno. */
 int strategies_warm_key(struct strategies *s, const char *key, size_t klen, char *err,

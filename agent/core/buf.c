@@ -133,3 +133,27 @@ void buf_compact(struct buf *b)
 		b->off = 0;
 	}
 }
+
+struct buf_argv *buf_argv_dup(int argc, const char *const *argv, const size_t *len)
+{
+	struct buf_argv *a;
+	size_t bytes = 0;
+	char *p;
+
+	for (int i = 0; i < argc; i++)
+		bytes += len[i];
+	a = malloc(sizeof(*a) + (size_t)argc * (sizeof(char *) + sizeof(size_t)) + bytes);
+	if (!a)
+		return NULL;
+	a->argc = argc;
+	a->argv = (const char **)(a + 1);
+	a->len = (size_t *)(a->argv + argc);
+	p = (char *)(a->len + argc);
+	for (int i = 0; i < argc; i++) {
+		memcpy(p, argv[i], len[i]);
+		a->argv[i] = p;
+		a->len[i] = len[i];
+		p += len[i];
+	}
+	return a;
+}

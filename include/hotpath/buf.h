@@ -43,4 +43,16 @@ void buf_compact(struct buf *b);
 /* Drop everything but keep the allocation. */
 static inline void buf_reset(struct buf *b) { b->len = 0; b->off = 0; }
 
+/*
+ * A copy of an argument vector (a command that outlives the client's
+ * query buffer) in one allocation: the struct, the pointers, the lengths,
+ * then the bytes. The caller frees it with free(). NULL on ENOMEM.
+ */
+struct buf_argv {
+	int argc;
+	const char **argv;
+	size_t *len;
+};
+struct buf_argv *buf_argv_dup(int argc, const char *const *argv, const size_t *len);
+
 #endif

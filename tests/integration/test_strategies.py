@@ -459,6 +459,68 @@ def test_slow_load_does_not_delay_other_connections(pg, hotpath_factory):
     assert pg.sql("SELECT count(*) FROM calls") == "1"
 
 
+def test_slow_write_through_does_not_delay_other_connections(pg, hotpath_factory):
+    """One worker thread: a SET and a DEL of write-through keys wait a
+    second each for the loader's write; L1 hits of another connection on
+    the same worker are answered meanwhile, and a GET pipelined behind the
+    SET on its connection sees the new value."""
+    reset(pg, {3: "old"})
+    pg.sql("CREATE OR REPLACE FUNCTION slow_put(k int, v text) RETURNS void LANGUAGE sql AS "
+           "$$ SELECT pg_sleep(1); INSERT INTO users VALUES (k, v) ON CONFLICT (id) "
+           "DO UPDATE SET data = v $$")
+    pg.sql("CREATE OR REPLACE FUNCTION slow_del(k int) RETURNS void LANGUAGE sql AS "
+           "$$ SELECT pg_sleep(1); DELETE FROM users WHERE id = k $$")
+    dm = hotpath_factory("""
+[loader.sw]
+dsn = %s
+query = SELECT data FROM users WHERE id = $1::int
+write_query = SELECT slow_put($1::int, $2)
+delete_query = SELECT slow_del($1::int)
+timeout = 10s
+[strategy.sw]
+pattern = w:*
+loader = sw
+write = through
+ttl = 60s
+[core]
+workers = 1
+""" % dsn(pg))
+    other = dm.redis()
+    other.set("plain", "p")
+    got = {}
+
+    def pipe():
+        from test_l2_async import send_raw
+        from conftest import encode
+        got["set"] = send_raw(dm.resp_port, encode("SET", "w:3", "new") + encode("GET", "w:3"),
+                              2)
+
+    def delete():
+        got["del"] = dm.redis().delete("w:4")
+
+    ts = [threading.Thread(target=pipe), threading.Thread(target=delete)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    assert wait_until(lambda: blocked_clients(other) == 2, 2)
+    worst, n = 0.0, 0
+    while time.time() < t0 + 0.8:
+        s0 = time.time()
+        assert other.get("plain") == b"p"
+        worst = max(worst, time.time() - s0)
+        n += 1
+        time.sleep(0.005)
+    for t in ts:
+        t.join(15)
+    assert n >= 20 and worst < 0.25, (n, worst)
+    assert got["set"] == ["+OK", b"new"], got
+    assert got["del"] == 0, got
+    assert pg.sql("SELECT data FROM users WHERE id = 3") == "new"
+    assert other.get("w:3") == b"new"
+    s, _ = strat(dm, "sw")
+    assert s["parked"] >= 2, s
+
+
 def test_pipelined_replies_keep_their_order_behind_a_load(pg, hotpath_factory):
     reset(pg, {8: "eight", 9: "nine"})
     dm = hotpath_factory(slow_ini(pg, 0.3))

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include "hotpath/buf.h"
@@ -61,12 +62,34 @@ static void test_overflow_sizes(void **state)
 	buf_free(&b);
 }
 
+/* A command copied in one block outlives its source, NUL bytes included. */
+static void test_argv_dup(void **state)
+{
+	char src[3][8] = { "SET", "k\0y", "" };
+	const char *argv[3] = { src[0], src[1], src[2] };
+	size_t len[3] = { 3, 3, 0 };
+	struct buf_argv *a;
+
+	(void)state;
+	a = buf_argv_dup(3, argv, len);
+	assert_non_null(a);
+	memset(src, 'x', sizeof(src));
+	assert_int_equal(a->argc, 3);
+	assert_int_equal(a->len[0], 3);
+	assert_memory_equal(a->argv[0], "SET", 3);
+	assert_int_equal(a->len[1], 3);
+	assert_memory_equal(a->argv[1], "k\0y", 3);
+	assert_int_equal(a->len[2], 0);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_and_consume),
 		cmocka_unit_test(test_hard_limit),
 		cmocka_unit_test(test_overflow_sizes),
+		cmocka_unit_test(test_argv_dup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
