@@ -1112,7 +1112,8 @@ static __noinline __u32 pg_tail_rows(const char *t, __u32 n)
  * check of a stack destination is a bounds test where a heap one walks the
  * slab (half the cost of the copy, in perf, when it went to the scratch).
  */
-#define HEAD_SMALL 16
+#define HEAD_SMALL 16            /* HTTP status line, RESP type byte */
+#define HEAD_PG 32               /* a PostgreSQL response's first messages */
 
 static __noinline void on_reply_head(struct obs_conn *cn, const char *b, __u32 n, __u64 now)
 {
@@ -1144,29 +1145,30 @@ static __noinline void on_reply_head(struct obs_conn *cn, const char *b, __u32 n
 
 /* PostgreSQL: a response ends with ReadyForQuery; ErrorResponse may come
  * among its first messages, CommandComplete's row count just before Z. */
-static __noinline void on_pg_reply(struct obs_conn *cn, struct obs_scratch_buf *s, __u32 n,
+static __noinline void on_pg_reply(struct obs_conn *cn, const char *b, __u32 n,
 				   const struct obs_iov_view *v, __u64 now)
 {
 	struct obs_fifo_ent *e;
 	char t[TAIL] = {};
 	__u32 at = 0, tn;
 
-	if (!cn->len)
+	if (!cn->len || n > HEAD_PG)
 		return;
-	/* ErrorResponse among the first messages (after 1/2/n/t/T). */
+	/* ErrorResponse among the first messages (after 1/2/n/3, five
+	 * bytes each: within HEAD_PG). */
 	for (int i = 0; i < 4; i++) {
 		__u8 c;
 
-		if (at + 5 > n || at >= PEEK)
+		if (at + 5 > n)
 			break;
-		c = s->b[IDX(at, 1023)];
+		c = b[IDX(at, 31)];
 		if (c == 'E') {
 			cn->pg_err = 1;
 			break;
 		}
 		if (c != '1' && c != '2' && c != 'n' && c != '3')
 			break;
-		at += 1 + be32(&s->b[IDX(at + 1, 511)]);
+		at += 1 + be32(&b[IDX(at + 1, 31)]);
 	}
 	tn = read_tail(v, v->moved, t);
 	if (tn < 6 || tn > TAIL)
@@ -1203,18 +1205,29 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 		return 0;
 	st->ts = bpf_ktime_get_ns();
 	request = cn->dir == OBS_DIR_IN ? !st->is_write : st->is_write;
-	if (!request && cn->protocol != OBS_PROTO_POSTGRES) {
-		char h[HEAD_SMALL];
+	if (!request) {
+		/* A response's head, read onto the stack (a PostgreSQL
+		 * response's first messages, for an ErrorResponse, and its
+		 * tail, for ReadyForQuery); nothing while no request is
+		 * outstanding. The 8 bytes past HEAD_PG are room for the
+		 * verifier's view of a masked 4-byte read. */
+		char h[HEAD_PG + 8];
 
 		if (!cn->len)
-			return 0;       /* nothing outstanding: no need to look */
-		n = v.len0 < (__u64)ret ? (__u32)v.len0 : (__u32)ret;
-		if (n > HEAD_SMALL)
-			n = HEAD_SMALL;
-		n = IDX(n, 31);
-		if (!n || n > HEAD_SMALL || bpf_probe_read_user(h, n, (void *)v.base0))
 			return 0;
-		on_reply_head(cn, h, n, st->ts);
+		n = v.len0 < (__u64)ret ? (__u32)v.len0 : (__u32)ret;
+		want = cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL;
+		if (n > want)
+			n = want;
+		n = IDX(n, 63);
+		if (!n || n > HEAD_PG || bpf_probe_read_user(h, n, (void *)v.base0))
+			return 0;
+		if (cn->protocol == OBS_PROTO_POSTGRES) {
+			v.moved = (__u64)ret;
+			on_pg_reply(cn, h, n, &v, st->ts);
+		} else {
+			on_reply_head(cn, h, n, st->ts);
+		}
 		return 0;
 	}
 	if (request && cn->protocol == OBS_PROTO_HTTP &&
@@ -1224,20 +1237,12 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 0;
-	if (request) {
-		want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
-		       OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
-		n = read_head(&v, (__u64)ret, s, want);
-		if (!n)
-			return 0;
-		on_request(cn, s, n, st->ts);   /* may settle AUTO as NONE */
-	} else {
-		n = read_head(&v, (__u64)ret, s, PEEK);
-		if (!n)
-			return 0;
-		v.moved = (__u64)ret;
-		on_pg_reply(cn, s, n, &v, st->ts);
-	}
+	want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
+	       OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
+	n = read_head(&v, (__u64)ret, s, want);
+	if (!n)
+		return 0;
+	on_request(cn, s, n, st->ts);   /* may settle AUTO as NONE */
 	return 0;
 }
 
