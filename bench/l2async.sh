@@ -1,14 +1,17 @@
 #!/bin/bash
-# bench/l2async.sh - GETs that miss L1 and hit L2 (Redis), and GETs that
-# hit L1 with an L2 configured, through two hotpathd builds side by side:
-# BASE (e.g. a worktree of main before the L2 dispatcher, whose workers
-# made a blocking round trip to Redis per miss) and OUT (this tree), in
-# front of one redis-server holding every key.
+# bench/l2async.sh - GETs that miss L1 and hit L2 (Redis), GETs that hit
+# L1 with an L2 configured, and writes through to Redis (SET, INCR),
+# through two hotpathd builds side by side: BASE (e.g. a worktree of main
+# before the L2 dispatcher, whose workers made a blocking round trip to
+# Redis per miss and per write) and OUT (this tree), in front of one
+# redis-server holding every key.
 #
 # Misses: l1_ttl = 1ms and tracking off, so a value copied into L1 is gone
 # before the same key (of -r KEYS random keys) comes again: every GET is
 # an L1 miss answered from Redis (the script prints each build's L1 hit
 # share to show it). Hits: l1_ttl = 1h, the keys read once first.
+# Writes (cases set, incr): redis-benchmark -t set / -t incr over -r KEYS
+# keys; each is sent to Redis and its key dropped from L1 before the reply.
 # redis-benchmark -c CONNS, unpipelined and -P 16; servers (both
 # hotpathds and Redis) on SERVER_CPU, the client on CLIENT_CPU; the two
 # builds alternate, median of RUNS. Prints GET/s, p99 and new/base.
@@ -16,6 +19,7 @@
 #   BASE=/work/asyncl2-base/build bench/l2async.sh       # RUNS=3 N=200000 CONNS=200
 #   RUNS=5 CONNS=500 BASE=... bench/l2async.sh
 #   CASES=hit RUNS=7 BASE=... bench/l2async.sh             # one case only
+#   CASES="set incr" RUNS=5 BASE=... bench/l2async.sh      # the writes
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
@@ -26,7 +30,7 @@ N=${N:-200000}
 CONNS=${CONNS:-200}
 KEYS=${KEYS:-100000}
 WORKERS=${WORKERS:-2}
-CASES=${CASES:-miss hit}
+CASES=${CASES:-miss hit set incr}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 tmp=$(mktemp -d)
@@ -73,8 +77,8 @@ INI
 	HP=$hp; AP=$ap
 }
 
-bench() {  # port pipeline -> "rps p99"
-	taskset -c "$CLIENT_CPU" redis-benchmark -p "$1" -t get -n "$N" -c "$CONNS" -P "$2" \
+bench() {  # port pipeline test -> "rps p99"
+	taskset -c "$CLIENT_CPU" redis-benchmark -p "$1" -t "$3" -n "$N" -c "$CONNS" -P "$2" \
 		-r "$KEYS" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR==2 {print $2, $7}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -98,6 +102,7 @@ printf '%-5s %-3s | %12s %8s | %12s %8s | %6s | %s\n' case P base_rps p99_ms new
 	'L1 share base/new'
 for c in $CASES; do
 	ttl=1ms; [ "$c" = hit ] && ttl=1h
+	t=get; case $c in set|incr) t=$c ;; esac
 	start "base-$c" "$BASE" "$ttl"; bport=$HP; bapi=$AP
 	start "new-$c" "$OUT" "$ttl"; nport=$HP; napi=$AP
 	if [ "$c" = hit ]; then  # every key into L1 first
@@ -109,8 +114,8 @@ for c in $CASES; do
 		: > "$tmp/b"; : > "$tmp/n"
 		b0=$(reads "$bapi"); n0=$(reads "$napi")
 		for _ in $(seq "$RUNS"); do
-			bench "$bport" "$P" | tee -a "$tmp/b.all" >> "$tmp/b"
-			bench "$nport" "$P" | tee -a "$tmp/n.all" >> "$tmp/n"
+			bench "$bport" "$P" "$t" | tee -a "$tmp/b.all" >> "$tmp/b"
+			bench "$nport" "$P" "$t" | tee -a "$tmp/n.all" >> "$tmp/n"
 		done
 		br=$(cut -d' ' -f1 "$tmp/b" | median); bp=$(cut -d' ' -f2 "$tmp/b" | median)
 		nr=$(cut -d' ' -f1 "$tmp/n" | median); np=$(cut -d' ' -f2 "$tmp/n" | median)
