@@ -1247,54 +1247,35 @@ static int strat_write(struct strategies *ss, struct strat *s, bool set, const c
 struct swrite {
 	struct strategies *ss;           /* held */
 	struct strat *s;
-	const struct resp_defer *defer;
-	void *ticket;                    /* NULL once answered */
 	bool set;
 	struct buf_argv *cmd;
 };
 
-static int swrite_run(void *arg, char *err, size_t errlen)
+static int swrite_run(void *arg, struct buf *out)
 {
 	struct swrite *w = arg;
-	struct buf b;
 
-	(void)err;
-	(void)errlen;
-	buf_init(&b, 0);
-	tier_deliver_reply(w->defer, w->ticket, &b,
-			   strat_write(w->ss, w->s, w->set, w->cmd->argv, w->cmd->len,
-				       (size_t)w->cmd->argc, &b));
-	w->ticket = NULL;
-	return 0;                        /* the client has the outcome: no retry */
+	return strat_write(w->ss, w->s, w->set, w->cmd->argv, w->cmd->len, (size_t)w->cmd->argc,
+			   out);
 }
 
 static void swrite_free(void *arg)
 {
 	struct swrite *w = arg;
-	struct buf b;
 
-	if (w->ticket) {
-		/* dropped without running: the agent is stopping */
-		buf_init(&b, 0);
-		tier_deliver_reply(w->defer, w->ticket, &b,
-				   resp_add_error(&b, "ERR the agent is shutting down: nothing "
-						  "was written"));
-	}
 	free(w->cmd);
 	strategies_release(w->ss);
 	free(w);
 }
 
-/* Park the client and run the write on the task processor: TIER_PARKED,
- * or an error appended when it may not park. */
 static int write_parked(struct strategies *ss, struct strat *s, bool set, const char *const *argv,
 			const size_t *len, size_t argc, struct buf *out,
 			const struct resp_defer *defer)
 {
-	struct task_spec spec = { .kind = "write", .run = swrite_run, .free = swrite_free,
-				  .prio = TASK_PRIO_HIGH, .max_attempts = 1 };
+	struct tier_park_job job = { .kind = "write", .waiting_for = "writes",
+				     .undone = "written", .run = swrite_run,
+				     .release = swrite_free };
 	struct swrite *w = calloc(1, sizeof(*w));
-	struct buf b;
 	int rc;
 
 	if (w)
@@ -1303,34 +1284,14 @@ static int write_parked(struct strategies *ss, struct strat *s, bool set, const 
 		free(w);
 		return resp_add_error(out, "ERR out of memory");
 	}
-	w->ticket = defer->park(defer->arg);
-	if (!w->ticket) {
-		free(w->cmd);
-		free(w);
-		atomic_fetch_add(&s->park_refused, 1);
-		return tier_reply_park_refused(out, "writes");
-	}
-	atomic_fetch_add(&s->parked, 1);
 	w->ss = ss;
 	w->s = s;
-	w->defer = defer;
 	w->set = set;
 	strategies_hold(ss);
-	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(len[1] > 80 ? 80 : len[1]), argv[1]);
-	spec.arg = w;
-	rc = tasks_submit(ss->tasks, &spec);
-	if (rc != 0) {
-		/* not queued: still ours, nothing was written */
-		buf_init(&b, 0);
-		tier_deliver_reply(defer, w->ticket, &b,
-				   rc == -EAGAIN ? resp_add_error(&b, "BUSY the task queue is full "
-								  "(tasks.queue_max): nothing "
-								  "was written, retry later")
-						 : resp_add_error(&b, "ERR cannot queue the write"));
-		w->ticket = NULL;
-		swrite_free(w);
-	}
-	return TIER_PARKED;
+	job.arg = w;
+	rc = tier_park_task(ss->tasks, defer, &job, argv[1], len[1], out);
+	atomic_fetch_add(rc == TIER_PARKED ? &s->parked : &s->park_refused, 1);
+	return rc;
 }
 
 int strategies_exec(struct strategies *ss, const char *name, const char *const *argv,

@@ -1349,6 +1349,84 @@ static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *na
 	return TIER_LOCAL;
 }
 
+/* ---- work that may wait, for a parked client, on the task processor ---------- */
+
+struct ptask {
+	struct tier_park_job job;
+	const struct resp_defer *defer;
+	void *ticket;                    /* NULL once answered */
+};
+
+static int ptask_run(void *arg, char *err, size_t errlen)
+{
+	struct ptask *p = arg;
+	struct buf b;
+
+	(void)err;
+	(void)errlen;
+	buf_init(&b, 0);
+	tier_deliver_reply(p->defer, p->ticket, &b, p->job.run(p->job.arg, &b));
+	p->ticket = NULL;
+	return 0;                        /* the client has the outcome: no retry */
+}
+
+static void ptask_free(void *arg)
+{
+	struct ptask *p = arg;
+	struct buf b;
+
+	if (p->ticket) {
+		/* dropped without running: the agent is stopping */
+		buf_init(&b, 0);
+		tier_deliver_reply(p->defer, p->ticket, &b,
+				   resp_add_errorf(&b, "ERR the agent is shutting down: nothing "
+						   "was %s", p->job.undone));
+	}
+	p->job.release(p->job.arg);
+	free(p);
+}
+
+int tier_park_task(struct tasks *tasks, const struct resp_defer *defer,
+		   const struct tier_park_job *job, const char *label, size_t llen,
+		   struct buf *out)
+{
+	struct task_spec spec = { .kind = job->kind, .run = ptask_run, .free = ptask_free,
+				  .prio = TASK_PRIO_HIGH, .max_attempts = 1 };
+	struct ptask *p = malloc(sizeof(*p));
+	struct buf b;
+	int rc;
+
+	if (!p) {
+		job->release(job->arg);
+		return resp_add_error(out, "ERR out of memory");
+	}
+	p->job = *job;
+	p->defer = defer;
+	p->ticket = defer->park(defer->arg);
+	if (!p->ticket) {
+		free(p);
+		job->release(job->arg);
+		return tier_reply_park_refused(out, job->waiting_for);
+	}
+	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(llen > 80 ? 80 : llen), label);
+	spec.arg = p;
+	rc = tasks_submit(tasks, &spec);
+	if (rc != 0) {
+		/* not queued: still ours, nothing was done */
+		buf_init(&b, 0);
+		tier_deliver_reply(defer, p->ticket, &b,
+				   rc == -EAGAIN ? resp_add_errorf(&b, "BUSY the task queue is full "
+								   "(tasks.queue_max): nothing "
+								   "was %s, retry later",
+								   job->undone)
+						 : resp_add_errorf(&b, "ERR cannot queue the task: "
+								   "nothing was %s", job->undone));
+		p->ticket = NULL;
+		ptask_free(p);
+	}
+	return TIER_PARKED;
+}
+
 /*
  * A pattern invalidation or a flush from the RESP front. It makes blocking
  * round trips to every master (SCAN + UNLINK, then PUBLISH), so when the
@@ -1358,8 +1436,6 @@ static int tier_exec_strat(struct tier *t, struct strategies *ss, const char *na
  */
 struct inval_job {
 	struct tier *t;
-	const struct resp_defer *defer;
-	void *ticket;                    /* NULL once answered */
 	unsigned scope;
 	bool flush;                      /* FLUSHALL/FLUSHDB: +OK */
 	size_t plen;
@@ -1377,80 +1453,46 @@ static int inval_reply(struct tier *t, struct buf *out, bool flush, int rc,
 	return resp_add_int(out, (long long)(res->l1_deleted + res->l2_deleted));
 }
 
-static int inval_job_run(void *arg, char *err, size_t errlen)
+static int inval_run(struct tier *t, const char *pat, size_t plen, unsigned scope, bool flush,
+		     struct buf *out)
 {
-	struct inval_job *j = arg;
 	struct tier_inval_result res;
-	struct buf b;
-	int rc = tier_invalidate(j->t, j->pat, j->plen, j->scope, &res, err, errlen);
+	char err[TIER_ERR];
+	int rc = tier_invalidate(t, pat, plen, scope, &res, err, sizeof(err));
 
-	buf_init(&b, 0);
-	tier_deliver_reply(j->defer, j->ticket, &b, inval_reply(j->t, &b, j->flush, rc, &res, err));
-	j->ticket = NULL;
-	return 0;                        /* the client has the outcome: no retry */
+	return inval_reply(t, out, flush, rc, &res, err);
 }
 
-static void inval_job_free(void *arg)
+static int inval_job_run(void *arg, struct buf *out)
 {
 	struct inval_job *j = arg;
-	struct buf b;
 
-	if (j->ticket) {
-		/* dropped without running: the agent is stopping */
-		buf_init(&b, 0);
-		tier_deliver_reply(j->defer, j->ticket, &b,
-			      resp_add_error(&b, "ERR the agent is shutting down: nothing was "
-					     "invalidated"));
-	}
-	free(j);
+	return inval_run(j->t, j->pat, j->plen, j->scope, j->flush, out);
 }
 
 static int inval_front(struct tier *t, const char *pat, size_t plen, unsigned scope, bool flush,
 		       struct buf *out, const struct resp_defer *defer)
 {
-	struct task_spec spec = { .kind = "invalidate", .run = inval_job_run,
-				  .free = inval_job_free, .prio = TASK_PRIO_HIGH,
-				  .max_attempts = 1 };
-	struct tier_inval_result res;
+	struct tier_park_job job = { .kind = "invalidate", .waiting_for = "L2",
+				     .undone = "invalidated", .run = inval_job_run, .release = free };
 	struct inval_job *j;
-	char err[TIER_ERR];
-	struct buf b;
 	int rc;
 
-	if (!defer || !t->tasks || !t->l2 || !(scope & (TIER_SCOPE_L2 | TIER_SCOPE_PEERS))) {
-		rc = tier_invalidate(t, pat, plen, scope, &res, err, sizeof(err));
-		return inval_reply(t, out, flush, rc, &res, err);
-	}
+	if (!defer || !t->tasks || !t->l2 || !(scope & (TIER_SCOPE_L2 | TIER_SCOPE_PEERS)))
+		return inval_run(t, pat, plen, scope, flush, out);
 	j = malloc(sizeof(*j) + plen);
 	if (!j)
 		return resp_add_error(out, "ERR out of memory");
 	j->t = t;
-	j->defer = defer;
 	j->scope = scope;
 	j->flush = flush;
 	j->plen = plen;
 	memcpy(j->pat, pat, plen);
-	snprintf(spec.label, sizeof(spec.label), "%.*s", (int)(plen > 80 ? 80 : plen), pat);
-	spec.arg = j;
-	j->ticket = defer->park(defer->arg);
-	if (!j->ticket) {
-		free(j);
-		return tier_reply_park_refused(out, "L2");
-	}
-	rc = tasks_submit(t->tasks, &spec);
-	if (rc != 0) {
-		/* not queued: still ours, nothing was done */
-		buf_init(&b, 0);
-		tier_deliver_reply(defer, j->ticket, &b,
-			      rc == -EAGAIN ? resp_add_error(&b, "BUSY the task queue is full "
-							     "(tasks.queue_max): nothing was "
-							     "invalidated, retry later")
-					    : resp_add_error(&b, "ERR cannot queue the invalidation"));
-		free(j);
-		return TIER_PARKED;
-	}
-	atomic_fetch_add(&t->l2_parked, 1);
-	return TIER_PARKED;
+	job.arg = j;
+	rc = tier_park_task(t->tasks, defer, &job, pat, plen, out);
+	if (rc == TIER_PARKED)
+		atomic_fetch_add(&t->l2_parked, 1);
+	return rc;
 }
 
 int tier_exec(struct tier *t, const char *name, const char *const *argv, const size_t *len,

@@ -32,6 +32,28 @@ int tier_l2_write(struct tier *t, const char *key, size_t klen, const char *val,
 /* The -BUSY a client gets when it may not park (resp.max_parked_clients),
  * waiting for "L2" or "loads". */
 int tier_reply_park_refused(struct buf *out, const char *waiting_for);
+/*
+ * Work that may wait (blocking round trips) for a RESP client: the client
+ * is parked and run(arg, out) goes to the task processor (high priority,
+ * one attempt); the reply it builds in out is handed to the client.
+ * release(arg) runs exactly once, after run or instead of it (the client
+ * then hears "nothing was <undone>": task queue full, shutdown).
+ * tier_park_task returns TIER_PARKED, or, when the client may not park
+ * (-BUSY ... waiting for <waiting_for>) or on ENOMEM, what appending that
+ * error to out returned.
+ */
+struct tier_park_job {
+	const char *kind;                /* the task's kind (static) */
+	const char *waiting_for;         /* "L2", "writes" */
+	const char *undone;              /* "invalidated", "written" */
+	int (*run)(void *arg, struct buf *out);
+	void (*release)(void *arg);
+	void *arg;
+};
+struct tasks;
+int tier_park_task(struct tasks *tasks, const struct resp_defer *defer,
+		   const struct tier_park_job *job, const char *label, size_t llen,
+		   struct buf *out);
 /* Hand a parked client its reply b (arc: how building it went; an error
  * replaces it if that failed), then free b's storage. */
 void tier_deliver_reply(const struct resp_defer *defer, void *ticket, struct buf *b, int arc);

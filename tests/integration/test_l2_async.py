@@ -26,6 +26,21 @@ def one_worker(port, **extra):
     return "[core]\nworkers = 1\n" + l2_ini(port, **kw)
 
 
+def hot_agent(hotpath_factory, redis_proc, **kw):
+    """A redis-server and a one-worker agent in front of it (l1_ttl 1h and
+    `kw`) holding "hot" = b"h" in L1: (Redis, a client of Redis, the agent,
+    a client of the agent)."""
+    rp = redis_proc()
+    direct = rp.client()
+    kw.setdefault("l1_ttl", "1h")
+    hp = hotpath_factory(one_worker(rp.port, **kw))
+    assert tracking_up(hp)
+    direct.set("hot", "h")
+    fast = hp.redis()
+    assert fast.get("hot") == b"h"                 # now in L1
+    return rp, direct, hp, fast
+
+
 class Stall:
     """SIGSTOP the redis-server for `secs`, then SIGCONT (also on exit)."""
 
@@ -69,6 +84,30 @@ def stalled_hits(rp, fast, key, want, jobs):
         for t in ts:
             t.join(10)
     return worst, n
+
+
+def stalled_calls(hp, rp, fast, keys, call):
+    """Freeze Redis for STALL; meanwhile call(client, key) for each key on a
+    connection of its own, and GET "hot" (an L1 hit holding b"h") on `fast`.
+    The worst hit latency, and {key: (reply or error text, seconds)}."""
+    results = {}
+
+    def one(k):
+        c = hp.redis()
+        s = time.time()
+        try:
+            results[k] = (call(c, k), time.time() - s)
+        except redis.exceptions.ResponseError as e:
+            results[k] = (str(e), time.time() - s)
+
+    with Stall(rp) as st:
+        ts = [threading.Thread(target=one, args=(k,)) for k in keys]
+        for t in ts:
+            t.start()
+        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
+        for t in ts:
+            t.join(10)
+    return worst, results
 
 
 def test_stalled_l2_does_not_delay_l1_hits(hotpath_factory, redis_proc):
@@ -233,32 +272,10 @@ def test_mget_one_batch_and_single_flight(hotpath_factory, redis_proc):
 
 
 def test_queue_full_refuses_fast_and_loses_nothing(hotpath_factory, redis_proc):
-    rp = redis_proc()
-    direct = rp.client()
-    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", queue_max="16"))
-    assert tracking_up(hp)
-    direct.set("hot", "h")
+    rp, direct, hp, fast = hot_agent(hotpath_factory, redis_proc, queue_max="16")
     keys = ["q%d" % i for i in range(48)]
     direct.mset({k: "v" + k for k in keys})
-    fast = hp.redis()
-    assert fast.get("hot") == b"h"
-    results = {}
-
-    def get(k):
-        c = hp.redis()
-        s = time.time()
-        try:
-            results[k] = (c.get(k), time.time() - s)
-        except redis.exceptions.ResponseError as e:
-            results[k] = (str(e), time.time() - s)
-
-    with Stall(rp) as st:
-        ts = [threading.Thread(target=get, args=(k,)) for k in keys]
-        for t in ts:
-            t.start()
-        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
-        for t in ts:
-            t.join(10)
+    worst, results = stalled_calls(hp, rp, fast, keys, lambda c, k: c.get(k))
     assert worst < 0.25 * STALL, worst
     busy = [k for k, (v, _) in results.items() if isinstance(v, str)]
     ok = [k for k, (v, _) in results.items() if not isinstance(v, str)]
@@ -324,15 +341,9 @@ def test_stall_longer_than_command_timeout(hotpath_factory, redis_proc):
     """Redis frozen past command_timeout: the parked misses fail with
     -L2DOWN after about command_timeout (not after the stall), L1 hits go
     on, and once Redis is back the dispatcher reconnects and reads again."""
-    rp = redis_proc()
-    direct = rp.client()
-    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", command_timeout="300ms",
-                                    breaker_open_time="200ms"))
-    assert tracking_up(hp)
-    direct.set("hot", "h")
+    rp, direct, hp, fast = hot_agent(hotpath_factory, redis_proc, command_timeout="300ms",
+                                     breaker_open_time="200ms")
     direct.set("cold", "c")
-    fast = hp.redis()
-    assert fast.get("hot") == b"h"
     res = {}
 
     def miss():
@@ -489,13 +500,7 @@ def test_stalled_commands_of_every_family_do_not_delay_l1_hits(hotpath_factory, 
     client: another client's L1 hits on the one worker go on. Once Redis
     answers, every command got its own reply, and no tier serves a value
     a write replaced."""
-    rp = redis_proc()
-    direct = rp.client()
-    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", slow_call="10s"))
-    assert tracking_up(hp)
-    direct.set("hot", "h")
-    fast = hp.redis()
-    assert fast.get("hot") == b"h"
+    rp, direct, hp, fast = hot_agent(hotpath_factory, redis_proc, slow_call="10s")
     setup_families(direct, fast)
     got = {}
 
@@ -598,32 +603,11 @@ def test_stalled_flushall_parks_only_its_client(hotpath_factory, redis_proc):
 def test_queue_full_refuses_writes_and_changes_nothing(hotpath_factory, redis_proc):
     """Past redis.queue_max a forwarded write is refused at once with -BUSY
     and does not reach Redis; the writes the queue took are applied."""
-    rp = redis_proc()
-    direct = rp.client()
-    hp = hotpath_factory(one_worker(rp.port, l1_ttl="1h", queue_max="16",
-                                    slow_call="10s"))
-    assert tracking_up(hp)
-    direct.set("hot", "h")
-    fast = hp.redis()
-    assert fast.get("hot") == b"h"
+    rp, direct, hp, fast = hot_agent(hotpath_factory, redis_proc, queue_max="16",
+                                     slow_call="10s")
     keys = ["ctr%d" % i for i in range(48)]
-    results = {}
-
-    def incr(k):
-        c = hp.redis()
-        s = time.time()
-        try:
-            results[k] = (c.execute_command("INCRBY", k, "7"), time.time() - s)
-        except redis.exceptions.ResponseError as e:
-            results[k] = (str(e), time.time() - s)
-
-    with Stall(rp) as st:
-        ts = [threading.Thread(target=incr, args=(k,)) for k in keys]
-        for t in ts:
-            t.start()
-        worst, n = hit_latencies(fast, "hot", b"h", st.t0 + STALL * 0.8)
-        for t in ts:
-            t.join(10)
+    worst, results = stalled_calls(hp, rp, fast, keys,
+                                   lambda c, k: c.execute_command("INCRBY", k, "7"))
     assert worst < 0.25 * STALL, worst
     busy = [k for k, (v, _) in results.items() if isinstance(v, str)]
     ok = [k for k, (v, _) in results.items() if not isinstance(v, str)]
