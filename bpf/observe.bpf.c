@@ -392,18 +392,37 @@ static __always_inline int view_init(const struct obs_pending *st, struct obs_io
 	return 0;
 }
 
-/* Copy up to `want` (<= SCRATCH) head bytes of a `moved`-byte transfer into
- * s->b. Returns the number copied. */
-static __always_inline __u32 read_head(const struct obs_iov_view *v, __u64 moved,
-				       struct obs_scratch_buf *s, __u32 want)
+#define STAGE 128                /* a short head goes through the stack (power of two) */
+
+/*
+ * Copy up to `want` (<= SCRATCH) head bytes of a `moved`-byte transfer into
+ * s->b. Returns the number copied. bpf_probe_read_user() into a map value
+ * pays the kernel's hardened-usercopy check of a heap object on every call
+ * (__check_object_size, __virt_addr_valid: more than the copy of a short
+ * request); into the stack it is a bounds test. So a head of up to STAGE
+ * bytes is read onto this function's stack and copied on with
+ * bpf_probe_read_kernel(), which checks nothing of the kind; a longer one
+ * is read in place. Not inlined: the stage is off the stack while the
+ * caller goes on to hash (the frames of a call chain share 512 bytes).
+ */
+static __noinline __u32 read_head(const struct obs_iov_view *v, __u64 moved,
+				  struct obs_scratch_buf *s, __u32 want)
 {
 	__u64 n = v->len0 < moved ? v->len0 : moved;
+	char stage[STAGE];
 
 	if (n > want)
 		n = want;
 	n &= SCRATCH - 1;
 	if (!n)
 		return 0;
+	if (n <= STAGE) {
+		n = IDX(n, 255);
+		if (!n || n > STAGE || bpf_probe_read_user(stage, n, (void *)v->base0) ||
+		    bpf_probe_read_kernel(s->b, n, stage))
+			return 0;
+		return (__u32)n;
+	}
 	if (bpf_probe_read_user(s->b, n, (void *)v->base0))
 		return 0;
 	return (__u32)n;
