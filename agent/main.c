@@ -212,8 +212,13 @@ static void reload(struct daemon_state *st)
 	pooler_reload(d->pooler, nc);
 	pgadvise_reload(d->advisor, nc);
 	if (d->l0 && nc->l0_enabled != d->cfg->l0_enabled) {
-		l0_set_enabled(d->l0, nc->l0_enabled);
-		log_info("reload: L0 %s", nc->l0_enabled ? "switched on" : "switched off and emptied");
+		char why[200];
+
+		if (l0_set_enabled(d->l0, nc->l0_enabled, why, sizeof(why)) != 0)
+			log_warn("reload: L0 stays off: %s", why);
+		else
+			log_info("reload: L0 %s", nc->l0_enabled ? "switched on" :
+				 "switched off and emptied");
 	}
 	pthread_rwlock_wrlock(&d->cfg_lock);
 	old = d->cfg;
@@ -477,7 +482,7 @@ int main(int argc, char **argv)
 	if (d->l0) {
 		l0_set_port(d->l0, resp_server_port(d->resp));
 		log_info("l0: kernel tier %s (up to %u keys of at most %llu bytes)",
-			 d->cfg->l0_enabled ? "on" : "loaded but switched off",
+			 d->cfg->l0_enabled ? "on" : "loaded but switched off (sock_ops not attached)",
 			 d->cfg->l0_max_keys, (unsigned long long)d->cfg->l0_max_value_size);
 	}
 	if (d->cfg->http_upstream[0]) {

@@ -169,6 +169,33 @@ static void l0_hook(const char *key, size_t klen, void *arg)
 	}
 }
 
+/*
+ * sock_ops on the root cgroup runs for every TCP connection of the host,
+ * so it is attached only while L0 is on (at start, or when switched on)
+ * and detached when L0 is switched off: an L0 that is off costs the host
+ * nothing. Connections opened while it is off are never seen by it and
+ * stay with the daemon alone; those enrolled before keep their state (the
+ * socket maps) and are answered again once L0 is back on. A pair entry
+ * of a local connection that closes while it is off stays in l0_pairs
+ * until its tuple is used again (bounded by the map; a full map only
+ * sends new local connections to the verdict path).
+ */
+static int sockops_attach(struct l0 *l0, char *why, size_t whylen)
+{
+	if (l0->sockops_link)
+		return 0;
+	l0->sockops_link = bpf_program__attach_cgroup(l0->skel->progs.hp_l0_sockops,
+						      l0->cgroup_fd);
+	if (!l0->sockops_link) {
+		int err = errno;
+
+		snprintf(why, whylen, "cannot attach sock_ops to the root cgroup: %s",
+			 strerror(err));
+		return err ? -err : -EIO;
+	}
+	return 0;
+}
+
 /* The root of the cgroup v2 hierarchy (as this process sees it), opened:
  * sock_ops there sees the front's sockets and those of its local clients. */
 static int open_root_cgroup(char *why, size_t whylen)
@@ -269,13 +296,8 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->cgroup_fd = open_root_cgroup(why, whylen);
 	if (l0->cgroup_fd < 0)
 		goto fail;
-	l0->sockops_link = bpf_program__attach_cgroup(l0->skel->progs.hp_l0_sockops,
-						      l0->cgroup_fd);
-	if (!l0->sockops_link) {
-		snprintf(why, whylen, "cannot attach sock_ops to the root cgroup: %s",
-			 strerror(errno));
+	if (o->enabled && sockops_attach(l0, why, whylen) != 0)
 		goto fail;
-	}
 	l0->skel->bss->l0_on = o->enabled ? 1 : 0;
 	l1_set_l0_hook(l1, l0_hook, l0);
 	return l0;
@@ -499,11 +521,19 @@ void l0_flush(struct l0 *l0)
 	drop_all(l0);
 }
 
-void l0_set_enabled(struct l0 *l0, bool on)
+int l0_set_enabled(struct l0 *l0, bool on, char *why, size_t whylen)
 {
+	int rc = on ? sockops_attach(l0, why, whylen) : 0;
+
+	if (rc)
+		return rc;
 	__atomic_store_n(&l0->skel->bss->l0_on, on ? 1u : 0u, __ATOMIC_RELEASE);
-	if (!on)
+	if (!on) {
 		drop_all(l0);
+		bpf_link__destroy(l0->sockops_link);
+		l0->sockops_link = NULL;
+	}
+	return 0;
 }
 
 void l0_get_totals(struct l0 *l0, struct l0_totals *out)

@@ -282,7 +282,8 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "yes", .flags = CF_RELOAD,
 	  .doc = "Serve the hottest keys from the kernel map. Needs [bpf] "
 		 "enabled and BPF support; without them L0 stays off and the "
-		 "daemon says so once in the log." },
+		 "daemon says so once in the log. While off, its sock_ops "
+		 "program is not attached to the root cgroup." },
 	{ .section = "l0", .key = "max_keys", .type = CT_UINT, G(l0_max_keys),
 	  .def = "4096", .min = 16, .max = 65536,
 	  .doc = "Most keys L0 holds (the size of the kernel map l0_cache). Every "

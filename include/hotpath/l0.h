@@ -47,8 +47,10 @@ struct l0_totals {
 struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t whylen);
 /* Enrol connections accepted on this local port (0 = none). */
 void l0_set_port(struct l0 *l0, uint16_t port);
-/* Switch answering on or off at runtime; off also empties L0. */
-void l0_set_enabled(struct l0 *l0, bool on);
+/* Switch answering on or off at runtime; off also empties L0 and detaches
+ * the sock_ops program from the root cgroup, on attaches it again. 0, or
+ * -errno with a reason in why when it cannot be attached (L0 stays off). */
+int l0_set_enabled(struct l0 *l0, bool on, char *why, size_t whylen) HP_MUST_CHECK;
 /* Re-pick the hot keys (main thread, about once a second). */
 void l0_refresh(struct l0 *l0);
 /* Remove every key (FLUSHALL also does it through the L1 hook). */

@@ -11,6 +11,7 @@ order on a connection whatever mix of kernel and daemon answers a pipeline
 gets (50 connections, pipelined), no connection stalls, and L0 can be
 switched off at runtime.
 """
+import json
 import os
 import random
 import re
@@ -39,8 +40,8 @@ def l0_hits(d):
     return d.metric("hotpath_cache_hits_total", {"tier": "l0"}) or 0
 
 
-def make_hot(d, keys, rounds=6):
-    r = d.redis()
+def make_hot(d, keys, rounds=6, client=None):
+    r = client or d.redis()
     for _ in range(rounds):
         p = r.pipeline(transaction=False)
         for k in keys:
@@ -437,26 +438,22 @@ def test_pipelined_order_with_long_values(l0d):
     mixed_clients(l0d, hot, 60, 1000, 180, value_of)
 
 
-def test_verdict_path_keeps_the_length_rule(l0d):
-    """A connection opened while L0 is off is not enrolled on its client's
-    side: when L0 comes back on, the front's sk_skb verdict answers it, only
-    for replies exactly as long as the requests (docs/l0.md), and a longer
-    reply goes to the daemon rather than stall the connection."""
-    r = l0d.redis()
+def test_verdict_path_keeps_the_length_rule(hotpath_factory):
+    """An IPv6 client is not enrolled on its side (send-side answers need
+    IPv4): the front's sk_skb verdict answers it, only for replies exactly
+    as long as the requests (docs/l0.md), and a longer reply goes to the
+    daemon rather than stall the connection."""
+    import redis
+    l0d = hotpath_factory("[resp]\nlisten = [::1]:0\n")
+    assert "l0: kernel tier on" in l0d.log_text(), l0d.log_text()
+    r = redis.Redis(host="::1", port=l0d.resp_port, socket_timeout=10)
     eq = l0_value("eq", "same-length")
     r.set("eq", eq)
     big = "y" * 200
     r.set("long", big)
-    l0d.write_config("[l0]\nenabled = no\n")
-    l0d.reload()
-    assert l0d.wait_log("L0 switched off")
-    s = l0d.sock()
+    s = socket.create_connection(("::1", l0d.resp_port), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.settimeout(5)
-    l0d.write_config("[l0]\nenabled = yes\n")
-    l0d.reload()
-    assert l0d.wait_log("L0 switched on")
-    make_hot(l0d, ["eq", "long"])
+    make_hot(l0d, ["eq", "long"], client=r)
     assert wait_in_l0(l0d, 2)
     seg0 = l0d.metric("hotpath_l0_segments_answered_total") or 0
     size0 = l0d.metric("hotpath_l0_passed_total", {"reason": "size"}) or 0
@@ -498,3 +495,58 @@ def test_switched_off_at_runtime(l0d):
     for _ in range(20):
         assert r.get("s") == sv.encode()
     assert l0_hits(l0d) > h0
+
+
+def sockops_ids(d):
+    """The ids of the sock_ops programs the daemon holds (its fds)."""
+    ids = set()
+    fdinfo = "/proc/%d/fdinfo" % d.proc.pid
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if re.search(r"^prog_type:\s+13$", text, re.M):     # BPF_PROG_TYPE_SOCK_OPS
+            ids.add(int(re.search(r"^prog_id:\s+(\d+)$", text, re.M).group(1)))
+    return ids
+
+
+def attached_to_cgroups():
+    """The ids of the sock_ops programs attached anywhere (bpftool cgroup tree)."""
+    out = subprocess.run(["bpftool", "-j", "cgroup", "tree"], capture_output=True, text=True,
+                         check=True).stdout
+    return {p["id"] for cg in json.loads(out) for p in cg.get("programs", [])
+            if "sock_ops" in p.get("attach_type", "")}
+
+
+def test_sock_ops_attached_only_while_on(hotpath_factory):
+    """With [l0] enabled = no the daemon loads L0 but leaves its sock_ops
+    program off the root cgroup (it would run for every TCP connection of
+    the host); switching L0 on attaches it, off detaches it again."""
+    d = hotpath_factory("[l0]\nenabled = no\n")
+    assert "l0: kernel tier loaded but switched off" in d.log_text(), d.log_text()
+    ours = sockops_ids(d)
+    assert len(ours) == 1, ours
+    assert not ours & attached_to_cgroups()
+    d.write_config("[l0]\nenabled = yes\n")
+    d.reload()
+    assert d.wait_log("L0 switched on")
+    assert ours <= attached_to_cgroups()
+    r = d.redis()
+    sv = l0_value("s", "x")
+    r.set("s", sv)
+    make_hot(d, ["s"])
+    assert wait_in_l0(d, 1)
+    h0 = l0_hits(d)
+    r2 = d.redis()                      # connected while on: enrolled
+    for _ in range(20):
+        assert r2.get("s") == sv.encode()
+    assert l0_hits(d) > h0
+    d.write_config("[l0]\nenabled = no\n")
+    d.reload()
+    assert d.wait_log("L0 switched off")
+    assert not ours & attached_to_cgroups()
+    for _ in range(20):
+        assert r2.get("s") == sv.encode()  # from the daemon
+
