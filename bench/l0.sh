@@ -31,7 +31,13 @@
 # and L0/redis (each run's three cases ran side by side).
 # Needs root (L0).
 #
-#   bench/l0.sh      # RUNS=3 N=300000 KEYS=1000 D=29 (value bytes)
+# REMOTE=1 makes the client remote: redis-benchmark runs in its own network
+# namespace and reaches the servers over a veth pair, so its sockets are
+# not enrolled for send-side answers and L0 answers through the verdict
+# program and the relay socket (docs/l0.md); the servers listen on the
+# pair's host address.
+#
+#   bench/l0.sh      # RUNS=3 N=300000 KEYS=1000 D=29 (value bytes) REMOTE=0
 #   run it under the bench lock: flock /tmp/hotpath-bench.lock bench/l0.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -44,12 +50,32 @@ OUT=${OUT:-build}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 PIPES=${PIPES:-1 16}
+REMOTE=${REMOTE:-0}
 tmp=$(mktemp -d)
 pids=()
+HOST=127.0.0.1
+CLI=()            # prefix of client commands
+NS=hpbench$$
+if [ "$REMOTE" = 1 ]; then
+	net=$((($$ % 200) + 20))
+	HOST=10.233.$net.1
+	ip netns add "$NS"
+	ip link add "hpb$$a" type veth peer name "hpb$$b" netns "$NS"
+	ip addr add "$HOST/30" dev "hpb$$a"
+	ip link set "hpb$$a" up
+	ip -n "$NS" addr add "10.233.$net.2/30" dev "hpb$$b"
+	ip -n "$NS" link set "hpb$$b" up
+	ip -n "$NS" link set lo up
+	CLI=(ip netns exec "$NS")
+fi
 cleanup() {
 	for p in "${pids[@]}" $(cat "$tmp/pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null
 	rm -rf "$tmp"
+	if [ "$REMOTE" = 1 ]; then
+		ip link del "hpb$$a" 2>/dev/null || true
+		ip netns del "$NS" 2>/dev/null || true
+	fi
 }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -62,7 +88,7 @@ start_hotpath() {  # name l0(yes/no) -> port; API port in $tmp/name.api
 workers = 1
 log_level = warn
 [resp]
-listen = 127.0.0.1:$p
+listen = $HOST:$p
 [api]
 listen = 127.0.0.1:$a
 [cache]
@@ -81,8 +107,8 @@ INI
 }
 
 RPORT=$(port)
-taskset -c "$SERVER_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' \
-	--appendonly no --daemonize no --dir "$tmp" >/dev/null 2>&1 &
+taskset -c "$SERVER_CPU" redis-server --port "$RPORT" --bind "$HOST" --save '' \
+	--appendonly no --daemonize no --protected-mode no --dir "$tmp" >/dev/null 2>&1 &
 pids+=($!)
 RPID=${pids[0]}
 L1PORT=$(start_hotpath l1 no)
@@ -91,11 +117,11 @@ L1PID=$(sed -n 1p "$tmp/pids")
 L0PID=$(sed -n 2p "$tmp/pids")
 L0API=$(cat "$tmp/l0.api")
 for p in "$RPORT" "$L1PORT" "$L0PORT"; do
-	for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	for _ in $(seq 100); do redis-cli -h "$HOST" -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 	# the key set: key:000000000000 .. key:<KEYS-1>, D-byte values (29 by
 	# default: a GET of them is 36 bytes and so is its reply, so remote
 	# clients could be answered by L0 too, docs/l0.md)
-	redis-benchmark -p "$p" -t set -n $((KEYS * 20)) -r "$KEYS" -d "$D" -q >/dev/null 2>&1
+	redis-benchmark -h "$HOST" -p "$p" -t set -n $((KEYS * 20)) -r "$KEYS" -d "$D" -q >/dev/null 2>&1
 done
 
 # L0 counters of the L0 daemon: "hits miss busy other error size room keys"
@@ -116,7 +142,7 @@ cpu_ticks() {
 cpu_proc() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 warm() {  # port name: the same warm-up for every server
-	taskset -c "$CLIENT_CPU" redis-benchmark -p "$1" -t get -n $((KEYS * 20)) -c 50 \
+	"${CLI[@]}" taskset -c "$CLIENT_CPU" redis-benchmark -h "$HOST" -p "$1" -t get -n $((KEYS * 20)) -c 50 \
 		-r "$KEYS" -q >/dev/null 2>&1
 	if [ "$2" = l0 ]; then
 		# the refresher runs once a second: wait until it took the key set
@@ -136,8 +162,8 @@ run() {  # name port pipeline server_pid
 	l0a=$(l0_counters)
 	c0=$(cpu_ticks)
 	s0=$(cpu_proc "$4")
-	/usr/bin/time -f "%U %S" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
-		redis-benchmark -p "$2" -t get -n "$N" -c 50 -P "$3" -r "$KEYS" --csv \
+	"${CLI[@]}" /usr/bin/time -f "%U %S" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
+		redis-benchmark -h "$HOST" -p "$2" -t get -n "$N" -c 50 -P "$3" -r "$KEYS" --csv \
 		> "$tmp/csv" 2>/dev/null
 	c1=$(cpu_ticks)
 	s1=$(cpu_proc "$4")
@@ -217,4 +243,4 @@ for P in $PIPES; do
 		"$(cut -d' ' -f4 "$tmp/ratios.$P" | median)" "$(cut -d' ' -f5 "$tmp/ratios.$P" | median)"
 done
 echo "(server cpu $SERVER_CPU, client cpu $CLIENT_CPU, hotpath workers=1, keys=$KEYS," \
-	"value=$D bytes, n=$N, runs=$RUNS, 50 connections)"
+	"value=$D bytes, n=$N, runs=$RUNS, 50 connections, remote=$REMOTE)"

@@ -16,11 +16,20 @@
  *    the replies enter TCP, so both sockets' TCP accounting stays exact;
  *    nothing is deferred to a workqueue, no packet is built and the daemon
  *    is not woken.
- *  - Other clients. The front's socket goes in l0_socks, which carries the
- *    sk_skb verdict program: a received segment of only GETs of fresh L0
- *    keys is rewritten in place and redirected to the egress of the same
- *    socket, but only when the replies are exactly as long as the requests
- *    (see the comment at that check), else passed to the daemon.
+ *  - Other clients (remote, or local ones connected while L0 was off). The
+ *    front's socket goes in l0_socks, which carries the sk_skb verdict
+ *    program. A received segment of only GETs of fresh L0 keys is not
+ *    rewritten where it is: the receive side cannot change a segment's
+ *    length (tcp_eat_skb() accounts the front's copied_seq by the length
+ *    the program leaves). The program snapshots the replies (l0_relay_snaps),
+ *    marks the segment in skb->priority and redirects it, unchanged, to the
+ *    egress of the relay socket, one end of a loopback pair the daemon owns
+ *    (l0_relays). The relay's psock work item sends it on that socket,
+ *    which runs hp_l0_relay (sk_msg) on it: the segment it is sending is the
+ *    head of the relay's psock queue, whose skb->sk is the front's socket
+ *    and whose priority names the snapshot, so the program rewrites the
+ *    bytes into the replies (any length, the same code as the local path)
+ *    and redirects them to the egress of the front's socket.
  *
  * Either way nothing but the connection's slot in l0_conns is shared with
  * the daemon: L0 never writes to the daemon's state.
@@ -33,8 +42,12 @@
  * send-side answer is queued only once the client has also read all of
  * those replies (it would otherwise overtake them, since recv() reads the
  * ingress queue first), and a reply the daemon writes later is read after
- * the kernel's answers still queued; a segment the verdict program passes
- * after kernel replies waits behind them in the psock's backlog.
+ * the kernel's answers still queued. A relayed answer is written by the
+ * relay's work item after the verdict returned, so a later segment for
+ * the daemon goes straight to it only once every relayed answer is in the
+ * front's socket (its write_seq reached relay_end) and every earlier
+ * segment sent through the relay reached the daemon; otherwise it goes
+ * through the relay too, behind them (see to_daemon()).
  *
  * What it deliberately does not do: any command but GET, inline commands,
  * segments holding more than L0_BATCH_MAX commands or a partial command
@@ -56,6 +69,7 @@
 /* Runtime switches, set by the daemon through the skeleton's .bss. */
 __u32 resp_port = 0;            /* host order; 0 = enrol nothing */
 __u32 l0_on = 0;                /* 0 = pass everything */
+__u32 relay_on = 0;             /* 1 = the relay socket is in l0_relays */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -89,6 +103,38 @@ struct {
 	__type(value, struct l0_conn);
 } l0_conns SEC(".maps");
 
+/* The front's sockets of verdict connections, by slot (read with
+ * bpf_probe_read_kernel, as l0_pairs' are: see hp_l0_msg). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L0_CONN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} l0_conn_sks SEC(".maps");
+
+/* The relay socket (key 0), owned by the daemon, with hp_l0_relay. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} l0_relays SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L0_RELAY_SNAPS);
+	__type(key, __u32);
+	__type(value, struct l0_relay_snap);
+} l0_relay_snaps SEC(".maps");
+
+/* Per CPU: where the next snapshot is looked for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} l0_relay_next SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);  /* resized by the daemon before load */
@@ -113,8 +159,8 @@ struct l0_scratch {
 };
 
 /*
- * Per-CPU scratch, two levels deep: the sk_msg program runs in a client's
- * send() with softirqs enabled, and the verdict program also runs from a
+ * Per-CPU scratch, two levels deep: the sk_msg programs run in a client's
+ * send() or the relay's work item with softirqs enabled, and the verdict program also runs from a
  * socket's backlog in process context, so either may be interrupted by the
  * verdict program in softirq on the same CPU. Each run takes the next
  * level and gives it back on every way out (interrupts nest, so levels are
@@ -189,6 +235,11 @@ static __always_inline __u64 conn_slot_init(struct bpf_sock_ops *ops, struct l0_
 	c->passed = 0;
 	c->done = 0;
 	c->hits = 0;
+	c->pass_end = 0;
+	c->relay_out = 0;
+	c->relay_bytes = 0;
+	c->relay_end = 0;
+	c->relay_valid = 0;
 	return cookie;
 }
 
@@ -244,17 +295,17 @@ static __always_inline void front_tuple(struct bpf_sock_ops *ops, struct l0_tupl
 static __always_inline void enrol_front(struct bpf_sock_ops *ops)
 {
 	struct l0_stats *st = stats();
-	struct bpf_sock *sk;
+	struct bpf_sock *sk = *(struct bpf_sock *volatile *)&ops->sk;  /* read once */
 	struct l0_pair *pr;
 	struct l0_tuple t;
-	__u64 cookie = conn_slot_init(ops, st);
+	__u64 cookie = conn_slot_init(ops, st), skv;
+	__u32 slot;
 
 	if (!cookie)
 		return;
 	if (ops->family == AF_INET) {
 		front_tuple(ops, &t);
 		pr = bpf_map_lookup_elem(&l0_pairs, &t);
-		sk = ops->sk;
 		if (pr && pr->client && sk) {
 			pr->front_sk = (__u64)(long)sk;
 			/* last: hp_l0_msg reads the slot only once it is set */
@@ -268,6 +319,9 @@ static __always_inline void enrol_front(struct bpf_sock_ops *ops)
 			return;
 		}
 	}
+	slot = (__u32)(cookie % L0_CONN_SLOTS);
+	skv = (__u64)(long)sk;
+	bpf_map_update_elem(&l0_conn_sks, &slot, &skv, BPF_ANY);
 	if (bpf_sock_hash_update(ops, &l0_socks, &cookie, BPF_NOEXIST) == 0 && st)
 		__sync_fetch_and_add(&st->conns, 1);
 }
@@ -430,6 +484,156 @@ static __always_inline bool walk_answers(struct walk *w, struct l0_stats *st)
 	return true;
 }
 
+/* What the verdict program reads of the front's socket. */
+struct front_state {
+	__u32 write_seq;
+	int wmem_queued, sndbuf;
+};
+
+static __always_inline int front_read(__u32 slot, struct front_state *f)
+{
+	__u64 *skp = bpf_map_lookup_elem(&l0_conn_sks, &slot);
+	struct sock *sk;
+
+	if (!skp || !*skp)
+		return -1;
+	sk = (struct sock *)(long)*skp;
+	if (bpf_probe_read_kernel(&f->write_seq, sizeof(f->write_seq),
+				  &((struct tcp_sock *)sk)->write_seq) ||
+	    bpf_probe_read_kernel(&f->wmem_queued, sizeof(f->wmem_queued), &sk->sk_wmem_queued) ||
+	    bpf_probe_read_kernel(&f->sndbuf, sizeof(f->sndbuf), &sk->sk_sndbuf))
+		return -1;
+	return 0;
+}
+
+/* A free snapshot slot, taken (busy), or -1. The slot's busy word is a
+ * try-lock built from plain atomic adds: whoever makes it 1 owns it. */
+static __always_inline int snap_take(void)
+{
+	__u32 zero = 0, *next = bpf_map_lookup_elem(&l0_relay_next, &zero);
+	struct l0_relay_snap *sn;
+	__u32 k, idx;
+
+	if (!next)
+		return -1;
+	for (k = 0; k < 4; k++) {
+		idx = (*next * 16 + (bpf_get_smp_processor_id() & 15)) % L0_RELAY_SNAPS;
+		*next += 1;
+		sn = bpf_map_lookup_elem(&l0_relay_snaps, &idx);
+		if (!sn)
+			return -1;
+		__sync_fetch_and_add(&sn->busy, 1);
+		if (*(volatile __u32 *)&sn->busy == 1)
+			return (int)idx;
+		__sync_fetch_and_add(&sn->busy, -1);
+	}
+	return -1;
+}
+
+/*
+ * A segment for the daemon. Kernel answers of this connection may still be
+ * on their way through the relay socket (the relay forwards them after
+ * this program returns, in the relay's work item); a segment passed
+ * straight to the daemon could then be answered first. So it is passed
+ * straight only when every earlier relayed answer is written into the
+ * front's socket (its write_seq reached relay_end) and every earlier pass
+ * through the relay reached the daemon (it has read up to pass_end);
+ * otherwise it is redirected to the relay too, which hands it to the
+ * daemon (the front's receive queue) after the answers before it. The
+ * front's copied_seq counts the segment once either way: at the redirect
+ * (tcp_eat_skb), and never again when the daemon reads it, since this
+ * kernel counts only bytes that came from the socket's own queue
+ * (__sk_msg_recvmsg's copied_from_self).
+ */
+static __always_inline int to_daemon(struct __sk_buff *skb, struct l0_conn *c, __u32 slot,
+				     __u32 len, struct l0_stats *st)
+{
+	struct front_state f;
+	__u32 zero = 0;
+	bool straight;
+
+	if (c->relay_valid)
+		straight = front_read(slot, &f) == 0 && f.write_seq == c->relay_end;
+	else
+		straight = *(volatile __u32 *)&c->relay_out == 0 &&
+			   *(volatile __u64 *)&c->done >= c->pass_end;
+	c->relay_valid = 0;         /* the daemon may write from now on */
+	c->passed += len;
+	if (straight || !relay_on)
+		return SK_PASS;
+	skb->priority = L0_RELAY_PASS;
+	if (bpf_sk_redirect_hash(skb, &l0_relays, &zero, 0) != SK_PASS) {
+		/* No relay socket: only while the daemon replaces a failed
+		 * one, whose queued answers are lost anyway. */
+		__sync_fetch_and_add(&st->pass_error, 1);
+		return SK_PASS;
+	}
+	__sync_fetch_and_add(&c->relay_out, 1);
+	c->pass_end = c->passed;
+	return SK_PASS;             /* redirected */
+}
+
+/*
+ * The replies in w.s->out answer the whole segment: snapshot them for the
+ * relay and redirect the segment, unchanged, to the relay socket. Returns
+ * 0 if redirected, else the segment goes to the daemon.
+ */
+static __always_inline int relay_answer(struct __sk_buff *skb, struct l0_conn *c, __u32 slot,
+					struct l0_scratch *s, __u32 out, struct l0_stats *st)
+{
+	struct l0_relay_snap *sn;
+	struct front_state f;
+	__u32 zero = 0, idx;
+	int i;
+
+	if (front_read(slot, &f) != 0) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		return -1;
+	}
+	/* The daemon writes nothing until the segment after these replies,
+	 * so the room seen now is there when the relay writes them. */
+	if ((__s64)f.wmem_queued + 2 * ((__s64)c->relay_bytes + out) > (__s64)f.sndbuf) {
+		__sync_fetch_and_add(&st->pass_room, 1);
+		return -1;
+	}
+	i = snap_take();
+	if (i < 0) {
+		__sync_fetch_and_add(&st->pass_room, 1);
+		return -1;
+	}
+	idx = (__u32)i;
+	sn = bpf_map_lookup_elem(&l0_relay_snaps, &idx);
+	if (!sn)
+		return -1;
+	if (out > L0_OUT_MAX || bpf_probe_read_kernel(sn->out, out, s->out) < 0) {
+		__sync_fetch_and_add(&sn->busy, -1);
+		__sync_fetch_and_add(&st->pass_error, 1);
+		return -1;
+	}
+	sn->len = out;
+	skb->priority = L0_RELAY_ANSWER | idx;
+	if (bpf_sk_redirect_hash(skb, &l0_relays, &zero, 0) != SK_PASS) {
+		__sync_fetch_and_add(&sn->busy, -1);
+		__sync_fetch_and_add(&st->pass_error, 1);
+		return -1;
+	}
+	/* One write to the relay's socket per segment if it can be: the
+	 * relay program then sees the whole segment at once (it corks
+	 * otherwise). */
+	bpf_skb_pull_data(skb, skb->len);
+	/* passed == done: the daemon has written all it will write before
+	 * this, and every earlier relayed answer is written too (see
+	 * to_daemon), so write_seq is exact here. */
+	if (!c->relay_valid) {
+		c->relay_end = f.write_seq;
+		c->relay_valid = 1;
+	}
+	c->relay_end += out;
+	__sync_fetch_and_add(&c->relay_bytes, out);
+	__sync_fetch_and_add(&c->relay_out, 1);
+	return 0;
+}
+
 SEC("sk_skb")    /* attached as BPF_SK_SKB_VERDICT (libbpf 1.1 has no section for it) */
 int hp_l0_verdict(struct __sk_buff *skb)
 {
@@ -448,7 +652,12 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	if (!c || c->cookie != cookie)
 		return SK_PASS;     /* not enrolled: the daemon owns it */
 	w.len = skb->len;
-	if (!l0_on)
+	/* An empty skb (a FIN) carries nothing for anyone; redirected to the
+	 * relay it would make the relay's work item stop with EPIPE
+	 * (skb_send_sock() of nothing returns 0). */
+	if (w.len == 0)
+		return SK_PASS;
+	if (!l0_on || !relay_on)
 		goto pass;
 	if (c->passed != *(volatile __u64 *)&c->done) {
 		__sync_fetch_and_add(&st->pass_busy, 1);
@@ -463,39 +672,16 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	out = w.out;
 	if (out == 0 || out > L0_OUT_MAX)
 		goto pass;
-	/*
-	 * The kernel advances the socket's copied_seq by the length of the
-	 * redirected skb as it is after this program (tcp_eat_skb runs on the
-	 * rewritten skb). A reply longer than the request pushes copied_seq past
-	 * rcv_nxt, so later data never wakes the socket (a stall); a shorter one
-	 * leaves it behind, so the socket looks readable forever. Until the
-	 * stream-parser path is used, answer only when the replies are exactly
-	 * as long as the requests, which keeps TCP's accounting exact.
-	 */
-	if (out != w.len) {
-		__sync_fetch_and_add(&st->pass_size, 1);
+	if (relay_answer(skb, c, slot, w.s, out, st) != 0)
 		goto pass;
-	}
-	if (bpf_skb_change_tail(skb, out, 0) < 0) {
-		__sync_fetch_and_add(&st->pass_error, 1);
-		goto pass;      /* unchanged: the daemon answers */
-	}
-	if (bpf_skb_store_bytes(skb, 0, w.s->out, out, 0) < 0) {
-		/* Resized but not rewritten: neither the daemon nor the client
-		 * may see it. Never seen in practice; counted loudly. */
-		__sync_fetch_and_add(&st->pass_error, 1);
-		scratch_leave(ss, depth);
-		return SK_DROP;
-	}
 	__sync_fetch_and_add(&st->hits, w.hits);
 	__sync_fetch_and_add(&st->segments_answered, 1);
 	c->hits += w.hits;
 	scratch_leave(ss, depth);
-	return bpf_sk_redirect_hash(skb, &l0_socks, &cookie, 0);
+	return SK_PASS;     /* redirected */
 pass:
 	scratch_leave(ss, depth);
-	c->passed += w.len;
-	return SK_PASS;
+	return to_daemon(skb, c, slot, w.len, st);
 }
 
 /*
@@ -585,6 +771,55 @@ static long fill_byte(__u32 i, struct fill *f)
 }
 
 /*
+ * Rewrite a write of `size` bytes (an sk_msg) into the `out` bytes of
+ * replies in s->out: resize it, then copy the replies a window of at most
+ * a page at a time, each made linear by bpf_msg_pull_data(); no window
+ * straddles the end of the pushed bytes, so a pull inside one element
+ * needs no allocation. Returns 0 when done, -1 if the write is unchanged,
+ * 1 if it is neither the request nor the replies any more.
+ */
+static __always_inline int rewrite_msg(struct sk_msg_md *msg, struct l0_scratch *s, __u32 size,
+				       __u32 out)
+{
+	struct fill f = {};
+	__u32 split, start = 0, end_off, k;
+
+	if (out > size) {
+		if (bpf_msg_push_data(msg, 0, out - size, 0) < 0)
+			return -1;
+	} else if (out < size) {
+		if (bpf_msg_pop_data(msg, 0, size - out, 0) < 0)
+			return -1;
+	}
+	f.msg = msg;
+	f.s = s;
+	split = out > size ? out - size : out;
+	for (k = 0; k < L0_WINDOWS && start < out; k++) {
+		end_off = start + L0_LOCAL_MAX;
+		if (start < split && end_off > split)
+			end_off = split;
+		if (end_off > out)
+			end_off = out;
+		if (bpf_msg_pull_data(msg, start, end_off, 0) < 0) {
+			f.err = 1;
+			break;
+		}
+		f.base = start;
+		f.len = end_off - start;
+		if (f.len >= 256)
+			bpf_loop(L0_LOCAL_MAX / 256 + 1, fill_chunk, &f, 0);
+		else if (f.len >= 8)
+			bpf_loop(256 / 8 + 1, fill_word, &f, 0);
+		else
+			bpf_loop(8, fill_byte, &f, 0);
+		if (f.err)
+			break;
+		start = end_off;
+	}
+	return f.err || start != out ? 1 : 0;
+}
+
+/*
  * A local client's write, in its own sendmsg() (see the top of the file).
  * Answered only if it is nothing but complete GETs of fresh L0 keys, no
  * earlier command of the connection is still in the daemon or its reply
@@ -595,14 +830,13 @@ int hp_l0_msg(struct sk_msg_md *msg)
 {
 	struct l0_stats *st = stats();
 	__u32 *ss = NULL;
-	struct fill f = {};
 	struct walk w = {};
 	struct l0_pair *pr;
 	struct l0_conn *c;
 	struct l0_tuple t;
 	__u64 cookie, udata;
-	__u32 slot, size, out, depth = 0, wseq, cseq, queued, split, start = 0, end_off, k;
-	int rcvbuf;
+	__u32 slot, size, out, depth = 0, wseq, cseq, queued;
+	int rcvbuf, err;
 	void *data, *end;
 
 	if (!st || msg->family != AF_INET)
@@ -690,52 +924,13 @@ int hp_l0_msg(struct sk_msg_md *msg)
 		__sync_fetch_and_add(&st->pass_room, 1);
 		goto pass;
 	}
-	if (out > size) {
-		if (bpf_msg_push_data(msg, 0, out - size, 0) < 0) {
-			__sync_fetch_and_add(&st->pass_error, 1);
-			goto pass;  /* nothing changed */
-		}
-	} else if (out < size) {
-		if (bpf_msg_pop_data(msg, 0, size - out, 0) < 0) {
-			__sync_fetch_and_add(&st->pass_error, 1);
-			goto pass;
-		}
-	}
-	/*
-	 * From here the write is no longer the request: answer or drop. The
-	 * replies are written a window of at most a page at a time, each made
-	 * linear by bpf_msg_pull_data(); no window straddles the end of the
-	 * pushed bytes, so a pull inside one element needs no allocation.
-	 */
-	f.msg = msg;
-	f.s = w.s;
-	split = out > size ? out - size : out;
-	for (k = 0; k < L0_WINDOWS && start < out; k++) {
-		end_off = start + L0_LOCAL_MAX;
-		if (start < split && end_off > split)
-			end_off = split;
-		if (end_off > out)
-			end_off = out;
-		if (bpf_msg_pull_data(msg, start, end_off, 0) < 0) {
-			f.err = 1;
-			break;
-		}
-		f.base = start;
-		f.len = end_off - start;
-		if (f.len >= 256)
-			bpf_loop(L0_LOCAL_MAX / 256 + 1, fill_chunk, &f, 0);
-		else if (f.len >= 8)
-			bpf_loop(256 / 8 + 1, fill_word, &f, 0);
-		else
-			bpf_loop(8, fill_byte, &f, 0);
-		if (f.err)
-			break;
-		start = end_off;
-	}
-	if (start != out)
-		f.err = 1;
+	err = rewrite_msg(msg, w.s, size, out);
 	scratch_leave(ss, depth);
-	if (f.err) {
+	if (err < 0) {
+		__sync_fetch_and_add(&st->pass_error, 1);
+		goto pass_left;     /* nothing changed */
+	}
+	if (err > 0) {
 		__sync_fetch_and_add(&st->pass_error, 1);
 		return SK_DROP;     /* the client's send fails (EACCES) */
 	}
@@ -745,8 +940,158 @@ int hp_l0_msg(struct sk_msg_md *msg)
 	return bpf_msg_redirect_hash(msg, &l0_clients, &t, BPF_F_INGRESS);
 pass:
 	scratch_leave(ss, depth);
+pass_left:
 	/* one writer: tcp_bpf_sendmsg() runs this under the client's socket lock */
 	pr->sent += size;
+	return SK_PASS;
+}
+
+/* The snapshot's replies into s->out: their length, or 0. */
+static __always_inline __u32 snap_copy(struct l0_scratch *s, struct l0_relay_snap *sn)
+{
+	__u64 n = *(volatile __u32 *)&sn->len;
+
+	if (n < 6 || n > L0_OUT_MAX)
+		return 0;
+	barrier_var(n);
+	if (bpf_probe_read_kernel(s->out, n, sn->out) < 0)
+		return 0;
+	return (__u32)n;
+}
+
+/* The segment the relay socket's work item is sending: the head of its
+ * psock's queue (sk_psock_backlog() peeks it and dequeues it only once it
+ * is sent), read through the socket the program runs for. */
+struct relay_head {
+	__u32 priority, len;
+	__u64 cookie;               /* the front's socket it was received on */
+	int err;                    /* that socket's sk_err */
+	__u8 shutdown, state;
+};
+
+static __always_inline int relay_head_read(struct sk_msg_md *msg, struct relay_head *h)
+{
+	struct bpf_sock *bs = msg->sk;
+	struct tcp_sock *tp;
+	struct sk_psock *ps;
+	struct sk_buff *skb = NULL;
+	struct sock *from = NULL;
+	__u64 udata = 0;
+
+	if (!bs)
+		return -1;
+	tp = bpf_skc_to_tcp_sock(bs);
+	if (!tp ||
+	    bpf_probe_read_kernel(&udata, sizeof(udata), &tp->inet_conn.icsk_inet.sk.sk_user_data) ||
+	    !(udata & ~7ull))
+		return -1;
+	ps = (struct sk_psock *)(long)(udata & ~7ull);   /* SK_USER_DATA_PTRMASK */
+	if (bpf_probe_read_kernel(&skb, sizeof(skb), &ps->ingress_skb.next) || !skb ||
+	    (void *)skb == (void *)&ps->ingress_skb ||
+	    bpf_probe_read_kernel(&h->priority, sizeof(h->priority), &skb->priority) ||
+	    bpf_probe_read_kernel(&h->len, sizeof(h->len), &skb->len) ||
+	    bpf_probe_read_kernel(&from, sizeof(from), &skb->sk) || !from ||
+	    bpf_probe_read_kernel(&h->cookie, sizeof(h->cookie), &from->__sk_common.skc_cookie) ||
+	    bpf_probe_read_kernel(&h->err, sizeof(h->err), &from->sk_err) ||
+	    bpf_probe_read_kernel(&h->shutdown, sizeof(h->shutdown), &from->sk_shutdown) ||
+	    bpf_probe_read_kernel(&h->state, sizeof(h->state), (const void *)&from->__sk_common.skc_state))
+		return -1;
+	return 0;
+}
+
+/*
+ * Whether the front's socket can take a write now. A write the kernel
+ * refuses (the client reset the connection, the daemon closed it) would
+ * make the relay's work item stop for good; checked here, it can still
+ * happen only if the reset arrives between this check and the write,
+ * and then the daemon replaces the relay socket (l0.c).
+ */
+static __always_inline bool relay_can_write(const struct relay_head *h)
+{
+	return h->err == 0 && !(h->shutdown & 2 /* SEND_SHUTDOWN */) &&
+	       (h->state == 1 /* TCP_ESTABLISHED */ || h->state == 8 /* TCP_CLOSE_WAIT */);
+}
+
+/*
+ * The relay socket's sk_msg program (see the top of the file): runs in the
+ * relay's work item as it sends a segment the verdict program redirected
+ * to it. An answer is rewritten into the replies the verdict snapshotted
+ * and sent on the front's socket; a pass goes, unchanged, into the front's
+ * receive side for the daemon. Never drops (that would stop the relay for
+ * every connection): what cannot be delivered is let through to the
+ * relay's peer, which the daemon drains, and counted as lost.
+ */
+SEC("sk_msg")
+int hp_l0_relay(struct sk_msg_md *msg)
+{
+	struct l0_stats *st = stats();
+	struct l0_relay_snap *sn;
+	struct relay_head h;
+	struct l0_conn *c;
+	__u32 *ss = NULL, slot, idx, out, size = msg->size, depth = 0;
+	struct l0_scratch *s;
+	bool mine;
+	long r;
+	int err;
+
+	if (!st)
+		return SK_PASS;
+	if (size == 0 || relay_head_read(msg, &h) != 0 || size > h.len) {
+		__sync_fetch_and_add(&st->relay_lost, 1);
+		return SK_PASS;
+	}
+	slot = (__u32)(h.cookie % L0_CONN_SLOTS);
+	c = bpf_map_lookup_elem(&l0_conns, &slot);
+	/* not ours if closed: the slot is someone else's */
+	mine = c && *(volatile __u64 *)&c->cookie == h.cookie;
+	/*
+	 * The work item sends an skb's head and each fragment in a write of
+	 * its own. A pass goes on piece by piece: the verdict below applies
+	 * to the whole segment (bpf_msg_apply_bytes), so this program runs
+	 * once for it. An answer needs the whole request first: corked until
+	 * it is all here (the verdict program made it linear, so this is
+	 * rare), then this program runs again on all of it.
+	 */
+	if ((h.priority & L0_RELAY_KIND_MASK) == L0_RELAY_PASS) {
+		if (c && mine)
+			__sync_fetch_and_add(&c->relay_out, -1);
+		if (size < h.len)
+			bpf_msg_apply_bytes(msg, h.len);
+		r = relay_can_write(&h) ?
+		    bpf_msg_redirect_hash(msg, &l0_socks, &h.cookie, BPF_F_INGRESS) : SK_DROP;
+		__sync_fetch_and_add(r == SK_PASS ? &st->relay_passed : &st->relay_lost, 1);
+		return SK_PASS;
+	}
+	if (size < h.len) {
+		bpf_msg_cork_bytes(msg, h.len);
+		return SK_PASS;
+	}
+	if ((h.priority & L0_RELAY_KIND_MASK) != L0_RELAY_ANSWER) {
+		__sync_fetch_and_add(&st->relay_lost, 1);
+		return SK_PASS;
+	}
+	idx = h.priority & 0xffff;
+	sn = bpf_map_lookup_elem(&l0_relay_snaps, &idx);
+	if (!sn) {
+		__sync_fetch_and_add(&st->relay_lost, 1);
+		return SK_PASS;
+	}
+	out = sn->len;
+	if (c && mine) {
+		__sync_fetch_and_add(&c->relay_out, -1);
+		__sync_fetch_and_add(&c->relay_bytes, -(int)out);
+	}
+	s = scratch_enter(&ss, &depth);
+	out = s ? snap_copy(s, sn) : 0;
+	err = out ? rewrite_msg(msg, s, size, out) : 1;
+	scratch_leave(ss, depth);
+	__sync_fetch_and_add(&sn->busy, -1);
+	if (err == 0 && relay_can_write(&h) &&
+	    bpf_msg_redirect_hash(msg, &l0_socks, &h.cookie, 0) == SK_PASS) {
+		__sync_fetch_and_add(&st->relay_answered, 1);
+		return SK_PASS;     /* redirected */
+	}
+	__sync_fetch_and_add(&st->relay_lost, 1);
 	return SK_PASS;
 }
 

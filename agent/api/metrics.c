@@ -219,8 +219,10 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "answering, by reason (miss: a key not in L0; busy: earlier "
 				 "commands of the connection still in the daemon, or their "
 				 "replies not yet read; other: not only GETs; error: rewrite "
-				 "failed; size: replies too long, see docs/l0.md; room: the "
-				 "client's unread kernel answers fill its receive buffer).")))
+				 "failed; size: a local client's replies too short or too long; "
+				 "room: the client's unread kernel answers fill its receive "
+				 "buffer, or a remote client's send buffer or the relay's "
+				 "snapshots are full).")))
 			goto out;
 		const struct { const char *reason; uint64_t n; } passed[] = {
 			{ "miss", l0t.pass_miss }, { "busy", l0t.pass_busy },
@@ -238,8 +240,22 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "Connections of local clients enrolled for send-side answers.")) ||
 		    (rc = sample(b, "hotpath_l0_local_connections_total", l0t.local_conns)) ||
 		    (rc = metrics_family(b, "hotpath_l0_segments_answered_total", "counter",
-				 "Received segments rewritten into replies in the kernel.")) ||
+				 "Received segments of remote clients answered in the kernel "
+				 "(sent to the relay socket).")) ||
 		    (rc = sample(b, "hotpath_l0_segments_answered_total", l0t.segments_answered)) ||
+		    (rc = metrics_family(b, "hotpath_l0_relay_answered_total", "counter",
+				 "Kernel answers the relay socket wrote to remote clients.")) ||
+		    (rc = sample(b, "hotpath_l0_relay_answered_total", l0t.relay_answered)) ||
+		    (rc = metrics_family(b, "hotpath_l0_relay_passed_total", "counter",
+				 "Segments handed to the daemon through the relay socket, behind "
+				 "kernel answers still on their way.")) ||
+		    (rc = sample(b, "hotpath_l0_relay_passed_total", l0t.relay_passed)) ||
+		    (rc = metrics_family(b, "hotpath_l0_relay_lost_total", "counter",
+				 "Relayed segments whose client was gone (discarded).")) ||
+		    (rc = sample(b, "hotpath_l0_relay_lost_total", l0t.relay_lost)) ||
+		    (rc = metrics_family(b, "hotpath_l0_relay_up", "gauge",
+				 "1 while the relay socket answers remote clients in the kernel.")) ||
+		    (rc = sample(b, "hotpath_l0_relay_up", l0t.relay_on ? 1 : 0)) ||
 		    (rc = metrics_family(b, "hotpath_l0_connections_total", "counter",
 				 "Connections enrolled for in-kernel answers (sock_ops).")) ||
 		    (rc = sample(b, "hotpath_l0_connections_total", l0t.conns)) ||

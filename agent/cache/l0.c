@@ -10,9 +10,11 @@
  * sendmsg(), into the replies and put straight into the client's own
  * receive side (any reply length, no TCP, no workqueue, the daemon not
  * woken).
- * Otherwise an sk_skb verdict program on the front's socket answers
- * received segments in place, only when the replies are as long as the
- * requests (docs/l0.md says why the receive side cannot do better).
+ * Otherwise an sk_skb verdict program on the front's socket sends a
+ * received segment of such GETs, unchanged, to a relay socket this module
+ * owns (one end of a loopback pair), whose sk_msg program rewrites it into
+ * the replies and writes them on the client's connection: the receive side
+ * cannot change a segment's length itself (docs/l0.md says why).
  *
  * Ordering. The kernel answers only while passed == done: `passed` counts
  * the bytes that went to the daemon, `done` the bytes the daemon has read,
@@ -46,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -77,8 +80,10 @@ struct l0 {
 	struct l0_bpf *skel;
 	struct bpf_link *sockops_link;
 	int cgroup_fd;
-	int cache_fd, socks_fd, verdict_fd, clients_fd, msg_fd;
-	bool verdict_attached, msg_attached;
+	int cache_fd, socks_fd, verdict_fd, clients_fd, msg_fd, relays_fd, relay_fd;
+	bool verdict_attached, msg_attached, relay_attached;
+	int relay_a, relay_b;       /* the relay socket (in l0_relays) and its peer */
+	uint64_t relay_drained;     /* bytes read from the peer: undeliverable segments */
 	struct l0_conn *conns;      /* mmap'd l0_conns */
 	size_t conns_len;
 	char pin_path[512];
@@ -213,6 +218,122 @@ static int open_root_cgroup(char *why, size_t whylen)
 	return fd;
 }
 
+/* ---- the relay socket ------------------------------------------------------
+ * A connected loopback pair the daemon owns: `relay_a` is in l0_relays with
+ * hp_l0_relay, which rewrites the answers the verdict program redirects to
+ * it and sends them on the client's connection; `relay_b` receives only
+ * what hp_l0_relay could not deliver (a client gone), drained and counted
+ * in l0_refresh. */
+
+static void relay_close(struct l0 *l0)
+{
+	if (l0->skel && l0->skel->bss)
+		__atomic_store_n(&l0->skel->bss->relay_on, 0u, __ATOMIC_RELEASE);
+	if (l0->relay_a >= 0)
+		close(l0->relay_a);   /* also leaves l0_relays */
+	if (l0->relay_b >= 0)
+		close(l0->relay_b);
+	l0->relay_a = l0->relay_b = -1;
+}
+
+/* Create the pair and put its first socket in l0_relays. 0 or -errno. */
+static int relay_open(struct l0 *l0)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	__u32 key = 0;
+	__u64 fd;
+	int lfd, err = 0;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 1) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) != 0) {
+		err = -errno;
+		goto out;
+	}
+	l0->relay_a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l0->relay_a < 0 || connect(l0->relay_a, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		err = -errno;
+		goto out;
+	}
+	l0->relay_b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (l0->relay_b < 0) {
+		err = -errno;
+		goto out;
+	}
+	fd = (__u64)l0->relay_a;
+	if (bpf_map_update_elem(l0->relays_fd, &key, &fd, BPF_ANY) != 0) {
+		err = -errno;
+		goto out;
+	}
+	__atomic_store_n(&l0->skel->bss->relay_on, 1u, __ATOMIC_RELEASE);
+out:
+	close(lfd);
+	if (err)
+		relay_close(l0);
+	return err;
+}
+
+/*
+ * Forget what was queued on a relay socket that is gone: its segments were
+ * dropped with it, so their snapshots are free and no connection waits for
+ * them any more (the connections they belonged to lost those replies or
+ * requests: their clients see a stalled connection). relay_on is 0 here;
+ * the pause lets a verdict program that read it as 1 finish first (a run
+ * takes microseconds).
+ */
+static void relay_reset(struct l0 *l0)
+{
+	int snaps = bpf_map__fd(l0->skel->maps.l0_relay_snaps);
+	struct l0_relay_snap *sn = calloc(1, sizeof(*sn));
+
+	usleep(20000);
+	for (__u32 i = 0; sn && i < L0_RELAY_SNAPS; i++)
+		if (bpf_map_update_elem(snaps, &i, sn, BPF_ANY) != 0)
+			log_debug("l0: cannot reset relay snapshot %u: %s", i, strerror(errno));
+	free(sn);
+	for (size_t i = 0; i < L0_CONN_SLOTS; i++) {
+		struct l0_conn *c = &l0->conns[i];
+
+		__atomic_store_n(&c->relay_out, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->relay_bytes, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->relay_valid, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->pass_end, 0, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * About once a second: drain the peer, and replace a relay socket that
+ * failed. The kernel stops a psock's work item for good on a hard send
+ * error (a client's socket torn down while its answer was being written);
+ * the answers queued on it then are lost, later ones use the new socket.
+ */
+static void relay_check(struct l0 *l0)
+{
+	char buf[4096];
+	ssize_t n;
+	int soerr = 0, rc;
+	socklen_t len = sizeof(soerr);
+
+	if (l0->relay_b >= 0)
+		while ((n = read(l0->relay_b, buf, sizeof(buf))) > 0)
+			l0->relay_drained += (uint64_t)n;
+	if (l0->relay_a < 0 || l0->relays_fd < 0)
+		return;
+	if (getsockopt(l0->relay_a, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr == 0)
+		return;
+	log_warn("l0: the relay socket failed (%s): replacing it; answers queued on it are lost",
+		 strerror(soerr));
+	relay_close(l0);
+	relay_reset(l0);
+	rc = relay_open(l0);
+	if (rc != 0)
+		log_warn("l0: no relay socket (%s): remote clients are served by the daemon",
+			 strerror(-rc));
+}
+
 struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t whylen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
@@ -226,7 +347,8 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	}
 	l0->l1 = l1;
 	l0->cgroup_fd = l0->cache_fd = l0->socks_fd = l0->verdict_fd = -1;
-	l0->clients_fd = l0->msg_fd = -1;
+	l0->clients_fd = l0->msg_fd = l0->relays_fd = l0->relay_fd = -1;
+	l0->relay_a = l0->relay_b = -1;
 	l0->max_keys = o->max_keys ? o->max_keys : 4096;
 	l0->max_value = o->max_value && o->max_value <= L0_VALUE_MAX ? o->max_value : L0_VALUE_MAX;
 	l0->min_heat = o->min_heat ? o->min_heat : 2;
@@ -293,6 +415,17 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 		goto fail;
 	}
 	l0->msg_attached = true;
+	l0->relays_fd = bpf_map__fd(l0->skel->maps.l0_relays);
+	l0->relay_fd = bpf_program__fd(l0->skel->progs.hp_l0_relay);
+	if (bpf_prog_attach(l0->relay_fd, l0->relays_fd, BPF_SK_MSG_VERDICT, 0) != 0) {
+		snprintf(why, whylen, "cannot attach the relay's sk_msg program: %s", strerror(errno));
+		goto fail;
+	}
+	l0->relay_attached = true;
+	err = relay_open(l0);
+	if (err)
+		log_warn("l0: no relay socket (%s): remote clients are served by the daemon",
+			 strerror(-err));
 	l0->cgroup_fd = open_root_cgroup(why, whylen);
 	if (l0->cgroup_fd < 0)
 		goto fail;
@@ -472,6 +605,7 @@ void l0_refresh(struct l0 *l0)
 	struct l0_cand *t;
 	unsigned n = 0;
 
+	relay_check(l0);
 	if (!__atomic_load_n(&l0->skel->bss->l0_on, __ATOMIC_ACQUIRE))
 		return;
 	credit_hits(l0);            /* also indexes cur in l0->in */
@@ -552,6 +686,7 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 	out->inserts = l0->inserts;
 	out->removals = l0->removals;
 	out->invalidations = atomic_load_explicit(&l0->invalidations, memory_order_relaxed);
+	out->relay_on = __atomic_load_n(&l0->skel->bss->relay_on, __ATOMIC_ACQUIRE) != 0;
 	if (ncpu <= 0)
 		return;
 	per = calloc((size_t)ncpu, sizeof(*per));
@@ -571,6 +706,9 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 			out->local_conns += per[i].local_conns;
 			out->local_answered += per[i].local_answered;
 			out->pass_room += per[i].pass_room;
+			out->relay_answered += per[i].relay_answered;
+			out->relay_passed += per[i].relay_passed;
+			out->relay_lost += per[i].relay_lost;
 		}
 	}
 	free(per);
@@ -615,6 +753,9 @@ void l0_stop(struct l0 *l0)
 		l0->skel->bss->resp_port = 0;
 	}
 	bpf_link__destroy(l0->sockops_link);
+	relay_close(l0);
+	if (l0->relay_attached)
+		bpf_prog_detach2(l0->relay_fd, l0->relays_fd, BPF_SK_MSG_VERDICT);
 	if (l0->verdict_attached)
 		bpf_prog_detach2(l0->verdict_fd, l0->socks_fd, BPF_SK_SKB_VERDICT);
 	if (l0->msg_attached)

@@ -26,6 +26,7 @@ struct l0_options {
 	unsigned max_value;         /* largest value copied, <= L0_VALUE_MAX */
 	unsigned min_heat;          /* GETs per refresh interval to qualify */
 	bool enabled;
+	bool relay_on;              /* the relay socket answers remote clients */
 };
 
 struct l0_totals {
@@ -33,10 +34,12 @@ struct l0_totals {
 	uint64_t pass_miss, pass_busy, pass_other, pass_error, pass_size;
 	uint64_t conns, conn_collisions;
 	uint64_t local_conns, local_answered, pass_room;
+	uint64_t relay_answered, relay_passed, relay_lost;
 	uint64_t keys;              /* keys in L0 after the last refresh */
 	uint64_t inserts, removals; /* by the refresher */
 	uint64_t invalidations;     /* removed by a write (L1 hook) */
 	bool enabled;
+	bool relay_on;              /* the relay socket answers remote clients */
 };
 
 /*

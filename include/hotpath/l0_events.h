@@ -15,6 +15,17 @@
 #define L0_OUT_MAX (L0_BATCH_MAX * L0_REPLY_MAX)
 #define L0_CONN_SLOTS 65536             /* per-connection state, by cookie hash */
 #define L0_LOCAL_MAX 4096               /* largest request or reply answered on the send side */
+#define L0_RELAY_SNAPS 256              /* kernel answers on their way through the relay at most */
+
+/*
+ * The verdict program marks each segment it redirects to the relay socket
+ * in skb->priority, which the relay's sk_msg program reads from the head
+ * of the relay's queue (bpf/l0.bpf.c): a pass for the daemon, or an
+ * answer whose replies are in l0_relay_snaps[priority & 0xffff].
+ */
+#define L0_RELAY_PASS 0x4c300000u
+#define L0_RELAY_ANSWER 0x4c310000u
+#define L0_RELAY_KIND_MASK 0xffff0000u
 
 /* Key of map l0_cache: the key bytes, zero-padded. */
 struct l0_key {
@@ -43,6 +54,20 @@ struct l0_conn {
 	__u64 passed;                   /* bytes handed to the daemon */
 	__u64 done;                     /* bytes the daemon read and answered */
 	__u64 hits;                     /* GETs answered in the kernel */
+	/* Relayed segments (kernel answers of the verdict program, see
+	 * bpf/l0.bpf.c): written by the kernel only. */
+	__u64 pass_end;                 /* `passed` after the last segment passed through the relay */
+	__u32 relay_out;                /* segments queued on the relay socket, not yet forwarded */
+	__u32 relay_bytes;              /* bytes of the replies among them */
+	__u32 relay_end;                /* the front's write_seq once every relayed reply is written */
+	__u32 relay_valid;              /* relay_end holds: kernel answers since the last pass */
+};
+
+/* The replies of a relayed answer, as the verdict program saw L0. */
+struct l0_relay_snap {
+	__u32 busy;                     /* 1 from the verdict's copy to the relay's */
+	__u32 len;
+	__u8 out[L0_OUT_MAX];
 };
 
 /*
@@ -79,12 +104,16 @@ struct l0_stats {
 	__u64 pass_busy;                /* passed: earlier commands still in the daemon or unread */
 	__u64 pass_other;               /* passed: not only complete GETs */
 	__u64 pass_error;               /* passed: rewrite or redirect failed */
-	__u64 pass_size;                /* passed: replies not exactly as long as the requests */
+	__u64 pass_size;                /* passed: replies too short or too long */
 	__u64 conns;                    /* connections enrolled by sock_ops */
 	__u64 conn_collisions;          /* enrolment refused: slot in use */
 	__u64 local_conns;              /* connections answered on the client's send side */
 	__u64 local_answered;           /* client writes answered on the send side */
-	__u64 pass_room;                /* passed: the client's unread kernel answers fill its rcvbuf */
+	__u64 pass_room;                /* passed: the client's unread kernel answers fill its rcvbuf,
+					 * or a remote client's send buffer or the relay is full */
+	__u64 relay_answered;           /* kernel answers the relay socket forwarded to the client */
+	__u64 relay_passed;             /* segments passed to the daemon through the relay socket */
+	__u64 relay_lost;               /* relayed segments whose client was gone (discarded) */
 };
 
 #endif
