@@ -28,8 +28,13 @@
 # ping-pong on loopback, both ends watched, that prices a hook per socket
 # transfer more finely than a server under load can).
 #
+# PERF=1 adds a cpu-clock profile of each run and, per arm, the share of
+# the server's core in observation code less the baseline arm's: on a VM
+# whose rates spread ±15% between runs, the steadiest measure of the cost.
+#
 #   bench/overhead.sh              # RUNS=3 SECS=10 ARMS="none agent" WORKLOADS="web pg"
 #   ARMS="none empty agent" RT=1 RUNS=5 SECS=8 bench/overhead.sh
+#   ARMS="none agent" RT=1 RUNS=3 SECS=5 PERF=1 bench/overhead.sh
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
@@ -311,16 +316,25 @@ if [ "$PERF" = 1 ]; then
 	# tracepoint dispatch, map lookups, ring buffer): the observation's
 	# cost on the server, which a CPU-bound server pays in throughput.
 	obsre='bpf|copy_from_user_nofault|check_object_size|virt_addr_valid|check_stack_object|call_trace_sock|htab|lookup_nulls|ringbuf|sk_storage|task_storage'
+	# The baseline arm's share (the kernel's own usercopy checks, other
+	# BPF programs of the host) is subtracted from the others' medians.
 	for w in $WORKLOADS; do
 		printf '%s: share of cpu 1 (server) in BPF programs and helpers, per round:' "$w"
 		for a in $ARMS; do
 			printf ' %s' "$a"
 			for f in "${PERFDIR:-$tmp}"/perf."$w.$a".*; do
 				perf report -q -i "$f" --cpu 1 --no-children --sort sym -g none --stdio 2>/dev/null |
-					awk -v re="$obsre" '$1 ~ /%$/ && $0 ~ re {p = $1; sub("%", "", p); s += p} END {printf " %.2f%%", s}'
-			done
+					awk -v re="$obsre" '$1 ~ /%$/ && $0 ~ re {p = $1; sub("%", "", p); s += p} END {printf "%.2f\n", s}'
+			done > "$tmp/share.$w.$a"
+			tr '\n' ' ' < "$tmp/share.$w.$a" | sed 's/\([0-9.]*\) /\1% /g; s/^/ /; s/ $//'
 		done
 		echo
+		for a in $ARMS; do
+			[ "$a" = "$base" ] && continue
+			echo "$w $a: median share $(median < "$tmp/share.$w.$a")%, less $base's $(median < "$tmp/share.$w.$base")%:" \
+				"$(awk -v a="$(median < "$tmp/share.$w.$a")" -v b="$(median < "$tmp/share.$w.$base")" 'BEGIN {printf "%.2f%%", a - b}')" \
+				"of the server's CPU in observation"
+		done
 	done
 	for w in $WORKLOADS; do for c in 1 0; do
 		perf_shares "$w.$base" $c | LC_ALL=C sort -k2 > "$tmp/shares.base"
