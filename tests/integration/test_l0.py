@@ -342,6 +342,23 @@ def test_redis_benchmark_pipelined_gets(l0d):
     assert l0_hits(l0d) - h0 > 10000, l0d.metrics()
 
 
+def get_rounds(s, keys, vals, rounds, pipeline=1):
+    """rounds writes of `pipeline` GETs each (keys in turn) on s, each
+    write's replies read and compared with vals before the next write."""
+    i = 0
+    for r in range(rounds):
+        ks = [keys[(i + j) % len(keys)] for j in range(pipeline)]
+        i += pipeline
+        s.sendall(b"".join(encode("GET", k) for k in ks))
+        want = b"".join(b"$%d\r\n%s\r\n" % (len(vals[k]), vals[k].encode()) for k in ks)
+        data = b""
+        while len(data) < len(want):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+        assert data == want, (r, data[:80])
+
+
 def local_answered(d):
     return d.metric("hotpath_l0_local_answered_total") or 0
 
@@ -366,26 +383,11 @@ def test_values_of_any_length_answered_in_kernel(l0d, vlen):
     s.settimeout(5)
     h0, a0 = l0_hits(l0d), local_answered(l0d)
     n = 5000
-    for i in range(n):
-        k = keys[i % len(keys)]
-        s.sendall(encode("GET", k))
-        want = b"$%d\r\n%s\r\n" % (vlen, vals[k].encode())
-        data = b""
-        while len(data) < len(want):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-        assert data == want
+    get_rounds(s, keys, vals, n)
     # pipelined: 16 GETs in one write, answered together by the kernel
     # (with 1000-byte values the replies fill four pages)
     h1 = l0_hits(l0d)
-    s.sendall(b"".join(encode("GET", keys[i % len(keys)]) for i in range(16)))
-    want = b"".join(b"$%d\r\n%s\r\n" % (vlen, vals[keys[i % len(keys)]].encode())
-                    for i in range(16))
-    data = b""
-    while len(data) < len(want):
-        data += s.recv(65536)
-    assert data == want
+    get_rounds(s, keys, vals, 1, pipeline=16)
     assert l0_hits(l0d) - h1 == 16, l0d.metrics()
     got = l0_hits(l0d) - h0
     # the kernel answers all but the GETs that raced a refresh of L0
@@ -495,25 +497,8 @@ def test_remote_clients_get_kernel_answers_of_any_length(l0d6, vlen):
     seg0, rel0, loc0 = (l0d.metric("hotpath_l0_segments_answered_total") or 0,
                         relay_answered(l0d), local_answered(l0d))
     n = 3000
-    for i in range(n):
-        k = keys[i % len(keys)]
-        s.sendall(encode("GET", k))
-        want = b"$%d\r\n%s\r\n" % (vlen, vals[k].encode())
-        data = b""
-        while len(data) < len(want):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-        assert data == want, (i, data[:80])
-    s.sendall(b"".join(encode("GET", keys[i % len(keys)]) for i in range(16)))
-    want = b"".join(b"$%d\r\n%s\r\n" % (vlen, vals[keys[i % len(keys)]].encode())
-                    for i in range(16))
-    data = b""
-    while len(data) < len(want):
-        chunk = s.recv(65536)
-        assert chunk, "connection closed"
-        data += chunk
-    assert data == want
+    get_rounds(s, keys, vals, n)
+    get_rounds(s, keys, vals, 1, pipeline=16)
     segs = (l0d.metric("hotpath_l0_segments_answered_total") or 0) - seg0
     rel = relay_answered(l0d) - rel0
     # the kernel answers all but the GETs that raced a refresh of L0
