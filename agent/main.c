@@ -220,6 +220,16 @@ static void reload(struct daemon_state *st)
 			log_info("reload: L0 %s", nc->l0_enabled ? "switched on" :
 				 "switched off and emptied");
 	}
+	if (d->l0 && nc->l0_remote != d->cfg->l0_remote) {
+		char why[200];
+
+		if (l0_set_remote(d->l0, nc->l0_remote, why, sizeof(why)) != 0)
+			log_warn("reload: L0 leaves remote clients to the daemon: %s", why);
+		else
+			log_info("reload: L0 %s", nc->l0_remote ?
+				 "answers remote clients through the relay socket" :
+				 "leaves remote clients to the daemon");
+	}
 	pthread_rwlock_wrlock(&d->cfg_lock);
 	old = d->cfg;
 	d->cfg = nc;
@@ -467,6 +477,7 @@ int main(int argc, char **argv)
 			.max_value = (unsigned)d->cfg->l0_max_value_size,
 			.min_heat = d->cfg->l0_min_hits,
 			.enabled = d->cfg->l0_enabled,
+			.remote = d->cfg->l0_remote,
 		};
 
 		d->l0 = l0_start(d->l1, &lo, why, sizeof(why));

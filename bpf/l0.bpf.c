@@ -30,6 +30,8 @@
  *    and whose priority names the snapshot, so the program rewrites the
  *    bytes into the replies (any length, the same code as the local path)
  *    and redirects them to the egress of the front's socket.
+ *    With [l0] remote = no (remote_on = 0) it answers nothing: every segment
+ *    goes to the daemon (counted as passed, reason "remote").
  *
  * Either way nothing but the connection's slot in l0_conns is shared with
  * the daemon: L0 never writes to the daemon's state.
@@ -70,6 +72,7 @@
 __u32 resp_port = 0;            /* host order; 0 = enrol nothing */
 __u32 l0_on = 0;                /* 0 = pass everything */
 __u32 relay_on = 0;             /* 1 = the relay socket is in l0_relays */
+__u32 remote_on = 0;            /* 1 = answer segments through the relay ([l0] remote) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -657,8 +660,14 @@ int hp_l0_verdict(struct __sk_buff *skb)
 	 * (skb_send_sock() of nothing returns 0). */
 	if (w.len == 0)
 		return SK_PASS;
-	if (!l0_on || !relay_on)
+	if (!l0_on)
 		goto pass;
+	/* [l0] remote = no (or no relay socket): the daemon answers; a pass
+	 * still follows answers queued before on the relay (to_daemon). */
+	if (!remote_on || !relay_on) {
+		__sync_fetch_and_add(&st->pass_remote, 1);
+		goto pass;
+	}
 	if (c->passed != *(volatile __u64 *)&c->done) {
 		__sync_fetch_and_add(&st->pass_busy, 1);
 		goto pass;

@@ -222,12 +222,15 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "failed; size: a local client's replies too short or too long; "
 				 "room: the client's unread kernel answers fill its receive "
 				 "buffer, or a remote client's send buffer or the relay's "
-				 "snapshots are full).")))
+				 "snapshots are full; remote: a connection only the relay "
+				 "could answer, while it is off: [l0] remote = no, or no "
+				 "relay socket).")))
 			goto out;
 		const struct { const char *reason; uint64_t n; } passed[] = {
 			{ "miss", l0t.pass_miss }, { "busy", l0t.pass_busy },
 			{ "other", l0t.pass_other }, { "error", l0t.pass_error },
 			{ "size", l0t.pass_size }, { "room", l0t.pass_room },
+			{ "remote", l0t.pass_remote },
 		};
 		for (unsigned i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
 			if ((rc = metrics_sample2(b, "hotpath_l0_passed_total", "reason", passed[i].reason,
@@ -254,7 +257,8 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 				 "Relayed segments whose client was gone (discarded).")) ||
 		    (rc = sample(b, "hotpath_l0_relay_lost_total", l0t.relay_lost)) ||
 		    (rc = metrics_family(b, "hotpath_l0_relay_up", "gauge",
-				 "1 while the relay socket answers remote clients in the kernel.")) ||
+				 "1 while the relay socket answers remote clients in the kernel "
+				 "(0 with [l0] remote = no).")) ||
 		    (rc = sample(b, "hotpath_l0_relay_up", l0t.relay_on ? 1 : 0)) ||
 		    (rc = metrics_family(b, "hotpath_l0_connections_total", "counter",
 				 "Connections enrolled for in-kernel answers (sock_ops).")) ||

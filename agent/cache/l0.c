@@ -14,7 +14,10 @@
  * received segment of such GETs, unchanged, to a relay socket this module
  * owns (one end of a loopback pair), whose sk_msg program rewrites it into
  * the replies and writes them on the client's connection: the receive side
- * cannot change a segment's length itself (docs/l0.md says why).
+ * cannot change a segment's length itself (docs/l0.md says why). With
+ * [l0] remote = no the verdict program answers nothing and the relay is
+ * not created (switched off at runtime, it stays open but gets no new
+ * answers: closing it would drop those still queued on it).
  *
  * Ordering. The kernel answers only while passed == done: `passed` counts
  * the bytes that went to the daemon, `done` the bytes the daemon has read,
@@ -88,6 +91,7 @@ struct l0 {
 	size_t conns_len;
 	char pin_path[512];
 	unsigned max_keys, max_value, min_heat;
+	bool remote;                /* [l0] remote: answer through the relay */
 	/* refresher state (main thread only) */
 	struct l0_cand *heap, *cur, *next;
 	unsigned nheap, ncur;
@@ -324,10 +328,12 @@ static void relay_check(struct l0 *l0)
 		return;
 	if (getsockopt(l0->relay_a, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr == 0)
 		return;
-	log_warn("l0: the relay socket failed (%s): replacing it; answers queued on it are lost",
-		 strerror(soerr));
+	log_warn("l0: the relay socket failed (%s): %s; answers queued on it are lost",
+		 strerror(soerr), l0->remote ? "replacing it" : "closing it");
 	relay_close(l0);
 	relay_reset(l0);
+	if (!l0->remote)
+		return;
 	rc = relay_open(l0);
 	if (rc != 0)
 		log_warn("l0: no relay socket (%s): remote clients are served by the daemon",
@@ -352,6 +358,7 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->max_keys = o->max_keys ? o->max_keys : 4096;
 	l0->max_value = o->max_value && o->max_value <= L0_VALUE_MAX ? o->max_value : L0_VALUE_MAX;
 	l0->min_heat = o->min_heat ? o->min_heat : 2;
+	l0->remote = o->remote;
 	l0->heap = calloc(l0->max_keys, sizeof(*l0->heap));
 	l0->cur = calloc(l0->max_keys, sizeof(*l0->cur));
 	l0->next = calloc(l0->max_keys, sizeof(*l0->next));
@@ -422,10 +429,13 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 		goto fail;
 	}
 	l0->relay_attached = true;
-	err = relay_open(l0);
-	if (err)
-		log_warn("l0: no relay socket (%s): remote clients are served by the daemon",
-			 strerror(-err));
+	if (l0->remote) {
+		err = relay_open(l0);
+		if (err)
+			log_warn("l0: no relay socket (%s): remote clients are served by the daemon",
+				 strerror(-err));
+	}
+	l0->skel->bss->remote_on = l0->remote ? 1 : 0;
 	l0->cgroup_fd = open_root_cgroup(why, whylen);
 	if (l0->cgroup_fd < 0)
 		goto fail;
@@ -670,6 +680,22 @@ int l0_set_enabled(struct l0 *l0, bool on, char *why, size_t whylen)
 	return 0;
 }
 
+int l0_set_remote(struct l0 *l0, bool on, char *why, size_t whylen)
+{
+	int rc = 0;
+
+	if (on && l0->relay_a < 0) {
+		rc = relay_open(l0);
+		if (rc) {
+			snprintf(why, whylen, "cannot open the relay socket: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	l0->remote = on;
+	__atomic_store_n(&l0->skel->bss->remote_on, on ? 1u : 0u, __ATOMIC_RELEASE);
+	return 0;
+}
+
 void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -686,7 +712,8 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 	out->inserts = l0->inserts;
 	out->removals = l0->removals;
 	out->invalidations = atomic_load_explicit(&l0->invalidations, memory_order_relaxed);
-	out->relay_on = __atomic_load_n(&l0->skel->bss->relay_on, __ATOMIC_ACQUIRE) != 0;
+	out->relay_on = __atomic_load_n(&l0->skel->bss->relay_on, __ATOMIC_ACQUIRE) != 0 &&
+			__atomic_load_n(&l0->skel->bss->remote_on, __ATOMIC_ACQUIRE) != 0;
 	if (ncpu <= 0)
 		return;
 	per = calloc((size_t)ncpu, sizeof(*per));
@@ -709,6 +736,7 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 			out->relay_answered += per[i].relay_answered;
 			out->relay_passed += per[i].relay_passed;
 			out->relay_lost += per[i].relay_lost;
+			out->pass_remote += per[i].pass_remote;
 		}
 	}
 	free(per);

@@ -144,6 +144,7 @@ struct hp_config {
 	uint64_t max_ttl_ms;            /* 0 = no cap */
 	/* [l0] */
 	bool l0_enabled;
+	bool l0_remote;                 /* answer remote clients through the relay */
 	uint32_t l0_max_keys;
 	uint64_t l0_max_value_size;
 	uint32_t l0_min_hits;

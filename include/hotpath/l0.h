@@ -26,7 +26,7 @@ struct l0_options {
 	unsigned max_value;         /* largest value copied, <= L0_VALUE_MAX */
 	unsigned min_heat;          /* GETs per refresh interval to qualify */
 	bool enabled;
-	bool relay_on;              /* the relay socket answers remote clients */
+	bool remote;                /* answer remote clients through the relay socket */
 };
 
 struct l0_totals {
@@ -34,12 +34,12 @@ struct l0_totals {
 	uint64_t pass_miss, pass_busy, pass_other, pass_error, pass_size;
 	uint64_t conns, conn_collisions;
 	uint64_t local_conns, local_answered, pass_room;
-	uint64_t relay_answered, relay_passed, relay_lost;
+	uint64_t relay_answered, relay_passed, relay_lost, pass_remote;
 	uint64_t keys;              /* keys in L0 after the last refresh */
 	uint64_t inserts, removals; /* by the refresher */
 	uint64_t invalidations;     /* removed by a write (L1 hook) */
 	bool enabled;
-	bool relay_on;              /* the relay socket answers remote clients */
+	bool relay_on;              /* the relay socket answers remote clients ([l0] remote) */
 };
 
 /*
@@ -54,6 +54,12 @@ void l0_set_port(struct l0 *l0, uint16_t port);
  * the sock_ops program from the root cgroup, on attaches it again. 0, or
  * -errno with a reason in why when it cannot be attached (L0 stays off). */
 int l0_set_enabled(struct l0 *l0, bool on, char *why, size_t whylen) HP_MUST_CHECK;
+/* Answer remote clients through the relay socket, or leave them to the
+ * daemon. On opens the relay socket if there is none (0, or -errno with a
+ * reason in why: remote clients stay with the daemon); off stops new
+ * relayed answers at once and keeps the socket, so the answers already on
+ * it are written and a pass behind them keeps its place. */
+int l0_set_remote(struct l0 *l0, bool on, char *why, size_t whylen) HP_MUST_CHECK;
 /* Re-pick the hot keys (main thread, about once a second). */
 void l0_refresh(struct l0 *l0);
 /* Remove every key (FLUSHALL also does it through the L1 hook). */

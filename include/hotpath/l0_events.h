@@ -114,6 +114,8 @@ struct l0_stats {
 	__u64 relay_answered;           /* kernel answers the relay socket forwarded to the client */
 	__u64 relay_passed;             /* segments passed to the daemon through the relay socket */
 	__u64 relay_lost;               /* relayed segments whose client was gone (discarded) */
+	__u64 pass_remote;              /* passed: a connection only the relay could answer, while
+					 * it is off ([l0] remote = no, or no relay socket) */
 };
 
 #endif

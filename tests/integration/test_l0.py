@@ -618,6 +618,101 @@ def test_redis_benchmark_on_remote_connections(l0d6):
     assert relay_answered(l0d) - a0 > 5000, l0d.metrics()
 
 
+def passed_remote(d):
+    return d.metric("hotpath_l0_passed_total", {"reason": "remote"}) or 0
+
+
+def relay_counters(d):
+    return [d.metric(m) or 0 for m in ("hotpath_l0_relay_answered_total",
+                                        "hotpath_l0_relay_passed_total",
+                                        "hotpath_l0_relay_lost_total",
+                                        "hotpath_l0_segments_answered_total")]
+
+
+def daemon_answers_remote(d, keys, vals, n=300):
+    """n single GETs and one segment of 16 pipelined ones on a new IPv6
+    connection, replies checked; asserts the relay did none of them and
+    the verdict program passed every segment as reason="remote"."""
+    (s,) = socks6(d, 1)
+    s.settimeout(5)
+    r0, p0, h0 = relay_counters(d), passed_remote(d), l0_hits(d)
+
+    def check(req, want):
+        s.sendall(req)
+        data = b""
+        while len(data) < len(want):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+        assert data == want, data[:80]
+
+    for i in range(n):
+        k = keys[i % len(keys)]
+        check(encode("GET", k), b"$%d\r\n%s\r\n" % (len(vals[k]), vals[k].encode()))
+    check(b"".join(encode("GET", keys[i % len(keys)]) for i in range(16)),
+          b"".join(b"$%d\r\n%s\r\n" % (len(vals[keys[i % len(keys)]]),
+                                          vals[keys[i % len(keys)]].encode())
+                   for i in range(16)))
+    s.close()
+    assert relay_counters(d) == r0, (r0, d.metrics())
+    assert l0_hits(d) == h0
+    assert passed_remote(d) - p0 >= n + 1, d.metrics()
+    assert d.metric("hotpath_l0_relay_up") == 0
+
+
+def test_remote_no_leaves_remote_clients_to_the_daemon(hotpath_factory):
+    """[l0] remote = no: no relay socket is created, an IPv6 client's GETs of
+    keys in L0 are all answered by the daemon (nothing relayed, replies
+    right, each segment counted as passed, reason="remote"), while local
+    IPv4 clients still get send-side answers."""
+    d = hotpath_factory("[resp]\nlisten = [::1]:0\n[l0]\nremote = no\n")
+    assert "l0: kernel tier on" in d.log_text(), d.log_text()
+    r = redis6(d)
+    keys = ["nr:%013d" % i for i in range(4)]
+    vals = {k: (k[-1] + "v" * 100)[:100] for k in keys}
+    for k in keys:
+        r.set(k, vals[k])
+    make_hot(d, keys, client=r)
+    assert wait_in_l0(d, len(keys)), d.metrics()
+    daemon_answers_remote(d, keys, vals)
+
+
+def test_remote_switched_at_runtime(l0d6):
+    """remote = no by reload: new relayed answers stop at once (the relay
+    socket stays open, idle); yes again: the relay answers again."""
+    d = l0d6
+    r = redis6(d)
+    keys = ["nrr:%012d" % i for i in range(4)]
+    vals = {k: (k[-1] + "w" * 300)[:300] for k in keys}
+    for k in keys:
+        r.set(k, vals[k])
+    make_hot(d, keys, client=r)
+    assert wait_in_l0(d, len(keys)), d.metrics()
+    assert d.metric("hotpath_l0_relay_up") == 1
+    d.write_config("[resp]\nlisten = [::1]:0\n[l0]\nremote = no\n")
+    d.reload()
+    assert d.wait_log("L0 leaves remote clients to the daemon")
+    daemon_answers_remote(d, keys, vals)
+    d.write_config("[resp]\nlisten = [::1]:0\n[l0]\nremote = yes\n")
+    d.reload()
+    assert d.wait_log("L0 answers remote clients through the relay socket")
+    assert d.metric("hotpath_l0_relay_up") == 1
+    (s,) = socks6(d, 1)
+    s.settimeout(5)
+    a0 = relay_answered(d)
+    for i in range(200):
+        k = keys[i % len(keys)]
+        s.sendall(encode("GET", k))
+        want = b"$300\r\n%s\r\n" % vals[k].encode()
+        data = b""
+        while len(data) < len(want):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+        assert data == want
+    assert relay_answered(d) - a0 >= 150, d.metrics()
+
+
 def test_switched_off_at_runtime(l0d):
     r = l0d.redis()
     sv = l0_value("s", "x")

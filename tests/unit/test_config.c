@@ -141,6 +141,7 @@ static void test_defaults(void **state)
 	assert_true(c.memory_pressure);
 	assert_int_equal(c.max_ttl_ms, 0);
 	assert_true(c.l0_enabled);
+	assert_true(c.l0_remote);
 	assert_true(c.bpf_enabled);
 	assert_string_equal(c.bpf_pin_path, "/sys/fs/bpf/hotpath");
 	assert_string_equal(c.redis_address, "");
@@ -858,7 +859,7 @@ static void test_reloadable(void **state)
 		{ "resp", "max_output_buffer" }, { "api", "metrics_auth" },
 		{ "api", "max_body" }, { "cache", "l1_max_memory" }, { "cache", "eviction" },
 		{ "cache", "active_expire_hz" }, { "cache", "memory_pressure" },
-		{ "cache", "max_ttl" }, { "l0", "enabled" },
+		{ "cache", "max_ttl" }, { "l0", "enabled" }, { "l0", "remote" },
 		{ "partition", "prefix" }, { "partition.users", "max_memory" },
 		{ "partition.x", "default_ttl" }, { "partition.x", "priority" },
 	};
@@ -951,8 +952,8 @@ static void test_visit(void **state)
 	assert_non_null(a);
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 119);          /* every key of every plain section */
-	assert_int_equal(a->reloadable, 44);
+	assert_int_equal(a->n, 120);          /* every key of every plain section */
+	assert_int_equal(a->reloadable, 45);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
 	assert_non_null(strstr(a->text, "resp.idle_timeout=300s\n"));
@@ -965,8 +966,8 @@ static void test_visit(void **state)
 		 "[database.app]\npassword = s3cret\n[database.b]\n"
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 119 + 6 + 6 + 4);
-	assert_int_equal(a->reloadable, 44 + 4);
+	assert_int_equal(a->n, 120 + 6 + 6 + 4);
+	assert_int_equal(a->reloadable, 45 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
 	assert_non_null(strstr(a->text, "cache.max_ttl=90s\n"));
