@@ -1013,7 +1013,8 @@ static __always_inline int relay_head_read(struct sk_msg_md *msg, struct relay_h
  * refuses (the client reset the connection, the daemon closed it) would
  * make the relay's work item stop for good; checked here, it can still
  * happen only if the reset arrives between this check and the write,
- * and then the daemon replaces the relay socket (l0.c).
+ * and then the daemon replaces the relay socket and shuts down the
+ * connections whose segments were queued on it (l0.c).
  */
 static __always_inline bool relay_can_write(const struct relay_head *h)
 {

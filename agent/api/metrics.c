@@ -256,6 +256,10 @@ static int render_l1(struct hp_daemon *d, struct buf *b)
 		    (rc = metrics_family(b, "hotpath_l0_relay_lost_total", "counter",
 				 "Relayed segments whose client was gone (discarded).")) ||
 		    (rc = sample(b, "hotpath_l0_relay_lost_total", l0t.relay_lost)) ||
+		    (rc = metrics_family(b, "hotpath_l0_relay_closed_total", "counter",
+				 "Client connections shut down because a relay socket the "
+				 "kernel stopped lost their kernel answers or requests.")) ||
+		    (rc = sample(b, "hotpath_l0_relay_closed_total", l0t.relay_closed)) ||
 		    (rc = metrics_family(b, "hotpath_l0_relay_up", "gauge",
 				 "1 while the relay socket answers remote clients in the kernel "
 				 "(0 with [l0] remote = no).")) ||

@@ -88,6 +88,8 @@ struct l0 {
 	int relay_a, relay_b;       /* the relay socket (in l0_relays) and its peer */
 	uint64_t relay_drained;     /* bytes read from the peer: undeliverable segments */
 	struct l0_conn *conns;      /* mmap'd l0_conns */
+	int *conn_fds;              /* per slot: the front's fd + 1 as the server saw it, 0 = none */
+	_Atomic uint64_t relay_closed;  /* connections closed: their relayed segments were lost */
 	size_t conns_len;
 	char pin_path[512];
 	unsigned max_keys, max_value, min_heat;
@@ -281,17 +283,41 @@ out:
 }
 
 /*
- * Forget what was queued on a relay socket that is gone: its segments were
- * dropped with it, so their snapshots are free and no connection waits for
- * them any more (the connections they belonged to lost those replies or
- * requests: their clients see a stalled connection). relay_on is 0 here;
- * the pause lets a verdict program that read it as 1 finish first (a run
- * takes microseconds).
+ * Shut the front's connection in `slot` down if it is still the one with
+ * this cookie: its client sees the connection end, and the worker that
+ * owns it closes it as for any client that hung up. The fd is the
+ * server's and may be closed or reused meanwhile, so this works on a
+ * duplicate whose cookie is checked: it is then the same socket.
  */
-static void relay_reset(struct l0 *l0)
+static bool conn_shut(struct l0 *l0, size_t slot, uint64_t cookie)
+{
+	int fd = __atomic_load_n(&l0->conn_fds[slot], __ATOMIC_RELAXED) - 1;
+	uint64_t ck = 0;
+	socklen_t len = sizeof(ck);
+	bool shut = false;
+
+	if (fd < 0 || (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &ck, &len) == 0 && ck == cookie)
+		shut = shutdown(fd, SHUT_RDWR) == 0;
+	close(fd);
+	return shut;
+}
+
+/*
+ * Forget what was queued on a relay socket that is gone: its segments were
+ * dropped with it, so their snapshots are free. The connections they
+ * belonged to (relay_out > 0: a kernel answer or a request for the daemon
+ * lost) would wait forever for those replies, so they are shut down and
+ * their clients reconnect. relay_on is 0 here; the pause lets a verdict
+ * program that read it as 1 finish first (a run takes microseconds).
+ * Returns the number of connections shut down.
+ */
+static unsigned relay_reset(struct l0 *l0)
 {
 	int snaps = bpf_map__fd(l0->skel->maps.l0_relay_snaps);
 	struct l0_relay_snap *sn = calloc(1, sizeof(*sn));
+	unsigned closed = 0;
 
 	usleep(20000);
 	for (__u32 i = 0; sn && i < L0_RELAY_SNAPS; i++)
@@ -300,19 +326,26 @@ static void relay_reset(struct l0 *l0)
 	free(sn);
 	for (size_t i = 0; i < L0_CONN_SLOTS; i++) {
 		struct l0_conn *c = &l0->conns[i];
+		uint64_t cookie = __atomic_load_n(&c->cookie, __ATOMIC_ACQUIRE);
 
+		if (cookie && __atomic_load_n(&c->relay_out, __ATOMIC_RELAXED) != 0 &&
+		    conn_shut(l0, i, cookie))
+			closed++;
 		__atomic_store_n(&c->relay_out, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->relay_bytes, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->relay_valid, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->pass_end, 0, __ATOMIC_RELAXED);
 	}
+	atomic_fetch_add_explicit(&l0->relay_closed, closed, memory_order_relaxed);
+	return closed;
 }
 
 /*
  * About once a second: drain the peer, and replace a relay socket that
  * failed. The kernel stops a psock's work item for good on a hard send
  * error (a client's socket torn down while its answer was being written);
- * the answers queued on it then are lost, later ones use the new socket.
+ * the answers queued on it then are lost, and their connections are shut
+ * down (relay_reset); later ones use the new socket.
  */
 static void relay_check(struct l0 *l0)
 {
@@ -320,6 +353,7 @@ static void relay_check(struct l0 *l0)
 	ssize_t n;
 	int soerr = 0, rc;
 	socklen_t len = sizeof(soerr);
+	unsigned closed;
 
 	if (l0->relay_b >= 0)
 		while ((n = read(l0->relay_b, buf, sizeof(buf))) > 0)
@@ -328,10 +362,11 @@ static void relay_check(struct l0 *l0)
 		return;
 	if (getsockopt(l0->relay_a, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr == 0)
 		return;
-	log_warn("l0: the relay socket failed (%s): %s; answers queued on it are lost",
-		 strerror(soerr), l0->remote ? "replacing it" : "closing it");
 	relay_close(l0);
-	relay_reset(l0);
+	closed = relay_reset(l0);
+	log_warn("l0: the relay socket failed (%s): %s; answers queued on it were lost, "
+		 "%u client connection%s waiting for them closed", strerror(soerr),
+		 l0->remote ? "replaced" : "closed", closed, closed == 1 ? "" : "s");
 	if (!l0->remote)
 		return;
 	rc = relay_open(l0);
@@ -359,6 +394,7 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->max_value = o->max_value && o->max_value <= L0_VALUE_MAX ? o->max_value : L0_VALUE_MAX;
 	l0->min_heat = o->min_heat ? o->min_heat : 2;
 	l0->remote = o->remote;
+	l0->conn_fds = calloc(L0_CONN_SLOTS, sizeof(*l0->conn_fds));
 	l0->heap = calloc(l0->max_keys, sizeof(*l0->heap));
 	l0->cur = calloc(l0->max_keys, sizeof(*l0->cur));
 	l0->next = calloc(l0->max_keys, sizeof(*l0->next));
@@ -366,7 +402,7 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->rvals = calloc(L0_READ_BATCH, sizeof(*l0->rvals));
 	for (n = 16; n < (size_t)l0->max_keys * 4; n <<= 1)
 		;
-	if (!l0->heap || !l0->cur || !l0->next || !l0->rkeys || !l0->rvals ||
+	if (!l0->conn_fds || !l0->heap || !l0->cur || !l0->next || !l0->rkeys || !l0->rvals ||
 	    index_init(&l0->hot, n) != 0 || index_init(&l0->in, n) != 0) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
@@ -712,6 +748,7 @@ void l0_get_totals(struct l0 *l0, struct l0_totals *out)
 	out->inserts = l0->inserts;
 	out->removals = l0->removals;
 	out->invalidations = atomic_load_explicit(&l0->invalidations, memory_order_relaxed);
+	out->relay_closed = atomic_load_explicit(&l0->relay_closed, memory_order_relaxed);
 	out->relay_on = __atomic_load_n(&l0->skel->bss->relay_on, __ATOMIC_ACQUIRE) != 0 &&
 			__atomic_load_n(&l0->skel->bss->remote_on, __ATOMIC_ACQUIRE) != 0;
 	if (ncpu <= 0)
@@ -755,7 +792,10 @@ struct l0_conn *l0_conn_lookup(struct l0 *l0, int fd, uint64_t *cookie)
 		return NULL;
 	*cookie = ck;
 	c = &l0->conns[ck % L0_CONN_SLOTS];
-	return __atomic_load_n(&c->cookie, __ATOMIC_ACQUIRE) == ck ? c : NULL;
+	if (__atomic_load_n(&c->cookie, __ATOMIC_ACQUIRE) != ck)
+		return NULL;
+	__atomic_store_n(&l0->conn_fds[ck % L0_CONN_SLOTS], fd + 1, __ATOMIC_RELAXED);
+	return c;
 }
 
 void l0_conn_release(struct l0 *l0, uint64_t cookie)
@@ -799,6 +839,7 @@ void l0_stop(struct l0 *l0)
 		}
 		l0_bpf__destroy(l0->skel);
 	}
+	free(l0->conn_fds);
 	free(l0->heap);
 	free(l0->cur);
 	free(l0->next);

@@ -35,6 +35,7 @@ struct l0_totals {
 	uint64_t conns, conn_collisions;
 	uint64_t local_conns, local_answered, pass_room;
 	uint64_t relay_answered, relay_passed, relay_lost, pass_remote;
+	uint64_t relay_closed;      /* connections shut down: their relayed segments were lost */
 	uint64_t keys;              /* keys in L0 after the last refresh */
 	uint64_t inserts, removals; /* by the refresher */
 	uint64_t invalidations;     /* removed by a write (L1 hook) */
@@ -75,7 +76,10 @@ void l0_stop(struct l0 *l0);
  * unsent. */
 
 /* The connection's slot (mmap'd) if sock_ops enrolled it, else NULL;
- * *cookie gets the socket cookie either way (0 if unknown). */
+ * *cookie gets the socket cookie either way (0 if unknown). An enrolled
+ * connection's fd is noted: if a relay socket the kernel stopped lost its
+ * answers, L0 shuts the connection down (the caller still owns the fd and
+ * closes it when its read ends). */
 struct l0_conn *l0_conn_lookup(struct l0 *l0, int fd, uint64_t *cookie);
 static inline void l0_conn_publish(struct l0_conn *c, uint64_t bytes_read)
 {

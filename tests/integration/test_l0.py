@@ -599,6 +599,86 @@ def test_relay_survives_clients_that_vanish(l0d6):
         "relay socket failed" in l0d.log_text()))
 
 
+def test_connections_whose_relayed_answers_are_lost_are_closed(l0d6):
+    """A client that resets its connection while its answer is being written
+    can make the kernel stop the relay socket (the reset lands between
+    hp_l0_relay's check of the front's socket and the write). Provoked here
+    for real: bursts of 200 clients sending 16 GETs and resetting at once,
+    while 8 clients loop on pipelined GETs. The relay stopped within a few
+    seconds in each of 10 runs here (2-35 s with the bursts alone); the test
+    fails if it does not within 90 s: not deterministic, but real. The
+    answers and requests queued on it are lost; the daemon replaces it and
+    shuts those connections down, so every looping client either gets right
+    replies or sees its connection end and reconnects: none stalls."""
+    d = l0d6
+    r = redis6(d)
+    keys = ["lost:%d" % i for i in range(8)]
+    vals = {k: k[-1] * 300 for k in keys}
+    for k in keys:
+        r.set(k, vals[k])
+    make_hot(d, keys, client=r)
+    assert wait_in_l0(d, len(keys))
+    stop = threading.Event()
+    seen = {"closed": 0, "stalled": 0, "wrong": 0, "rounds": 0}
+    lock = threading.Lock()
+
+    def loop(n):
+        s = None
+        while not stop.is_set():
+            if s is None:
+                (s,) = socks6(d, 1)
+                s.settimeout(5)
+            try:
+                get_rounds(s, keys[n % 8:] + keys[:n % 8], vals, 1, pipeline=16)
+                with lock:
+                    seen["rounds"] += 1
+            except (AssertionError, ConnectionResetError) as e:
+                if "connection closed" not in str(e) and \
+                        not isinstance(e, ConnectionResetError):
+                    with lock:
+                        seen["wrong"] += 1      # a wrong reply
+                    return
+                with lock:
+                    seen["closed"] += 1
+                s.close()
+                s = None
+            except socket.timeout:
+                with lock:
+                    seen["stalled"] += 1
+                return
+        s.close()
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    burst = b"".join(encode("GET", keys[i % 8]) for i in range(16))
+    end = time.time() + 90
+    try:
+        while time.time() < end and "relay socket failed" not in d.log_text():
+            for s in socks6(d, 200):
+                s.sendall(burst)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+        time.sleep(3)           # the looping clients' last rounds end
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    line = [x for x in d.log_text().splitlines() if "relay socket failed" in x]
+    assert line, "the relay socket did not stop within 90 s: nothing tested"
+    print(line[0], seen)
+    assert seen["stalled"] == 0 and seen["wrong"] == 0, seen
+    assert seen["closed"] >= 1, seen
+    assert re.search(r"\d+ client connections? waiting for them closed", line[0]), line
+    assert d.metric("hotpath_l0_relay_closed_total") >= seen["closed"], d.metrics()
+    assert d.metric("hotpath_l0_relay_up") == 1
+    (s,) = socks6(d, 1)
+    s.settimeout(5)
+    a0 = relay_answered(d)
+    get_rounds(s, keys, vals, 200)
+    assert relay_answered(d) - a0 >= 150, d.metrics()
+
+
 def test_redis_benchmark_on_remote_connections(l0d6):
     """redis-benchmark's 50 IPv6 connections pipelining 16 GETs of 100-byte
     values: answered by the relay socket, and the run completes."""
@@ -636,23 +716,8 @@ def daemon_answers_remote(d, keys, vals, n=300):
     (s,) = socks6(d, 1)
     s.settimeout(5)
     r0, p0, h0 = relay_counters(d), passed_remote(d), l0_hits(d)
-
-    def check(req, want):
-        s.sendall(req)
-        data = b""
-        while len(data) < len(want):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-        assert data == want, data[:80]
-
-    for i in range(n):
-        k = keys[i % len(keys)]
-        check(encode("GET", k), b"$%d\r\n%s\r\n" % (len(vals[k]), vals[k].encode()))
-    check(b"".join(encode("GET", keys[i % len(keys)]) for i in range(16)),
-          b"".join(b"$%d\r\n%s\r\n" % (len(vals[keys[i % len(keys)]]),
-                                          vals[keys[i % len(keys)]].encode())
-                   for i in range(16)))
+    get_rounds(s, keys, vals, n)
+    get_rounds(s, keys, vals, 1, pipeline=16)
     s.close()
     assert relay_counters(d) == r0, (r0, d.metrics())
     assert l0_hits(d) == h0
@@ -700,16 +765,7 @@ def test_remote_switched_at_runtime(l0d6):
     (s,) = socks6(d, 1)
     s.settimeout(5)
     a0 = relay_answered(d)
-    for i in range(200):
-        k = keys[i % len(keys)]
-        s.sendall(encode("GET", k))
-        want = b"$300\r\n%s\r\n" % vals[k].encode()
-        data = b""
-        while len(data) < len(want):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-        assert data == want
+    get_rounds(s, keys, vals, 200)
     assert relay_answered(d) - a0 >= 150, d.metrics()
 
 
