@@ -95,6 +95,7 @@ listen = 127.0.0.1:$a
 l1_max_memory = 512mb
 [l0]
 enabled = $2
+remote = $([ "$REMOTE" = 1 ] && echo yes || echo no)
 max_keys = $((KEYS * 2))
 [bpf]
 pin_path = /sys/fs/bpf/hotpath-bench-$1

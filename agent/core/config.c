@@ -285,13 +285,14 @@ static const struct cfg_key cfg_keys[] = {
 		 "daemon says so once in the log. While off, its sock_ops "
 		 "program is not attached to the root cgroup." },
 	{ .section = "l0", .key = "remote", .type = CT_BOOL, G(l0_remote),
-	  .def = "yes", .flags = CF_RELOAD,
+	  .def = "no", .flags = CF_RELOAD,
 	  .doc = "Answer clients the send side cannot serve (remote or IPv6 "
-		 "ones) in the kernel, through the relay socket. Measured slower "
-		 "than the daemon on a small machine (docs/l0.md): `no` leaves "
-		 "them to the daemon and creates no relay socket. Switched off "
-		 "at runtime, an open relay socket stays open but gets no new "
-		 "answers." },
+		 "ones) in the kernel too, through the relay socket. Off by "
+		 "default: measured slower than the daemon on a small machine, "
+		 "and a client reset can stop the relay (docs/l0.md); with `no` "
+		 "they are served by the daemon and no relay socket is created. "
+		 "Switched off at runtime, an open relay socket stays open but "
+		 "gets no new answers." },
 	{ .section = "l0", .key = "max_keys", .type = CT_UINT, G(l0_max_keys),
 	  .def = "4096", .min = 16, .max = 65536,
 	  .doc = "Most keys L0 holds (the size of the kernel map l0_cache). Every "

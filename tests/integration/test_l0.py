@@ -450,7 +450,7 @@ def l0d6(hotpath_factory):
     """The front on [::1]: its IPv6 clients are the connections the send side
     cannot serve (send-side answers need IPv4), as a remote client's are;
     the front's verdict program and the relay socket answer them."""
-    d = hotpath_factory("[resp]\nlisten = [::1]:0\n")
+    d = hotpath_factory("[resp]\nlisten = [::1]:0\n[l0]\nremote = yes\n")
     if "l0: kernel tier on" not in d.log_text():
         pytest.fail("L0 did not start:\n" + d.log_text())
     return d
@@ -730,7 +730,7 @@ def test_remote_no_leaves_remote_clients_to_the_daemon(hotpath_factory):
     keys in L0 are all answered by the daemon (nothing relayed, replies
     right, each segment counted as passed, reason="remote"), while local
     IPv4 clients still get send-side answers."""
-    d = hotpath_factory("[resp]\nlisten = [::1]:0\n[l0]\nremote = no\n")
+    d = hotpath_factory("[resp]\nlisten = [::1]:0\n")     # remote = no by default
     assert "l0: kernel tier on" in d.log_text(), d.log_text()
     r = redis6(d)
     keys = ["nr:%013d" % i for i in range(4)]

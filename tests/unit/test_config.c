@@ -141,7 +141,7 @@ static void test_defaults(void **state)
 	assert_true(c.memory_pressure);
 	assert_int_equal(c.max_ttl_ms, 0);
 	assert_true(c.l0_enabled);
-	assert_true(c.l0_remote);
+	assert_false(c.l0_remote);
 	assert_true(c.bpf_enabled);
 	assert_string_equal(c.bpf_pin_path, "/sys/fs/bpf/hotpath");
 	assert_string_equal(c.redis_address, "");
