@@ -1255,7 +1255,7 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 		}
 		return 0;
 	}
-	if (request && cn->protocol == OBS_PROTO_HTTP &&
+	if (cn->protocol == OBS_PROTO_HTTP &&
 	    http_request_head(cn, v.base0, v.len0 < (__u64)ret ? v.len0 : (__u64)ret, st->ts))
 		return 0;
 	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
