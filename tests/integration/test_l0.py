@@ -474,6 +474,18 @@ def relay_answered(d):
     return d.metric("hotpath_l0_relay_answered_total") or 0
 
 
+def relay_answers(d, keys, vals, rounds=200, s=None):
+    """The relay is up and answers a fresh (or the given) IPv6 connection's
+    GETs: most of `rounds` round trips relayed, every reply right."""
+    if s is None:
+        (s,) = socks6(d, 1)
+    s.settimeout(5)
+    a0 = relay_answered(d)
+    get_rounds(s, keys, vals, rounds)
+    assert relay_answered(d) - a0 >= 0.75 * rounds, d.metrics()
+    assert d.metric("hotpath_l0_relay_up") == 1
+
+
 @pytest.mark.parametrize("vlen", [1, 100, 1000])
 def test_remote_clients_get_kernel_answers_of_any_length(l0d6, vlen):
     """A connection the send side cannot serve (a remote client's; here a local
@@ -580,20 +592,7 @@ def test_relay_survives_clients_that_vanish(l0d6):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
     time.sleep(2.5)             # a failed relay socket is replaced by now
-    s = socks[200]
-    s.settimeout(5)
-    a0 = relay_answered(l0d)
-    want = b"$300\r\n" + b"v" * 300 + b"\r\n"
-    for i in range(500):
-        s.sendall(encode("GET", keys[i % 8]))
-        data = b""
-        while len(data) < len(want):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-        assert data == want
-    assert relay_answered(l0d) - a0 >= 400, l0d.metrics()
-    assert l0d.metric("hotpath_l0_relay_up") == 1
+    relay_answers(l0d, keys, {k: "v" * 300 for k in keys}, rounds=500, s=socks[200])
     print("relay: %d lost with their clients; replaced: %s" % (
         l0d.metric("hotpath_l0_relay_lost_total") or 0,
         "relay socket failed" in l0d.log_text()))
@@ -671,12 +670,7 @@ def test_connections_whose_relayed_answers_are_lost_are_closed(l0d6):
     print(line[0], seen)
     assert re.search(r"\d+ client connections? waiting for them closed", line[0]), line
     assert d.metric("hotpath_l0_relay_closed_total") >= seen["closed"], d.metrics()
-    assert d.metric("hotpath_l0_relay_up") == 1
-    (s,) = socks6(d, 1)
-    s.settimeout(5)
-    a0 = relay_answered(d)
-    get_rounds(s, keys, vals, 200)
-    assert relay_answered(d) - a0 >= 150, d.metrics()
+    relay_answers(d, keys, vals)
 
 
 def test_redis_benchmark_on_remote_connections(l0d6):
@@ -761,12 +755,7 @@ def test_remote_switched_at_runtime(l0d6):
     d.write_config("[resp]\nlisten = [::1]:0\n[l0]\nremote = yes\n")
     d.reload()
     assert d.wait_log("L0 answers remote clients through the relay socket")
-    assert d.metric("hotpath_l0_relay_up") == 1
-    (s,) = socks6(d, 1)
-    s.settimeout(5)
-    a0 = relay_answered(d)
-    get_rounds(s, keys, vals, 200)
-    assert relay_answered(d) - a0 >= 150, d.metrics()
+    relay_answers(d, keys, vals)
 
 
 def test_switched_off_at_runtime(l0d):
