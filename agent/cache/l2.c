@@ -151,14 +151,7 @@ struct l2_node *l2_node_get(struct l2 *l, const char *host, uint16_t port, unsig
 	n->port = port;
 	n->idx = i;
 	pthread_mutex_init(&n->mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&n->cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	hp_cond_init_monotonic(&n->cv);
 	atomic_store(&n->up, true);
 	l->nodes[i] = n;
 	atomic_store(&l->n_nodes, i + 1);

@@ -1585,14 +1585,7 @@ struct tier *tier_new(const struct tier_options *o)
 	breaker_init(&t->br, &o->breaker);
 	pthread_mutex_init(&t->retire_mu, NULL);
 	pthread_mutex_init(&t->maint_mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&t->maint_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	hp_cond_init_monotonic(&t->maint_cv);
 	for (unsigned i = 0; i < TIER_STRIPES; i++)
 		pthread_mutex_init(&t->stripes[i].mu, NULL);
 	if (pthread_create(&t->maint, NULL, maint_main, t) != 0) {

@@ -349,7 +349,6 @@ static void *worker_main(void *arg)
 struct tasks *tasks_new(const struct tasks_options *o)
 {
 	struct tasks *t = calloc(1, sizeof(*t));
-	pthread_condattr_t ca;
 
 	if (!t)
 		return NULL;
@@ -379,12 +378,9 @@ struct tasks *tasks_new(const struct tasks_options *o)
 	if (!t->deadring || !t->threads)
 		goto fail_alloc;
 	pthread_mutex_init(&t->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->work, &ca);
-	pthread_cond_init(&t->space, &ca);
-	pthread_cond_init(&t->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	hp_cond_init_monotonic(&t->work);
+	hp_cond_init_monotonic(&t->space);
+	hp_cond_init_monotonic(&t->idle);
 	for (unsigned i = 0; i < t->o.workers; i++) {
 		if (pthread_create(&t->threads[i], NULL, worker_main, t) != 0) {
 			log_error("tasks: cannot start worker thread %u", i);

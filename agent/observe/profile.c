@@ -140,15 +140,8 @@ struct profiler *profiler_new(unsigned hz, const char *pin_path, char *why, size
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_mutex_init(&p->lock, NULL);
-		pthread_cond_init(&p->wake, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	pthread_mutex_init(&p->lock, NULL);
+	hp_cond_init_monotonic(&p->wake);
 	p->hz = hz;
 	p->nposs = libbpf_num_possible_cpus();
 	if (p->nposs <= 0) {

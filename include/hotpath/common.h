@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <time.h>
 
 #define HP_MUST_CHECK __attribute__((warn_unused_result))
@@ -50,6 +51,19 @@ static inline void hp_abstime_in(struct timespec *ts, clockid_t clock, uint64_t 
 		ts->tv_sec++;
 		ts->tv_nsec -= 1000000000L;
 	}
+}
+
+/* A condition variable whose timed waits use CLOCK_MONOTONIC (deadlines
+ * from hp_abstime_in(ts, CLOCK_MONOTONIC, ms)): a wall-clock step neither
+ * cuts a wait short nor stretches it. */
+static inline void hp_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 /* Wall-clock milliseconds since the epoch: timestamps shown to users. */
