@@ -196,9 +196,11 @@ struct {
  */
 #define OBS_KNOWN 256
 struct obs_known {
-	__u64 hash[OBS_KNOWN];
-	__u32 sid[OBS_KNOWN];
-	__u32 gen[OBS_KNOWN];
+	struct {                     /* one cache line holds four: one miss a lookup */
+		__u64 hash;
+		__u32 sid;
+		__u32 gen;
+	} e[OBS_KNOWN];
 };
 
 __u32 text_gen = 0;
@@ -290,6 +292,11 @@ static __always_inline int port_bit(__u32 dir, __u16 port)
 	return (watch_bits[dir & 1][(port >> 6) & 1023] >> (port & 63)) & 1;
 }
 
+static __always_inline int server_side(__u16 port)
+{
+	return (server_side_bits[(port >> 6) & 1023] >> (port & 63)) & 1;
+}
+
 /* Is the other end of this connection on this host? A loopback address,
  * or the same address as ours (what a connection to one of the host's own
  * addresses gets as its source). */
@@ -334,7 +341,7 @@ static __noinline void classify(__u16 lport, __u16 rport, int local, struct obs_
 	if (port_bit(OBS_DIR_IN, lport))
 		w = bpf_map_lookup_elem(&obs_watched, &wk);
 	if (!w && port_bit(OBS_DIR_OUT, rport)) {
-		if (local && ((server_side_bits[(rport >> 6) & 1023] >> (rport & 63)) & 1))
+		if (local && server_side(rport))
 			return;
 		wk.port = rport;
 		wk.dir = OBS_DIR_OUT;
@@ -470,11 +477,6 @@ static __always_inline __u64 fnv(__u64 h, __u8 c)
 	return (h ^ c) * FNV_PRIME;
 }
 
-static __always_inline int is_hex(__u8 c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* Length of the HTTP method at b (0 if not a request line). */
 static __always_inline __u32 http_method_len(const char *b, __u32 n)
 {
@@ -499,23 +501,38 @@ static __always_inline __u32 http_method_len(const char *b, __u32 n)
 	return 0;
 }
 
+/*
+ * Comparisons as arithmetic (1 or 0), for values below 2^32: the route
+ * walk's per-byte classification and segment test take no branch, so the
+ * CPU has none to mispredict on path bytes and the verifier no paths to
+ * multiply through the bpf_loop body (a branch it can decide marks the
+ * walk's counters precise, and the body is then checked once per value
+ * they take). The empty asm keeps clang from folding them back into
+ * compares, which the BPF backend turns into branches.
+ */
+static __always_inline __u64 opaque(__u64 x)
+{
+	asm volatile("" : "+r"(x));
+	return x;
+}
+#define EQ(a, b) ((opaque((__u64)((a) ^ (b))) - 1) >> 63)
+#define LT(a, b) ((opaque((__u64)(a)) - (__u64)(b)) >> 63)
+#define ID_SEG (((((((FNV_OFF ^ '{') * FNV_PRIME) ^ 'i') * FNV_PRIME) ^ 'd') * FNV_PRIME ^ '}') * FNV_PRIME)
+
 static __always_inline __u64 seg_mix(__u64 h, __u64 seg, __u32 len, __u32 digits, __u32 hex,
 				     __u32 dashes)
 {
-	/* "{id}" hashed as a segment: numeric, long hex with a digit, uuid. */
-	__u64 id = FNV_OFF;
+	/* "{id}" hashed as a segment: numeric, long hex with a digit, uuid;
+	 * an empty segment (len 0) leaves h as it is. */
+	__u64 some = 1 - EQ(len, 0), has_digit = 1 - EQ(digits, 0);
+	__u64 id = EQ(digits, len) |
+		   ((1 - LT(len, 8)) & EQ(hex, len) & has_digit) |
+		   (EQ(len, 36) & EQ(dashes, 4) & EQ(hex + dashes, len) & has_digit);
+	__u64 mixed;
 
-	if (!len)
-		return h;
-	if (digits == len || (len >= 8 && hex == len && digits) ||
-	    (len == 36 && dashes == 4 && hex + dashes == len && digits)) {
-		id = fnv(id, '{');
-		id = fnv(id, 'i');
-		id = fnv(id, 'd');
-		id = fnv(id, '}');
-		seg = id;
-	}
-	return (h ^ seg) * FNV_PRIME;
+	seg ^= (seg ^ ID_SEG) & -id;
+	mixed = (h ^ seg) * FNV_PRIME;
+	return h ^ ((h ^ mixed) & -some);
 }
 
 /* Route hash of "METHOD /path..." in b[0..n). Mirrors route_hash().
@@ -542,14 +559,15 @@ static __always_inline long route_byte(struct route_walk *w, __u8 c)
 		w->len = w->digits = w->hex = w->dashes = 0;
 		return 0;
 	}
-	w->seg = fnv(w->seg, c);
-	w->len++;
-	if (c >= '0' && c <= '9')
-		w->digits++;
-	if (is_hex(c))
-		w->hex++;
-	else if (c == '-')
-		w->dashes++;
+	{
+		__u64 digit = LT((__u8)(c - '0'), 10);
+
+		w->seg = fnv(w->seg, c);
+		w->len++;
+		w->digits += digit;
+		w->hex += digit | LT((__u8)((c | 0x20) - 'a'), 6);
+		w->dashes += EQ(c, '-');
+	}
 	return 0;
 }
 
@@ -873,21 +891,29 @@ static __always_inline __u32 log2_bucket(__u64 us)
 	return r < OBS_HIST_BUCKETS ? r : OBS_HIST_BUCKETS - 1;
 }
 
+/* Create an endpoint's entry: the cold path of its first request, or of a
+ * request whose endpoint the LRU evicted meanwhile. 0 = created here. */
+static __noinline int ep_create(__u32 service_id, __u64 hash, __u32 proto_dir)
+{
+	struct obs_ep_key k = { .service_id = service_id, .ep_hash = hash };
+	struct obs_ep_stats zero = {};
+
+	zero.first_ns = bpf_ktime_get_ns();
+	zero.protocol = proto_dir & 0xff;
+	zero.dir = proto_dir >> 8;
+	return bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST) ? -1 : 0;
+}
+
 /* Make sure the endpoint exists; send its text the first time (or when
  * userspace asks for it again). */
 static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct obs_scratch_buf *s, __u32 n)
 {
 	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = hash };
-	struct obs_ep_stats *st, zero = {};
 	struct obs_text_event *ev;
 	int want = 0;
 
-	st = bpf_map_lookup_elem(&obs_endpoints, &k);
-	if (!st) {
-		zero.first_ns = bpf_ktime_get_ns();
-		zero.protocol = cn->protocol;
-		zero.dir = cn->dir;
-		if (bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST))
+	if (!bpf_map_lookup_elem(&obs_endpoints, &k)) {
+		if (ep_create(cn->service_id, hash, cn->protocol | cn->dir << 8))
 			return;
 		want = 1;
 	} else if (bpf_map_lookup_elem(&obs_wanttext, &k)) {
@@ -940,43 +966,14 @@ static __always_inline int budget_allows(__u64 dur_ns, __u64 now)
 
 #define OUTCOME(err, status, rows) ((__u64)(rows) << 32 | (__u64)(status) << 8 | (err))
 
-static __noinline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u64 now, __u64 outcome)
+/* One request's event for the ring buffer (at most ev_per_sec a CPU a
+ * second: out of the per-request path). */
+static __noinline void send_req_event(struct obs_conn *cn, const struct obs_fifo_ent *e, __u64 now,
+				      __u64 dur, __u64 outcome)
 {
-	__u8 err = outcome & 1;
-	__u16 status = (outcome >> 8) & 0xffff;
-	__u32 rows = outcome >> 32;
-	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = e->ep_hash };
-	struct obs_ep_stats *st, zero = {};
 	struct obs_req_event *ev;
-	__u64 dur = now > e->start_ns ? now - e->start_ns : 0;
-	__u64 us = dur / 1000, n = e->n ? e->n : 1;
-	__u32 b = log2_bucket(us);
+	__u32 n = e->n ? e->n : 1;
 
-	st = bpf_map_lookup_elem(&obs_endpoints, &k);
-	if (!st) {
-		/* evicted since the request started (LRU) */
-		zero.first_ns = now;
-		zero.protocol = cn->protocol;
-		zero.dir = cn->dir;
-		bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&obs_endpoints, &k);
-		if (!st)
-			return;
-		DROP(ep_evicted);
-	}
-	__sync_fetch_and_add(&st->hist_us[b & (OBS_HIST_BUCKETS - 1)], n);
-	__sync_fetch_and_add(&st->count, n);
-	__sync_fetch_and_add(&st->sum_us, us * n);
-	if (err)
-		__sync_fetch_and_add(&st->errors, n);
-	if (rows)
-		__sync_fetch_and_add(&st->rows, rows);
-	if (us > st->max_us)
-		st->max_us = us;
-	st->last_ns = now;
-
-	if (!budget_allows(dur, now))
-		return;
 	ev = bpf_ringbuf_reserve(&obs_events, sizeof(*ev), 0);
 	if (!ev) {
 		DROP(ringbuf_full);
@@ -988,14 +985,52 @@ static __noinline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u
 	ev->end_ns = now;
 	ev->dur_ns = dur;
 	ev->pid = bpf_get_current_pid_tgid() >> 32;
-	ev->rows = rows;
-	ev->status = status;
+	ev->rows = outcome >> 32;
+	ev->status = (outcome >> 8) & 0xffff;
 	ev->protocol = cn->protocol;
 	ev->dir = cn->dir;
-	ev->err = err;
+	ev->err = outcome & 1;
 	ev->n = n > 255 ? 255 : (__u8)n;
 	ev->pad[0] = ev->pad[1] = 0;
 	bpf_ringbuf_submit(ev, rb_flags());
+}
+
+/*
+ * Record a completed request in its endpoint's histogram. Inlined, like
+ * the rest of a transfer's common path: this machine's kernel returns
+ * through a return thunk (the SRSO "safe RET" mitigation), so every call
+ * and return between BPF functions costs a mispredicted return; the
+ * cold paths (a new or evicted endpoint, an event) stay functions.
+ */
+static __always_inline void complete(struct obs_conn *cn, struct obs_fifo_ent *e, __u64 now, __u64 outcome)
+{
+	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = e->ep_hash };
+	struct obs_ep_stats *st;
+	__u64 dur = now > e->start_ns ? now - e->start_ns : 0;
+	__u64 us = dur / 1000, n = e->n ? e->n : 1;
+	__u32 b = log2_bucket(us), rows = outcome >> 32;
+
+	st = bpf_map_lookup_elem(&obs_endpoints, &k);
+	if (!st) {
+		/* evicted since the request started (LRU) */
+		ep_create(cn->service_id, e->ep_hash, cn->protocol | cn->dir << 8);
+		st = bpf_map_lookup_elem(&obs_endpoints, &k);
+		if (!st)
+			return;
+		DROP(ep_evicted);
+	}
+	__sync_fetch_and_add(&st->hist_us[b & (OBS_HIST_BUCKETS - 1)], n);
+	__sync_fetch_and_add(&st->count, n);
+	__sync_fetch_and_add(&st->sum_us, us * n);
+	if (outcome & 1)
+		__sync_fetch_and_add(&st->errors, n);
+	if (rows)
+		__sync_fetch_and_add(&st->rows, rows);
+	if (us > st->max_us)
+		st->max_us = us;
+	st->last_ns = now;
+	if (budget_allows(dur, now))
+		send_req_event(cn, e, now, dur, outcome);
 }
 
 /* ---- request and response sides ------------------------------------------- */
@@ -1008,12 +1043,12 @@ static __always_inline int endpoint_known(struct obs_conn *cn, __u64 hash, int r
 	struct obs_known *kn = bpf_map_lookup_elem(&obs_known, &zero);
 	__u32 gen = text_gen;
 
-	if (kn && kn->hash[i] == hash && kn->sid[i] == cn->service_id && kn->gen[i] == gen)
+	if (kn && kn->e[i].hash == hash && kn->e[i].sid == cn->service_id && kn->e[i].gen == gen)
 		return 1;
 	if (kn && remember) {
-		kn->hash[i] = hash;
-		kn->sid[i] = cn->service_id;
-		kn->gen[i] = gen;
+		kn->e[i].hash = hash;
+		kn->e[i].sid = cn->service_id;
+		kn->e[i].gen = gen;
 	}
 	return 0;
 }
@@ -1064,13 +1099,15 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
  * every request). 1 = done, 0 = take the scratch path (a new endpoint,
  * whose text must be sent; a longer line; a read that failed).
  */
-static __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+__noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
 	struct route_walk w = {};
 	char b[HTTP_HEAD];
 	__u32 mlen;
 	__u64 hash;
 
+	if (!cn)
+		return 0;
 	if (n > HTTP_HEAD)
 		n = HTTP_HEAD;
 	n = IDX(n, 255);
@@ -1140,7 +1177,7 @@ static __noinline __u32 pg_tail_rows(const char *t, __u32 n)
 #define HEAD_SMALL 16            /* HTTP status line, RESP type byte */
 #define HEAD_PG 32               /* a PostgreSQL response's first messages */
 
-static __noinline void on_reply_head(struct obs_conn *cn, const char *b, __u32 n, __u64 now)
+static __always_inline void on_reply_head(struct obs_conn *cn, const char *b, __u32 n, __u64 now)
 {
 	struct obs_fifo_ent *e;
 	__u16 status = 0;
@@ -1170,7 +1207,7 @@ static __noinline void on_reply_head(struct obs_conn *cn, const char *b, __u32 n
 
 /* PostgreSQL: a response ends with ReadyForQuery; ErrorResponse may come
  * among its first messages, CommandComplete's row count just before Z. */
-static __noinline void on_pg_reply(struct obs_conn *cn, const char *b, __u32 n,
+static __always_inline void on_pg_reply(struct obs_conn *cn, const char *b, __u32 n,
 				   const struct obs_iov_view *v, __u64 now)
 {
 	struct obs_fifo_ent *e;
@@ -1211,8 +1248,8 @@ static __noinline void on_pg_reply(struct obs_conn *cn, const char *b, __u32 n,
 /* ---- syscall exit ------------------------------------------------------------ */
 
 /*
- * Global (not static) so the verifier checks it once with unknown
- * arguments, not once per caller.
+ * A watched transfer (see complete() on why this path is inlined into the
+ * two tracepoint programs: each is verified with its own direction).
  */
 __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_write, long ret)
 {
@@ -1226,32 +1263,35 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u32 vec_
 
 	if (!cn)
 		return 0;
+	request = cn->dir == OBS_DIR_IN ? !st->is_write : st->is_write;
+	/* Nothing is read while no request is outstanding (the rest of a
+	 * long response, a server's greeting). */
+	if (!request && !cn->len)
+		return 0;
 	if (view_init(st, &v))
 		return 0;
 	st->ts = bpf_ktime_get_ns();
-	request = cn->dir == OBS_DIR_IN ? !st->is_write : st->is_write;
 	if (!request) {
 		/* A response's head, read onto the stack (a PostgreSQL
 		 * response's first messages, for an ErrorResponse, and its
-		 * tail, for ReadyForQuery); nothing while no request is
-		 * outstanding. The 8 bytes past HEAD_PG are room for the
-		 * verifier's view of a masked 4-byte read. */
+		 * tail, for ReadyForQuery). The 8 bytes past HEAD_PG are room
+		 * for the verifier's view of a masked 4-byte read. */
 		char h[HEAD_PG + 8];
 
-		if (!cn->len)
-			return 0;
-		n = v.len0 < (__u64)ret ? (__u32)v.len0 : (__u32)ret;
-		want = cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL;
-		if (n > want)
-			n = want;
-		n = IDX(n, 63);
-		if (!n || n > HEAD_PG || bpf_probe_read_user(h, n, (void *)v.base0))
+		/* 64-bit throughout: a 32-bit copy's bounds check does not
+		 * carry over to the register passed to the helper. */
+		__u64 hn = v.len0 < (__u64)ret ? v.len0 : (__u64)ret;
+
+		if (hn > (cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL))
+			hn = cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL;
+		hn = IDX(hn, 63);
+		if (!hn || hn > HEAD_PG || bpf_probe_read_user(h, hn, (void *)v.base0))
 			return 0;
 		if (cn->protocol == OBS_PROTO_POSTGRES) {
 			v.moved = (__u64)ret;
-			on_pg_reply(cn, h, n, &v, st->ts);
+			on_pg_reply(cn, h, (__u32)hn, &v, st->ts);
 		} else {
-			on_reply_head(cn, h, n, st->ts);
+			on_reply_head(cn, h, (__u32)hn, st->ts);
 		}
 		return 0;
 	}
@@ -1332,8 +1372,15 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 		return 0;
 	lport = sk->__sk_common.skc_num;
 	rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!port_bit(OBS_DIR_IN, lport) && !port_bit(OBS_DIR_OUT, rport))
-		return 0;
+	if (!port_bit(OBS_DIR_IN, lport)) {
+		if (!port_bit(OBS_DIR_OUT, rport))
+			return 0;
+		/* A local caller of a service whose own socket times its
+		 * requests (classify() would say OBS_PROTO_NONE): done before
+		 * the registers and the socket storage are looked up. */
+		if (server_side(rport) && peer_is_local(sk))
+			return 0;
+	}
 	family = sk->__sk_common.skc_family;
 	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
 		return 0;

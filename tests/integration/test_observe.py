@@ -312,6 +312,44 @@ def test_long_and_short_request_lines_one_route(http_service, tmp_path):
         obs.close()
 
 
+def test_route_patterns_kernel_and_userspace_agree(http_service, tmp_path):
+    """The kernel hashes a path with its id segments as "{id}" (numeric;
+    hex of 8 or more with a digit, either case; uuid) and userspace names
+    the endpoint from the same rules (httproute.c). Where they disagreed,
+    one route would split into several endpoints or two routes would
+    merge: each route here gets exactly its own requests."""
+    need_root()
+    port, _ = http_service
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    routes = {
+        "GET /n/{id}": ["/n/7", "/n/12345", "/n/007?x=1"],
+        "GET /h/{id}": ["/h/deadbeef01", "/h/0123abcdef", "/h/ABCDEF12"],
+        "GET /u/{id}/x": ["/u/123e4567-e89b-12d3-a456-426614174000/x",
+                          "/u/00000000-0000-0000-0000-00000000000a/x"],
+        "GET /w/deadbeef": ["/w/deadbeef"],
+        "GET /w/abc-def": ["/w/abc-def"],
+        "GET /w/a1-b2": ["/w/a1-b2"],
+        "GET /w/abc1234": ["/w/abc1234"],
+        "GET /{id}/index.html": ["/42/index.html", "/43/index.html#top"],
+    }
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for paths in routes.values():
+            for path in paths:
+                for _ in range(3):
+                    conn.request("GET", path)
+                    assert conn.getresponse().read()
+        conn.close()
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "web", "inbound")
+        names = [e["endpoint"] for e in inb["endpoints"]]
+        for name, paths in routes.items():
+            assert names.count(name) == 1, (name, names)
+            assert endpoint(inb, name)["requests"] == 3 * len(paths), (name, inb)
+    finally:
+        obs.close()
+
+
 def test_local_callers_timed_once(http_service, tmp_path):
     """By default a request from this host to a [service] port is timed
     once, by the service's socket (inbound): its caller's socket is
