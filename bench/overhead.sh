@@ -313,9 +313,12 @@ for w in $WORKLOADS; do for a in $ARMS; do echo "$w $a: $(tr '\n' ';' < "$tmp/$w
 if [ "$PERF" = 1 ]; then
 	# The share of the server core's samples in BPF programs, helpers and
 	# what they call (user reads with their usercopy checks, the
-	# tracepoint dispatch, map lookups, ring buffer): the observation's
-	# cost on the server, which a CPU-bound server pays in throughput.
-	obsre='bpf|copy_from_user_nofault|check_object_size|virt_addr_valid|check_stack_object|call_trace_sock|htab|lookup_nulls|ringbuf|sk_storage|task_storage'
+	# tracepoint dispatch, map lookups, ring buffer, the clock reads of
+	# bpf_ktime_get_ns: read_tsc and its callers, which the kernel's own
+	# timekeeping uses too, so the baseline's share is subtracted): the
+	# observation's cost on the server, which a CPU-bound server pays in
+	# throughput.
+	obsre='bpf|copy_from_user_nofault|check_object_size|virt_addr_valid|check_stack_object|call_trace_sock|htab|lookup_nulls|ringbuf|sk_storage|task_storage|read_tsc|ktime_get_mono_fast_ns|pvclock_clocksource_read'
 	# The baseline arm's share (the kernel's own usercopy checks, other
 	# BPF programs of the host) is subtracted from the others' medians.
 	for w in $WORKLOADS; do

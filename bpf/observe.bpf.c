@@ -33,8 +33,10 @@
  *  - request side (server read, client write): a buffer that starts a
  *    request pushes {start time, endpoint hash, batch size} on the
  *    connection's FIFO (obs_conns, OBS_FIFO entries: pipelining-aware,
- *    never ping-pong). Both sides start when the bytes have moved (the
- *    client side so includes its own send, microseconds on loopback).
+ *    never ping-pong). A read is timed by the socket's TCP clock (when
+ *    its bytes arrived), a write by the clock when it returns: a server's
+ *    request starts at its arrival, a client's after its own send
+ *    (microseconds on loopback) and ends at the response's arrival.
  *  - response side: a buffer that starts a response (HTTP "HTTP/1.",
  *    any RESP reply type, a PG buffer that ENDS with ReadyForQuery) pops
  *    the oldest entry and records its duration. Nothing is read while no
