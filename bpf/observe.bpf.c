@@ -117,6 +117,15 @@ __u64 watch_bits[2][65536 / 64] = {};
  * after the socket storage lookup. */
 __u64 server_side_bits[65536 / 64] = {};
 
+/* The PostgreSQL text walk's state: kept in a map value (the task's
+ * scratch, or the connection for a head on the stack), whose contents the
+ * verifier does not track, so the bpf_loop body converges instead of
+ * being explored once per value of the previous byte. */
+struct pg_hstate {
+	__u64 h;
+	__u8 prev, in_str, in_num, pad[5];
+};
+
 struct obs_fifo_ent {
 	__u64 start_ns;
 	__u64 ep_hash;
@@ -134,6 +143,7 @@ struct obs_conn {
 	__u8 protocol;               /* as configured, or as sniffed when AUTO */
 	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
 	__u8 cfg_proto;              /* as configured when classified */
+	struct pg_hstate pg;         /* pg_request_head()'s walk */
 };
 
 /* What a connection is watched as (classify's answer). */
@@ -169,11 +179,7 @@ struct obs_bucket {
 
 struct obs_scratch_buf {
 	char b[SCRATCH];
-	/* pg_step's walk state: kept in the map value, whose contents the
-	 * verifier does not track, so the bpf_loop body converges instead of
-	 * being explored once per value of the previous byte. */
-	__u64 h;
-	__u8 prev, in_str, in_num, pad[5];
+	struct pg_hstate pg;
 };
 
 struct {
@@ -671,7 +677,7 @@ static __always_inline int is_ident(__u8 c)
 /* FNV of SQL text with '...' strings and free-standing digit runs as one
  * '?' each (see the header: a grouping key, not a normaliser). One byte;
  * 1 = stop (end of text). */
-static __always_inline int pg_byte(struct obs_scratch_buf *s, __u8 c)
+static __always_inline int pg_byte(struct pg_hstate *s, __u8 c)
 {
 	if (!c)
 		return 1;
@@ -713,22 +719,29 @@ static __always_inline int pg_byte(struct obs_scratch_buf *s, __u8 c)
 #define HAS_BETWEEN(x, m, n) \
 	((ONES * (127 + (n)) - ((x) & LOWS)) & ~(x) & (((x) & LOWS) + ONES * (127 - (m))) & HIGHS)
 
+/* The text walk over a buffer: the scratch or a stack head. */
+struct pg_walk {
+	const char *b;
+	struct pg_hstate *st;
+	__u32 n, at, ended;
+};
+
 /*
  * Eight bytes a step: a word of plain ASCII without digits, quotes or the
  * terminating NUL (most of a query's text) is hashed in one go, the rest
  * byte by byte; either way the hash is FNV over the same masked bytes, so
- * it does not depend on where words start.
+ * it does not depend on where words start. `mask` bounds the index into
+ * the buffer for the verifier (its size less 8, a power of two).
  */
-static long pg_step(__u32 i, void *arg)
+static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 {
-	struct byte_walk *w = arg;
-	struct obs_scratch_buf *s = w->s;
+	struct pg_hstate *s = w->st;
 	__u32 at = w->at + i * 8;
 	__u64 x;
 
 	if (at >= w->n)
 		return 1;
-	__builtin_memcpy(&x, &s->b[at & (SCRATCH - 1)], 8);
+	__builtin_memcpy(&x, &w->b[at & mask], 8);
 	if (at + 8 <= w->n && !s->in_str && !(x & HIGHS) && !HAS_ZERO(x) &&
 	    !HAS_ZERO(x ^ (ONES * '\'')) && !HAS_BETWEEN(x, '0' - 1, '9' + 1)) {
 		__u64 h = s->h;
@@ -743,10 +756,37 @@ static long pg_step(__u32 i, void *arg)
 	for (int k = 0; k < 8; k++) {
 		if (at + k >= w->n)
 			return 1;
-		if (pg_byte(s, s->b[(at + k) & (SCRATCH - 1)]))
+		if (pg_byte(s, w->b[(at + k) & mask])) {
+			w->ended = 1;
 			return 1;
+		}
 	}
 	return 0;
+}
+
+static long pg_step(__u32 i, void *arg)
+{
+	return pg_word(arg, i, SCRATCH - 1);
+}
+
+#define PG_HEAD 128              /* query bytes read onto the stack (power of two) */
+
+static long pg_step_head(__u32 i, void *arg)
+{
+	return pg_word(arg, i, PG_HEAD - 1);
+}
+
+static __always_inline void pg_walk_begin(struct pg_walk *w, struct pg_hstate *st, const char *b,
+					  __u32 n, __u32 at)
+{
+	w->b = b;
+	w->st = st;
+	w->n = n;
+	w->at = at;
+	w->ended = 0;
+	st->h = FNV_OFF;
+	st->prev = ' ';
+	st->in_str = st->in_num = 0;
 }
 
 static long find_step(__u32 i, void *arg)
@@ -832,6 +872,7 @@ static __always_inline __u32 be32(const char *p)
 static __noinline __u64 pg_query_hash(struct obs_scratch_buf *s, __u32 n)
 {
 	struct byte_walk w = { .s = s, .h = FNV_OFF, .n = n, .at = 5 };
+	struct pg_walk pw;
 	__u8 t = s->b[0];
 
 	if (n < 6 || (t != 'Q' && t != 'P' && t != 'B'))
@@ -849,11 +890,9 @@ static __noinline __u64 pg_query_hash(struct obs_scratch_buf *s, __u32 n)
 			return w.h;
 		}
 	}
-	s->h = w.h;
-	s->prev = ' ';
-	s->in_str = s->in_num = 0;
-	bpf_loop(OBS_TEXT_MAX / 8, pg_step, &w, 0);
-	return s->h;
+	pg_walk_begin(&pw, &s->pg, s->b, n, w.at);
+	bpf_loop(OBS_TEXT_MAX / 8, pg_step, &pw, 0);
+	return s->pg.h;
 }
 
 /* First bytes of a client's first message: which protocol is it? */
@@ -1137,6 +1176,51 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
 	return 1;
 }
 
+/*
+ * A PostgreSQL query (Q, or P of the unnamed statement) whose text ends
+ * within PG_HEAD bytes, of an endpoint this CPU has seen: read onto the
+ * stack and hashed there, the walk's state in the connection, as
+ * http_request_head() does for HTTP (no task storage, no second copy).
+ * 1 = done, 0 = take the scratch path (a new endpoint, a longer text, a
+ * named statement or a Bind).
+ */
+__noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+{
+	char b[PG_HEAD + 8] = {};
+	struct pg_walk w;
+	__u32 at;
+	__u64 hash;
+
+	if (!cn)
+		return 0;
+	if (n > PG_HEAD)
+		n = PG_HEAD;
+	n = IDX(n, 255);
+	if (n < 7 || n > PG_HEAD || bpf_probe_read_user(b, n, (void *)base))
+		return 0;
+	if (be32(&b[1]) < 4)
+		return 0;
+	if (b[0] == 'Q')
+		at = 5;
+	else if (b[0] == 'P' && !b[5])
+		at = 6;
+	else
+		return 0;
+	pg_walk_begin(&w, &cn->pg, b, n, at);
+	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
+	if (!w.ended)
+		return 0;               /* the text may go on past what was read */
+	hash = cn->pg.h;
+	if (!endpoint_known(cn, hash, 0))
+		return 0;
+	if (cn->len >= OBS_FIFO) {
+		DROP(fifo_full);
+		return 1;
+	}
+	fifo_push(cn, hash, 1, ts);
+	return 1;
+}
+
 static __always_inline struct obs_fifo_ent *fifo_pop(struct obs_conn *cn)
 {
 	struct obs_fifo_ent *e;
@@ -1305,6 +1389,9 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how,
 	}
 	if (cn->protocol == OBS_PROTO_HTTP &&
 	    http_request_head(cn, v.base0, v.len0 < ret ? v.len0 : ret, st->ts))
+		return 0;
+	if (cn->protocol == OBS_PROTO_POSTGRES &&
+	    pg_request_head(cn, v.base0, v.len0 < ret ? v.len0 : ret, st->ts))
 		return 0;
 	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
