@@ -549,8 +549,9 @@ static __always_inline __u64 seg_mix(__u64 h, __u64 seg, __u32 len, __u32 digits
 
 /* Route hash of "METHOD /path..." in b[0..n). Mirrors route_hash().
  * The path walk runs under bpf_loop so the verifier checks its body once;
- * one step per buffer kind (the scratch, the stack head of
- * http_request_head()), which differ only in how they bound the index. */
+ * one callback per buffer kind (the scratch, the stack head of
+ * http_request_head()) around one route_word(), which differ only in the
+ * mask that bounds the index. */
 struct route_walk {
 	const char *b;
 	__u64 h, seg;
@@ -583,32 +584,32 @@ static __always_inline long route_byte(struct route_walk *w, __u8 c)
 	return 0;
 }
 
-static long route_step(__u32 i, void *arg)
+/* Eight path bytes a bpf_loop call (each call and return costs a
+ * mispredicted return here, see complete()); `mask` bounds the index into
+ * the buffer for the verifier. */
+static __always_inline long route_word(struct route_walk *w, __u32 i, __u32 mask)
 {
-	struct route_walk *w = arg;
-	__u32 at = w->at + i;
-
-	if (at >= w->n)
-		return 1;
-	return route_byte(w, w->b[at & (SCRATCH - 1)]);
-}
-
-#define HTTP_HEAD 128            /* request-line bytes read onto the stack (power of two) */
-
-/* Eight bytes a call: the loop's per-call cost (the callback's frame)
- * paid once for eight path bytes. */
-static long route_step_head(__u32 i, void *arg)
-{
-	struct route_walk *w = arg;
 	__u32 at = w->at + i * 8;
 
 	for (int k = 0; k < 8; k++) {
 		if (at + k >= w->n)
 			return 1;
-		if (route_byte(w, w->b[(at + k) & (HTTP_HEAD - 1)]))
+		if (route_byte(w, w->b[(at + k) & mask]))
 			return 1;
 	}
 	return 0;
+}
+
+static long route_step(__u32 i, void *arg)
+{
+	return route_word(arg, i, SCRATCH - 1);
+}
+
+#define HTTP_HEAD 128            /* request-line bytes read onto the stack (power of two) */
+
+static long route_step_head(__u32 i, void *arg)
+{
+	return route_word(arg, i, HTTP_HEAD - 1);
 }
 
 static __always_inline void route_begin(struct route_walk *w, const char *b, __u32 n, __u32 mlen)
@@ -632,7 +633,7 @@ static __noinline __u64 http_route_hash(struct obs_scratch_buf *s, __u32 n, __u3
 	struct route_walk w = {};
 
 	route_begin(&w, s->b, n, mlen);
-	bpf_loop(OBS_PATH_MAX, route_step, &w, 0);
+	bpf_loop(OBS_PATH_MAX / 8, route_step, &w, 0);
 	return seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
 }
 
