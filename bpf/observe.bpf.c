@@ -144,6 +144,13 @@ struct obs_conn {
 	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
 	__u8 cfg_proto;              /* as configured when classified */
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
+	/* http_request_head()'s memo: the last request line's first bytes up
+	 * to and including the one that ended its path (memo_len <= 32, 0 =
+	 * none), and their route hash. */
+	__u64 memo[4];
+	__u64 memo_hash;
+	__u32 memo_len;
+	__u32 pad;
 };
 
 /* What a connection is watched as (classify's answer). */
@@ -555,7 +562,7 @@ static __always_inline __u64 seg_mix(__u64 h, __u64 seg, __u32 len, __u32 digits
 struct route_walk {
 	const char *b;
 	__u64 h, seg;
-	__u32 n, at, len, digits, hex, dashes, stopped;
+	__u32 n, at, len, digits, hex, dashes, stopped, stop_at;
 };
 
 /* One path byte; 1 = the path ended at it. */
@@ -594,8 +601,10 @@ static __always_inline long route_word(struct route_walk *w, __u32 i, __u32 mask
 	for (int k = 0; k < 8; k++) {
 		if (at + k >= w->n)
 			return 1;
-		if (route_byte(w, w->b[(at + k) & mask]))
+		if (route_byte(w, w->b[(at + k) & mask])) {
+			w->stop_at = at + k;
 			return 1;
+		}
 	}
 	return 0;
 }
@@ -1138,6 +1147,35 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
 }
 
 /*
+ * Does this request line start with the bytes of the connection's last
+ * one, up to the byte that ended its path? Then its route hash is the
+ * same (a pure function of those bytes): a keep-alive client asking for
+ * one endpoint again (a poller, a health check, a load generator) skips
+ * the path walk. Four word compares; a different path costs just these.
+ */
+static __always_inline int memo_match(const struct obs_conn *cn, const char *b, __u64 n)
+{
+	__u32 len = cn->memo_len;
+
+	if (!len || len > n || len > 32)
+		return 0;
+	for (int k = 0; k < 4; k++) {
+		__u64 x, m = ~0ULL;
+		__u32 left;
+
+		if (k * 8 >= len)
+			break;
+		left = len - k * 8;
+		if (left < 8)
+			m = (1ULL << (left * 8)) - 1;
+		__builtin_memcpy(&x, &b[k * 8], 8);
+		if ((x ^ cn->memo[k]) & m)
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * An HTTP request whose request line fits in HTTP_HEAD bytes, of an
  * endpoint this CPU has seen: read onto the stack, hashed and queued,
  * without the task storage scratch (whose heap destination costs
@@ -1159,6 +1197,12 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
 	n = IDX(n, 255);
 	if (!n || n > HTTP_HEAD || bpf_probe_read_user(b, n, (void *)base))
 		return 0;
+	if (memo_match(cn, b, n)) {
+		hash = cn->memo_hash;
+		if (!endpoint_known(cn, hash, 0))
+			return 0;
+		goto push;
+	}
 	mlen = http_method_len(b, n);
 	if (!mlen)
 		return 1;               /* not a request line: on_request ignores it too */
@@ -1169,6 +1213,12 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
 	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
 	if (!endpoint_known(cn, hash, 0))
 		return 0;
+	if (w.stop_at < 32) {
+		__builtin_memcpy(cn->memo, b, 32);
+		cn->memo_len = w.stop_at + 1;
+		cn->memo_hash = hash;
+	}
+push:
 	if (cn->len >= OBS_FIFO) {
 		DROP(fifo_full);
 		return 1;

@@ -317,7 +317,10 @@ def test_route_patterns_kernel_and_userspace_agree(http_service, tmp_path):
     hex of 8 or more with a digit, either case; uuid) and userspace names
     the endpoint from the same rules (httproute.c). Where they disagreed,
     one route would split into several endpoints or two routes would
-    merge: each route here gets exactly its own requests."""
+    merge: each route here gets exactly its own requests. Each path is
+    asked three times in a row (the kernel's per-connection memo of the
+    last request line answers the repeats) and three times interleaved
+    with the others (the memo never matches)."""
     need_root()
     port, _ = http_service
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
@@ -334,18 +337,22 @@ def test_route_patterns_kernel_and_userspace_agree(http_service, tmp_path):
     }
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port)
-        for paths in routes.values():
-            for path in paths:
-                for _ in range(3):
-                    conn.request("GET", path)
-                    assert conn.getresponse().read()
+        everything = [path for paths in routes.values() for path in paths]
+        for path in everything:
+            for _ in range(3):
+                conn.request("GET", path)
+                assert conn.getresponse().read()
+        for _ in range(3):
+            for path in everything:
+                conn.request("GET", path)
+                assert conn.getresponse().read()
         conn.close()
         time.sleep(0.3)
         inb = metrics_of(obs.dump(), "web", "inbound")
         names = [e["endpoint"] for e in inb["endpoints"]]
         for name, paths in routes.items():
             assert names.count(name) == 1, (name, names)
-            assert endpoint(inb, name)["requests"] == 3 * len(paths), (name, inb)
+            assert endpoint(inb, name)["requests"] == 6 * len(paths), (name, inb)
     finally:
         obs.close()
 
