@@ -740,8 +740,9 @@ struct pg_walk {
  * Eight bytes a step: a word of plain ASCII without digits, quotes or the
  * terminating NUL (most of a query's text) is hashed in one go, the rest
  * byte by byte; either way the hash is FNV over the same masked bytes, so
- * it does not depend on where words start. `mask` bounds the index into
- * the buffer for the verifier (its size less 8, a power of two).
+ * it does not depend on where words start. `mask` (a power of two less
+ * one) bounds the index for the verifier; the buffer has 8 bytes of room
+ * past it for the word read.
  */
 static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 {
@@ -1146,6 +1147,32 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
 	fifo_push(cn, hash, batch, ts);
 }
 
+/* Read up to `max` (<= 255) head bytes of a transfer onto the stack at b;
+ * returns how many, 0 if none could be read. */
+static __always_inline __u64 read_stack_head(char *b, __u64 base, __u64 n, __u64 max)
+{
+	if (n > max)
+		n = max;
+	n = IDX(n, 255);
+	if (!n || n > max || bpf_probe_read_user(b, n, (void *)base))
+		return 0;
+	return n;
+}
+
+/* A stack head's request of an endpoint this CPU has seen: queue it (1).
+ * 0: unknown here, the scratch path must create it and send its text. */
+static __always_inline int queue_known(struct obs_conn *cn, __u64 hash, __u64 ts)
+{
+	if (!endpoint_known(cn, hash, 0))
+		return 0;
+	if (cn->len >= OBS_FIFO) {
+		DROP(fifo_full);
+		return 1;
+	}
+	fifo_push(cn, hash, 1, ts);
+	return 1;
+}
+
 /*
  * Does this request line start with the bytes of the connection's last
  * one, up to the byte that ended its path? Then its route hash is the
@@ -1192,17 +1219,11 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
 
 	if (!cn)
 		return 0;
-	if (n > HTTP_HEAD)
-		n = HTTP_HEAD;
-	n = IDX(n, 255);
-	if (!n || n > HTTP_HEAD || bpf_probe_read_user(b, n, (void *)base))
+	n = read_stack_head(b, base, n, HTTP_HEAD);
+	if (!n)
 		return 0;
-	if (memo_match(cn, b, n)) {
-		hash = cn->memo_hash;
-		if (!endpoint_known(cn, hash, 0))
-			return 0;
-		goto push;
-	}
+	if (memo_match(cn, b, n))
+		return queue_known(cn, cn->memo_hash, ts);
 	mlen = http_method_len(b, n);
 	if (!mlen)
 		return 1;               /* not a request line: on_request ignores it too */
@@ -1211,19 +1232,13 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
 	if (!w.stopped)
 		return 0;               /* the path may go on past what was read */
 	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
-	if (!endpoint_known(cn, hash, 0))
+	if (!queue_known(cn, hash, ts))
 		return 0;
 	if (w.stop_at < 32) {
 		__builtin_memcpy(cn->memo, b, 32);
 		cn->memo_len = w.stop_at + 1;
 		cn->memo_hash = hash;
 	}
-push:
-	if (cn->len >= OBS_FIFO) {
-		DROP(fifo_full);
-		return 1;
-	}
-	fifo_push(cn, hash, 1, ts);
 	return 1;
 }
 
@@ -1240,16 +1255,11 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 	char b[PG_HEAD + 8] = {};
 	struct pg_walk w;
 	__u32 at;
-	__u64 hash;
 
 	if (!cn)
 		return 0;
-	if (n > PG_HEAD)
-		n = PG_HEAD;
-	n = IDX(n, 255);
-	if (n < 7 || n > PG_HEAD || bpf_probe_read_user(b, n, (void *)base))
-		return 0;
-	if (be32(&b[1]) < 4)
+	n = read_stack_head(b, base, n, PG_HEAD);
+	if (n < 7 || be32(&b[1]) < 4)
 		return 0;
 	if (b[0] == 'Q')
 		at = 5;
@@ -1261,15 +1271,7 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
 		return 0;               /* the text may go on past what was read */
-	hash = cn->pg.h;
-	if (!endpoint_known(cn, hash, 0))
-		return 0;
-	if (cn->len >= OBS_FIFO) {
-		DROP(fifo_full);
-		return 1;
-	}
-	fifo_push(cn, hash, 1, ts);
-	return 1;
+	return queue_known(cn, cn->pg.h, ts);
 }
 
 static __always_inline struct obs_fifo_ent *fifo_pop(struct obs_conn *cn)
@@ -1389,8 +1391,10 @@ static __always_inline void on_pg_reply(struct obs_conn *cn, const char *b, __u3
 /* ---- syscall exit ------------------------------------------------------------ */
 
 /*
- * A watched transfer (see complete() on why this path is inlined into the
- * two tracepoint programs: each is verified with its own direction).
+ * A watched transfer. Global (not static), like http_request_head() and
+ * pg_request_head(): the verifier checks it once with unknown arguments,
+ * not once per caller's state; what it calls on the common path is
+ * inlined (see complete()).
  */
 __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how, __u64 seen_ns)
 {
