@@ -1499,6 +1499,26 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how,
 #define PF_KTHREAD 0x00200000
 
 /*
+ * The task's saved user registers: at a fixed offset from its kernel stack
+ * on every task of this kernel (THREAD_SIZE less the top padding and
+ * struct pt_regs), learnt from bpf_task_pt_regs() on first use, then one
+ * addition and a typed view (bpf_rdonly_cast, inlined): no helper call and
+ * its return on every socket transfer.
+ */
+__u64 regs_off = 0;
+
+static __always_inline struct pt_regs *task_regs(struct task_struct *task)
+{
+	__u64 stack = (__u64)task->stack, off = regs_off;
+
+	if (!off) {
+		off = (__u64)bpf_task_pt_regs(task) - stack;
+		regs_off = off;
+	}
+	return bpf_rdonly_cast((void *)(stack + off), bpf_core_type_id_kernel(struct pt_regs));
+}
+
+/*
  * sock:sock_recv_length and sock:sock_send_length fire in
  * sock_recvmsg/sock_sendmsg, so only socket transfers pay (not every
  * syscall, as a raw sys_exit would: +80 ns on getppid here; not every
@@ -1538,7 +1558,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
 		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	regs = task_regs(task);
 	nr = SYS_NR(regs);
 	if (is_write) {
 		if (nr == NR_write || nr == NR_sendto)
