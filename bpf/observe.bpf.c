@@ -949,14 +949,14 @@ static __always_inline __u32 log2_bucket(__u64 us)
 
 /* Create an endpoint's entry: the cold path of its first request, or of a
  * request whose endpoint the LRU evicted meanwhile. 0 = created here. */
-static __noinline int ep_create(__u32 service_id, __u64 hash, __u32 proto_dir)
+static __noinline int ep_create(const struct obs_conn *cn, __u64 hash)
 {
-	struct obs_ep_key k = { .service_id = service_id, .ep_hash = hash };
+	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = hash };
 	struct obs_ep_stats zero = {};
 
 	zero.first_ns = bpf_ktime_get_ns();
-	zero.protocol = proto_dir & 0xff;
-	zero.dir = proto_dir >> 8;
+	zero.protocol = cn->protocol;
+	zero.dir = cn->dir;
 	return bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST) ? -1 : 0;
 }
 
@@ -969,7 +969,7 @@ static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct o
 	int want = 0;
 
 	if (!bpf_map_lookup_elem(&obs_endpoints, &k)) {
-		if (ep_create(cn->service_id, hash, cn->protocol | cn->dir << 8))
+		if (ep_create(cn, hash))
 			return;
 		want = 1;
 	} else if (bpf_map_lookup_elem(&obs_wanttext, &k)) {
@@ -1069,7 +1069,7 @@ static __always_inline void complete(struct obs_conn *cn, struct obs_fifo_ent *e
 	st = bpf_map_lookup_elem(&obs_endpoints, &k);
 	if (!st) {
 		/* evicted since the request started (LRU) */
-		ep_create(cn->service_id, e->ep_hash, cn->protocol | cn->dir << 8);
+		ep_create(cn, e->ep_hash);
 		st = bpf_map_lookup_elem(&obs_endpoints, &k);
 		if (!st)
 			return;
@@ -1252,7 +1252,7 @@ __noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64
  */
 __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
-	char b[PG_HEAD + 8] = {};
+	char b[PG_HEAD + 8];        /* not zeroed: bytes past n are never used (pg_word checks n) */
 	struct pg_walk w;
 	__u32 at;
 
