@@ -150,7 +150,7 @@ struct obs_conn {
 	__u64 memo[4];
 	__u64 memo_hash;
 	__u32 memo_len;
-	__u32 pad;
+	__u32 send_end;              /* hp_obs_sendmsg: write_seq + left of the last send seen */
 };
 
 /* What a connection is watched as (classify's answer). */
@@ -160,15 +160,11 @@ struct obs_class {
 	__u8 protocol;               /* OBS_PROTO_NONE: not watched */
 };
 
-/* What a syscall moved, read off the saved user registers at exit. */
+/* Where a syscall's buffer is, read off the saved user registers. */
 struct obs_pending {
-	__u64 ts;
 	__u64 buf;                   /* buffer, iovec array or msghdr */
 	__u64 len;                   /* buffer length or iovcnt */
-	__u32 fd;
-	__u8 is_write;
-	__u8 vec;                    /* VEC_* */
-	__u8 pad[2];
+	__u32 vec;                   /* VEC_* */
 };
 
 /* Keep the verifier's view of an index bounded: clang drops a mask it can
@@ -385,6 +381,8 @@ struct obs_iov_view {
 	__u64 base0;                 /* first chunk */
 	__u64 len0;
 	__u64 moved;                 /* bytes the syscall transferred */
+	__u64 tail_end;              /* user address past the last byte, 0 = walk iov */
+	__u64 tail_len;              /* bytes before tail_end in its chunk */
 };
 
 static __always_inline int view_init(const struct obs_pending *st, struct obs_iov_view *v)
@@ -394,6 +392,8 @@ static __always_inline int view_init(const struct obs_pending *st, struct obs_io
 	v->iov = 0;
 	v->cnt = 1;
 	v->moved = 0;
+	v->tail_end = 0;
+	v->tail_len = 0;
 	v->base0 = st->buf;
 	v->len0 = st->len;
 	if (st->vec == VEC_NONE)
@@ -460,6 +460,14 @@ static __always_inline __u32 read_tail(const struct obs_iov_view *v, __u64 moved
 {
 	__u64 base = v->base0, len = v->len0, n;
 
+	if (v->tail_end) {
+		/* found by the caller (a send's kernel copy of the iovecs) */
+		base = v->tail_end - v->tail_len;
+		len = v->tail_len;
+		goto found;
+	}
+	if (!v->cnt)
+		return 0;
 	if (v->iov) {
 		__u64 left = moved;
 
@@ -1390,34 +1398,34 @@ static __always_inline void on_pg_reply(struct obs_conn *cn, const char *b, __u3
 
 /* ---- syscall exit ------------------------------------------------------------ */
 
+static __always_inline int is_request(const struct obs_conn *cn, __u32 is_write)
+{
+	return cn->dir == OBS_DIR_IN ? !is_write : is_write;
+}
+
 /*
  * A watched transfer. Global (not static), like http_request_head() and
  * pg_request_head(): the verifier checks it once with unknown arguments,
  * not once per caller's state; what it calls on the common path is
  * inlined (see complete()).
  */
-__noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how, __u64 seen_ns)
+__noinline int on_transfer(struct obs_conn *cn, struct obs_iov_view *v, __u64 is_write, __u64 seen_ns)
 {
-	__u32 vec_write = how >> 32;
-	__u64 ret = (__u32)how;
-	struct obs_pending stk = { .buf = buf, .len = len, .is_write = vec_write & 1,
-				   .vec = (vec_write >> 1) & 3 };
-	struct obs_pending *st = &stk;
-	struct obs_iov_view v;
 	struct obs_scratch_buf *s;
+	__u64 ret, ts;
 	__u32 n, want;
 	int request;
 
-	if (!cn)
+	if (!cn || !v)
 		return 0;
-	request = cn->dir == OBS_DIR_IN ? !st->is_write : st->is_write;
+	ret = v->moved;
+	request = is_request(cn, is_write);
 	/* Nothing is read while no request is outstanding (the rest of a
-	 * long response, a server's greeting). */
+	 * long response, a server's greeting); the callers test it too,
+	 * before they read any iovec. */
 	if (!request && !cn->len)
 		return 0;
-	if (view_init(st, &v))
-		return 0;
-	st->ts = seen_ns ? seen_ns : bpf_ktime_get_ns();
+	ts = seen_ns ? seen_ns : bpf_ktime_get_ns();
 	if (!request) {
 		/* A response's head, read onto the stack (a PostgreSQL
 		 * response's first messages, for an ErrorResponse, and its
@@ -1427,26 +1435,24 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how,
 
 		/* 64-bit throughout: a 32-bit copy's bounds check does not
 		 * carry over to the register passed to the helper. */
-		__u64 hn = v.len0 < ret ? v.len0 : ret;
+		__u64 hn = v->len0 < ret ? v->len0 : ret;
 
 		if (hn > (cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL))
 			hn = cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL;
 		hn = IDX(hn, 63);
-		if (!hn || hn > HEAD_PG || bpf_probe_read_user(h, hn, (void *)v.base0))
+		if (!hn || hn > HEAD_PG || bpf_probe_read_user(h, hn, (void *)v->base0))
 			return 0;
-		if (cn->protocol == OBS_PROTO_POSTGRES) {
-			v.moved = ret;
-			on_pg_reply(cn, h, (__u32)hn, &v, st->ts);
-		} else {
-			on_reply_head(cn, h, (__u32)hn, st->ts);
-		}
+		if (cn->protocol == OBS_PROTO_POSTGRES)
+			on_pg_reply(cn, h, (__u32)hn, v, ts);
+		else
+			on_reply_head(cn, h, (__u32)hn, ts);
 		return 0;
 	}
 	if (cn->protocol == OBS_PROTO_HTTP &&
-	    http_request_head(cn, v.base0, v.len0 < ret ? v.len0 : ret, st->ts))
+	    http_request_head(cn, v->base0, v->len0 < ret ? v->len0 : ret, ts))
 		return 0;
 	if (cn->protocol == OBS_PROTO_POSTGRES &&
-	    pg_request_head(cn, v.base0, v.len0 < ret ? v.len0 : ret, st->ts))
+	    pg_request_head(cn, v->base0, v->len0 < ret ? v->len0 : ret, ts))
 		return 0;
 	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -1454,10 +1460,10 @@ __noinline int on_transfer(struct obs_conn *cn, __u64 buf, __u64 len, __u64 how,
 		return 0;
 	want = cn->protocol == OBS_PROTO_POSTGRES || cn->protocol == OBS_PROTO_AUTO ?
 	       OBS_TEXT_MAX + OBS_PG_NAME_MAX + 8 : PEEK;
-	n = read_head(&v, ret, s, want);
+	n = read_head(v, ret, s, want);
 	if (!n)
 		return 0;
-	on_request(cn, s, n, st->ts);   /* may settle AUTO as NONE */
+	on_request(cn, s, n, ts);   /* may settle AUTO as NONE */
 	return 0;
 }
 
@@ -1519,30 +1525,20 @@ static __always_inline struct pt_regs *task_regs(struct task_struct *task)
 }
 
 /*
- * sock:sock_recv_length and sock:sock_send_length fire in
- * sock_recvmsg/sock_sendmsg, so only socket transfers pay (not every
- * syscall, as a raw sys_exit would: +80 ns on getppid here; not every
- * file read, as syscalls:sys_exit_read would: +210 ns on a /dev/zero
- * read), and they hand over the socket itself. The first test is the
- * port bitmap; the syscall (from the saved registers) says where the
- * user's buffer is. Transfers made by the kernel for sendfile/splice,
- * io_uring or recvmmsg/sendmmsg come with other syscall numbers and are
- * not looked at.
+ * sock:sock_recv_length (and sock:sock_send_length, on kernels without
+ * tcp:tcp_sendmsg_locked) fire in sock_recvmsg/sock_sendmsg, so only
+ * socket transfers pay (not every syscall, as a raw sys_exit would: +80 ns
+ * on getppid here; not every file read, as syscalls:sys_exit_read would:
+ * +210 ns on a /dev/zero read), and they hand over the socket itself. The
+ * first test is the port bitmap (watched_sock()); the syscall (from the
+ * saved registers) says where the user's buffer is. Transfers made by the
+ * kernel for sendfile/splice, io_uring or recvmmsg/sendmmsg come with
+ * other syscall numbers and are not looked at.
  */
-static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
+static __always_inline int watched_sock(struct sock *sk)
 {
-	struct task_struct *task;
-	struct pt_regs *regs;
-	struct obs_conn *cn;
-	__u16 lport, rport, family;
-	__u32 vec, gen;
-	__u64 seen = 0;
-	long nr;
+	__u16 lport = sk->__sk_common.skc_num, rport = bpf_ntohs(sk->__sk_common.skc_dport), family;
 
-	if (ret <= 0 || !sk)
-		return 0;
-	lport = sk->__sk_common.skc_num;
-	rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (!port_bit(OBS_DIR_IN, lport)) {
 		if (!port_bit(OBS_DIR_OUT, rport))
 			return 0;
@@ -1555,40 +1551,25 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	family = sk->__sk_common.skc_family;
 	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	task = bpf_get_current_task_btf();
-	if (task->flags & PF_KTHREAD)
-		return 0;
-	regs = task_regs(task);
-	nr = SYS_NR(regs);
-	if (is_write) {
-		if (nr == NR_write || nr == NR_sendto)
-			vec = VEC_NONE;
-		else if (nr == NR_writev)
-			vec = VEC_IOV;
-		else if (nr == NR_sendmsg)
-			vec = VEC_MSG;
-		else
-			return 0;
-	} else {
-		if (nr == NR_read || nr == NR_recvfrom)
-			vec = VEC_NONE;
-		else if (nr == NR_readv)
-			vec = VEC_IOV;
-		else if (nr == NR_recvmsg)
-			vec = VEC_MSG;
-		else
-			return 0;
-	}
-	/* The connection's state, created on its first watched transfer and
-	 * classified again when the watch list changed. */
+	return !(bpf_get_current_task_btf()->flags & PF_KTHREAD);
+}
+
+/* The connection's state, created on its first watched transfer and
+ * classified again when the watch list changed; NULL when not watched. */
+static __always_inline struct obs_conn *sock_conn(struct sock *sk)
+{
+	struct obs_conn *cn;
+	__u32 gen;
+
 	cn = bpf_sk_storage_get(&obs_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!cn)
-		return 0;
+		return NULL;
 	gen = watch_gen;
 	if (cn->gen != gen) {
 		struct obs_class c = {};
 
-		classify(lport, rport, peer_is_local(sk), &c);
+		classify(sk->__sk_common.skc_num, bpf_ntohs(sk->__sk_common.skc_dport),
+			 peer_is_local(sk), &c);
 		/* A change elsewhere in the watch list (a listener found or
 		 * gone) must not lose the requests in flight here: keep the
 		 * state when the connection is watched as it was. */
@@ -1603,7 +1584,50 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 		cn->gen = gen;
 	}
 	if (cn->protocol == OBS_PROTO_NONE)
+		return NULL;
+	return cn;
+}
+
+static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
+{
+	struct obs_pending stk = {};
+	struct obs_iov_view v;
+	struct pt_regs *regs;
+	struct obs_conn *cn;
+	__u64 seen = 0;
+	long nr;
+
+	if (ret <= 0 || !sk || !watched_sock(sk))
 		return 0;
+	regs = task_regs(bpf_get_current_task_btf());
+	nr = SYS_NR(regs);
+	if (is_write) {
+		if (nr == NR_write || nr == NR_sendto)
+			stk.vec = VEC_NONE;
+		else if (nr == NR_writev)
+			stk.vec = VEC_IOV;
+		else if (nr == NR_sendmsg)
+			stk.vec = VEC_MSG;
+		else
+			return 0;
+	} else {
+		if (nr == NR_read || nr == NR_recvfrom)
+			stk.vec = VEC_NONE;
+		else if (nr == NR_readv)
+			stk.vec = VEC_IOV;
+		else if (nr == NR_recvmsg)
+			stk.vec = VEC_MSG;
+		else
+			return 0;
+	}
+	cn = sock_conn(sk);
+	if (!cn || (!is_request(cn, is_write) && !cn->len))
+		return 0;
+	stk.buf = SYS_ARG2(regs);
+	stk.len = SYS_ARG3(regs);
+	if (view_init(&stk, &v))
+		return 0;
+	v.moved = (__u32)ret;
 	/* A read's time is the socket's TCP clock, which the stack set when
 	 * the bytes arrived (tcp_rcv_established refreshes it per segment,
 	 * from the same CLOCK_MONOTONIC): a load instead of a clock read,
@@ -1614,8 +1638,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	if (!is_write)
 		seen = ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))
 			       ->tcp_clock_cache;
-	return on_transfer(cn, SYS_ARG2(regs), SYS_ARG3(regs), (__u64)(is_write | vec << 1) << 32 | (__u32)ret,
-			   seen);
+	return on_transfer(cn, &v, is_write, seen);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -1626,10 +1649,93 @@ int BPF_PROG(hp_obs_recv, struct sock *sk, int ret, int flags)
 	return on_sock(sk, ret, 0);
 }
 
+/* Kernels without tcp:tcp_sendmsg_locked (before 6.16): the agent loads
+ * this one instead of hp_obs_sendmsg. */
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(hp_obs_send, struct sock *sk, int ret, int flags)
 {
 	return on_sock(sk, ret, 1);
+}
+
+/*
+ * A TCP send, from inside tcp_sendmsg_locked(): the message itself is at
+ * hand, its iovecs already copied into the kernel by the syscall, so no
+ * saved registers and no user read of an iovec (writev: nginx's every
+ * response). Any syscall that sends on a TCP socket comes here (write,
+ * writev, send*, sendmmsg, io_uring's send); sendfile/splice (page
+ * vectors, not user memory) are not looked at. The tracepoint fires on
+ * every round of the function's copy loop and again when a send resumes
+ * after waiting for room; the end of what this call sends,
+ * write_seq + what is left, is the same at each of them and for a send
+ * that finishes the rest of an earlier partial one (non-blocking, EAGAIN),
+ * and different for any other send: only its first sighting is looked at.
+ * What is timed and read is what the call was asked to send, not (as
+ * with sock_send_length) what it did.
+ */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff *skb, int size_goal)
+{
+	const struct iov_iter *it = &msg->msg_iter;
+	struct obs_iov_view v = {};
+	struct obs_conn *cn;
+	__u64 left, off;
+	__u32 end;
+	__u8 type;
+
+	if (!watched_sock(sk))
+		return 0;
+	type = it->iter_type;
+	if (type != ITER_UBUF && type != ITER_IOVEC)
+		return 0;
+	cn = sock_conn(sk);
+	if (!cn)
+		return 0;
+	left = it->count;
+	end = ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->write_seq +
+	      (__u32)left;
+	if (cn->send_end == end)
+		return 0;
+	cn->send_end = end;
+	if (!is_request(cn, 1) && !cn->len)
+		return 0;
+	off = it->iov_offset;
+	v.moved = left;
+	v.cnt = 1;
+	if (type == ITER_UBUF) {
+		v.base0 = (__u64)it->ubuf + off;
+		v.len0 = left;
+		v.tail_end = v.base0 + left;
+		v.tail_len = left;
+	} else {
+		const struct iovec *iov = it->__iov;
+		__u64 nr = it->nr_segs, rest = left;
+
+		v.base0 = (__u64)iov[0].iov_base + off;
+		v.len0 = iov[0].iov_len - off;
+		/* The last chunk, for a PostgreSQL response's tail: the
+		 * kernel's copy of the iovecs, read without a user copy. */
+		if (cn->protocol == OBS_PROTO_POSTGRES) {
+			v.cnt = 0;              /* not found: no tail */
+			for (int i = 0; i < MAX_IOV; i++) {
+				__u64 b = (__u64)iov[i].iov_base, l = iov[i].iov_len;
+
+				if (i >= nr)
+					break;
+				if (!i) {
+					b += off;
+					l -= off;
+				}
+				if (l >= rest) {
+					v.tail_end = b + rest;
+					v.tail_len = rest;
+					v.cnt = 1;
+					break;
+				}
+				rest -= l;
+			}
+		}
+	}
+	return on_transfer(cn, &v, 1, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

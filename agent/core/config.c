@@ -108,6 +108,7 @@ struct cfg_key {
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const eviction_names[] = { "s3fifo", "lru", NULL };
+static const char *const send_hook_names[] = { "auto", "socket", NULL };
 static const char *const priority_names[] = { "low", "normal", "high", NULL };
 static const char *const balance_names[] = {
 	"round_robin", "least_request", "ewma", "hash", NULL };
@@ -120,6 +121,7 @@ static const char *const inflight_limit_names[] = { "fixed", "gradient", NULL };
 
 _Static_assert(HP_LOG_ERROR == 0 && HP_LOG_DEBUG == 3, "log_level_names order");
 _Static_assert(HP_EVICT_S3FIFO == 0 && HP_EVICT_LRU == 1, "eviction_names order");
+_Static_assert(HP_SEND_HOOK_AUTO == 0 && HP_SEND_HOOK_SOCKET == 1, "send_hook_names order");
 _Static_assert(HP_PRIO_LOW == 0 && HP_PRIO_HIGH == 2, "priority_names order");
 _Static_assert(HP_BAL_ROUND_ROBIN == 0 && HP_BAL_HASH == 3, "balance_names order");
 _Static_assert(HP_AUTH_SCRAM == 0 && HP_AUTH_TRUST == 2, "auth_type_names order");
@@ -335,6 +337,14 @@ static const struct cfg_key cfg_keys[] = {
 		 "no, it is timed once, as the service saw it; remote callers, and "
 		 "[database]/[redis] connections, are timed on the client side either "
 		 "way." },
+	{ .section = "bpf", .key = "observe_send_hook", .type = CT_ENUM,
+	  G(observe_send_hook), .def = "auto", .names = send_hook_names,
+	  .doc = "Where sends are seen. auto: the tcp:tcp_sendmsg_locked "
+		 "tracepoint where the kernel has it (6.16 on), whose message "
+		 "carries the kernel's copy of the iovecs (no user read of them, "
+		 "and sendmmsg and io_uring sends are seen), else "
+		 "sock:sock_send_length. socket: sock:sock_send_length always "
+		 "(the syscall's saved registers say where the buffer is)." },
 	{ .section = "bpf", .key = "profile_hz", .type = CT_UINT, G(profile_hz),
 	  .def = "49", .min = 1, .max = 1000,
 	  .doc = "CPU profile sampling rate per CPU while a profile window runs "

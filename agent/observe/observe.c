@@ -140,6 +140,7 @@ struct observe {
 	pthread_mutex_t lock;
 	char pin_path[HP_PATH_MAX];
 	bool pinned;
+	bool send_in_tcp;            /* hp_obs_sendmsg rather than hp_obs_send */
 	int ncpus;
 	uint64_t start_ms;
 
@@ -772,6 +773,14 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	}
 	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
+	/* Sends are seen inside tcp_sendmsg_locked() where the kernel has
+	 * that tracepoint (6.16 on): the message's iovecs are kernel memory
+	 * there. Older kernels take sock_send_length and the saved
+	 * registers. */
+	o->send_in_tcp = cfg->observe_send_hook == HP_SEND_HOOK_AUTO &&
+			 libbpf_find_vmlinux_btf_id("tcp_sendmsg_locked", BPF_TRACE_RAW_TP) > 0;
+	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send : o->skel->progs.hp_obs_sendmsg,
+				  false);
 	err = observe_bpf__load(o->skel);
 	if (err) {
 		snprintf(why, whylen, "kernel refused to load observe: %s%s", strerror(-err),
@@ -797,6 +806,11 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		snprintf(why, whylen, "cannot attach the socket tracepoints: %s", strerror(-err));
 		goto fail;
 	}
+	log_info("observe: reads at sock:sock_recv_length, sends at %s",
+		 o->send_in_tcp ? "tcp:tcp_sendmsg_locked" :
+				  cfg->observe_send_hook == HP_SEND_HOOK_SOCKET ?
+				  "sock:sock_send_length ([bpf] observe_send_hook = socket)" :
+				  "sock:sock_send_length (this kernel has no tcp:tcp_sendmsg_locked)");
 	o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.obs_events), on_event, o, NULL);
 	if (!o->rb) {
 		snprintf(why, whylen, "cannot open the observe ring buffer: %s", strerror(errno));

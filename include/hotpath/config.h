@@ -32,6 +32,7 @@
 #define HP_SQL_MAX 1024
 
 enum hp_eviction { HP_EVICT_S3FIFO = 0, HP_EVICT_LRU = 1 };
+enum hp_send_hook { HP_SEND_HOOK_AUTO = 0, HP_SEND_HOOK_SOCKET = 1 };
 enum hp_priority { HP_PRIO_LOW = 0, HP_PRIO_NORMAL = 1, HP_PRIO_HIGH = 2 };
 enum hp_balance { HP_BAL_ROUND_ROBIN = 0, HP_BAL_LEAST_REQUEST, HP_BAL_EWMA, HP_BAL_HASH };
 enum hp_auth_type { HP_AUTH_SCRAM = 0, HP_AUTH_MD5, HP_AUTH_TRUST };
@@ -154,6 +155,7 @@ struct hp_config {
 	uint32_t observe_events_per_sec; /* request events per CPU per second */
 	uint64_t observe_slow_threshold_ms;
 	bool observe_local_callers;     /* also time local callers of [service] ports */
+	int observe_send_hook;          /* enum hp_send_hook */
 	uint32_t profile_hz;            /* CPU profile sampling rate */
 	uint32_t profile_max_seconds;   /* longest window an API call may ask */
 	/* [redis] */

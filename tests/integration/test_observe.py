@@ -19,6 +19,7 @@ What is compared:
 import json
 import os
 import pwd
+import select
 import shutil
 import socket
 import statistics
@@ -46,6 +47,12 @@ def free_port():
 def need_root():
     if os.geteuid() != 0:
         pytest.skip("kernel observation needs root")
+
+
+# Where sends are seen ([bpf] observe_send_hook): auto takes
+# tcp:tcp_sendmsg_locked on this kernel; socket is what kernels without it
+# get, sock:sock_send_length. The tests that send in every way run on both.
+SEND_HOOKS = ["auto", "socket"]
 
 
 class Observer:
@@ -172,13 +179,15 @@ def http_service():
     p.wait()
 
 
-def test_http_latency_and_counts(http_service, tmp_path):
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_http_latency_and_counts(http_service, tmp_path, send_hook):
     need_root()
     port, server_timings = http_service
     # observe_local_callers: this local client's side is timed too (by
     # default only the service's own socket times a local caller)
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
-                   "[bpf]\nobserve_local_callers = yes\n" % port, str(tmp_path))
+                   "[bpf]\nobserve_local_callers = yes\nobserve_send_hook = %s\n"
+                   % (port, send_hook), str(tmp_path))
     try:
         # a keep-alive client on a plain socket, timing the same syscalls the
         # kernel sees: from handing the request over to the first response bytes
@@ -276,6 +285,172 @@ def test_http_errors_counted(tmp_path):
         obs.close()
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_response_sends_of_every_shape(tmp_path, send_hook):
+    """A response leaves by send, sendmsg or writev with several iovecs, in
+    one send or in parts, larger than the kernel's copy loop takes in one
+    round (tcp_sendmsg_locked fires per round, and again after waiting for
+    room; see the next test), or from a non-blocking socket that takes it in several partial
+    sends: each is one response, with its status read from the first
+    iovec."""
+    need_root()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    port = lsock.getsockname()[1]
+
+    def serve(conn):
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                line, _, buf = buf.partition(b"\r\n\r\n")
+                kind = line.split(b" ")[1].split(b"/")[1]
+                size = {b"big": 300000, b"part": 4 << 20}.get(kind, 32)
+                body = b"y" * size
+                head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (
+                    b"503 Busy" if kind == b"bad" else b"200 OK", size)
+                if kind in (b"vec", b"bad"):
+                    conn.sendmsg([head, body[:10], body[10:]])
+                elif kind == b"writev":
+                    os.writev(conn.fileno(), [head, body])
+                elif kind == b"split":
+                    conn.sendall(head)
+                    conn.sendall(body)
+                elif kind == b"part":
+                    conn.setblocking(False)
+                    out, sends = head + body, 0
+                    while out:
+                        try:
+                            out = out[conn.send(out):]
+                            sends += 1
+                        except BlockingIOError:
+                            select.select([], [conn], [], 5)
+                    conn.setblocking(True)
+                    partial_sends.append(sends)
+                else:
+                    conn.sendall(head + body)
+
+    partial_sends = []
+
+    def accept():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    obs = Observer("[service.shapes]\nport = %d\nprotocol = http\n"
+                   "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+    try:
+        btf = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
+                             capture_output=True, text=True).stdout
+        in_tcp = send_hook == "auto" and "'btf_trace_tcp_sendmsg_locked'" in btf
+        assert ("sends at tcp:tcp_sendmsg_locked" if in_tcp else "sends at sock:sock_send_length") \
+            in obs.d.log_text()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+
+        pending = [b""]
+
+        def read_response():
+            got = pending[0]
+            while b"\r\n\r\n" not in got:
+                got += sock.recv(65536)
+            head, _, body = got.partition(b"\r\n\r\n")
+            clen = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            while len(body) < clen:
+                body += sock.recv(1 << 20)
+            pending[0] = body[clen:]
+            return head
+
+        kinds = ["vec", "bad", "writev", "split", "big", "part", "plain"]
+        for i in range(8):
+            for k in kinds:
+                sock.sendall(b"GET /%s/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (k.encode(), i))
+                assert read_response().startswith(b"HTTP/1.1 ")
+        sock.close()
+        assert max(partial_sends) > 1, "the non-blocking response never went out in parts"
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "shapes", "inbound")
+        got = {e["endpoint"]: (e["requests"], e["errors"]) for e in inb["endpoints"]}
+        assert got == {"GET /%s/{id}" % k: (8, 8 if k == "bad" else 0) for k in kinds}
+    finally:
+        obs.close()
+        lsock.close()
+
+
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
+    """A RESP server has read two commands (two reads: two requests
+    outstanding), GET then EXISTS, and answers the GET with a 16 MB bulk
+    string of '+' bytes in one send. The kernel copies it in several
+    rounds of tcp_sendmsg_locked's loop, each starting with a '+' that
+    reads as a reply type: only the send's first round may count, or
+    EXISTS would be matched with the middle of GET's reply, microseconds
+    after the first round, instead of its own, which leaves after the
+    16 MB, which the client reads 30 ms late (the server measures how
+    long after it read EXISTS)."""
+    need_root()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+    read_one = threading.Event()
+    big = b"+" * (16 << 20)
+    server_t = []
+
+    def serve():
+        c, _ = lsock.accept()
+        with c:
+            for _ in range(5):
+                assert c.recv(4096).startswith(b"*2\r\n$3\r\nGET")
+                read_one.set()
+                assert c.recv(4096).startswith(b"*2\r\n$6\r\nEXISTS")
+                t0 = time.perf_counter()
+                c.sendall(b"$%d\r\n%s\r\n" % (len(big), big))
+                server_t.append(time.perf_counter() - t0)
+                c.sendall(b":1\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    obs = Observer("[service.kv]\nport = %d\nprotocol = resp\n"
+                   "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+    try:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        want = b"$%d\r\n%s\r\n:1\r\n" % (len(big), big)
+        for _ in range(5):
+            read_one.clear()
+            sock.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
+            assert read_one.wait(5)
+            time.sleep(0.02)
+            sock.sendall(b"*2\r\n$6\r\nEXISTS\r\n$1\r\nb\r\n")
+            time.sleep(0.03)        # the 16 MB wait for room meanwhile
+            got = bytearray()
+            while len(got) < len(want):
+                got += sock.recv(1 << 20)
+            assert got == want
+        sock.close()
+        t.join(5)
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "kv", "inbound")
+        get, exists = endpoint(inb, "GET"), endpoint(inb, "EXISTS")
+        print("\n  EXISTS p50 %.3f ms, the server's 16 MB sends took %s ms"
+              % (exists["p50_ms"], " ".join("%.3f" % (x * 1000) for x in server_t)))
+        assert get["requests"] == 5 and exists["requests"] == 5
+        assert exists["p50_ms"] >= 0.9 * min(server_t) * 1000
+    finally:
+        obs.close()
+        lsock.close()
 
 
 # ---- [service] pid and cgroup ------------------------------------------------------
@@ -626,13 +801,15 @@ def query_of(d, side, pred):
     return found[0]
 
 
-def test_postgres_queries_both_sides(postgres, tmp_path):
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
     port = postgres
     c0 = PgClient(port)
     c0.simple("SELECT pg_stat_statements_reset()")
     c0.close()
     obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n"
-                   "[bpf]\nobserve_local_callers = yes\n" % port, str(tmp_path))
+                   "[bpf]\nobserve_local_callers = yes\nobserve_send_hook = %s\n"
+                   % (port, send_hook), str(tmp_path))
     try:
         c = PgClient(port)
         N = 40
