@@ -5,11 +5,13 @@
  * and caches take (outbound), for HTTP/1.x, RESP and the PostgreSQL wire
  * protocol.
  *
- * How. Two BTF tracepoints inside the socket layer, sock:sock_recv_length
- * and sock:sock_send_length (sock_recvmsg/sock_sendmsg), hand over the
- * struct sock of every socket transfer and how many bytes moved. The
- * target kernel has no kprobes and refuses fentry; what it costs here
- * decided the rest (measured with a syscall loop, min of 200 runs):
+ * How. Two BTF tracepoints hand over the struct sock of every socket
+ * transfer: sock:sock_recv_length (sock_recvmsg: how many bytes were
+ * read) and tcp:tcp_sendmsg_locked (the message about to be sent, its
+ * iovecs already the kernel's copy), or sock:sock_send_length
+ * (sock_sendmsg) on kernels before 6.16. The target kernel has no kprobes
+ * and refuses fentry; what it costs here decided the rest (measured with
+ * a syscall loop, min of 200 runs):
  * syscalls:sys_enter/exit_read pairs add ~300 ns to every read of the
  * host, file reads included; a raw sys_exit tracepoint ~80 ns to every
  * syscall; these two nothing outside socket I/O. The first test is a
@@ -23,13 +25,13 @@
  * classified OBS_PROTO_NONE then, so a request is worked on once, not
  * twice: on loopback each of a request's four transfers (server read and
  * write, client write and read) cost ~400 ns in this program against
- * ~50 ns for the tracepoint dispatch (bench/overhead.sh). The syscall's
- * number and arguments, still in the task's saved user registers, say
- * where the user's buffer is (read, readv,
- * recvfrom, recvmsg, write, writev, sendto, sendmsg; transfers made for
- * sendfile, splice, io_uring or recv/sendmmsg are not looked at), and the
- * first bytes that moved (for PostgreSQL also the last ones) are read with
- * bpf_probe_read_user:
+ * ~50 ns for the tracepoint dispatch (bench/overhead.sh). A read's buffer
+ * is where the syscall's arguments, still in the task's saved user
+ * registers, say (read, readv, recvfrom, recvmsg; reads made for splice,
+ * io_uring or recvmmsg are not looked at); a send's is in its message
+ * (any syscall; sendfile and splice, which send pages rather than user
+ * memory, are not looked at). The first bytes that moved (for PostgreSQL
+ * also the last ones) are read with bpf_probe_read_user:
  *  - request side (server read, client write): a buffer that starts a
  *    request pushes {start time, endpoint hash, batch size} on the
  *    connection's FIFO (obs_conns, OBS_FIFO entries: pipelining-aware,
