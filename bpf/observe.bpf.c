@@ -1537,7 +1537,7 @@ static __always_inline struct pt_regs *task_regs(struct task_struct *task)
  * kernel for sendfile/splice, io_uring or recvmmsg/sendmmsg come with
  * other syscall numbers and are not looked at.
  */
-static __always_inline int watched_sock(struct sock *sk)
+static __always_inline int watched_sock(struct sock *sk, struct task_struct *task)
 {
 	__u16 lport = sk->__sk_common.skc_num, rport = bpf_ntohs(sk->__sk_common.skc_dport), family;
 
@@ -1553,7 +1553,7 @@ static __always_inline int watched_sock(struct sock *sk)
 	family = sk->__sk_common.skc_family;
 	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	return !(bpf_get_current_task_btf()->flags & PF_KTHREAD);
+	return !(task->flags & PF_KTHREAD);
 }
 
 /* The connection's state, created on its first watched transfer and
@@ -1593,15 +1593,19 @@ static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 {
 	struct obs_pending stk = {};
+	struct task_struct *task;
 	struct obs_iov_view v;
 	struct pt_regs *regs;
 	struct obs_conn *cn;
 	__u64 seen = 0;
 	long nr;
 
-	if (ret <= 0 || !sk || !watched_sock(sk))
+	if (ret <= 0 || !sk)
 		return 0;
-	regs = task_regs(bpf_get_current_task_btf());
+	task = bpf_get_current_task_btf();
+	if (!watched_sock(sk, task))
+		return 0;
+	regs = task_regs(task);
 	nr = SYS_NR(regs);
 	if (is_write) {
 		if (nr == NR_write || nr == NR_sendto)
@@ -1684,7 +1688,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 	__u32 end;
 	__u8 type;
 
-	if (!watched_sock(sk))
+	if (!watched_sock(sk, bpf_get_current_task_btf()))
 		return 0;
 	type = it->iter_type;
 	if (type != ITER_UBUF && type != ITER_IOVEC)

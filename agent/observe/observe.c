@@ -731,6 +731,27 @@ static void map_clear(struct bpf_map *m)
 	}
 }
 
+/* Open and load observe.bpf.o with one of its two send programs. */
+static int observe_load(struct observe *o, const struct hp_config *cfg,
+			const struct bpf_object_open_opts *opts)
+{
+	int err;
+
+	o->skel = observe_bpf__open_opts(opts);
+	if (!o->skel)
+		return -errno;
+	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
+	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
+	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :
+						   o->skel->progs.hp_obs_sendmsg, false);
+	err = observe_bpf__load(o->skel);
+	if (err) {
+		observe_bpf__destroy(o->skel);
+		o->skel = NULL;
+	}
+	return err;
+}
+
 struct observe *observe_start(const struct hp_config *cfg, const char *pin_path, char *why,
 			      size_t whylen)
 {
@@ -766,22 +787,19 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		goto fail;
 	}
 	opts.pin_root_path = o->pin_path;
-	o->skel = observe_bpf__open_opts(&opts);
-	if (!o->skel) {
-		snprintf(why, whylen, "cannot open BPF object observe: %s", strerror(errno));
-		goto fail;
-	}
-	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
-	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 	/* Sends are seen inside tcp_sendmsg_locked() where the kernel has
 	 * that tracepoint (6.16 on): the message's iovecs are kernel memory
-	 * there. Older kernels take sock_send_length and the saved
-	 * registers. */
+	 * there. Older kernels, or one that refuses that program, take
+	 * sock_send_length and the saved registers. */
 	o->send_in_tcp = cfg->observe_send_hook == HP_SEND_HOOK_AUTO &&
 			 libbpf_find_vmlinux_btf_id("tcp_sendmsg_locked", BPF_TRACE_RAW_TP) > 0;
-	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send : o->skel->progs.hp_obs_sendmsg,
-				  false);
-	err = observe_bpf__load(o->skel);
+	err = observe_load(o, cfg, &opts);
+	if (err && err != -EPERM && o->send_in_tcp) {
+		log_warn("observe: the kernel refused the tcp:tcp_sendmsg_locked program (%s); "
+			 "sends at sock:sock_send_length", strerror(-err));
+		o->send_in_tcp = false;
+		err = observe_load(o, cfg, &opts);
+	}
 	if (err) {
 		snprintf(why, whylen, "kernel refused to load observe: %s%s", strerror(-err),
 			 err == -EPERM ? " (needs CAP_BPF/CAP_SYS_ADMIN)" : "");
