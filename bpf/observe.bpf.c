@@ -1590,6 +1590,19 @@ static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 	return cn;
 }
 
+/* How a syscall of one direction passes its buffer: two take it plain,
+ * one an iovec array, one a msghdr; -1 for any other syscall. */
+static __always_inline int vec_of(long nr, long plain, long plain2, long iov, long msg)
+{
+	if (nr == plain || nr == plain2)
+		return VEC_NONE;
+	if (nr == iov)
+		return VEC_IOV;
+	if (nr == msg)
+		return VEC_MSG;
+	return -1;
+}
+
 static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 {
 	struct obs_pending stk = {};
@@ -1599,6 +1612,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	struct obs_conn *cn;
 	__u64 seen = 0;
 	long nr;
+	int vec;
 
 	if (ret <= 0 || !sk)
 		return 0;
@@ -1607,25 +1621,11 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 		return 0;
 	regs = task_regs(task);
 	nr = SYS_NR(regs);
-	if (is_write) {
-		if (nr == NR_write || nr == NR_sendto)
-			stk.vec = VEC_NONE;
-		else if (nr == NR_writev)
-			stk.vec = VEC_IOV;
-		else if (nr == NR_sendmsg)
-			stk.vec = VEC_MSG;
-		else
-			return 0;
-	} else {
-		if (nr == NR_read || nr == NR_recvfrom)
-			stk.vec = VEC_NONE;
-		else if (nr == NR_readv)
-			stk.vec = VEC_IOV;
-		else if (nr == NR_recvmsg)
-			stk.vec = VEC_MSG;
-		else
-			return 0;
-	}
+	vec = is_write ? vec_of(nr, NR_write, NR_sendto, NR_writev, NR_sendmsg) :
+			 vec_of(nr, NR_read, NR_recvfrom, NR_readv, NR_recvmsg);
+	if (vec < 0)
+		return 0;
+	stk.vec = vec;
 	cn = sock_conn(sk);
 	if (!cn || (!is_request(cn, is_write) && !cn->len))
 		return 0;

@@ -444,10 +444,12 @@ def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
         time.sleep(0.3)
         inb = metrics_of(obs.dump(), "kv", "inbound")
         get, exists = endpoint(inb, "GET"), endpoint(inb, "EXISTS")
-        print("\n  EXISTS p50 %.3f ms, the server's 16 MB sends took %s ms"
-              % (exists["p50_ms"], " ".join("%.3f" % (x * 1000) for x in server_t)))
+        print("\n  EXISTS mean %.3f ms, the server's 16 MB sends took %s ms"
+              % (exists["mean_ms"], " ".join("%.3f" % (x * 1000) for x in server_t)))
         assert get["requests"] == 5 and exists["requests"] == 5
-        assert exists["p50_ms"] >= 0.9 * min(server_t) * 1000
+        # the mean comes from the kernel's sum and count, exact whatever
+        # the event budget
+        assert exists["mean_ms"] >= 0.9 * statistics.mean(server_t) * 1000
     finally:
         obs.close()
         lsock.close()
