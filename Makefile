@@ -48,7 +48,7 @@ DEPS_PKGS  := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libbr
               libssl-dev libxxhash-dev libhiredis-dev libpg-query-dev libpq-dev libclang-rt-14-dev pkg-config \
               redis-server redis-tools python3 python3-redis python3-pytest python3-psycopg2 python3-psycopg python3-brotli python3-zstandard postgresql postgresql-contrib \
               pgbouncer postgresql-15-hypopg \
-              curl valgrind procps iproute2 util-linux nodejs \
+              curl valgrind procps iproute2 util-linux nodejs nginx \
               dpkg-dev rpm lintian man-db libcap2-bin
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)

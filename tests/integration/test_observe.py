@@ -388,6 +388,83 @@ def test_response_sends_of_every_shape(tmp_path, send_hook):
         lsock.close()
 
 
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    fastcgi_temp_path %(d)s/fastcgi;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(d)s/www;
+        location /fail { return 503; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_nginx_counts_and_statuses(tmp_path, send_hook):
+    """A real nginx, as packaged, serving static files the way it does by
+    default (the response head with writev, the body with sendfile, which
+    the kernel sends as pages: not looked at), a 404 and a 503: each
+    endpoint gets exactly the requests sent, and only the 5xx count as
+    errors."""
+    need_root()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.fail("nginx is missing: make deps installs it")
+    d = tmp_path / "nginx"
+    (d / "www").mkdir(parents=True)
+    (d / "www" / "index.html").write_bytes(b"x" * 1024)
+    (d / "www" / "big.bin").write_bytes(os.urandom(300000))
+    port = free_port()
+    (d / "nginx.conf").write_text(NGINX_CONF % {"d": d, "port": port})
+    srv = subprocess.Popen([nginx, "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
+                           preexec_fn=die_with_us)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        obs = Observer("[service.nginx]\nport = %d\nprotocol = http\n"
+                       "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port)
+            plan = [("/index.html", 200)] * 60 + [("/big.bin", 200)] * 10 + \
+                   [("/missing/%d" % i, 404) for i in range(15)] + \
+                   [("/fail/%d" % i, 503) for i in range(5)]
+            for path, status in plan:
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                assert r.status == status, (path, r.status)
+            conn.close()
+            time.sleep(0.3)
+            inb = metrics_of(obs.dump(), "nginx", "inbound")
+            got = {e["endpoint"]: (e["requests"], e["errors"]) for e in inb["endpoints"]}
+            assert got == {"GET /index.html": (60, 0), "GET /big.bin": (10, 0),
+                           "GET /missing/{id}": (15, 0), "GET /fail/{id}": (5, 5)}
+        finally:
+            obs.close()
+    finally:
+        srv.terminate()
+        srv.wait(10)
+
+
 @pytest.mark.parametrize("send_hook", SEND_HOOKS)
 def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
     """A RESP server has read two commands (two reads: two requests
