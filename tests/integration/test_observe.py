@@ -324,6 +324,8 @@ def test_response_sends_of_every_shape(tmp_path, send_hook):
                     conn.sendall(head)
                     conn.sendall(body)
                 elif kind == b"part":
+                    # a small send buffer: the 4 MiB go out in many sends
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
                     conn.setblocking(False)
                     out, sends = head + body, 0
                     while out:
