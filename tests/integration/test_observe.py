@@ -44,6 +44,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, seconds=5.0):
+    """Until a server started in the background accepts on port."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def need_root():
     if os.geteuid() != 0:
         pytest.skip("kernel observation needs root")
@@ -436,12 +449,7 @@ def test_nginx_counts_and_statuses(tmp_path, send_hook):
     srv = subprocess.Popen([nginx, "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
                            preexec_fn=die_with_us)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening(port)
         obs = Observer("[service.nginx]\nport = %d\nprotocol = http\n"
                        "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
         try:
@@ -967,12 +975,7 @@ def test_redis_commands_outbound_pipelined(tmp_path):
                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
                            preexec_fn=die_with_us)
     try:
-        for _ in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         obs = Observer("[redis]\naddress = 127.0.0.1:%d\n" % port, str(tmp_path))
         try:
             s = socket.create_connection(("127.0.0.1", port))

@@ -288,12 +288,16 @@ def test_clients_survive_server_restart(hotpath_factory, pg):
     assert after != before
     # while the server is down, a query waits and then succeeds
     pg.stop()
-    threading.Timer(1.0, pg.start).start()
+    restart = threading.Timer(1.0, pg.start)
+    restart.start()
     t0 = time.time()
     with conn.cursor() as cur:
         cur.execute("SELECT 5")
         assert cur.fetchone()[0] == 5
     assert time.time() - t0 < 15
+    # pg_ctl start may still be waiting for the server it started to say
+    # it is ready: the fixture must not stop the server under it
+    restart.join(30)
     conn.close()
     p = pools(dm)["app"]
     assert p["totals"]["servers_closed"] >= 1
