@@ -756,6 +756,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 			      size_t whylen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	const char *send_at;
 	struct observe *o;
 	int err;
 
@@ -793,11 +794,16 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	 * sock_send_length and the saved registers. */
 	o->send_in_tcp = cfg->observe_send_hook == HP_SEND_HOOK_AUTO &&
 			 libbpf_find_vmlinux_btf_id("tcp_sendmsg_locked", BPF_TRACE_RAW_TP) > 0;
+	send_at = o->send_in_tcp ? "tcp:tcp_sendmsg_locked" :
+		  cfg->observe_send_hook == HP_SEND_HOOK_SOCKET ?
+		  "sock:sock_send_length ([bpf] observe_send_hook = socket)" :
+		  "sock:sock_send_length (this kernel has no tcp:tcp_sendmsg_locked)";
 	err = observe_load(o, cfg, &opts);
 	if (err && err != -EPERM && o->send_in_tcp) {
 		log_warn("observe: the kernel refused the tcp:tcp_sendmsg_locked program (%s); "
 			 "sends at sock:sock_send_length", strerror(-err));
 		o->send_in_tcp = false;
+		send_at = "sock:sock_send_length (tcp:tcp_sendmsg_locked refused)";
 		err = observe_load(o, cfg, &opts);
 	}
 	if (err) {
@@ -824,11 +830,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		snprintf(why, whylen, "cannot attach the socket tracepoints: %s", strerror(-err));
 		goto fail;
 	}
-	log_info("observe: reads at sock:sock_recv_length, sends at %s",
-		 o->send_in_tcp ? "tcp:tcp_sendmsg_locked" :
-				  cfg->observe_send_hook == HP_SEND_HOOK_SOCKET ?
-				  "sock:sock_send_length ([bpf] observe_send_hook = socket)" :
-				  "sock:sock_send_length (this kernel has no tcp:tcp_sendmsg_locked)");
+	log_info("observe: reads at sock:sock_recv_length, sends at %s", send_at);
 	o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.obs_events), on_event, o, NULL);
 	if (!o->rb) {
 		snprintf(why, whylen, "cannot open the observe ring buffer: %s", strerror(errno));
