@@ -383,8 +383,8 @@ struct obs_iov_view {
 	__u64 base0;                 /* first chunk */
 	__u64 len0;
 	__u64 moved;                 /* bytes the syscall transferred */
-	__u64 tail_end;              /* user address past the last byte, 0 = walk iov */
-	__u64 tail_len;              /* bytes before tail_end in its chunk */
+	__u64 tail_base;             /* the last chunk's moved bytes, when the caller */
+	__u64 tail_len;              /* found them (0: from iov or base0) */
 };
 
 static __always_inline int view_init(const struct obs_pending *st, struct obs_iov_view *v)
@@ -394,7 +394,6 @@ static __always_inline int view_init(const struct obs_pending *st, struct obs_io
 	v->iov = 0;
 	v->cnt = 1;
 	v->moved = 0;
-	v->tail_end = 0;
 	v->tail_len = 0;
 	v->base0 = st->buf;
 	v->len0 = st->len;
@@ -462,9 +461,9 @@ static __always_inline __u32 read_tail(const struct obs_iov_view *v, __u64 moved
 {
 	__u64 base = v->base0, len = v->len0, n;
 
-	if (v->tail_end) {
+	if (v->tail_len) {
 		/* found by the caller (a send's kernel copy of the iovecs) */
-		base = v->tail_end - v->tail_len;
+		base = v->tail_base;
 		len = v->tail_len;
 		goto found;
 	}
@@ -1421,12 +1420,10 @@ __noinline int on_transfer(struct obs_conn *cn, struct obs_iov_view *v, __u64 is
 	if (!cn || !v)
 		return 0;
 	ret = v->moved;
+	/* The callers have left already when this is a response and no
+	 * request is outstanding (the rest of a long response, a server's
+	 * greeting): nothing is read then. */
 	request = is_request(cn, is_write);
-	/* Nothing is read while no request is outstanding (the rest of a
-	 * long response, a server's greeting); the callers test it too,
-	 * before they read any iovec. */
-	if (!request && !cn->len)
-		return 0;
 	ts = seen_ns ? seen_ns : bpf_ktime_get_ns();
 	if (!request) {
 		/* A response's head, read onto the stack (a PostgreSQL
@@ -1537,6 +1534,12 @@ static __always_inline struct pt_regs *task_regs(struct task_struct *task)
  * kernel for sendfile/splice, io_uring or recvmmsg/sendmmsg come with
  * other syscall numbers and are not looked at.
  */
+/* The socket as a tcp_sock: a typed read-only view, no call. */
+static __always_inline struct tcp_sock *tcp_view(struct sock *sk)
+{
+	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+}
+
 static __always_inline int watched_sock(struct sock *sk, struct task_struct *task)
 {
 	__u16 lport = sk->__sk_common.skc_num, rport = bpf_ntohs(sk->__sk_common.skc_dport), family;
@@ -1642,8 +1645,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	 * client's response to its arrival. A write takes the clock: its
 	 * data may be queued (autocork) without the stack taking the time. */
 	if (!is_write)
-		seen = ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))
-			       ->tcp_clock_cache;
+		seen = tcp_view(sk)->tcp_clock_cache;
 	return on_transfer(cn, &v, is_write, seen);
 }
 
@@ -1697,8 +1699,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 	if (!cn)
 		return 0;
 	left = it->count;
-	end = ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->write_seq +
-	      (__u32)left;
+	end = tcp_view(sk)->write_seq + (__u32)left;
 	if (cn->send_end == end)
 		return 0;
 	cn->send_end = end;
@@ -1710,8 +1711,6 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 	if (type == ITER_UBUF) {
 		v.base0 = (__u64)it->ubuf + off;
 		v.len0 = left;
-		v.tail_end = v.base0 + left;
-		v.tail_len = left;
 	} else {
 		const struct iovec *iov = it->__iov;
 		__u64 nr = it->nr_segs, rest = left;
@@ -1732,7 +1731,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 					l -= off;
 				}
 				if (l >= rest) {
-					v.tail_end = b + rest;
+					v.tail_base = b;
 					v.tail_len = rest;
 					v.cnt = 1;
 					break;

@@ -44,6 +44,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def loopback_listener():
+    """A listening socket on a free loopback port, served by the test."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    return s, s.getsockname()[1]
+
+
 def wait_listening(port, seconds=5.0):
     """Until a server started in the background accepts on port."""
     deadline = time.monotonic() + seconds
@@ -309,10 +317,7 @@ def test_response_sends_of_every_shape(tmp_path, send_hook):
     sends: each is one response, with its status read from the first
     iovec."""
     need_root()
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(4)
-    port = lsock.getsockname()[1]
+    lsock, port = loopback_listener()
 
     def serve(conn):
         buf = b""
@@ -487,10 +492,7 @@ def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
     16 MB, which the client reads 30 ms late (the server measures how
     long after it read EXISTS)."""
     need_root()
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(1)
-    port = lsock.getsockname()[1]
+    lsock, port = loopback_listener()
     read_one = threading.Event()
     big = b"+" * (16 << 20)
     server_t = []
