@@ -1234,44 +1234,62 @@ static __always_inline int memo_match(const struct obs_conn *cn, const char *b, 
 	return 1;
 }
 
+/* A request line's first bytes, on the program's stack. */
+struct http_line {
+	char b[HTTP_HEAD];
+};
+
+/*
+ * A request line that is not the connection's last one: its path walked
+ * and hashed on the stack, and queued if this CPU has seen the endpoint.
+ * 1 = done, 0 = take the scratch path (a new endpoint, whose text must be
+ * sent; a path that may go on past what was read).
+ */
+__noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64 n, __u64 ts)
+{
+	struct route_walk w = {};
+	__u32 mlen;
+	__u64 hash;
+
+	if (!cn || !l || !n || n > HTTP_HEAD)
+		return 0;
+	mlen = http_method_len(l->b, n);
+	if (!mlen)
+		return 1;               /* not a request line: on_request ignores it too */
+	route_begin(&w, l->b, n, mlen);
+	bpf_loop(HTTP_HEAD / 8, route_step_head, &w, 0);
+	if (!w.stopped)
+		return 0;
+	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
+	if (!queue_known(cn, hash, ts))
+		return 0;
+	if (w.stop_at < 32) {
+		__builtin_memcpy(cn->memo, l->b, 32);
+		cn->memo_len = w.stop_at + 1;
+		cn->memo_hash = hash;
+	}
+	return 1;
+}
+
 /*
  * An HTTP request whose request line fits in HTTP_HEAD bytes, of an
  * endpoint this CPU has seen: read onto the stack, hashed and queued,
  * without the task storage scratch (whose heap destination costs
  * bpf_probe_read_user the kernel's hardened-usercopy object check on
- * every request). 1 = done, 0 = take the scratch path (a new endpoint,
- * whose text must be sent; a longer line; a read that failed).
+ * every request). The connection's last request line again (memo_match)
+ * is queued here, inlined: no call and return through the thunk. 1 =
+ * done, 0 = take the scratch path.
  */
-__noinline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+static __always_inline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
-	struct route_walk w = {};
-	char b[HTTP_HEAD];
-	__u32 mlen;
-	__u64 hash;
+	struct http_line l;
 
-	if (!cn)
-		return 0;
-	n = read_stack_head(b, base, n, HTTP_HEAD);
+	n = read_stack_head(l.b, base, n, HTTP_HEAD);
 	if (!n)
 		return 0;
-	if (memo_match(cn, b, n))
+	if (memo_match(cn, l.b, n))
 		return queue_known(cn, cn->memo_hash, ts);
-	mlen = http_method_len(b, n);
-	if (!mlen)
-		return 1;               /* not a request line: on_request ignores it too */
-	route_begin(&w, b, n, mlen);
-	bpf_loop(HTTP_HEAD / 8, route_step_head, &w, 0);
-	if (!w.stopped)
-		return 0;               /* the path may go on past what was read */
-	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
-	if (!queue_known(cn, hash, ts))
-		return 0;
-	if (w.stop_at < 32) {
-		__builtin_memcpy(cn->memo, b, 32);
-		cn->memo_len = w.stop_at + 1;
-		cn->memo_hash = hash;
-	}
-	return 1;
+	return http_request_line(cn, &l, n, ts);
 }
 
 /*
