@@ -135,25 +135,34 @@ struct obs_fifo_ent {
 	__u32 pad;
 };
 
+/*
+ * A connection's state. What every transfer reads or writes is in the
+ * first 64 bytes (one cache line: a slot is 64-byte aligned), then the
+ * FIFO (a request's entry is written by its read and read by its
+ * response), then what only PostgreSQL uses: a transfer touches two
+ * lines, not the four of a layout in declaration order.
+ */
 struct obs_conn {
-	struct obs_fifo_ent q[OBS_FIFO];
-	__u32 head;                  /* index of oldest, mod OBS_FIFO */
-	__u32 len;
-	__u32 service_id;
-	__u32 gen;                   /* watch_gen when classified */
-	__u8 dir;
-	__u8 protocol;               /* as configured, or as sniffed when AUTO */
-	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
-	__u8 cfg_proto;              /* as configured when classified */
-	struct pg_hstate pg;         /* pg_request_head()'s walk */
+	__u64 cookie;                /* obs_slots: the owner's socket cookie, 0 = free */
 	/* http_request_head()'s memo: the last request line's first bytes up
 	 * to and including the one that ended its path (memo_len <= 32, 0 =
 	 * none), and their route hash. */
 	__u64 memo[4];
 	__u64 memo_hash;
-	__u32 memo_len;
+	__u32 gen;                   /* watch_gen when classified */
 	__u32 send_end;              /* hp_obs_sendmsg: write_seq + left of the last send seen */
-};
+	__u32 service_id;
+	__u8 head;                   /* index of oldest, mod OBS_FIFO */
+	__u8 len;
+	__u8 dir;
+	__u8 protocol;               /* as configured, or as sniffed when AUTO */
+	__u8 memo_len;
+	__u8 cfg_proto;              /* as configured when classified */
+	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
+	__u8 pad[5];
+	struct obs_fifo_ent q[OBS_FIFO];
+	struct pg_hstate pg;         /* pg_request_head()'s walk */
+} __attribute__((aligned(64)));
 
 /* What a connection is watched as (classify's answer). */
 struct obs_class {
@@ -257,16 +266,13 @@ struct {
  * (hp_obs_close), after which no transfer of it is looked at.
  */
 #define OBS_SLOTS (1 << 14)      /* slot_of() takes the top 14 bits */
-struct obs_slot {
-	__u64 cookie;                /* the owner's socket cookie, 0 = free */
-	struct obs_conn cn;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);  /* values start page-aligned: a slot on its cache lines */
 	__uint(max_entries, OBS_SLOTS);
 	__type(key, __u32);
-	__type(value, struct obs_slot);
+	__type(value, struct obs_conn);
 } obs_slots SEC(".maps");
 
 struct {
@@ -1613,7 +1619,7 @@ static __always_inline int watched_sock(struct sock *sk)
 
 /* The connection's state, created on its first watched transfer and
  * classified again when the watch list changed; NULL when not watched. */
-static __always_inline struct obs_slot *slot_of(struct sock *sk)
+static __always_inline struct obs_conn *slot_of(struct sock *sk)
 {
 	/* Fibonacci hashing of the ports and IPv4 addresses (an IPv6
 	 * socket's ports alone): what sets apart the connections of one
@@ -1629,8 +1635,7 @@ static __always_inline struct obs_slot *slot_of(struct sock *sk)
  * the socket not closed, else in new storage. */
 static __noinline struct obs_conn *conn_find(struct sock *sk)
 {
-	struct obs_slot *sl = slot_of(sk);
-	struct obs_conn *cn;
+	struct obs_conn *sl = slot_of(sk), *cn;
 	__u64 cookie;
 
 	cn = bpf_sk_storage_get(&obs_conns, sk, 0, 0);
@@ -1640,7 +1645,7 @@ static __noinline struct obs_conn *conn_find(struct sock *sk)
 		cookie = bpf_get_socket_cookie(sk);
 		/* A freed slot was zeroed (gen 0: classified anew). */
 		if (cookie && __sync_val_compare_and_swap(&sl->cookie, 0, cookie) == 0)
-			return &sl->cn;
+			return sl;
 	}
 	return bpf_sk_storage_get(&obs_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 }
@@ -1648,13 +1653,10 @@ static __noinline struct obs_conn *conn_find(struct sock *sk)
 static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 {
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	struct obs_slot *sl = slot_of(sk);
-	struct obs_conn *cn;
+	struct obs_conn *cn = slot_of(sk);
 	__u32 gen;
 
-	if (sl && cookie && sl->cookie == cookie)
-		cn = &sl->cn;
-	else
+	if (!cn || !cookie || cn->cookie != cookie)
 		cn = conn_find(sk);
 	if (!cn)
 		return NULL;
@@ -1669,7 +1671,8 @@ static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 		 * state when the connection is watched as it was. */
 		if (!cn->gen || c.protocol == OBS_PROTO_NONE || c.service_id != cn->service_id ||
 		    c.dir != cn->dir || c.protocol != cn->cfg_proto) {
-			__builtin_memset(cn, 0, sizeof(*cn));
+			/* all but the cookie: the slot stays this socket's */
+			__builtin_memset((char *)cn + 8, 0, sizeof(*cn) - 8);
 			cn->service_id = c.service_id;
 			cn->dir = c.dir;
 			cn->protocol = c.protocol;
@@ -1841,7 +1844,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(hp_obs_close, struct sock *sk, int oldstate, int newstate)
 {
-	struct obs_slot *sl;
+	struct obs_conn *sl;
 	__u64 cookie;
 
 	if (newstate != TCP_CLOSE)
@@ -1852,7 +1855,7 @@ int BPF_PROG(hp_obs_close, struct sock *sk, int oldstate, int newstate)
 	sl = slot_of(sk);
 	if (!sl || sl->cookie != cookie)
 		return 0;
-	__builtin_memset(&sl->cn, 0, sizeof(sl->cn));
+	__builtin_memset((char *)sl + 8, 0, sizeof(*sl) - 8);
 	__sync_val_compare_and_swap(&sl->cookie, cookie, 0);
 	return 0;
 }
