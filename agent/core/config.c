@@ -345,6 +345,14 @@ static const struct cfg_key cfg_keys[] = {
 		 "and sendmmsg and io_uring sends are seen), else "
 		 "sock:sock_send_length. socket: sock:sock_send_length always "
 		 "(the syscall's saved registers say where the buffer is)." },
+	{ .section = "bpf", .key = "observe_conn_slots", .type = CT_UINT,
+	  G(observe_conn_slots), .def = "16384", .min = 0, .max = 262144, .flags = CF_POW2,
+	  .doc = "Watched connections whose state the kernel keeps in a table "
+		 "(320 bytes a slot, allocated when observation starts: 5 MiB by "
+		 "default), found without a helper call on each transfer; a "
+		 "connection whose slot another holds, and every connection with 0, "
+		 "keeps its state in socket-local storage instead, at about 0.5% of "
+		 "a busy server's core (docs/observe.md). A power of two." },
 	{ .section = "bpf", .key = "profile_hz", .type = CT_UINT, G(profile_hz),
 	  .def = "49", .min = 1, .max = 1000,
 	  .doc = "CPU profile sampling rate per CPU while a profile window runs "

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,6 +148,9 @@ struct observe {
 	struct obs_svc svc[OBS_MAX_SVC];
 	unsigned nsvc;
 	bool local_callers;          /* [bpf] observe_local_callers */
+
+	struct obs_ep_slot *ep_table;  /* obs_ep_table, mapped */
+	size_t ep_table_len;
 
 	struct obs_ep *ep_tab[OBS_EP_BUCKETS];
 	unsigned nep;
@@ -551,58 +555,78 @@ static void snap_take(struct obs_ep *e, struct snap *s, uint64_t now)
 	memcpy(s->hist, e->acc.buckets, sizeof(s->hist));
 }
 
-/* Read the kernel's endpoint table into the accumulators (lock held). */
+/* One kernel endpoint entry, as read, into its accumulator (lock held). */
+static void absorb(struct observe *o, const struct obs_ep_key *k, const struct obs_ep_stats *v,
+		   uint64_t now)
+{
+	int wfd = bpf_map__fd(o->skel->maps.obs_wanttext);
+	struct obs_ep *e = ep_get(o, k->service_id, k->ep_hash, true);
+	const struct obs_ep_stats *p;
+
+	if (!e)
+		return;
+	if (v->first_ns != e->k_first_ns) {      /* new kernel incarnation */
+		memset(&e->k_last, 0, sizeof(e->k_last));
+		e->k_first_ns = v->first_ns;
+		if (!e->first_ns)
+			e->first_ns = v->first_ns;
+	}
+	p = &e->k_last;
+	if (v->count < p->count)
+		return;                          /* torn read; next time */
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		e->acc.buckets[i] += v->hist_us[i] - p->hist_us[i];
+	e->acc.count += v->count - p->count;
+	e->acc.sum += v->sum_us - p->sum_us;
+	e->errors += v->errors - p->errors;
+	e->rows += v->rows - p->rows;
+	if (v->max_us > e->max_us)
+		e->max_us = v->max_us;
+	if (v->last_ns > e->last_ns)
+		e->last_ns = v->last_ns;
+	if (e->protocol == OBS_PROTO_AUTO)
+		e->protocol = (int)v->protocol;
+	e->k_last = *v;
+	if (!e->have_text && v->count && now - e->text_asked_ms >= TEXT_RETRY_MS) {
+		__u32 one = 1;
+
+		bpf_map_update_elem(wfd, k, &one, BPF_ANY);
+		e->text_asked_ms = now;
+		/* the kernel's known-endpoint caches look again */
+		__atomic_add_fetch(&o->skel->bss->text_gen, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/* Read the kernel's endpoint tables into the accumulators (lock held):
+ * obs_ep_table in place (a slot is used once its first_ns is set, which
+ * its creator writes last), then obs_endpoints, the hash map for the
+ * endpoints whose slot another holds. */
 static void refresh(struct observe *o)
 {
 	int fd = bpf_map__fd(o->skel->maps.obs_endpoints);
-	int wfd = bpf_map__fd(o->skel->maps.obs_wanttext);
 	struct obs_ep_key k, next;
 	struct obs_ep_stats v;
 	uint64_t now = hp_now_ms();
 	bool first = true;
 
 	ring_buffer__consume(o->rb);
-	while (bpf_map_get_next_key(fd, first ? NULL : &k, &next) == 0) {
-		struct obs_ep *e;
-		const struct obs_ep_stats *p;
+	for (unsigned i = 0; o->ep_table && i < OBS_EP_SLOTS; i++) {
+		const struct obs_ep_slot *p = &o->ep_table[i];
+		struct obs_ep_slot sl;
 
+		if (!__atomic_load_n(&p->st.first_ns, __ATOMIC_ACQUIRE))
+			continue;
+		memcpy(&sl, p, sizeof(sl));
+		if (sl.tag != obs_ep_tag(sl.key.service_id, sl.key.ep_hash))
+			continue;                        /* being taken; next time */
+		absorb(o, &sl.key, &sl.st, now);
+	}
+	while (bpf_map_get_next_key(fd, first ? NULL : &k, &next) == 0) {
 		first = false;
 		k = next;
 		if (bpf_map_lookup_elem(fd, &k, &v) != 0)
 			continue;
-		e = ep_get(o, k.service_id, k.ep_hash, true);
-		if (!e)
-			continue;
-		if (v.first_ns != e->k_first_ns) {      /* new kernel incarnation */
-			memset(&e->k_last, 0, sizeof(e->k_last));
-			e->k_first_ns = v.first_ns;
-			if (!e->first_ns)
-				e->first_ns = v.first_ns;
-		}
-		p = &e->k_last;
-		if (v.count < p->count)
-			continue;                        /* torn read; next time */
-		for (unsigned i = 0; i < HIST_BUCKETS; i++)
-			e->acc.buckets[i] += v.hist_us[i] - p->hist_us[i];
-		e->acc.count += v.count - p->count;
-		e->acc.sum += v.sum_us - p->sum_us;
-		e->errors += v.errors - p->errors;
-		e->rows += v.rows - p->rows;
-		if (v.max_us > e->max_us)
-			e->max_us = v.max_us;
-		if (v.last_ns > e->last_ns)
-			e->last_ns = v.last_ns;
-		if (e->protocol == OBS_PROTO_AUTO)
-			e->protocol = (int)v.protocol;
-		e->k_last = v;
-		if (!e->have_text && v.count && now - e->text_asked_ms >= TEXT_RETRY_MS) {
-			__u32 one = 1;
-
-			bpf_map_update_elem(wfd, &k, &one, BPF_ANY);
-			e->text_asked_ms = now;
-			/* the kernel's known-endpoint caches look again */
-			__atomic_add_fetch(&o->skel->bss->text_gen, 1, __ATOMIC_RELAXED);
-		}
+		absorb(o, &k, &v, now);
 	}
 	/* snapshots for time ranges */
 	for (unsigned i = 0; i < OBS_EP_BUCKETS; i++) {
@@ -742,6 +766,11 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 		return -errno;
 	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
+	/* 0 = socket storage only: a one-slot table the programs never use */
+	o->skel->rodata->slot_bits = cfg->observe_conn_slots ?
+				     (__u32)__builtin_ctz(cfg->observe_conn_slots) : 0;
+	bpf_map__set_max_entries(o->skel->maps.obs_slots,
+				 cfg->observe_conn_slots ? cfg->observe_conn_slots : 1);
 	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :
 						   o->skel->progs.hp_obs_sendmsg, false);
 	err = observe_bpf__load(o->skel);
@@ -814,6 +843,15 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	o->pinned = true;
 	map_clear(o->skel->maps.obs_watched);
 	map_clear(o->skel->maps.obs_endpoints);
+	o->ep_table_len = sizeof(*o->ep_table) * OBS_EP_SLOTS;
+	o->ep_table = mmap(NULL, o->ep_table_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   bpf_map__fd(o->skel->maps.obs_ep_table), 0);
+	if (o->ep_table == MAP_FAILED) {
+		o->ep_table = NULL;
+		snprintf(why, whylen, "cannot map obs_ep_table: %s", strerror(errno));
+		goto fail;
+	}
+	memset(o->ep_table, 0, o->ep_table_len);   /* pinned by an earlier run */
 	{
 		struct obs_drops *zero = calloc((size_t)o->ncpus, sizeof(*zero));
 		__u32 key = 0;
@@ -868,10 +906,13 @@ void observe_stop(struct observe *o)
 	if (o->wake_fd >= 0)
 		close(o->wake_fd);
 	ring_buffer__free(o->rb);
+	if (o->ep_table)
+		munmap(o->ep_table, o->ep_table_len);
 	if (o->skel) {
 		if (o->pinned) {
 			bpf_map__unpin(o->skel->maps.obs_watched, NULL);
 			bpf_map__unpin(o->skel->maps.obs_endpoints, NULL);
+			bpf_map__unpin(o->skel->maps.obs_ep_table, NULL);
 			bpf_map__unpin(o->skel->maps.obs_drops, NULL);
 		}
 		observe_bpf__destroy(o->skel);

@@ -156,6 +156,7 @@ struct hp_config {
 	uint64_t observe_slow_threshold_ms;
 	bool observe_local_callers;     /* also time local callers of [service] ports */
 	int observe_send_hook;          /* enum hp_send_hook */
+	uint32_t observe_conn_slots;    /* connection state table, power of two, 0 = none */
 	uint32_t profile_hz;            /* CPU profile sampling rate */
 	uint32_t profile_max_seconds;   /* longest window an API call may ask */
 	/* [redis] */

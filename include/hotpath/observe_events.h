@@ -70,6 +70,27 @@ struct obs_ep_stats {
 	__u32 dir;
 };
 
+/*
+ * obs_ep_table: the statistics of most endpoints, in a table direct-mapped
+ * by tag (obs_ep_slot_of() in observe.bpf.c), which the kernel reads and
+ * updates without a call: an endpoint whose slot another one holds is in
+ * obs_endpoints instead, never in both. A slot is taken for the agent's
+ * lifetime (cleared when it starts). Memory-mappable: the agent reads it
+ * in place.
+ */
+#define OBS_EP_SLOTS 4096
+struct obs_ep_slot {
+	__u64 tag;              /* the owner's tag, from service_id and ep_hash; 0 = free */
+	struct obs_ep_key key;  /* set once the slot is taken, before first_ns */
+	struct obs_ep_stats st;
+};
+
+/* A slot's tag: never 0 (free). */
+static inline __u64 obs_ep_tag(__u32 service_id, __u64 ep_hash)
+{
+	return (ep_hash ^ ((__u64)service_id * 0x9E3779B97F4A7C15ULL)) | 1;
+}
+
 /* obs_drops: per-CPU counters of what the kernel side did not report. */
 struct obs_drops {
 	__u64 ev_fast_dropped;  /* request events over the budget (fast requests) */

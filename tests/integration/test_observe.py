@@ -106,9 +106,22 @@ class Observer:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
+    def kernel_endpoints(self):
+        """The kernel's endpoint entries, from both of its tables (the
+        direct-mapped obs_ep_table and the obs_endpoints hash map), as
+        {"key": obs_ep_key, "value": obs_ep_stats}: what docs/inspect.md
+        shows how to read with bpftool."""
+        eps = [e["formatted"] for e in self.bpftool("obs_endpoints")]
+        for e in self.bpftool("obs_ep_table"):
+            v = e["formatted"]["value"]
+            if v["tag"] and v["st"]["first_ns"]:
+                eps.append({"key": v["key"], "value": v["st"]})
+        return eps
+
     def close(self):
         assert self.d.stop() == 0, self.d.log_text()[-3000:]
-        assert not os.path.exists(os.path.join(self.pin, "obs_endpoints")), "pin left behind"
+        for m in ("obs_endpoints", "obs_ep_table"):
+            assert not os.path.exists(os.path.join(self.pin, m)), "pin left behind"
 
 
 def metrics_of(dump, name, direction):
@@ -255,8 +268,7 @@ def test_http_latency_and_counts(http_service, tmp_path, send_hook):
                     # estimate comes from log2 buckets, right within a bucket
                     assert want / 2 <= e["p50_ms"] <= want * 2
         # the kernel's histograms are what bpftool shows
-        dumped = obs.bpftool("obs_endpoints")
-        vals = [el["formatted"]["value"] for el in dumped]
+        vals = [el["value"] for el in obs.kernel_endpoints()]
         total = sum(v["count"] for v in vals)
         assert total >= 2 * len(plan)
         assert all(len(v["hist_us"]) == 32 for v in vals)
@@ -544,6 +556,149 @@ def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
         lsock.close()
 
 
+# ---- the kernel's tables: endpoint slots, connection slots --------------------------
+
+M64 = (1 << 64) - 1
+
+
+def resp_cmd_hash(name):
+    """observe.bpf.c's endpoint hash of a RESP command (FNV-1a, upper case)."""
+    h = 0xcbf29ce484222325
+    for c in name.upper():
+        h = ((h ^ c) * 0x100000001b3) & M64
+    return h
+
+
+def ep_table_slot(service_id, ep_hash):
+    """obs_ep_slot_of(): an endpoint's slot in obs_ep_table (4096)."""
+    tag = (ep_hash ^ ((service_id * 0x9E3779B97F4A7C15) & M64)) | 1
+    return ((tag * 0xC2B2AE3D27D4EB4F) & M64) >> 52
+
+
+def resp_server(lsock, stop):
+    """Answers +OK to every read, on every connection, until stop is set."""
+    def conn(c):
+        with c:
+            while True:
+                try:
+                    if not c.recv(4096):
+                        return
+                    c.sendall(b"+OK\r\n")
+                except OSError:
+                    return
+
+    def accept():
+        lsock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = lsock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=conn, args=(c,), daemon=True).start()
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    return t
+
+
+def test_endpoints_sharing_a_table_slot(tmp_path):
+    """Two endpoints whose slot in obs_ep_table is the same: the first
+    takes it, the second is kept in the obs_endpoints hash map, and both
+    count every request (service id 0: the first configured service)."""
+    need_root()
+    seen, pair = {}, None
+    for i in range(100000):
+        name = b"X%05d" % i
+        slot = ep_table_slot(0, resp_cmd_hash(name))
+        if slot in seen:
+            pair = (seen[slot], name)
+            break
+        seen[slot] = name
+    lsock, port = loopback_listener()
+    stop = threading.Event()
+    srv = resp_server(lsock, stop)
+    obs = Observer("[service.kv]\nport = %d\nprotocol = resp\n" % port, str(tmp_path))
+    try:
+        sock = socket.create_connection(("127.0.0.1", port))
+        for i in range(40):
+            name = pair[i % 2]
+            sock.sendall(b"*1\r\n$%d\r\n%s\r\n" % (len(name), name))
+            assert sock.recv(100) == b"+OK\r\n"
+        sock.close()
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "kv", "inbound")
+        for name in pair:
+            assert endpoint(inb, name.decode())["requests"] == 20, inb
+        hashed = [e["formatted"]["key"]["ep_hash"] for e in obs.bpftool("obs_endpoints")]
+        table = [e["formatted"]["value"]["key"]["ep_hash"] for e in obs.bpftool("obs_ep_table")
+                 if e["formatted"]["value"]["tag"]]
+        want = sorted(resp_cmd_hash(n) for n in pair)
+        assert sorted([h for h in hashed + table if h in want]) == want
+        assert len([h for h in table if h in want]) == 1
+    finally:
+        obs.close()
+        stop.set()
+        srv.join(5)
+        lsock.close()
+
+
+def slots_in_use():
+    """Connection slots (obs_slots, not pinned: found by name) owned by a
+    socket now."""
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "name", "obs_slots"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return sum(1 for e in json.loads(r.stdout) if e["formatted"]["value"]["cookie"])
+
+
+@pytest.mark.parametrize("slots", [64, 0, 16384])
+def test_many_connections_and_reconnects_counted(tmp_path, slots):
+    """Connection state is in a table of [bpf] observe_conn_slots slots
+    picked from the socket's cookie; a socket whose slot another live one
+    holds keeps its state in socket storage (with 0, every socket does),
+    and a closed one gives its slot back. 600 connections at once (with 64
+    slots, most of them in socket storage), then 400 opened and closed one
+    after another: every request counted, and no slot left taken."""
+    need_root()
+    lsock, port = loopback_listener()
+    lsock.listen(1024)
+    stop = threading.Event()
+    srv = resp_server(lsock, stop)
+    obs = Observer("[service.kv]\nport = %d\nprotocol = resp\n"
+                   "[bpf]\nobserve_conn_slots = %d\n" % (port, slots), str(tmp_path))
+    try:
+        conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(600)]
+        for rnd in range(3):
+            for c in conns:
+                c.sendall(b"*1\r\n$4\r\nPING\r\n")
+            for c in conns:
+                assert c.recv(100) == b"+OK\r\n"
+        # the service's 600 sockets, as many as there are slots (the
+        # clients' sockets have none: local callers of a service timed by
+        # its own socket)
+        in_use = slots_in_use()
+        assert in_use == min(600, max(slots, 1) if slots else 0) or \
+            (slots == 16384 and 590 <= in_use <= 600), in_use
+        for c in conns:
+            c.close()
+        for _ in range(400):
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall(b"*1\r\n$4\r\nECHO\r\n")
+                assert c.recv(100) == b"+OK\r\n"
+        time.sleep(0.3)
+        # closed sockets gave their slots back (a few may be the agent's
+        # own API connections: a discovered listener)
+        assert slots_in_use() <= 4
+        inb = metrics_of(obs.dump(), "kv", "inbound")
+        assert endpoint(inb, "PING")["requests"] == 1800, inb
+        assert endpoint(inb, "ECHO")["requests"] == 400, inb
+        assert endpoint(inb, "PING")["errors"] == 0
+    finally:
+        obs.close()
+        stop.set()
+        srv.join(5)
+        lsock.close()
+
+
 # ---- [service] pid and cgroup ------------------------------------------------------
 
 def cgroup2_root():
@@ -645,8 +800,7 @@ def test_local_callers_timed_once(http_service, tmp_path):
         assert outb is None or outb["requests"] == 0, outb
         # the kernel's table holds the inbound entries only (service ids 0
         # and 1: [service.web] inbound and outbound, config services first)
-        kernel = [e["formatted"] for e in obs.bpftool("obs_endpoints")
-                  if e["formatted"]["key"]["service_id"] in (0, 1)]
+        kernel = [e for e in obs.kernel_endpoints() if e["key"]["service_id"] in (0, 1)]
         assert sum(v["value"]["count"] for v in kernel) == 25, kernel
         assert all(v["key"]["service_id"] == 0 and v["value"]["dir"] == 1 for v in kernel), kernel
     finally:
@@ -928,9 +1082,8 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
         stats = pgss(port)
         # service ids 0 and 1: [service.pg] inbound and outbound (config
         # services come first); six query shapes a side, 140 texts sent
-        kernel_eps = [e for e in obs.bpftool("obs_endpoints")
-                      if e["formatted"]["key"]["service_id"] in (0, 1)]
-        assert len(kernel_eps) <= 14, [e["formatted"]["key"] for e in kernel_eps]
+        kernel_eps = [e for e in obs.kernel_endpoints() if e["key"]["service_id"] in (0, 1)]
+        assert len(kernel_eps) <= 14, [e["key"] for e in kernel_eps]
         print()
         for side in ("server", "client"):
             sl = query_of(d, side, lambda q: q == "SELECT pg_sleep($1)")
