@@ -151,18 +151,19 @@ struct obs_conn {
 	__u64 memo_hash;
 	__u32 gen;                   /* watch_gen when classified */
 	__u32 send_end;              /* hp_obs_sendmsg: write_seq + left of the last send seen */
-	__u32 service_id;
+	__u16 service_id;            /* the agent's service index (< 256) */
 	__u8 head;                   /* index of oldest, mod OBS_FIFO */
 	__u8 len;
 	__u8 dir;
 	__u8 protocol;               /* as configured, or as sniffed when AUTO */
 	__u8 memo_len;
 	__u8 cfg_proto;              /* as configured when classified */
-	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
-	__u8 pad[5];
 	struct obs_fifo_ent q[OBS_FIFO];
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
+	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
 } __attribute__((aligned(64)));
+
+_Static_assert(__builtin_offsetof(struct obs_conn, q) == 64, "a transfer's fields in one cache line");
 
 /* What a connection is watched as (classify's answer). */
 struct obs_class {
