@@ -650,6 +650,45 @@ def slots_in_use():
     return sum(1 for e in json.loads(r.stdout) if e["formatted"]["value"]["cookie"])
 
 
+def test_reply_heads_of_one_and_two_bytes(tmp_path):
+    """Reply heads are read as strings (the last byte given up for the
+    NUL) unless one byte long: a server that writes a reply's type byte
+    alone, or a two-byte reply, is still seen."""
+    need_root()
+    lsock, port = loopback_listener()
+
+    def serve():
+        c, _ = lsock.accept()
+        with c:
+            for i in range(20):
+                assert c.recv(100).startswith(b"*1\r\n")
+                if i % 2:
+                    c.sendall(b":")            # the type byte alone
+                    time.sleep(0.002)
+                    c.sendall(b"1\r\n")
+                else:
+                    c.sendall(b"+\n")         # two bytes
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    obs = Observer("[service.kv]\nport = %d\nprotocol = resp\n" % port, str(tmp_path))
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        for i in range(20):
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            want = b":1\r\n" if i % 2 else b"+\n"
+            got = b""
+            while len(got) < len(want):
+                got += s.recv(100)
+        s.close()
+        t.join(5)
+        time.sleep(0.3)
+        inb = metrics_of(obs.dump(), "kv", "inbound")
+        assert endpoint(inb, "PING")["requests"] == 20, inb
+    finally:
+        obs.close()
+        lsock.close()
+
+
 @pytest.mark.parametrize("slots", [64, 0, 16384])
 def test_many_connections_and_reconnects_counted(tmp_path, slots):
     """Connection state is in a table of [bpf] observe_conn_slots slots
