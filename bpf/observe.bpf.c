@@ -17,10 +17,10 @@
  * syscall; these two nothing outside socket I/O. The first test is a
  * port bitmap (watch_bits, mirrored from obs_watched: local port for
  * OBS_DIR_IN, remote port for OBS_DIR_OUT), so an unwatched socket costs a
- * few loads. A watched one keeps its state in the socket itself
- * (obs_conns, socket-local storage: no hashing, freed with the socket),
- * created on its first transfer with the service's pid or cgroup
- * restriction checked then. A local caller of a [service] port whose
+ * few loads. A watched one keeps its state in a slot of obs_slots picked
+ * by its socket cookie (or, when another live socket holds that slot, in
+ * socket-local storage, obs_conns), created on its first transfer with
+ * the service's pid or cgroup restriction checked then. A local caller of a [service] port whose
  * requests this host's service socket already times (server_side_bits) is
  * classified OBS_PROTO_NONE then, so a request is worked on once, not
  * twice: on loopback each of a request's four transfers (server read and
@@ -34,7 +34,7 @@
  * also the last ones) are read with bpf_probe_read_user:
  *  - request side (server read, client write): a buffer that starts a
  *    request pushes {start time, endpoint hash, batch size} on the
- *    connection's FIFO (obs_conns, OBS_FIFO entries: pipelining-aware,
+ *    connection's FIFO (OBS_FIFO entries: pipelining-aware,
  *    never ping-pong). A read is timed by the socket's TCP clock (when
  *    its bytes arrived), a write by the clock when it returns: a server's
  *    request starts at its arrival, a client's after its own send
@@ -55,9 +55,9 @@
  * '...' strings hash as one '?'. It is not a normaliser: names, grouping
  * and statistics come from libpg_query's fingerprint of the text.
  *
- * Counted where. Every completed request lands in obs_endpoints (log2 µs
- * histogram, count, sum, errors, rows, max, first/last seen) in the
- * kernel: these counts are complete and never wake userspace. Individual
+ * Counted where. Every completed request lands in its endpoint's
+ * statistics (log2 µs histogram, count, sum, errors, rows, max,
+ * first/last seen) in the kernel, in obs_ep_table or obs_endpoints: these counts are complete and never wake userspace. Individual
  * completions go to the ring buffer obs_events under a per-CPU token
  * bucket refilled to ev_per_sec once a second; fast requests may only use
  * the first three quarters of it, the last quarter is kept for requests
@@ -1003,8 +1003,8 @@ static __always_inline __u32 log2_bucket(__u64 us)
  * An endpoint's slot in obs_ep_table, and its tag there. Completing a
  * request in the slot is a multiplication and loads; the hash map
  * (obs_endpoints), for an endpoint whose slot another holds, is a call
- * into the hash table's lookup and its return through the return thunk:
- * about 0.5% of nginx's core, when every request paid it.
+ * into the hash table's lookup (0.3% of nginx's core, and its return
+ * through the return thunk, when every request paid it).
  */
 static __always_inline struct obs_ep_slot *ep_slot(__u64 tag)
 {

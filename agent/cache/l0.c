@@ -57,6 +57,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xxhash.h>
+#include "hotpath/bpfmap.h"
 #include "hotpath/cgroup.h"
 #include "hotpath/l0.h"
 #include "hotpath/log.h"
@@ -379,7 +380,7 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	struct l0 *l0 = calloc(1, sizeof(*l0));
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), n;
+	size_t n;
 	int err;
 
 	if (!l0) {
@@ -437,14 +438,9 @@ struct l0 *l0_start(struct l1 *l1, const struct l0_options *o, char *why, size_t
 	l0->cache_fd = bpf_map__fd(l0->skel->maps.l0_cache);
 	l0->socks_fd = bpf_map__fd(l0->skel->maps.l0_socks);
 	l0->verdict_fd = bpf_program__fd(l0->skel->progs.hp_l0_verdict);
-	l0->conns_len = (sizeof(struct l0_conn) * L0_CONN_SLOTS + page - 1) / page * page;
-	l0->conns = mmap(NULL, l0->conns_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 bpf_map__fd(l0->skel->maps.l0_conns), 0);
-	if (l0->conns == MAP_FAILED) {
-		l0->conns = NULL;
-		snprintf(why, whylen, "cannot mmap l0_conns: %s", strerror(errno));
+	l0->conns = bpf_array_mmap(l0->skel->maps.l0_conns, &l0->conns_len, why, whylen);
+	if (!l0->conns)
 		goto fail;
-	}
 	if (bpf_prog_attach(l0->verdict_fd, l0->socks_fd, BPF_SK_SKB_VERDICT, 0) != 0) {
 		snprintf(why, whylen, "cannot attach the sk_skb verdict program: %s",
 			 strerror(errno));

@@ -4,8 +4,10 @@
  * caches (outbound), and PostgreSQL query statistics.
  *
  * What is counted where. The kernel counts every request it pairs with a
- * response in obs_endpoints (per service and endpoint: log2 µs histogram in
- * hist.h's layout, count, sum, errors, rows, max, first/last seen); those
+ * response in its endpoint's statistics, in obs_ep_table (mapped here and
+ * read in place) or obs_endpoints (per service and endpoint: log2 µs
+ * histogram in hist.h's layout, count, sum, errors, rows, max, first/last
+ * seen); those
  * counts are complete whatever the load, and reading them is the only
  * thing userspace must do (once a second, by the thread started here, or
  * on demand before a report). Individual requests arrive as ring buffer
@@ -55,6 +57,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "hotpath/bpfmap.h"
 #include "hotpath/cgroup.h"
 #include "hotpath/config.h"
 #include "hotpath/hist.h"
@@ -843,14 +846,9 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 	o->pinned = true;
 	map_clear(o->skel->maps.obs_watched);
 	map_clear(o->skel->maps.obs_endpoints);
-	o->ep_table_len = sizeof(*o->ep_table) * OBS_EP_SLOTS;
-	o->ep_table = mmap(NULL, o->ep_table_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			   bpf_map__fd(o->skel->maps.obs_ep_table), 0);
-	if (o->ep_table == MAP_FAILED) {
-		o->ep_table = NULL;
-		snprintf(why, whylen, "cannot map obs_ep_table: %s", strerror(errno));
+	o->ep_table = bpf_array_mmap(o->skel->maps.obs_ep_table, &o->ep_table_len, why, whylen);
+	if (!o->ep_table)
 		goto fail;
-	}
 	memset(o->ep_table, 0, o->ep_table_len);   /* pinned by an earlier run */
 	{
 		struct obs_drops *zero = calloc((size_t)o->ncpus, sizeof(*zero));
