@@ -20,8 +20,9 @@
  * few loads. A watched one keeps its state in a slot of obs_slots picked
  * by its socket cookie (or, when another live socket holds that slot, in
  * socket-local storage, obs_conns), created on its first transfer with
- * the service's pid or cgroup restriction checked then. A local caller of a [service] port whose
- * requests this host's service socket already times (server_side_bits) is
+ * the service's pid or cgroup restriction checked then. A local caller
+ * of a [service] port whose requests this host's service socket already
+ * times (server_side_bits) is
  * classified OBS_PROTO_NONE then, so a request is worked on once, not
  * twice: on loopback each of a request's four transfers (server read and
  * write, client write and read) cost ~400 ns in this program against
@@ -31,7 +32,8 @@
  * io_uring or recvmmsg are not looked at); a send's is in its message
  * (any syscall; sendfile and splice, which send pages rather than user
  * memory, are not looked at). The first bytes that moved (for PostgreSQL
- * also the last ones) are read with bpf_probe_read_user:
+ * also the last ones) are read with bpf_probe_read_user (text: HTTP
+ * request lines and HTTP/RESP reply heads, with bpf_probe_read_user_str):
  *  - request side (server read, client write): a buffer that starts a
  *    request pushes {start time, endpoint hash, batch size} on the
  *    connection's FIFO (OBS_FIFO entries: pipelining-aware,
@@ -57,7 +59,8 @@
  *
  * Counted where. Every completed request lands in its endpoint's
  * statistics (log2 µs histogram, count, sum, errors, rows, max,
- * first/last seen) in the kernel, in obs_ep_table or obs_endpoints: these counts are complete and never wake userspace. Individual
+ * first/last seen) in the kernel, in obs_ep_table or obs_endpoints:
+ * these counts are complete and never wake userspace. Individual
  * completions go to the ring buffer obs_events under a per-CPU token
  * bucket refilled to ev_per_sec once a second; fast requests may only use
  * the first three quarters of it, the last quarter is kept for requests
@@ -265,18 +268,19 @@ struct {
 
 /*
  * Per-connection state. Most connections keep it in obs_slots, a table
- * direct-mapped by the socket's address: the slot is found with a
- * multiplication and two loads, and is this socket's while it holds the
- * socket's cookie (unique for the host's uptime, never reused, unlike
- * the address). bpf_sk_storage_get(), a helper call on every transfer,
- * cost 0.5% of nginx's core, a third of what the hook itself costs. A
- * socket whose slot another live socket holds keeps its state in the
- * socket itself (obs_conns, socket-local storage: freed with the
- * socket); a slot is given back when its socket reaches TCP_CLOSE
- * (hp_obs_close), after which no transfer of it is looked at.
+ * direct-mapped by the socket's cookie (a number the kernel gives a
+ * socket once, unique for the host's uptime): the slot is found with a
+ * multiplication and a load, and is the socket's while it holds its
+ * cookie. bpf_sk_storage_get(), a helper call on every transfer, cost
+ * 0.5% of nginx's core. A socket whose slot another live socket holds
+ * keeps its state in the socket itself (obs_conns, socket-local storage:
+ * freed with the socket); a slot is given back when its socket reaches
+ * TCP_CLOSE (hp_obs_close), after which no transfer of it is looked at.
+ *
+ * slot_bits is set by the agent ([bpf] observe_conn_slots): slot_of()
+ * takes this many top bits of the hashed cookie; 0 = no table, socket
+ * storage only.
  */
-/* Set by the agent ([bpf] observe_conn_slots): slot_of() takes this many
- * top bits of the hashed cookie; 0 = no table, socket storage only. */
 const volatile __u32 slot_bits = 14;
 
 struct {
@@ -997,8 +1001,6 @@ static __always_inline __u32 log2_bucket(__u64 us)
 	return r < OBS_HIST_BUCKETS ? r : OBS_HIST_BUCKETS - 1;
 }
 
-/* Create an endpoint's entry: the cold path of its first request, or of a
- * request whose endpoint the LRU evicted meanwhile. 0 = created here. */
 /*
  * An endpoint's slot in obs_ep_table, and its tag there. Completing a
  * request in the slot is a multiplication and loads; the hash map
@@ -1025,7 +1027,9 @@ static __always_inline struct obs_ep_stats *ep_stats(__u32 sid, __u64 hash)
 	return bpf_map_lookup_elem(&obs_endpoints, &k);
 }
 
-/* A new endpoint: in its slot if free, else in obs_endpoints. 0 = created. */
+/* Create an endpoint's entry, in its slot if free, else in obs_endpoints:
+ * the cold path of its first request, or of a request whose endpoint the
+ * LRU evicted meanwhile. 0 = created here. */
 static __noinline int ep_create(const struct obs_conn *cn, __u64 hash)
 {
 	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = hash };
@@ -1050,6 +1054,8 @@ static __noinline int ep_create(const struct obs_conn *cn, __u64 hash)
 	return bpf_map_update_elem(&obs_endpoints, &k, &zero, BPF_NOEXIST) ? -1 : 0;
 }
 
+/* Make sure the endpoint exists; send its text the first time (or when
+ * userspace asks for it again). */
 static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct obs_scratch_buf *s, __u32 n)
 {
 	struct obs_ep_key k = { .service_id = cn->service_id, .ep_hash = hash };
@@ -1559,7 +1565,7 @@ static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_v
  * A request that the stack heads did not take (a new endpoint, whose text
  * must be sent; a longer request line or query; RESP; a protocol still to
  * be sniffed): through the task's scratch. Global (not static), like
- * http_request_head() and pg_request_head(): the verifier checks it once
+ * http_request_line() and pg_request_head(): the verifier checks it once
  * with unknown arguments, not once per caller's state.
  */
 __noinline int on_request_scratch(struct obs_conn *cn, struct obs_iov_view *v, __u64 ts)
@@ -1695,8 +1701,6 @@ static __always_inline int watched_sock(struct sock *sk)
 	return (family == AF_INET || family == AF_INET6) && sk->sk_protocol == IPPROTO_TCP;
 }
 
-/* The connection's state, created on its first watched transfer and
- * classified again when the watch list changed; NULL when not watched. */
 static __always_inline struct obs_conn *slot_of(__u64 cookie)
 {
 	/* Fibonacci hashing of the cookie (sequential within a CPU's batch).
@@ -1731,6 +1735,8 @@ static __noinline struct obs_conn *conn_find(struct sock *sk)
 	return bpf_sk_storage_get(&obs_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
+/* The connection's state, created on its first watched transfer and
+ * classified again when the watch list changed; NULL when not watched. */
 static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 {
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;

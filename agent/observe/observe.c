@@ -7,13 +7,12 @@
  * response in its endpoint's statistics, in obs_ep_table (mapped here and
  * read in place) or obs_endpoints (per service and endpoint: log2 µs
  * histogram in hist.h's layout, count, sum, errors, rows, max, first/last
- * seen); those
- * counts are complete whatever the load, and reading them is the only
- * thing userspace must do (once a second, by the thread started here, or
- * on demand before a report). Individual requests arrive as ring buffer
- * events under a per-CPU budget (ev_per_sec, refilled each second, last
- * quarter reserved for requests slower than slow_ns); events over budget
- * or finding the ring full are dropped and counted in obs_drops, never
+ * seen); those counts are complete whatever the load, and reading them is
+ * the only thing userspace must do (once a second, by the thread started
+ * here, or on demand before a report). Individual requests arrive as ring
+ * buffer events under a per-CPU budget (ev_per_sec, refilled each second,
+ * last quarter reserved for requests slower than slow_ns); events over
+ * budget or finding the ring full are dropped and counted in obs_drops, never
  * queued. Each endpoint keeps the exact durations of its last
  * OBS_SAMPLES events: a report whose range holds exactly as many events as
  * the kernel counted requests computes p50/p95/p99 from them ("quantiles":
