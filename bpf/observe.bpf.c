@@ -277,11 +277,12 @@ struct {
  * freed with the socket); a slot is given back when its socket reaches
  * TCP_CLOSE (hp_obs_close), after which no transfer of it is looked at.
  *
- * slot_bits is set by the agent ([bpf] observe_conn_slots): slot_of()
- * takes this many top bits of the hashed cookie; 0 = no table, socket
- * storage only.
+ * slot_bits is set by the agent ([bpf] observe_conn_slots = 1 <<
+ * slot_bits): slot_of() takes this many top bits of the hashed cookie.
+ * slots_on is 0 with observe_conn_slots = 0: socket storage only.
  */
 const volatile __u32 slot_bits = 14;
+const volatile __u8 slots_on = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -1706,11 +1707,12 @@ static __always_inline struct obs_conn *slot_of(__u64 cookie)
 	/* Fibonacci hashing of the cookie (sequential within a CPU's batch).
 	 * Not the socket's addresses: the local port is gone (0) when a
 	 * socket reaches TCP_CLOSE, and the slot must be found again then. */
-	__u32 bits = slot_bits, i;
+	__u32 bits = slot_bits, i = 0;
 
-	if (!bits)
+	if (!slots_on)
 		return NULL;
-	i = (cookie * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+	if (bits)
+		i = (cookie * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
 	return bpf_map_lookup_elem(&obs_slots, &i);
 }
 

@@ -689,7 +689,7 @@ def test_reply_heads_of_one_and_two_bytes(tmp_path):
         lsock.close()
 
 
-@pytest.mark.parametrize("slots", [64, 0, 16384])
+@pytest.mark.parametrize("slots", [64, 1, 0, 16384])
 def test_many_connections_and_reconnects_counted(tmp_path, slots):
     """Connection state is in a table of [bpf] observe_conn_slots slots
     picked from the socket's cookie; a socket whose slot another live one
