@@ -270,24 +270,24 @@ struct {
  * Per-connection state. Most connections keep it in obs_slots, a table
  * direct-mapped by the socket's cookie (a number the kernel gives a
  * socket once, unique for the host's uptime): the slot is found with a
- * multiplication and a load, and is the socket's while it holds its
+ * mask and a load, and is the socket's while it holds its
  * cookie. bpf_sk_storage_get(), a helper call on every transfer, cost
  * 0.5% of nginx's core. A socket whose slot another live socket holds
  * keeps its state in the socket itself (obs_conns, socket-local storage:
  * freed with the socket); a slot is given back when its socket reaches
  * TCP_CLOSE (hp_obs_close), after which no transfer of it is looked at.
  *
- * slot_bits is set by the agent ([bpf] observe_conn_slots = 1 <<
- * slot_bits): slot_of() takes this many top bits of the hashed cookie.
- * slots_on is 0 with observe_conn_slots = 0: socket storage only.
+ * slot_mask is set by the agent ([bpf] observe_conn_slots - 1): slot_of()
+ * takes these low bits of the cookie. slots_on is 0 with
+ * observe_conn_slots = 0: socket storage only.
  */
-const volatile __u32 slot_bits = 14;
+const volatile __u32 slot_mask = (1 << 14) - 1;
 const volatile __u8 slots_on = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);  /* values start page-aligned: a slot on its cache lines */
-	__uint(max_entries, 1 << 14);        /* the agent sets it: 1 << slot_bits */
+	__uint(max_entries, 1 << 14);        /* the agent sets it: slot_mask + 1 */
 	__type(key, __u32);
 	__type(value, struct obs_conn);
 } obs_slots SEC(".maps");
@@ -1704,15 +1704,17 @@ static __always_inline int watched_sock(struct sock *sk)
 
 static __always_inline struct obs_conn *slot_of(__u64 cookie)
 {
-	/* Fibonacci hashing of the cookie (sequential within a CPU's batch).
+	/* The cookie's low bits. Cookies are handed out in sequence (in
+	 * batches of 4096 a CPU) and only to sockets someone asks about
+	 * (here: watched ones), so a host's live connections fall on
+	 * distinct slots, next to each other: the slots of a server's
+	 * connections share pages (TLB entries) and cache lines' neighbours.
 	 * Not the socket's addresses: the local port is gone (0) when a
 	 * socket reaches TCP_CLOSE, and the slot must be found again then. */
-	__u32 bits = slot_bits, i = 0;
+	__u32 i = cookie & slot_mask;
 
 	if (!slots_on)
 		return NULL;
-	if (bits)
-		i = (cookie * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
 	return bpf_map_lookup_elem(&obs_slots, &i);
 }
 

@@ -770,8 +770,7 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 	/* 0 = socket storage only: a one-slot table the programs never use */
 	o->skel->rodata->slots_on = cfg->observe_conn_slots != 0;
-	o->skel->rodata->slot_bits = cfg->observe_conn_slots ?
-				     (__u32)__builtin_ctz(cfg->observe_conn_slots) : 0;
+	o->skel->rodata->slot_mask = cfg->observe_conn_slots ? cfg->observe_conn_slots - 1 : 0;
 	bpf_map__set_max_entries(o->skel->maps.obs_slots,
 				 cfg->observe_conn_slots ? cfg->observe_conn_slots : 1);
 	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :
