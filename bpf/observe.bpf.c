@@ -277,17 +277,15 @@ struct {
  * freed with the socket); a slot is given back when its socket reaches
  * TCP_CLOSE (hp_obs_close), after which no transfer of it is looked at.
  *
- * slot_mask is set by the agent ([bpf] observe_conn_slots - 1): slot_of()
- * takes these low bits of the cookie. slots_on is 0 with
- * observe_conn_slots = 0: socket storage only.
+ * conn_slots is set by the agent ([bpf] observe_conn_slots, a power of
+ * two): slot_of() takes the cookie's low bits. 0: socket storage only.
  */
-const volatile __u32 slot_mask = (1 << 14) - 1;
-const volatile __u8 slots_on = 1;
+const volatile __u32 conn_slots = 1 << 14;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);  /* values start page-aligned: a slot on its cache lines */
-	__uint(max_entries, 1 << 14);        /* the agent sets it: slot_mask + 1 */
+	__uint(max_entries, 1 << 14);        /* the agent sets it: conn_slots (1 if 0) */
 	__type(key, __u32);
 	__type(value, struct obs_conn);
 } obs_slots SEC(".maps");
@@ -1011,7 +1009,7 @@ static __always_inline __u32 log2_bucket(__u64 us)
  */
 static __always_inline struct obs_ep_slot *ep_slot(__u64 tag)
 {
-	__u32 i = (tag * 0xC2B2AE3D27D4EB4FULL) >> (64 - 12);
+	__u32 i = (tag * 0xC2B2AE3D27D4EB4FULL) >> (64 - OBS_EP_BITS);
 
 	return bpf_map_lookup_elem(&obs_ep_table, &i);
 }
@@ -1253,6 +1251,26 @@ static __always_inline __u64 read_stack_head(char *b, __u64 base, __u64 n, __u64
 	return n;
 }
 
+/* The same for text (a request line, a reply head), read as a string:
+ * bpf_probe_read_user_str() copies with strncpy_from_user(), without the
+ * hardened-usercopy check of the destination and the string copy's
+ * start-up cost that bpf_probe_read_user() pays (0.4-0.6% of nginx's
+ * core, side by side). The last byte is given up for the NUL, and a NUL
+ * within ends the text early: none has one. Needs n >= 2; returns the
+ * bytes before the NUL, 0 if none. */
+static __always_inline __u64 read_stack_text(char *b, __u64 base, __u64 n, __u64 max)
+{
+	long r;
+
+	if (n > max)
+		n = max;
+	n = IDX(n, 255);
+	if (n < 2 || n > max)
+		return 0;
+	r = bpf_probe_read_user_str(b, n, (void *)base);
+	return r < 2 ? 0 : r - 1;
+}
+
 /* A stack head's request of an endpoint this CPU has seen: queue it (1).
  * 0: unknown here, the scratch path must create it and send its text. */
 static __always_inline int queue_known(struct obs_conn *cn, __u64 hash, __u64 ts)
@@ -1345,20 +1363,12 @@ __noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64
 static __always_inline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
 	struct http_line l;
-	long r;
 
-	/* A request line is text: read as a string (see on_reply()), its
-	 * last byte given up for the terminating NUL (a line whose path
-	 * ends there takes the scratch path). */
-	if (n > HTTP_HEAD)
-		n = HTTP_HEAD;
-	n = IDX(n, 255);
-	if (n < 2 || n > HTTP_HEAD)
+	/* read as text: a line whose path ends at the last byte read takes
+	 * the scratch path */
+	n = read_stack_text(l.b, base, n, HTTP_HEAD);
+	if (!n)
 		return 0;
-	r = bpf_probe_read_user_str(l.b, n, (void *)base);
-	if (r < 2)
-		return 0;
-	n = r - 1;
 	if (memo_match(cn, l.b, n))
 		return queue_known(cn, cn->memo_hash, ts);
 	return http_request_line(cn, &l, n, ts);
@@ -1528,38 +1538,20 @@ static __always_inline int is_request(const struct obs_conn *cn, __u32 is_write)
 static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 ts)
 {
 	char h[HEAD_PG + 8];
-	/* 64-bit throughout: a 32-bit copy's bounds check does not carry
-	 * over to the register passed to the helper. */
 	__u64 hn = v->len0 < v->moved ? v->len0 : v->moved;
 
-	if (hn > (cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL))
-		hn = cn->protocol == OBS_PROTO_POSTGRES ? HEAD_PG : HEAD_SMALL;
-	hn = IDX(hn, 63);
-	if (!hn || hn > HEAD_PG)
-		return;
-	if (cn->protocol == OBS_PROTO_POSTGRES || hn < 2) {
-		/* binary (PostgreSQL), or one byte: no room for the NUL */
-		if (bpf_probe_read_user(h, hn, (void *)v->base0))
-			return;
-		if (cn->protocol == OBS_PROTO_POSTGRES)
+	if (cn->protocol == OBS_PROTO_POSTGRES) {
+		hn = read_stack_head(h, v->base0, hn, HEAD_PG);
+		if (hn)
 			on_pg_reply(cn, h, (__u32)hn, v, ts);
-		else
-			on_reply_head(cn, h, (__u32)hn, ts);
-	} else {
-		/* An HTTP status line or a RESP reply's first bytes, read as a
-		 * string: bpf_probe_read_user_str() copies with
-		 * strncpy_from_user(), without the hardened-usercopy check
-		 * of the destination and the string copy's start-up cost that
-		 * bpf_probe_read_user() pays (0.4-0.6% of nginx's core, side
-		 * by side). Its last byte is given up for the NUL; a NUL
-		 * within ends it early, which no status line or reply type
-		 * has. */
-		long r = bpf_probe_read_user_str(h, hn, (void *)v->base0);
-
-		if (r < 2)
-			return;
-		on_reply_head(cn, h, (__u32)(r - 1), ts);
+		return;
 	}
+	/* An HTTP status line or a RESP reply's first bytes: text, unless a
+	 * lone type byte (no room for the NUL). */
+	hn = hn < 2 ? read_stack_head(h, v->base0, hn, 1) :
+		      read_stack_text(h, v->base0, hn, HEAD_SMALL);
+	if (hn)
+		on_reply_head(cn, h, (__u32)hn, ts);
 }
 
 /*
@@ -1711,11 +1703,26 @@ static __always_inline struct obs_conn *slot_of(__u64 cookie)
 	 * connections share pages (TLB entries) and cache lines' neighbours.
 	 * Not the socket's addresses: the local port is gone (0) when a
 	 * socket reaches TCP_CLOSE, and the slot must be found again then. */
-	__u32 i = cookie & slot_mask;
+	__u32 i = cookie & (conn_slots - 1);
 
-	if (!slots_on)
+	if (!conn_slots)
 		return NULL;
 	return bpf_map_lookup_elem(&obs_slots, &i);
+}
+
+/* The slot this cookie holds, NULL if none. */
+static __always_inline struct obs_conn *slot_held(__u64 cookie)
+{
+	struct obs_conn *sl = slot_of(cookie);
+
+	return sl && cookie && sl->cookie == cookie ? sl : NULL;
+}
+
+/* A connection's state zeroed, all but the cookie: a slot stays its
+ * socket's (when reclassified) or is freed by the caller after. */
+static __always_inline void conn_reset(struct obs_conn *cn)
+{
+	__builtin_memset(&cn->memo, 0, sizeof(*cn) - __builtin_offsetof(struct obs_conn, memo));
 }
 
 /* The socket's state, when it has none in its slot: in the socket's
@@ -1743,11 +1750,10 @@ static __noinline struct obs_conn *conn_find(struct sock *sk)
  * classified again when the watch list changed; NULL when not watched. */
 static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 {
-	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	struct obs_conn *cn = slot_of(cookie);
+	struct obs_conn *cn = slot_held(sk->__sk_common.skc_cookie.counter);
 	__u32 gen;
 
-	if (!cn || !cookie || cn->cookie != cookie)
+	if (!cn)
 		cn = conn_find(sk);
 	if (!cn)
 		return NULL;
@@ -1762,8 +1768,7 @@ static __always_inline struct obs_conn *sock_conn(struct sock *sk)
 		 * state when the connection is watched as it was. */
 		if (!cn->gen || c.protocol == OBS_PROTO_NONE || c.service_id != cn->service_id ||
 		    c.dir != cn->dir || c.protocol != cn->cfg_proto) {
-			/* all but the cookie: the slot stays this socket's */
-			__builtin_memset((char *)cn + 8, 0, sizeof(*cn) - 8);
+			conn_reset(cn);
 			cn->service_id = c.service_id;
 			cn->dir = c.dir;
 			cn->protocol = c.protocol;
@@ -1800,9 +1805,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	long nr;
 	int vec;
 
-	if (ret <= 0 || !sk)
-		return 0;
-	if (!watched_sock(sk))
+	if (ret <= 0 || !sk || !watched_sock(sk))
 		return 0;
 	/* A kernel thread's (NFS, kernel TLS...) saved registers are not a
 	 * syscall's. */
@@ -1935,18 +1938,12 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(hp_obs_close, struct sock *sk, int oldstate, int newstate)
 {
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
 	struct obs_conn *sl;
-	__u64 cookie;
 
-	if (newstate != TCP_CLOSE)
+	if (newstate != TCP_CLOSE || !(sl = slot_held(cookie)))
 		return 0;
-	cookie = sk->__sk_common.skc_cookie.counter;
-	if (!cookie)
-		return 0;
-	sl = slot_of(cookie);
-	if (!sl || sl->cookie != cookie)
-		return 0;
-	__builtin_memset((char *)sl + 8, 0, sizeof(*sl) - 8);
+	conn_reset(sl);
 	__sync_val_compare_and_swap(&sl->cookie, cookie, 0);
 	return 0;
 }

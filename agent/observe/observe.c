@@ -769,8 +769,7 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 	/* 0 = socket storage only: a one-slot table the programs never use */
-	o->skel->rodata->slots_on = cfg->observe_conn_slots != 0;
-	o->skel->rodata->slot_mask = cfg->observe_conn_slots ? cfg->observe_conn_slots - 1 : 0;
+	o->skel->rodata->conn_slots = cfg->observe_conn_slots;
 	bpf_map__set_max_entries(o->skel->maps.obs_slots,
 				 cfg->observe_conn_slots ? cfg->observe_conn_slots : 1);
 	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :

@@ -78,7 +78,8 @@ struct obs_ep_stats {
  * lifetime (cleared when it starts). Memory-mappable: the agent reads it
  * in place.
  */
-#define OBS_EP_SLOTS 4096
+#define OBS_EP_BITS 12
+#define OBS_EP_SLOTS (1 << OBS_EP_BITS)
 struct obs_ep_slot {
 	__u64 tag;              /* the owner's tag, from service_id and ep_hash; 0 = free */
 	struct obs_ep_key key;  /* set once the slot is taken, before first_ns */

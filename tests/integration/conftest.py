@@ -226,6 +226,22 @@ class Daemon:
     def reload(self):
         self.proc.send_signal(signal.SIGHUP)
 
+    def bpf_fds(self, kind):
+        """The fdinfo (as a dict) of each BPF program ("prog") or map
+        ("map") the daemon holds an fd of."""
+        out = []
+        fdinfo = "/proc/%d/fdinfo" % self.proc.pid
+        for fd in os.listdir(fdinfo):
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            except OSError:
+                continue
+            info = {k.strip(): v.strip() for k, v in info.items()}
+            if kind + "_id" in info:
+                out.append(info)
+        return out
+
     def stop(self, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -786,17 +786,8 @@ def test_switched_off_at_runtime(l0d):
 
 def sockops_ids(d):
     """The ids of the sock_ops programs the daemon holds (its fds)."""
-    ids = set()
-    fdinfo = "/proc/%d/fdinfo" % d.proc.pid
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                text = f.read()
-        except OSError:
-            continue
-        if re.search(r"^prog_type:\s+13$", text, re.M):     # BPF_PROG_TYPE_SOCK_OPS
-            ids.add(int(re.search(r"^prog_id:\s+(\d+)$", text, re.M).group(1)))
-    return ids
+    return {int(p["prog_id"]) for p in d.bpf_fds("prog")
+            if p.get("prog_type") == "13"}                   # BPF_PROG_TYPE_SOCK_OPS
 
 
 def attached_to_cgroups():

@@ -19,7 +19,6 @@ What is compared:
 import json
 import os
 import pwd
-import re
 import select
 import shutil
 import socket
@@ -646,17 +645,7 @@ def slots_in_use(obs):
     """Connection slots owned by a socket now, in this agent's obs_slots
     (not pinned: found among the maps its fds hold, whatever other agents
     run on the host)."""
-    ids = set()
-    fdinfo = "/proc/%d/fdinfo" % obs.d.proc.pid
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                m = re.search(r"^map_id:\s+(\d+)$", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(m.group(1))
-    for i in ids:
+    for i in {m["map_id"] for m in obs.d.bpf_fds("map")}:
         r = subprocess.run(["bpftool", "-j", "map", "show", "id", i], capture_output=True, text=True)
         if r.returncode == 0 and json.loads(r.stdout).get("name") == "obs_slots":
             r = subprocess.run(["bpftool", "-j", "map", "dump", "id", i],
