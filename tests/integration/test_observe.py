@@ -715,12 +715,16 @@ def test_many_connections_and_reconnects_counted(tmp_path, slots):
                 c.sendall(b"*1\r\n$4\r\nPING\r\n")
             for c in conns:
                 assert c.recv(100) == b"+OK\r\n"
-        # the service's 600 sockets, as many as there are slots (the
-        # clients' sockets have none: local callers of a service timed by
-        # its own socket)
+        # the service's 600 sockets take as many slots as there are
+        # (the clients' sockets none: local callers of a service timed by
+        # its own socket). With 16384, at least half: cookies come in
+        # per-CPU batches of 4096, and two CPUs' batches can share their
+        # low bits, a slot each pair (the rest in socket storage).
         in_use = slots_in_use(obs)
-        assert in_use == min(600, max(slots, 1) if slots else 0) or \
-            (slots == 16384 and 590 <= in_use <= 600), in_use
+        if slots == 16384:
+            assert 300 <= in_use <= 600, in_use
+        else:
+            assert in_use == min(600, max(slots, 1) if slots else 0), in_use
         for c in conns:
             c.close()
         for _ in range(400):
