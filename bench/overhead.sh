@@ -23,7 +23,10 @@
 # hook itself costs apart from what our programs do in it: empty (the two socket
 # tracepoints, empty programs), bits (+ the port bitmap test), sockmap /
 # skmsg (sock_ops enrolment of the two services' sockets into a sockhash,
-# pass-through sk_msg + sk_skb verdict / sk_msg only). WORKLOADS picks from
+# pass-through sk_msg + sk_skb verdict / sk_msg only); and burn, a control
+# with no probe at all: one core spun for 1.5 s before the round, as the
+# verifier does when hotpathd starts, so an A/A run (ARMS="none burn")
+# shows whether an arm's start-up alone moves its rate. WORKLOADS picks from
 # web (nginx), pg (pgbench) and loop (build/sockloop: a one-thread HTTP
 # ping-pong on loopback, both ends watched, that prices a hook per socket
 # transfer more finely than a server under load can).
@@ -227,6 +230,7 @@ print("\n".join(ini))' "$tmp/hp.ini" > "$tmp/$name.ini"
 arm_on() {
 	case $1 in
 	none) ;;
+	burn) timeout 1.5 sh -c 'while :; do :; done' || true ;;
 	agent) agent_on "$OUT/hotpathd" ;;
 	agent+*) agent_on "$OUT/hotpathd" "$(variant_ini "$1")" ;;
 	sysexit) hooks_on sysexit ;;
@@ -236,7 +240,7 @@ arm_on() {
 	bits) hooks_on bits_recv bits_send ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none agent agent+S.K=V callers base empty bits sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base empty bits sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during

@@ -45,7 +45,9 @@
  *    any RESP reply type, a PG buffer that ENDS with ReadyForQuery) pops
  *    the oldest entry and records its duration. Nothing is read while no
  *    request is outstanding, and an HTTP/RESP head (16 bytes) is read
- *    onto the stack rather than into the task's scratch.
+ *    onto the stack rather than into the task's scratch; so is a PG
+ *    response, whole when it is at most TAIL bytes in one chunk (one
+ *    read for its head and its tail), else its head and its tail apart.
  * Endpoint hashes: HTTP = method + path with numeric, hex (>= 8, with a
  * digit) and uuid segments hashed as "{id}" and the query string dropped
  * (agent/observe/httproute.c computes the same hash from the normalised
@@ -100,7 +102,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 #define PEEK 256                 /* head bytes examined (power of two) */
 #define SCRATCH 1024             /* per-CPU scratch (power of two) */
-#define TAIL 64                  /* tail bytes examined for PG (C + Z), power of two */
+#define TAIL 128                 /* tail bytes examined for PG (C + Z), power of two */
 #define MAX_IOV 8                /* iovecs walked to find a buffer's tail */
 
 const volatile __u64 slow_ns = 10000000;       /* 10 ms */
@@ -1480,16 +1482,30 @@ static __always_inline void on_reply_head(struct obs_conn *cn, const char *b, __
 		complete(cn, e, now, OUTCOME(err, status, 0));
 }
 
-/* PostgreSQL: a response ends with ReadyForQuery; ErrorResponse may come
- * among its first messages, CommandComplete's row count just before Z. */
-static __always_inline void on_pg_reply(struct obs_conn *cn, const char *b, __u32 n,
-				   const struct obs_iov_view *v, __u64 now)
+/*
+ * PostgreSQL: a response ends with ReadyForQuery; ErrorResponse may come
+ * among its first messages, CommandComplete's row count just before Z.
+ * A response of up to TAIL bytes in one chunk (a few rows, then C and Z:
+ * most of an OLTP application's) is read once, for its head and its tail;
+ * a longer one twice. The bytes of t past what was read are never looked
+ * at, so t is not zeroed.
+ */
+static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 now)
 {
+	char h[HEAD_PG + 8], t[TAIL];
+	__u64 n = v->len0 < v->moved ? v->len0 : v->moved;
 	struct obs_fifo_ent *e;
-	char t[TAIL] = {};
-	__u32 at = 0, tn;
+	const char *b = h;
+	__u32 at = 0, tn = 0;
 
-	if (!cn->len || n > HEAD_PG)
+	if (v->moved <= TAIL && v->len0 >= v->moved) {
+		tn = read_stack_head(t, v->base0, n, TAIL);
+		n = tn < HEAD_PG ? tn : HEAD_PG;
+		b = t;
+	} else {
+		n = read_stack_head(h, v->base0, n, HEAD_PG);
+	}
+	if (!cn->len || !n || n > HEAD_PG)
 		return;
 	/* ErrorResponse among the first messages (after 1/2/n/3, five
 	 * bytes each: within HEAD_PG). */
@@ -1507,7 +1523,8 @@ static __always_inline void on_pg_reply(struct obs_conn *cn, const char *b, __u3
 			break;
 		at += 1 + be32(&b[IDX(at + 1, 31)]);
 	}
-	tn = read_tail(v, v->moved, t);
+	if (!tn)
+		tn = read_tail(v, v->moved, t);
 	if (tn < 6 || tn > TAIL)
 		return;
 	if (t[(tn - 6) & (TAIL - 1)] != 'Z' || t[(tn - 5) & (TAIL - 1)] != 0 ||
@@ -1528,22 +1545,19 @@ static __always_inline int is_request(const struct obs_conn *cn, __u32 is_write)
 }
 
 /*
- * A response's head, read onto the stack (a PostgreSQL response's first
- * messages, for an ErrorResponse, and its tail, for ReadyForQuery). The 8
- * bytes past HEAD_PG are room for the verifier's view of a masked 4-byte
- * read. Inlined in the programs, with complete(): a server's every
- * response comes here, and a call and its return (through the return
- * thunk) is what it would cost on top.
+ * A response's head, read onto the stack: an HTTP status line, a RESP
+ * reply's first bytes (a PostgreSQL response's head and tail:
+ * on_pg_reply()). Inlined in the programs, with complete(): a server's
+ * every response comes here, and a call and its return (through the
+ * return thunk) is what it would cost on top.
  */
 static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 ts)
 {
-	char h[HEAD_PG + 8];
+	char h[HEAD_SMALL];
 	__u64 hn = v->len0 < v->moved ? v->len0 : v->moved;
 
 	if (cn->protocol == OBS_PROTO_POSTGRES) {
-		hn = read_stack_head(h, v->base0, hn, HEAD_PG);
-		if (hn)
-			on_pg_reply(cn, h, (__u32)hn, v, ts);
+		on_pg_reply(cn, v, ts);
 		return;
 	}
 	/* An HTTP status line or a RESP reply's first bytes: text, unless a

@@ -1115,9 +1115,16 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
         for i in range(25):
             m = c.simple("SELECT * FROM generate_series(1, %d)" % (i % 5 + 1))
             assert m[-2][0] == b"C"
+        # Replies longer than what the kernel reads in one go (TAIL, 128
+        # bytes): their head and their tail are read apart.
+        for i in range(5):
+            m = c.simple("SELECT * FROM generate_series(1, 40)")
+            assert len(m) == 43 and m[-2][0] == b"C"
         for i in range(15):
             c.extended("SELECT relname FROM pg_class WHERE oid = $1", [str(1259)])
         c.simple("SELECT 1/0")
+        m = c.simple("SELECT * FROM no_such_table_" + "x" * 40)
+        assert m[0][0] == b"E" and sum(5 + len(b) for _, b in m) > 128, m
         # pgbench -S style: a new literal every query. The kernel groups them
         # under one endpoint (its hash masks literals), so its table stays
         # small; the agent's libpg_query fingerprint does the naming.
@@ -1128,17 +1135,19 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
         d = obs.dump()
         stats = pgss(port)
         # service ids 0 and 1: [service.pg] inbound and outbound (config
-        # services come first); six query shapes a side, 140 texts sent
+        # services come first); seven query shapes a side, 146 texts sent
         kernel_eps = [e for e in obs.kernel_endpoints() if e["key"]["service_id"] in (0, 1)]
-        assert len(kernel_eps) <= 14, [e["key"] for e in kernel_eps]
+        assert len(kernel_eps) <= 16, [e["key"] for e in kernel_eps]
         print()
         for side in ("server", "client"):
             sl = query_of(d, side, lambda q: q == "SELECT pg_sleep($1)")
             # simple (literal 0.01) and extended ($1) texts fingerprint alike
             assert sl["calls"] == 2 * N, sl
             gs = query_of(d, side, lambda q: "generate_series" in q)
-            assert gs["calls"] == 25
-            assert gs["rows"] == sum(i % 5 + 1 for i in range(25))
+            assert gs["calls"] == 30
+            assert gs["rows"] == sum(i % 5 + 1 for i in range(25)) + 5 * 40
+            missing = query_of(d, side, lambda q: "no_such_table" in q)
+            assert missing["errors"] == 1 and missing["calls"] == 1, missing
             rel = query_of(d, side, lambda q: "pg_class" in q and "<>" not in q)
             assert rel["calls"] == 15
             err = query_of(d, side, lambda q: "/" in q)
@@ -1161,7 +1170,7 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
                   % (side, sl["mean_ms"], what, ref, 100 * (sl["mean_ms"] - ref) / ref))
             assert abs(sl["mean_ms"] - ref) / ref <= 0.10
         gs_pgss = sum(v[0] for q, v in stats.items() if "generate_series" in q)
-        assert gs_pgss == 25
+        assert gs_pgss == 30
     finally:
         obs.close()
 
