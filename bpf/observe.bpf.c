@@ -166,6 +166,10 @@ struct obs_conn {
 	struct obs_fifo_ent q[OBS_FIFO];
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
 	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
+	__u8 pgm_end;                /* the shape memo (pg_shape()): where its text's NUL is, 0 = none */
+	__u64 pgm_lit[2];            /* which of the head's 128 bytes were a numeric literal's digits */
+	__u64 pgm_shape;             /* pg_shape() of that head */
+	__u64 pgm_hash;              /* its text's hash */
 } __attribute__((aligned(64)));
 
 _Static_assert(__builtin_offsetof(struct obs_conn, q) == 64, "a transfer's fields in one cache line");
@@ -789,6 +793,9 @@ struct pg_walk {
 	const char *b;
 	struct pg_hstate *st;
 	__u32 n, at, ended;
+	__u32 end;                   /* where the text's NUL is, once ended */
+	__u64 lit[2];                /* positions (< 128) of digits hashed as a literal */
+	__u32 str;                   /* a '...' string was seen */
 };
 
 /*
@@ -820,12 +827,19 @@ static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 		return 0;
 	}
 	for (int k = 0; k < 8; k++) {
-		if (at + k >= w->n)
+		__u32 p = at + k;
+
+		if (p >= w->n)
 			return 1;
-		if (pg_byte(s, w->b[(at + k) & mask])) {
+		if (pg_byte(s, w->b[p & mask])) {
 			w->ended = 1;
+			w->end = p;
 			return 1;
 		}
+		/* for the shape memo (positions past 127 never make one) */
+		if (s->in_num)
+			w->lit[(p >> 6) & 1] |= 1ULL << (p & 63);
+		w->str |= s->in_str;
 	}
 	return 0;
 }
@@ -850,6 +864,9 @@ static __always_inline void pg_walk_begin(struct pg_walk *w, struct pg_hstate *s
 	w->n = n;
 	w->at = at;
 	w->ended = 0;
+	w->end = 0;
+	w->lit[0] = w->lit[1] = 0;
+	w->str = 0;
 	st->h = FNV_OFF;
 	st->prev = ' ';
 	st->in_str = st->in_num = 0;
@@ -1376,19 +1393,63 @@ static __always_inline int http_request_head(struct obs_conn *cn, __u64 base, __
 	return http_request_line(cn, &l, n, ts);
 }
 
+/* Bytes i*8 .. i*8+7 of a head as a byte mask: 0xff where lit has a bit. */
+static __always_inline __u64 lit_bytes(const __u64 *lit, __u32 i)
+{
+	__u64 bits = (lit[(i >> 3) & 1] >> ((i & 7) * 8)) & 0xff;
+
+	bits = (bits * ONES) & 0x8040201008040201ULL;   /* byte j keeps bit j */
+	return (((bits + LOWS) & HIGHS) >> 7) * 0xff;
+}
+
+/*
+ * A query head's shape: its first end + 1 bytes (message type, length and
+ * text up to its NUL at end) with the digits of its numeric literals (lit)
+ * masked out, mixed one word at a time; 0 when a byte lit names is not a
+ * digit here. Two heads of the same shape differ at most in those digits:
+ * their texts, literals masked, are the same, and so is their hash (the
+ * walk's, pg_byte()), without walking them again. pgbench -S, or an
+ * application's lookups by id: the same statement with another number.
+ */
+static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit)
+{
+	__u64 h = end + 1;
+
+	for (int i = 0; i < PG_HEAD / 8; i++) {
+		__u64 x, m, keep = ~0ULL;
+		__u32 last;
+
+		if (i * 8 > end)
+			break;
+		last = end - i * 8;             /* the last byte kept in this word */
+		if (last < 7)
+			keep = (2ULL << (last * 8)) - 1;
+		__builtin_memcpy(&x, &b[i * 8], 8);
+		m = lit_bytes(lit, i) & keep;
+		if (m & HIGHS & ~HAS_BETWEEN(x, '0' - 1, '9' + 1))
+			return 0;
+		h = (h ^ (x & ~m & keep)) * 0x9E3779B97F4A7C15ULL;
+		h ^= h >> 29;
+	}
+	return h | 1;
+}
+
 /*
  * A PostgreSQL query (Q, or P of the unnamed statement) whose text ends
  * within PG_HEAD bytes, of an endpoint this CPU has seen: read onto the
  * stack and hashed there, the walk's state in the connection, as
  * http_request_head() does for HTTP (no task storage, no second copy).
- * 1 = done, 0 = take the scratch path (a new endpoint, a longer text, a
- * named statement or a Bind).
+ * When the connection's last such query had the same shape (the same
+ * text but for the digits of numeric literals, no '...' string), its
+ * hash is taken again and the text is not walked. 1 = done, 0 = take the
+ * scratch path (a new endpoint, a longer text, a named statement or a
+ * Bind).
  */
 __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
 	char b[PG_HEAD + 8];        /* not zeroed: bytes past n are never used (pg_word checks n) */
 	struct pg_walk w;
-	__u32 at;
+	__u32 at, end;
 
 	if (!cn)
 		return 0;
@@ -1401,10 +1462,25 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 		at = 6;
 	else
 		return 0;
+	end = cn->pgm_end;
+	if (end && end < n && end < PG_HEAD) {
+		__u64 shape = pg_shape(b, end, cn->pgm_lit);
+
+		if (shape && shape == cn->pgm_shape)
+			return queue_known(cn, cn->pgm_hash, ts);
+	}
 	pg_walk_begin(&w, &cn->pg, b, n, at);
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
 		return 0;               /* the text may go on past what was read */
+	cn->pgm_end = 0;
+	if (!w.str && w.end < PG_HEAD) {
+		cn->pgm_lit[0] = w.lit[0];
+		cn->pgm_lit[1] = w.lit[1];
+		cn->pgm_shape = pg_shape(b, w.end, w.lit);
+		cn->pgm_hash = cn->pg.h;
+		cn->pgm_end = w.end;
+	}
 	return queue_known(cn, cn->pg.h, ts);
 }
 
@@ -1492,12 +1568,16 @@ static __always_inline void on_reply_head(struct obs_conn *cn, const char *b, __
  */
 static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 now)
 {
+	/* h: 8 bytes past HEAD_PG are room for the verifier's view of a
+	 * masked 4-byte read (be32() below) */
 	char h[HEAD_PG + 8], t[TAIL];
 	__u64 n = v->len0 < v->moved ? v->len0 : v->moved;
 	struct obs_fifo_ent *e;
 	const char *b = h;
 	__u32 at = 0, tn = 0;
 
+	if (!cn->len)
+		return;
 	if (v->moved <= TAIL && v->len0 >= v->moved) {
 		tn = read_stack_head(t, v->base0, n, TAIL);
 		n = tn < HEAD_PG ? tn : HEAD_PG;
@@ -1505,7 +1585,7 @@ static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_io
 	} else {
 		n = read_stack_head(h, v->base0, n, HEAD_PG);
 	}
-	if (!cn->len || !n || n > HEAD_PG)
+	if (!n || n > HEAD_PG)
 		return;
 	/* ErrorResponse among the first messages (after 1/2/n/3, five
 	 * bytes each: within HEAD_PG). */

@@ -1175,6 +1175,49 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
         obs.close()
 
 
+def test_postgres_queries_of_one_shape(postgres, tmp_path):
+    """A connection's queries that differ from its last one only in the
+    digits of numeric literals take that query's hash without a walk of
+    their text (the kernel's shape memo); any other difference (one byte
+    of the text, a literal's length, a string) is walked and counted as
+    what it is."""
+    port = postgres
+    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
+    try:
+        c = PgClient(port)
+        for i in range(40):
+            # the same shape each time: four-digit literal
+            c.simple("SELECT relname FROM pg_class WHERE oid = %d" % (1000 + i))
+            if i % 4 == 0:      # one byte of the text differs, same length
+                c.simple("SELECT relname FROM pg_class WHERE oid < %d" % (1000 + i))
+            if i % 5 == 0:      # the same statement, a shorter literal
+                c.simple("SELECT relname FROM pg_class WHERE oid = %d" % i)
+            if i % 8 == 0:      # a string: never taken from the memo
+                c.simple("SELECT relname FROM pg_class WHERE oid = %d AND relname = 't%d'" % (2000 + i, i))
+            if i % 10 == 0:     # digits in a name are not a literal
+                c.simple("SELECT relname AS r%d FROM pg_class WHERE oid = %d" % (i % 7, 1000 + i))
+        # where the last query had its literal, a name of the same length
+        c.simple("SELECT relname FROM pg_class WHERE oid = 1259")
+        c.simple("SELECT relname FROM pg_class WHERE oid = oid ")
+        c.close()
+        time.sleep(0.3)
+        d = obs.dump()
+        # libpg_query's fingerprint leaves column aliases out: the four
+        # aliased queries are counted with the plain ones
+        eq = query_of(d, "server", lambda q: q == "SELECT relname FROM pg_class WHERE oid = $1")
+        lt = query_of(d, "server", lambda q: q == "SELECT relname FROM pg_class WHERE oid < $1")
+        st = query_of(d, "server", lambda q: "relname = $2" in q)
+        assert (eq["calls"], lt["calls"], st["calls"]) == (40 + 8 + 4 + 1, 10, 5), (eq, lt, st)
+        assert query_of(d, "server", lambda q: "oid = oid" in q)["calls"] == 1
+        # the kernel keeps them apart: "=", "<", the string, four aliases,
+        # "oid = oid" (a literal's length does not make another endpoint)
+        eps = [e for e in obs.kernel_endpoints() if e["key"]["service_id"] == 0]
+        assert len(eps) == 8, [e["key"] for e in eps]
+        assert sum(e["value"]["count"] for e in eps) == 40 + 8 + 4 + 1 + 10 + 5 + 1, eps
+    finally:
+        obs.close()
+
+
 # ---- Redis -----------------------------------------------------------------------
 
 def test_redis_commands_outbound_pipelined(tmp_path):
