@@ -788,7 +788,8 @@ static __always_inline int pg_byte(struct pg_hstate *s, __u8 c)
 #define HAS_BETWEEN(x, m, n) \
 	((ONES * (127 + (n)) - ((x) & LOWS)) & ~(x) & (((x) & LOWS) + ONES * (127 - (m))) & HIGHS)
 
-/* The text walk over a buffer: the scratch or a stack head. */
+/* The text walk over a buffer: the scratch or a stack head, 8-byte aligned
+ * (pg_word() reads it a word at a time). */
 struct pg_walk {
 	const char *b;
 	struct pg_hstate *st;
@@ -809,12 +810,18 @@ struct pg_walk {
 static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 {
 	struct pg_hstate *s = w->st;
-	__u32 at = w->at + i * 8;
+	__u32 at = w->at + i * 8, a = at & mask, sh = (a & 7) * 8;
+	const __u64 *p = (const __u64 *)&w->b[a & ~7];
 	__u64 x;
 
 	if (at >= w->n)
 		return 1;
-	__builtin_memcpy(&x, &w->b[at & mask], 8);
+	/* The word at `at`, from the two aligned words around it: one load
+	 * each, where a copy from an unaligned address is eight byte loads
+	 * (BPF wants its stack accesses aligned). */
+	x = p[0] >> sh;
+	if (sh)
+		x |= p[1] << (64 - sh);
 	if (at + 8 <= w->n && !s->in_str && !(x & HIGHS) && !HAS_ZERO(x) &&
 	    !HAS_ZERO(x ^ (ONES * '\'')) && !HAS_BETWEEN(x, '0' - 1, '9' + 1)) {
 		__u64 h = s->h;
@@ -1335,7 +1342,7 @@ static __always_inline int memo_match(const struct obs_conn *cn, const char *b, 
 
 /* A request line's first bytes, on the program's stack. */
 struct http_line {
-	char b[HTTP_HEAD];
+	char b[HTTP_HEAD] __attribute__((aligned(8)));
 };
 
 /*
@@ -1447,7 +1454,8 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
  */
 __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
 {
-	char b[PG_HEAD + 8];        /* not zeroed: bytes past n are never used (pg_word checks n) */
+	/* not zeroed: bytes past n are never used (pg_word checks n) */
+	char b[PG_HEAD + 8] __attribute__((aligned(8)));
 	struct pg_walk w;
 	__u32 at, end;
 
