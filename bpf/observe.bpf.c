@@ -111,6 +111,14 @@ const volatile __u32 ev_per_sec = 2000;        /* request events per CPU per sec
 /* Bumped by userspace whenever obs_watched changes: connections classified
  * before are classified again. */
 __u32 watch_gen = 0;
+/* Bumped by userspace when it asks for endpoint texts again (obs_known). */
+__u32 text_gen = 0;
+/* Where the saved user registers are, from the task's stack (task_regs()). */
+__u64 regs_off = 0;
+/* The three are read on every watched transfer. Declared together they
+ * share one cache line of .bss (its variables keep their declaration
+ * order); apart they took two, missed again after each request of a
+ * server whose own work evicts them. */
 
 /* One bit per port and direction (OBS_DIR_IN: local port, OBS_DIR_OUT:
  * remote port), mirrored by userspace from obs_watched: the test every
@@ -142,18 +150,32 @@ struct obs_fifo_ent {
 
 /*
  * A connection's state. What every transfer reads or writes is in the
- * first 64 bytes (one cache line: a slot is 64-byte aligned), then the
+ * first 64 bytes (one cache line: a slot is 64-byte aligned), with the
+ * memo of its protocol (HTTP's and PostgreSQL's share the room), then the
  * FIFO (a request's entry is written by its read and read by its
- * response), then what only PostgreSQL uses: a transfer touches two
- * lines, not the four of a layout in declaration order.
+ * response), then the state of a PostgreSQL text walk (queries the memo
+ * does not take): a transfer touches two lines.
  */
 struct obs_conn {
 	__u64 cookie;                /* obs_slots: the owner's socket cookie, 0 = free */
-	/* http_request_head()'s memo: the last request line's first bytes up
-	 * to and including the one that ended its path (memo_len <= 32, 0 =
-	 * none), and their route hash. */
-	__u64 memo[4];
-	__u64 memo_hash;
+	union {                      /* a connection speaks one protocol */
+		struct {
+			/* http_request_head()'s memo: the last request
+			 * line's first bytes up to and including the one
+			 * that ended its path (memo_len <= 32, 0 = none),
+			 * and their route hash. */
+			__u64 memo[4];
+			__u64 memo_hash;
+		};
+		struct {
+			/* pg_request_head()'s shape memo (pg_shape()) */
+			__u64 pgm_lit[2];    /* which of the head's 128 bytes were a numeric literal's digits */
+			__u64 pgm_shape;     /* pg_shape() of that head */
+			__u64 pgm_hash;      /* its text's hash */
+			__u8 pgm_end;        /* where its text's NUL is, 0 = none */
+			__u8 pg_err;         /* ErrorResponse seen since the last ReadyForQuery */
+		};
+	};
 	__u32 gen;                   /* watch_gen when classified */
 	__u32 send_end;              /* hp_obs_sendmsg: write_seq + left of the last send seen */
 	__u16 service_id;            /* the agent's service index (< 256) */
@@ -165,11 +187,6 @@ struct obs_conn {
 	__u8 cfg_proto;              /* as configured when classified */
 	struct obs_fifo_ent q[OBS_FIFO];
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
-	__u8 pg_err;                 /* ErrorResponse seen since the last ReadyForQuery */
-	__u8 pgm_end;                /* the shape memo (pg_shape()): where its text's NUL is, 0 = none */
-	__u64 pgm_lit[2];            /* which of the head's 128 bytes were a numeric literal's digits */
-	__u64 pgm_shape;             /* pg_shape() of that head */
-	__u64 pgm_hash;              /* its text's hash */
 } __attribute__((aligned(64)));
 
 _Static_assert(__builtin_offsetof(struct obs_conn, q) == 64, "a transfer's fields in one cache line");
@@ -247,8 +264,6 @@ struct obs_known {
 		__u32 gen;
 	} e[OBS_KNOWN];
 };
-
-__u32 text_gen = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1747,9 +1762,9 @@ static __always_inline int on_transfer(struct obs_conn *cn, struct obs_iov_view 
  * on every task of this kernel (THREAD_SIZE less the top padding and
  * struct pt_regs), learnt from bpf_task_pt_regs() on first use, then one
  * addition and a typed view (bpf_rdonly_cast, inlined): no helper call and
- * its return on every socket transfer.
+ * its return on every socket transfer. (regs_off is declared with
+ * watch_gen.)
  */
-__u64 regs_off = 0;
 
 static __always_inline struct pt_regs *task_regs(struct task_struct *task)
 {
