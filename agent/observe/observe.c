@@ -31,9 +31,10 @@
  *
  * Services: [service.NAME] (inbound, and outbound for local clients),
  * [database.NAME] and [redis] (outbound), PostgreSQL 5432 and Redis 6379
- * (outbound, always), and every listening TCP socket found in /proc every
- * DISCOVER_MS (inbound, protocol guessed from the port or, for "auto",
- * sniffed by the kernel from the first request).
+ * (outbound, always), and every listening TCP socket of the host every
+ * DISCOVER_MS (sockets.c: sock_diag, its owner from a cache of /proc;
+ * inbound, protocol guessed from the port or, for "auto", sniffed by the
+ * kernel from the first request).
  *
  * What not: no TLS, no HTTP/2, no per-connection or per-client breakdown,
  * at most OBS_MAX_EP endpoints tracked in userspace (the rest are counted
