@@ -1415,11 +1415,9 @@ static __always_inline int http_request_head(struct obs_conn *cn, __u64 base, __
 	return http_request_line(cn, &l, n, ts);
 }
 
-/* Bytes i*8 .. i*8+7 of a head as a byte mask: 0xff where lit has a bit. */
-static __always_inline __u64 lit_bytes(const __u64 *lit, __u32 i)
+/* Eight bits (byte j of a word: bit j) as a byte mask: 0xff where set. */
+static __always_inline __u64 bits_to_bytes(__u64 bits)
 {
-	__u64 bits = (lit[(i >> 3) & 1] >> ((i & 7) * 8)) & 0xff;
-
 	bits = (bits * ONES) & 0x8040201008040201ULL;   /* byte j keeps bit j */
 	return (((bits + LOWS) & HIGHS) >> 7) * 0xff;
 }
@@ -1438,7 +1436,7 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
 	__u64 h = end + 1;
 
 	for (int i = 0; i < PG_HEAD / 8; i++) {
-		__u64 x, m, keep = ~0ULL;
+		__u64 x, m, bits, keep = ~0ULL;
 		__u32 last;
 
 		if (i * 8 > end)
@@ -1447,10 +1445,17 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
 		if (last < 7)
 			keep = (2ULL << (last * 8)) - 1;
 		__builtin_memcpy(&x, &b[i * 8], 8);
-		m = lit_bytes(lit, i) & keep;
-		if (m & HIGHS & ~HAS_BETWEEN(x, '0' - 1, '9' + 1))
-			return 0;
-		h = (h ^ (x & ~m & keep)) * 0x9E3779B97F4A7C15ULL;
+		x &= keep;
+		/* which of this word's bytes were literal digits: most words
+		 * have none, and skip the mask and the digit test */
+		bits = (lit[(i >> 3) & 1] >> ((i & 7) * 8)) & 0xff;
+		if (bits) {
+			m = bits_to_bytes(bits) & keep;
+			if (m & HIGHS & ~HAS_BETWEEN(x, '0' - 1, '9' + 1))
+				return 0;
+			x &= ~m;
+		}
+		h = (h ^ x) * 0x9E3779B97F4A7C15ULL;
 		h ^= h >> 29;
 	}
 	return h | 1;
