@@ -337,6 +337,13 @@ static const struct cfg_key cfg_keys[] = {
 		 "no, it is timed once, as the service saw it; remote callers, and "
 		 "[database]/[redis] connections, are timed on the client side either "
 		 "way." },
+	{ .section = "bpf", .key = "observe_discover", .type = CT_BOOL,
+	  G(observe_discover), .def = "yes",
+	  .doc = "Watch every listening TCP socket of the host, found every 5 s "
+		 "(its protocol guessed from the port, else sniffed from the first "
+		 "request), besides the [service.NAME], [database.NAME] and [redis] "
+		 "sections and the default ports. no: only those; a listener nobody "
+		 "declared is neither listed nor timed." },
 	{ .section = "bpf", .key = "observe_send_hook", .type = CT_ENUM,
 	  G(observe_send_hook), .def = "auto", .names = send_hook_names,
 	  .doc = "Where sends are seen. auto: the tcp:tcp_sendmsg_locked "

@@ -151,6 +151,7 @@ struct observe {
 	struct obs_svc svc[OBS_MAX_SVC];
 	unsigned nsvc;
 	bool local_callers;          /* [bpf] observe_local_callers */
+	bool discover;               /* [bpf] observe_discover */
 
 	struct obs_ep_slot *ep_table;  /* obs_ep_table, mapped */
 	size_t ep_table_len;
@@ -339,7 +340,9 @@ static void watched_sync(struct observe *o)
 }
 
 /* Apply a discovery scan (lock held): one listener per socket, so a port
- * may come several times (IPv4 and IPv6, SO_REUSEPORT, forked workers). */
+ * may come several times (IPv4 and IPv6, SO_REUSEPORT, forked workers).
+ * With [bpf] observe_discover = no the scan still runs, for the pids and
+ * comm of the declared services, but adds no service of its own. */
 static void discover_apply(struct observe *o, const struct sock_listener *ls, int n)
 {
 	bool seen[OBS_MAX_SVC] = { false };
@@ -353,7 +356,11 @@ static void discover_apply(struct observe *o, const struct sock_listener *ls, in
 		if (id < 0) {
 			char name[HP_NAME_MAX + 24];
 			const char *from;
-			int p = guessed(ls[i].port, &from);
+			int p;
+
+			if (!o->discover)
+				continue;
+			p = guessed(ls[i].port, &from);
 
 			snprintf(name, sizeof(name), "%s:%u", ls[i].comm[0] ? ls[i].comm : "port",
 				 ls[i].port);
@@ -872,6 +879,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		goto fail;
 	}
 	o->local_callers = cfg->observe_local_callers;
+	o->discover = cfg->observe_discover;
 	services_from_config(o, cfg);
 	watched_sync(o);
 	discover_run(o);

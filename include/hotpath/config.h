@@ -155,6 +155,7 @@ struct hp_config {
 	uint32_t observe_events_per_sec; /* request events per CPU per second */
 	uint64_t observe_slow_threshold_ms;
 	bool observe_local_callers;     /* also time local callers of [service] ports */
+	bool observe_discover;          /* watch every listening socket, not only declared ones */
 	int observe_send_hook;          /* enum hp_send_hook */
 	uint32_t observe_conn_slots;    /* connection state table, power of two, 0 = none */
 	uint32_t profile_hz;            /* CPU profile sampling rate */

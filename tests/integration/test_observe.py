@@ -901,6 +901,36 @@ def test_requests_in_flight_survive_watch_list_changes(http_service, tmp_path):
         obs.close()
 
 
+def test_discovery_can_be_turned_off(http_service, tmp_path):
+    """Every listening socket of the host is watched by default; with [bpf]
+    observe_discover = no only the declared services are, and they are
+    still shown listening, with their process."""
+    need_root()
+    port, _ = http_service
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    other = ls.getsockname()[1]
+    try:
+        for discover, listed in (("no", False), ("yes", True)):
+            os.makedirs(tmp_path / discover)
+            obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
+                           "[bpf]\nobserve_discover = %s\n" % (port, discover),
+                           str(tmp_path / discover))
+            try:
+                svcs = obs.dump()["services"]["services"]
+                web = [s for s in svcs if s["name"] == "web" and s["direction"] == "inbound"]
+                assert web and web[0]["listening"] and web[0]["pids"], web
+                found = [s for s in svcs if s["port"] == other and s["direction"] == "inbound"]
+                assert bool(found) == listed, (discover, svcs)
+                if listed:
+                    assert found[0]["source"] == "discovered"
+            finally:
+                obs.close()
+    finally:
+        ls.close()
+
+
 def test_service_restricted_to_pid_and_cgroup(tmp_path):
     """Three HTTP servers; A is moved into a fresh cgroup. A service limited
     to A's pid and cgroup sees A's requests; one on B's port limited to A's
