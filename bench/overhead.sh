@@ -29,7 +29,20 @@
 # shows whether an arm's start-up alone moves its rate. WORKLOADS picks from
 # web (nginx), pg (pgbench) and loop (build/sockloop: a one-thread HTTP
 # ping-pong on loopback, both ends watched, that prices a hook per socket
-# transfer more finely than a server under load can).
+# transfer more finely than a server under load can), webtwin and pgtwin.
+#
+# The twins: a second nginx (a second PostgreSQL cluster) on the same core
+# as the first, loaded at the same moment by its own wrk (pgbench), the
+# scheduler splitting the core between the two. Only the first is a
+# [service]: with discovery off (the arm agent+bpf.observe_discover=no)
+# the second pays the tracepoints' dispatch and the port test, and none
+# of the observation's work. The round's figure is 100000 x the first's
+# requests / the second's, so its "lost" against the none arm is what
+# observing the first costs it beyond the dispatch, measured with both
+# servers under the same load at the same time: the machine's drift
+# between rounds, ±15% on the rates here, cancels. Needs RT=0 (two
+# SCHED_FIFO servers on one core do not share it fairly):
+#   ARMS="none agent+bpf.observe_discover=no" WORKLOADS="webtwin pgtwin" RUNS=15 SECS=3 bench/overhead.sh
 #
 # PERF=1 adds a cpu-clock profile of each run and, per arm, the share of
 # the server's core in observation code less the baseline arm's: on a VM
@@ -56,8 +69,10 @@ hp=""
 cleanup() {
 	[ -n "${stats_was:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 	[ -n "$hp" ] && kill "$hp" 2>/dev/null
-	[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
-	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
+	for f in "$tmp"/nginx.pid "$tmp"/nginx2.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+	for d in "$tmp"/pg "$tmp"/pg2; do
+		[ -d "$d" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1
+	done
 	wait 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -74,7 +89,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 observers() { bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true; }
 others=$(observers)
 [ "${others:-0}" -gt 0 ] && echo "warning: $others observe program(s) of other hotpathd instances attached: every arm pays them"
-NPORT=$(port); PPORT=$(port); LPORT=$(port)
+NPORT=$(port); PPORT=$(port); LPORT=$(port); NPORT2=$(port); PPORT2=$(port)
+twins=0
+case " ${WORKLOADS:-} " in *twin*) twins=1 ;; esac
+[ "$twins" = 1 ] && [ "$RT" = 1 ] && { echo "webtwin/pgtwin need RT=0: two SCHED_FIFO servers on one core do not share it"; exit 2; }
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
 cat > "$tmp/nginx.conf" <<CONF
 worker_processes 1;
@@ -87,12 +105,25 @@ http {
 }
 CONF
 rt taskset -c 1 nginx -c "$tmp/nginx.conf"
+if [ "$twins" = 1 ]; then
+	sed "s#$tmp/nginx.pid#$tmp/nginx2.pid#; s#$tmp/nginx.err#$tmp/nginx2.err#; s#:$NPORT;#:$NPORT2;#" \
+		"$tmp/nginx.conf" > "$tmp/nginx2.conf"
+	taskset -c 1 nginx -c "$tmp/nginx2.conf"
+fi
 mkdir "$tmp/pg" "$tmp/sock" && chown postgres: "$tmp/pg" "$tmp/sock"
 runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg" --auth=trust -U postgres >/dev/null
 taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" \
 	-o "-p $PPORT -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 sleep 1
 pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -i -s 5 postgres >/dev/null 2>&1
+if [ "$twins" = 1 ]; then
+	mkdir "$tmp/pg2" && chown postgres: "$tmp/pg2"
+	runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg2" --auth=trust -U postgres >/dev/null
+	taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg2" -l "$tmp/pg2/log" \
+		-o "-p $PPORT2 -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+	sleep 1
+	pgbench -h 127.0.0.1 -p "$PPORT2" -U postgres -i -s 5 postgres >/dev/null 2>&1
+fi
 
 cat > "$tmp/hp.ini" <<INI
 [core]
@@ -161,7 +192,7 @@ cswitches() { cat /proc/"$1"/task/*/status 2>/dev/null |
 # wakes (each wake-up may take a core from nginx or wrk on 2 vCPUs).
 measure() {	# server-pid  rate-command...
 	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n w0 w1 h0=0 h1=0 t0 t1 o0 o1 own=0; shift
-	case ${arm:-} in agent*|callers|base) own=1 ;; esac
+	case ${arm:-} in agent*|callers|base*) own=1 ;; esac
 	o0=$(observers)
 	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
 	w0=$(cswitches "$srv"); [ -n "$hp" ] && h0=$(cswitches "$hp")
@@ -190,6 +221,19 @@ web() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" wrk -t1 -c50 -d"
 	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
 pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
 	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
+# The twins, loaded together; prints "100000*first/second requests" and
+# the first's requests (see the header).
+twin() {	# command-for-the-first command-for-the-second (each prints "requests")
+	local b ap
+	eval "$1" & ap=$!
+	b=$(eval "$2")
+	wait "$ap"
+	echo "$(cat "$tmp/twin.a") $b" | awk '{printf "%.1f %d 0\n", ($2 > 0 ? 100000 * $1 / $2 : 0), $1}'; }
+webtwin() { twin "wrk1 $NPORT > $tmp/twin.a" "wrk1 $NPORT2"; }
+pgtwin() { twin "pg1 $PPORT > $tmp/twin.a" "pg1 $PPORT2"; }
+wrk1() { taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$1/index.html" | awk '/requests in/ {print $1}'; }
+pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
+	awk '/transactions actually processed/ {n = $NF; sub("/.*", "", n); print n}'; }
 # build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
 # transfers a round, both ends watched): the price of a hook per transfer,
 # as rounds/s of the best batch.
@@ -216,7 +260,7 @@ hooks_on() { : > "$tmp/hp.log"; "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPO
 # what costs: agent+bpf.observe=no, agent+l0.load=no ...).
 variant_ini() {	# arm -> writes $tmp/<n>.ini, prints its name
 	local name="v$(echo "$1" | md5sum | head -c 8)"
-	echo "${1#agent+}" | tr ',' '\n' | python3 -c 'import sys
+	echo "${1#*+}" | tr ',' '\n' | python3 -c 'import sys
 ini = open(sys.argv[1]).read().splitlines()
 for kv in sys.stdin.read().split():
     sk, v = kv.split("=", 1)
@@ -236,11 +280,12 @@ arm_on() {
 	sysexit) hooks_on sysexit ;;
 	callers) agent_on "$OUT/hotpathd" callers ;;
 	base) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" ;;
+	base+*) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" "$(variant_ini "$1")" ;;
 	empty) hooks_on empty_recv empty_send ;;
 	bits) hooks_on bits_recv bits_send ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base empty bits sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
@@ -276,7 +321,7 @@ for r in $(seq "$RUNS"); do
 		arm=$a
 		arm_on "$a"
 		for w in $WORKLOADS; do
-			srv=$NGW; [ "$w" = pg ] && srv=$PGM; [ "$w" = loop ] && srv=$$
+			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; [ "$w" = loop ] && srv=$$
 			perf_on "$w.$a.$r"
 			measure "$srv" "$w" >> "$tmp/$w.$a"
 			perf_off
@@ -297,6 +342,8 @@ printf '%-22s %-16s %9s %9s %6s %7s  %8s %8s %7s %6s  %6s %6s %6s\n' workload ar
 for w in $WORKLOADS; do
 	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
 	[ "$w" = loop ] && name="sockloop (rounds/s)"
+	[ "$w" = webtwin ] && name="nginx twins (1e5 A/B)"
+	[ "$w" = pgtwin ] && name="pgbench twins (1e5 A/B)"
 	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base"); x0=$(col 4 "$tmp/$w.$base")
 	for a in $ARMS; do
 		[ "$a" = "$base" ] && continue
