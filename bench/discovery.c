@@ -56,26 +56,10 @@
 #define DISC_MAX_RUNS 101
 #define DISC_WAYS 5
 
-/* ---- the code before sock_diag (agent/observe/sockets.c at f081e23), kept
- * here verbatim as the baseline: /proc/net/tcp{,6}, then every fd of every
- * process, each socket fd compared with every listener. */
-
-static int old_read_table(const char *path, struct sock_listener *out, size_t max, size_t *n)
-{
-	FILE *f = fopen(path, "re");
-	char line[512];
-
-	if (!f)
-		return -errno;
-	while (*n < max && fgets(line, sizeof(line), f)) {
-		struct sock_listener l;
-
-		if (sockets_parse_line(line, strcspn(line, "\n"), &l) == 1)
-			out[(*n)++] = l;
-	}
-	fclose(f);
-	return 0;
-}
+/* ---- the code before sock_diag (agent/observe/sockets.c at f081e23) as
+ * the baseline: /proc/net/tcp{,6} (sockets_read_table(), which is still
+ * the fallback), then every fd of every process, each socket fd compared
+ * with every listener (kept here as it was). */
 
 static void old_find_owners(struct sock_listener *ls, size_t n)
 {
@@ -132,12 +116,12 @@ static void old_find_owners(struct sock_listener *ls, size_t n)
 static int old_listeners(struct sock_listener *out, size_t max, unsigned flags, unsigned *how)
 {
 	size_t n = 0;
-	int rc = old_read_table("/proc/net/tcp", out, max, &n);
+	int rc = sockets_read_table("/proc/net/tcp", out, max, &n);
 
 	(void)flags;
 	if (rc)
 		return rc;
-	(void)old_read_table("/proc/net/tcp6", out, max, &n);
+	(void)sockets_read_table("/proc/net/tcp6", out, max, &n);
 	old_find_owners(out, n);
 	*how = SOCKETS_FROM_PROC | SOCKETS_SCANNED;
 	return (int)n;

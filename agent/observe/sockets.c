@@ -353,7 +353,7 @@ static int diag_listeners(struct sock_listener *out, size_t max, size_t *n, bool
 
 /* ---- /proc/net/tcp{,6} ------------------------------------------------------------ */
 
-static int read_table(const char *path, struct sock_listener *out, size_t max, size_t *n)
+int sockets_read_table(const char *path, struct sock_listener *out, size_t max, size_t *n)
 {
 	FILE *f = fopen(path, "re");
 	char line[512];
@@ -622,13 +622,13 @@ int sockets_list(struct sock_listener *out, size_t max, unsigned flags, unsigned
 
 		n = 0;
 		v6_failed = true;
-		rc = read_table("/proc/net/tcp", out, max, &n);
+		rc = sockets_read_table("/proc/net/tcp", out, max, &n);
 		if (rc)
 			return rc;
 	}
 	if (v6_failed) {
 		did |= SOCKETS_FROM_PROC;
-		(void)read_table("/proc/net/tcp6", out, max, &n); /* no IPv6 is fine */
+		(void)sockets_read_table("/proc/net/tcp6", out, max, &n); /* no IPv6 is fine */
 	}
 	did |= find_owners(out, n, !(flags & SOCKETS_NO_CACHE));
 	if (how)

@@ -41,6 +41,15 @@ struct sock_listener {
 int sockets_parse_line(const char *line, size_t len, struct sock_listener *out) HP_MUST_CHECK;
 
 /*
+ * Append the LISTEN sockets of one /proc/net/tcp-format file (`path`:
+ * /proc/net/tcp or tcp6) to out[*n] while *n < max, pid and comm left
+ * empty; malformed lines are skipped. 0, or -errno if it cannot be opened.
+ * The fallback of sockets_list() when sock_diag fails.
+ */
+int sockets_read_table(const char *path, struct sock_listener *out, size_t max,
+		       size_t *n);
+
+/*
  * Parse `len` bytes of one read of a sock_diag dump (netlink messages as
  * the kernel sends them, any alignment) and append each TCP socket in
  * LISTEN state to out[*n], pid and comm left empty, while *n < max; those
@@ -58,7 +67,7 @@ int sockets_parse_line(const char *line, size_t len, struct sock_listener *out) 
  * Never reads outside buf[0..len).
  */
 int sockets_parse_diag(const void *buf, size_t len, struct sock_listener *out, size_t max,
-		       size_t *n) HP_MUST_CHECK;
+		       size_t *n);
 
 /*
  * List up to `max` listening TCP sockets (IPv4, then IPv6) with their
