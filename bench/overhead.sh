@@ -223,14 +223,15 @@ pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.
 	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
 # The twins, loaded together; prints "100000*first/second requests" and
 # the first's requests (see the header).
-twin() {	# command-for-the-first command-for-the-second (each prints "requests")
-	local b ap
-	eval "$1" & ap=$!
-	b=$(eval "$2")
+twin() {	# load-function port-of-the-first port-of-the-twin (each run prints "requests")
+	local a b ap
+	"$1" "$2" > "$tmp/twin.a" & ap=$!
+	b=$("$1" "$3")
 	wait "$ap"
-	echo "$(cat "$tmp/twin.a") $b" | awk '{printf "%.1f %d 0\n", ($2 > 0 ? 100000 * $1 / $2 : 0), $1}'; }
-webtwin() { twin "wrk1 $NPORT > $tmp/twin.a" "wrk1 $NPORT2"; }
-pgtwin() { twin "pg1 $PPORT > $tmp/twin.a" "pg1 $PPORT2"; }
+	a=$(cat "$tmp/twin.a")
+	echo "$a $b" | awk '{printf "%.1f %d 0\n", ($2 > 0 ? 100000 * $1 / $2 : 0), $1}'; }
+webtwin() { twin wrk1 "$NPORT" "$NPORT2"; }
+pgtwin() { twin pg1 "$PPORT" "$PPORT2"; }
 wrk1() { taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$1/index.html" | awk '/requests in/ {print $1}'; }
 pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
 	awk '/transactions actually processed/ {n = $NF; sub("/.*", "", n); print n}'; }
