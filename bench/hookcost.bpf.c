@@ -18,6 +18,14 @@
  *    socket whose local or remote port is in `watch_ports` (up to four)
  *    into a sockhash when it is established, and the sk_msg / sk_skb
  *    programs attached to that sockhash run on its sends / receives only.
+ *  - price_*: the price of one call of what observation cannot do without,
+ *    amplified: on each read(2) of a socket whose local port is in
+ *    `watch_ports` (build/sockloop's server: one a round), PRICE_N calls
+ *    of bpf_ktime_get_ns (clock), bpf_probe_read_user_str (str) or
+ *    bpf_probe_read_user (read) of 128 bytes of the read's buffer, or
+ *    PRICE_N locked adds (atomic); price_base does the same tests and
+ *    finds the same buffer, and calls nothing. (arm - base) / PRICE_N of
+ *    a round's time is one call's price.
  *
  * Bench-only: not loaded by the agent.
  */
@@ -105,6 +113,132 @@ watched:
 	key = bpf_get_socket_cookie(ops);
 	bpf_sock_hash_update(ops, &socks, &key, BPF_ANY);
 	return 1;
+}
+
+/* ---- prices ------------------------------------------------------------ */
+
+#define PRICE_N 8
+#define PRICE_LEN 128
+__u64 sink = 0;
+
+/* The user buffer of a read(2) on a socket whose local port is watched,
+ * else 0. */
+static __always_inline __u64 priced_buf(struct sock *sk, int ret)
+{
+	__u16 lport = sk ? sk->__sk_common.skc_num : 0;
+	struct pt_regs *regs;
+	int i;
+
+	if (ret <= 0 || !lport)
+		return 0;
+	for (i = 0; i < 4; i++)
+		if (watch_ports[i] && watch_ports[i] == lport)
+			break;
+	if (i == 4)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (regs->orig_ax != 0)         /* read(2) only */
+		return 0;
+	return regs->si;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_base, struct sock *sk, int ret, int flags)
+{
+	__u64 buf = priced_buf(sk, ret);
+
+	if (buf)
+		sink += buf;
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_clock, struct sock *sk, int ret, int flags)
+{
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_str, struct sock *sk, int ret, int flags)
+{
+	char b[PRICE_LEN];
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_str16, struct sock *sk, int ret, int flags)
+{
+	char b[16];
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_str64, struct sock *sk, int ret, int flags)
+{
+	char b[64];
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_read16, struct sock *sk, int ret, int flags)
+{
+	char b[16];
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i];
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_read, struct sock *sk, int ret, int flags)
+{
+	char b[PRICE_LEN];
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		sink += bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i];
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(price_atomic, struct sock *sk, int ret, int flags)
+{
+	__u64 buf = priced_buf(sk, ret);
+
+	if (!buf)
+		return 0;
+	for (int i = 0; i < PRICE_N; i++)
+		__sync_fetch_and_add(&sink, buf);
+	return 0;
 }
 
 SEC("sk_msg")

@@ -23,13 +23,21 @@
 # hook itself costs apart from what our programs do in it: empty (the two socket
 # tracepoints, empty programs), bits (+ the port bitmap test), sockmap /
 # skmsg (sock_ops enrolment of the two services' sockets into a sockhash,
-# pass-through sk_msg + sk_skb verdict / sk_msg only); and burn, a control
+# pass-through sk_msg + sk_skb verdict / sk_msg only), and the price arms
+# for the loop workload: pbase, pclock, pstr, pstr16, pstr64, pread,
+# pread16, patomic (on the loop server's every read, 8 calls of
+# bpf_ktime_get_ns / bpf_probe_read_user_str / bpf_probe_read_user of 128,
+# 16 or 64 bytes / a locked add; pbase the same without the calls: a
+# round's time over pbase's, divided by 8, is one call's price);
+# and burn, a control
 # with no probe at all: one core spun for 1.5 s before the round, as the
 # verifier does when hotpathd starts, so an A/A run (ARMS="none burn")
 # shows whether an arm's start-up alone moves its rate. WORKLOADS picks from
 # web (nginx), pg (pgbench) and loop (build/sockloop: a one-thread HTTP
 # ping-pong on loopback, both ends watched, that prices a hook per socket
-# transfer more finely than a server under load can), webtwin and pgtwin.
+# transfer more finely than a server under load can), pgloop (the same
+# with pgbench -S's query and reply, on a port declared postgres), webtwin
+# and pgtwin.
 #
 # The twins: a second nginx (a second PostgreSQL cluster) on the same core
 # as the first, loaded at the same moment by its own wrk (pgbench), the
@@ -89,7 +97,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 observers() { bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true; }
 others=$(observers)
 [ "${others:-0}" -gt 0 ] && echo "warning: $others observe program(s) of other hotpathd instances attached: every arm pays them"
-NPORT=$(port); PPORT=$(port); LPORT=$(port); NPORT2=$(port); PPORT2=$(port)
+NPORT=$(port); PPORT=$(port); LPORT=$(port); QPORT=$(port); NPORT2=$(port); PPORT2=$(port)
 twins=0
 case " ${WORKLOADS:-} " in *twin*) twins=1 ;; esac
 [ "$twins" = 1 ] && [ "$RT" = 1 ] && { echo "webtwin/pgtwin need RT=0: two SCHED_FIFO servers on one core do not share it"; exit 2; }
@@ -145,6 +153,9 @@ protocol = postgres
 [service.loop]
 port = $LPORT
 protocol = http
+[service.pgloop]
+port = $QPORT
+protocol = postgres
 INI
 sed 's/^\[bpf\]$/[bpf]\nobserve_local_callers = yes/' "$tmp/hp.ini" > "$tmp/callers.ini"
 
@@ -238,8 +249,9 @@ pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$
 # build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
 # transfers a round, both ends watched): the price of a hook per transfer,
 # as rounds/s of the best batch.
-loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "$LPORT" 20000 $((SECS * 3)) |
+loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "${1:-$LPORT}" 20000 $((SECS * 3)) ${2:-} |
 	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
+pgloop() { loop "$QPORT" pg; }
 # hp.log is emptied first: the background start truncates it only once it
 # runs, and the wait below must not find the previous arm's "ready:".
 agent_on() { : > "$tmp/hp.log"; "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
@@ -251,7 +263,7 @@ agent_on() { : > "$tmp/hp.log"; "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp
 		ps -o pid,stat,wchan:24,etime,cmd -p "$hp"; cat "$tmp/hp.log"; exit 1; }; }
 # The hook-cost arms: build/hookcost with (next to) empty programs on the
 # same hooks, in place of the agent (bench/hookcost.bpf.c).
-hooks_on() { : > "$tmp/hp.log"; "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" "$@" >"$tmp/hp.log" 2>&1 & hp=$!
+hooks_on() { : > "$tmp/hp.log"; "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPORT" -p "$QPORT" "$@" >"$tmp/hp.log" 2>&1 & hp=$!
 	for _ in $(seq 300); do grep -q "attached" "$tmp/hp.log" 2>/dev/null && break
 		kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
 	grep -q "attached" "$tmp/hp.log" || { echo "hookcost did not attach ($*):"; ls -l "$tmp"; cat "$tmp/hp.log"
@@ -284,9 +296,10 @@ arm_on() {
 	base+*) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" "$(variant_ini "$1")" ;;
 	empty) hooks_on empty_recv empty_send ;;
 	bits) hooks_on bits_recv bits_send ;;
+	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
@@ -322,7 +335,7 @@ for r in $(seq "$RUNS"); do
 		arm=$a
 		arm_on "$a"
 		for w in $WORKLOADS; do
-			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; [ "$w" = loop ] && srv=$$
+			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; { [ "$w" = loop ] || [ "$w" = pgloop ]; } && srv=$$
 			perf_on "$w.$a.$r"
 			measure "$srv" "$w" >> "$tmp/$w.$a"
 			perf_off
@@ -343,6 +356,7 @@ printf '%-22s %-16s %9s %9s %6s %7s  %8s %8s %7s %6s  %6s %6s %6s\n' workload ar
 for w in $WORKLOADS; do
 	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
 	[ "$w" = loop ] && name="sockloop (rounds/s)"
+	[ "$w" = pgloop ] && name="sockloop pg (rounds/s)"
 	[ "$w" = webtwin ] && name="nginx twins (1e5 A/B)"
 	[ "$w" = pgtwin ] && name="pgbench twins (1e5 A/B)"
 	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base"); x0=$(col 4 "$tmp/$w.$base")

@@ -9,7 +9,13 @@
  * under load can: the minimum over BATCHES batches of ROUNDS rounds, in
  * nanoseconds per round, is steady to a few ns on a shared machine.
  *
- *   build/sockloop PORT [ROUNDS [BATCHES]]     prints "ns_per_round N"
+ * With "pg" the exchange is pgbench -S's in the PostgreSQL wire protocol:
+ * a simple Query for one account whose id (1 to 500000, as at scale 5)
+ * changes every round and with it, one time in five, its length; a reply of
+ * RowDescription, DataRow, CommandComplete and ReadyForQuery (66 bytes,
+ * as PostgreSQL 15 answers it).
+ *
+ *   build/sockloop PORT [ROUNDS [BATCHES [pg]]]     prints "ns_per_round N"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +29,28 @@
 
 static const char req[] = "GET /items/42 HTTP/1.1\r\nHost: x\r\n\r\n";
 static const char rsp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* pgbench -S's reply: T (one int4 column "abalance"), D, C "SELECT 1", Z. */
+static const char pg_rsp[] =
+	"T\0\0\0\x21\0\x01" "abalance\0" "\0\0\x40\x06\0\x03\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0"
+	"D\0\0\0\x0b\0\x01\0\0\0\x01" "0"
+	"C\0\0\0\x0dSELECT 1\0"
+	"Z\0\0\0\x05I";
+
+/* Round i's Query message into q; returns its length. */
+static size_t pg_query(char *q, size_t cap, unsigned long i)
+{
+	unsigned long aid = (i * 2654435761UL) % 500000 + 1;
+	int n = snprintf(q + 5, cap - 5, "SELECT abalance FROM pgbench_accounts WHERE aid = %lu;", aid);
+	unsigned int len = (unsigned int)n + 1 + 4;
+
+	q[0] = 'Q';
+	q[1] = (char)(len >> 24);
+	q[2] = (char)(len >> 16);
+	q[3] = (char)(len >> 8);
+	q[4] = (char)len;
+	return (size_t)n + 1 + 5;
+}
 
 static double now_ns(void)
 {
@@ -50,14 +78,19 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	long rounds = argc > 2 ? atol(argv[2]) : 20000, batches = argc > 3 ? atol(argv[3]) : 30;
-	int ls, cs, ss, one = 1;
+	int ls, cs, ss, one = 1, pg = argc > 4 && strcmp(argv[4], "pg") == 0;
+	const char *a = req, *r = pg ? pg_rsp : rsp;
+	size_t an = sizeof(req) - 1, rn = pg ? sizeof(pg_rsp) - 1 : sizeof(rsp) - 1;
 	double best = 1e18;
-	char buf[128];
+	char buf[128], q[128];
 
 	if (argc < 2 || rounds <= 0 || batches <= 0) {
-		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES]]\n");
+		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [pg]]]\n");
 		return 2;
 	}
+	/* No NUL after what a read leaves, as in a server's buffer holding
+	 * a request's headers: a string read of it goes on to its end. */
+	memset(buf, 'x', sizeof(buf));
 	sa.sin_port = htons((unsigned short)atoi(argv[1]));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -79,10 +112,12 @@ int main(int argc, char **argv)
 		double t0 = now_ns(), dt;
 
 		for (long i = 0; i < rounds; i++) {
-			if (write(cs, req, sizeof(req) - 1) != sizeof(req) - 1 ||
-			    read_all(ss, buf, sizeof(req) - 1) != 0 ||
-			    write(ss, rsp, sizeof(rsp) - 1) != sizeof(rsp) - 1 ||
-			    read_all(cs, buf, sizeof(rsp) - 1) != 0) {
+			if (pg) {
+				an = pg_query(q, sizeof(q), (unsigned long)(b * rounds + i));
+				a = q;
+			}
+			if (write(cs, a, an) != (ssize_t)an || read_all(ss, buf, an) != 0 ||
+			    write(ss, r, rn) != (ssize_t)rn || read_all(cs, buf, rn) != 0) {
 				perror("sockloop: transfer");
 				return 1;
 			}
