@@ -169,11 +169,14 @@ struct obs_conn {
 		};
 		struct {
 			/* pg_request_head()'s shape memo (pg_shape()) */
-			__u64 pgm_lit[2];    /* which of the head's 128 bytes were a numeric literal's digits */
+			__u64 pgm_lit[2];    /* which of the head's 128 bytes were a numeric literal's digits,
+					      * its last literal's not counted */
 			__u64 pgm_shape;     /* pg_shape() of that head */
 			__u64 pgm_hash;      /* its text's hash */
 			__u8 pgm_end;        /* where its text's NUL is, 0 = none */
 			__u8 pg_err;         /* ErrorResponse seen since the last ReadyForQuery */
+			__u8 pgm_la;         /* where its last numeric literal starts, 0 = it has none */
+			__u8 pgm_ll;         /* and how many digits that one has */
 		};
 	};
 	__u32 gen;                   /* watch_gen when classified */
@@ -811,6 +814,7 @@ struct pg_walk {
 	__u32 n, at, ended;
 	__u32 end;                   /* where the text's NUL is, once ended */
 	__u64 lit[2];                /* positions (< 128) of digits hashed as a literal */
+	__u32 lit_at, lit_end;       /* the last of those runs: [lit_at, lit_end) */
 	__u32 str;                   /* a '...' string was seen */
 };
 
@@ -859,8 +863,12 @@ static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 			return 1;
 		}
 		/* for the shape memo (positions past 127 never make one) */
-		if (s->in_num)
+		if (s->in_num) {
 			w->lit[(p >> 6) & 1] |= 1ULL << (p & 63);
+			if (p != w->lit_end)
+				w->lit_at = p;
+			w->lit_end = p + 1;
+		}
 		w->str |= s->in_str;
 	}
 	return 0;
@@ -888,6 +896,7 @@ static __always_inline void pg_walk_begin(struct pg_walk *w, struct pg_hstate *s
 	w->ended = 0;
 	w->end = 0;
 	w->lit[0] = w->lit[1] = 0;
+	w->lit_at = w->lit_end = 0;
 	w->str = 0;
 	st->h = FNV_OFF;
 	st->prev = ' ';
@@ -1422,30 +1431,41 @@ static __always_inline __u64 bits_to_bytes(__u64 bits)
 	return (((bits + LOWS) & HIGHS) >> 7) * 0xff;
 }
 
+#define SHAPE_MIX(h, x) ({ __u64 _h = ((h) ^ (x)) * 0x9E3779B97F4A7C15ULL; _h ^ (_h >> 29); })
+#define PG_LIT_MAX 20            /* digits of a last literal the memo lets vary */
+
 /*
- * A query head's shape: its first end + 1 bytes (message type, length and
- * text up to its NUL at end) with the digits of its numeric literals (lit)
- * masked out, mixed one word at a time; 0 when a byte lit names is not a
- * digit here. Two heads of the same shape differ at most in those digits:
- * their texts, literals masked, are the same, and so is their hash (the
- * walk's, pg_byte()), without walking them again. pgbench -S, or an
- * application's lookups by id: the same statement with another number.
+ * A query head's shape: its first end + 1 bytes (message type and text up
+ * to its NUL at end; not the message's length) with the digits of its
+ * numeric literals (lit) masked out, mixed one word at a time; 0 when a
+ * byte lit names is not a digit here. With la, the ll digits of a last
+ * literal at la are left out whatever their number: the bytes before la
+ * and the ones from la + ll to end are mixed, the latter a word at a time
+ * from la + ll, wherever it falls. Two heads of the same shape differ at
+ * most in the digits of their literals (the last one's also in their
+ * number): their texts, literals masked, are the same, and so is their
+ * hash (the walk's, pg_byte()), without walking them again. pgbench -S,
+ * or an application's lookups by id: the same statement with another
+ * number, of any length.
  */
-static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit)
+static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit, __u32 la, __u32 ll)
 {
-	__u64 h = end + 1;
+	__u32 pend = la ? la - 1 : end;  /* the last byte mixed in place */
+	__u64 h = la ? (1ULL << 40) | ((__u64)(end - la - ll) << 8) | la : end + 1;
 
 	for (int i = 0; i < PG_HEAD / 8; i++) {
 		__u64 x, m, bits, keep = ~0ULL;
 		__u32 last;
 
-		if (i * 8 > end)
+		if (i * 8 > pend)
 			break;
-		last = end - i * 8;             /* the last byte kept in this word */
+		last = pend - i * 8;            /* the last byte kept in this word */
 		if (last < 7)
-			keep = (2ULL << (last * 8)) - 1;
+			keep = (1ULL << ((last + 1) * 8)) - 1;
 		__builtin_memcpy(&x, &b[i * 8], 8);
 		x &= keep;
+		if (!i)
+			x &= ~0xffffffff00ULL;  /* the message's length */
 		/* which of this word's bytes were literal digits: most words
 		 * have none, and skip the mask and the digit test */
 		bits = (lit[(i >> 3) & 1] >> ((i & 7) * 8)) & 0xff;
@@ -1455,10 +1475,60 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
 				return 0;
 			x &= ~m;
 		}
-		h = (h ^ x) * 0x9E3779B97F4A7C15ULL;
-		h ^= h >> 29;
+		h = SHAPE_MIX(h, x);
+	}
+	if (!la)
+		return h | 1;
+	for (int i = 0; i < PG_HEAD / 8; i++) {
+		__u32 at = la + ll + i * 8, sh = (at & 7) * 8, last;
+		const __u64 *p = (const __u64 *)&b[IDX(at, 120)];
+		__u64 x, keep = ~0ULL;
+
+		if (at > end)
+			break;
+		/* the word at `at` from the two aligned words around it, as
+		 * pg_word() reads it */
+		x = p[0] >> sh;
+		if (sh)
+			x |= p[1] << (64 - sh);
+		last = end - at;
+		if (last < 7)
+			keep = (1ULL << ((last + 1) * 8)) - 1;
+		h = SHAPE_MIX(h, x & keep);
 	}
 	return h | 1;
+}
+
+/* How many digits there are at `at` (1 to PG_LIT_MAX - 1, before a byte
+ * that is not one, within n); 0 if none or more. */
+static __always_inline __u32 pg_digits(const char *b, __u32 at, __u32 n)
+{
+	for (int k = 0; k < PG_LIT_MAX; k++) {
+		__u32 p = at + k;
+		__u8 c;
+
+		if (p >= n || p >= PG_HEAD)
+			return 0;
+		c = b[IDX(p, 127)];
+		if (c < '0' || c > '9')
+			return k;
+	}
+	return 0;
+}
+
+/* Bits [from, to) of a 128-bit set cleared (to <= 128). */
+static __always_inline void bits_clear(__u64 *set, __u32 from, __u32 to)
+{
+	for (int j = 0; j < 2; j++) {
+		__u32 lo = from > j * 64 ? from - j * 64 : 0, hi = to > j * 64 ? to - j * 64 : 0;
+
+		if (lo > 64)
+			lo = 64;
+		if (hi > 64)
+			hi = 64;
+		if (lo < hi)
+			set[j] &= ~(hi - lo == 64 ? ~0ULL : ((1ULL << (hi - lo)) - 1) << lo);
+	}
 }
 
 /*
@@ -1467,8 +1537,10 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
  * stack and hashed there, the walk's state in the connection, as
  * http_request_head() does for HTTP (no task storage, no second copy).
  * When the connection's last such query had the same shape (the same
- * text but for the digits of numeric literals, no '...' string), its
- * hash is taken again and the text is not walked. 1 = done, 0 = take the
+ * text but for the digits of numeric literals, of which the last one may
+ * have more or fewer, no '...' string), its hash is taken again and the
+ * text is not walked: pgbench -S's ids of 1 to 6 digits all take it (with
+ * the length fixed, one query in three missed). 1 = done, 0 = take the
  * scratch path (a new endpoint, a longer text, a named statement or a
  * Bind).
  */
@@ -1491,8 +1563,20 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 	else
 		return 0;
 	end = cn->pgm_end;
-	if (end && end < n && end < PG_HEAD) {
-		__u64 shape = pg_shape(b, end, cn->pgm_lit);
+	if (end && cn->pgm_la) {
+		/* the last literal's digits may be more or fewer: its end
+		 * moves the NUL's place */
+		__u32 la = cn->pgm_la, ll = pg_digits(b, la, n);
+
+		end = ll ? end - cn->pgm_ll + ll : 0;
+		if (end && end < n && end < PG_HEAD) {
+			__u64 shape = pg_shape(b, end, cn->pgm_lit, la, ll);
+
+			if (shape == cn->pgm_shape)
+				return queue_known(cn, cn->pgm_hash, ts);
+		}
+	} else if (end && end < n && end < PG_HEAD) {
+		__u64 shape = pg_shape(b, end, cn->pgm_lit, 0, 0);
 
 		if (shape && shape == cn->pgm_shape)
 			return queue_known(cn, cn->pgm_hash, ts);
@@ -1503,9 +1587,18 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 		return 0;               /* the text may go on past what was read */
 	cn->pgm_end = 0;
 	if (!w.str && w.end < PG_HEAD) {
+		__u32 la = 0, ll = 0;
+
 		cn->pgm_lit[0] = w.lit[0];
 		cn->pgm_lit[1] = w.lit[1];
-		cn->pgm_shape = pg_shape(b, w.end, w.lit);
+		if (w.lit_end && w.lit_end - w.lit_at < PG_LIT_MAX) {
+			la = w.lit_at;
+			ll = w.lit_end - w.lit_at;
+			bits_clear(cn->pgm_lit, la, w.lit_end);
+		}
+		cn->pgm_la = la;
+		cn->pgm_ll = ll;
+		cn->pgm_shape = pg_shape(b, w.end, cn->pgm_lit, la, ll);
 		cn->pgm_hash = cn->pg.h;
 		cn->pgm_end = w.end;
 	}
