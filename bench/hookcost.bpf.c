@@ -142,104 +142,30 @@ static __always_inline __u64 priced_buf(struct sock *sk, int ret)
 	return regs->si;
 }
 
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_base, struct sock *sk, int ret, int flags)
-{
-	__u64 buf = priced_buf(sk, ret);
-
-	if (buf)
-		sink += buf;
-	return 0;
+/* A price arm: on a priced read, PRICE_N times `expr` (with `decl` in
+ * scope), its values summed into sink so that no call is left out. */
+#define PRICE(name, decl, expr)						\
+SEC("tp_btf/sock_recv_length")						\
+int BPF_PROG(name, struct sock *sk, int ret, int flags)		\
+{									\
+	__u64 buf = priced_buf(sk, ret);				\
+	decl;								\
+									\
+	if (!buf)							\
+		return 0;						\
+	for (int i = 0; i < PRICE_N; i++)				\
+		sink += (expr);						\
+	return 0;							\
 }
 
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_clock, struct sock *sk, int ret, int flags)
-{
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_ktime_get_ns();
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_str, struct sock *sk, int ret, int flags)
-{
-	char b[PRICE_LEN];
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_str16, struct sock *sk, int ret, int flags)
-{
-	char b[16];
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_str64, struct sock *sk, int ret, int flags)
-{
-	char b[64];
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_probe_read_user_str(b, sizeof(b), (void *)buf);
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_read16, struct sock *sk, int ret, int flags)
-{
-	char b[16];
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i];
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_read, struct sock *sk, int ret, int flags)
-{
-	char b[PRICE_LEN];
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		sink += bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i];
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(price_atomic, struct sock *sk, int ret, int flags)
-{
-	__u64 buf = priced_buf(sk, ret);
-
-	if (!buf)
-		return 0;
-	for (int i = 0; i < PRICE_N; i++)
-		__sync_fetch_and_add(&sink, buf);
-	return 0;
-}
+PRICE(price_base, , buf)
+PRICE(price_clock, , bpf_ktime_get_ns())
+PRICE(price_str, char b[PRICE_LEN], bpf_probe_read_user_str(b, sizeof(b), (void *)buf))
+PRICE(price_str16, char b[16], bpf_probe_read_user_str(b, sizeof(b), (void *)buf))
+PRICE(price_str64, char b[64], bpf_probe_read_user_str(b, sizeof(b), (void *)buf))
+PRICE(price_read, char b[PRICE_LEN], bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i])
+PRICE(price_read16, char b[16], bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i])
+PRICE(price_atomic, , (__sync_fetch_and_add(&hits, buf), 0))
 
 SEC("sk_msg")
 int msg_pass(struct sk_msg_md *msg)
