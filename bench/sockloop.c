@@ -11,7 +11,7 @@
  *
  * With "pg" the exchange is pgbench -S's in the PostgreSQL wire protocol:
  * a simple Query for one account whose id (1 to 500000, as at scale 5)
- * changes every round and with it, one time in five, its length; a reply of
+ * changes every round and with it, one time in three, its length; a reply of
  * RowDescription, DataRow, CommandComplete and ReadyForQuery (66 bytes,
  * as PostgreSQL 15 answers it).
  *
