@@ -249,8 +249,12 @@ pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$
 # build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
 # transfers a round, both ends watched): the price of a hook per transfer,
 # as rounds/s of the best batch.
-loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "${1:-$LPORT}" 20000 $((SECS * 3)) ${2:-} |
-	awk -v n=$((20000 * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
+# THRASH=N: the loop's server reads through N KiB of memory after each of
+# its transfers, as a server's own work does between them (the hooks then
+# run with cold caches); LOOP_ROUNDS rounds a batch (20000).
+LOOP_ROUNDS=${LOOP_ROUNDS:-20000}
+loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "${1:-$LPORT}" "$LOOP_ROUNDS" $((SECS * 3)) "${2:-http}" "${THRASH:-0}" |
+	awk -v n=$((LOOP_ROUNDS * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
 pgloop() { loop "$QPORT" pg; }
 # hp.log is emptied first: the background start truncates it only once it
 # runs, and the wait below must not find the previous arm's "ready:".

@@ -15,11 +15,18 @@
  * RowDescription, DataRow, CommandComplete and ReadyForQuery (66 bytes,
  * as PostgreSQL 15 answers it).
  *
- *   build/sockloop PORT [ROUNDS [BATCHES [pg]]]     prints "ns_per_round N"
+ * With a THRASH of N KiB, the server reads through N KiB of its own memory
+ * (a byte a cache line) after reading a request and again after its
+ * response is read, as a server's own work between two transfers does:
+ * the caches no longer hold the hooks' code and data (a round's time then
+ * counts the misses of what the hooks touch).
+ *
+ *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH]]]]     prints "ns_per_round N"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +59,16 @@ static size_t pg_query(char *q, size_t cap, unsigned long i)
 	return (size_t)n + 1 + 5;
 }
 
+/* Read a byte of every cache line of m[0, n): the server's own work. */
+static uint64_t thrash(const volatile uint8_t *m, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i += 64)
+		sum += m[i];
+	return sum;
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -79,14 +96,21 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	long rounds = argc > 2 ? atol(argv[2]) : 20000, batches = argc > 3 ? atol(argv[3]) : 30;
 	int ls, cs, ss, one = 1, pg = argc > 4 && strcmp(argv[4], "pg") == 0;
+	size_t tn = argc > 5 ? (size_t)atol(argv[5]) * 1024 : 0;
+	uint8_t *tm = tn ? calloc(1, tn) : NULL;
+	uint64_t sink = 0;
 	const char *a = req, *r = pg ? pg_rsp : rsp;
 	size_t an = sizeof(req) - 1, rn = pg ? sizeof(pg_rsp) - 1 : sizeof(rsp) - 1;
 	double best = 1e18;
 	char buf[128], q[128];
 
 	if (argc < 2 || rounds <= 0 || batches <= 0) {
-		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [pg]]]\n");
+		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH]]]]\n");
 		return 2;
+	}
+	if (tn && !tm) {
+		perror("sockloop: thrash buffer");
+		return 1;
 	}
 	/* No NUL after what a read leaves, as in a server's buffer holding
 	 * a request's headers: a string read of it goes on to its end. */
@@ -116,19 +140,29 @@ int main(int argc, char **argv)
 				an = pg_query(q, sizeof(q), (unsigned long)(b * rounds + i));
 				a = q;
 			}
-			if (write(cs, a, an) != (ssize_t)an || read_all(ss, buf, an) != 0 ||
-			    write(ss, r, rn) != (ssize_t)rn || read_all(cs, buf, rn) != 0) {
+			if (write(cs, a, an) != (ssize_t)an || read_all(ss, buf, an) != 0) {
 				perror("sockloop: transfer");
 				return 1;
 			}
+			if (tn)
+				sink += thrash(tm, tn);
+			if (write(ss, r, rn) != (ssize_t)rn || read_all(cs, buf, rn) != 0) {
+				perror("sockloop: transfer");
+				return 1;
+			}
+			if (tn)
+				sink += thrash(tm, tn);
 		}
 		dt = (now_ns() - t0) / (double)rounds;
 		if (dt < best)
 			best = dt;
 	}
 	printf("ns_per_round %.0f\n", best);
+	if (sink == 1)
+		putchar('\n');         /* keeps the reads */
 	close(cs);
 	close(ss);
 	close(ls);
+	free(tm);
 	return 0;
 }
