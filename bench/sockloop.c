@@ -19,9 +19,12 @@
  * (a byte a cache line) after reading a request and again after its
  * response is read, as a server's own work between two transfers does:
  * the caches no longer hold the hooks' code and data (a round's time then
- * counts the misses of what the hooks touch).
+ * counts the misses of what the hooks touch). In order ("seq", which the
+ * prefetcher follows: N large empties the caches) or in a scrambled order
+ * of its lines ("rand", N a power of two: a working set that fits in the
+ * caches, which the hooks' own lines push out, as they do a server's).
  *
- *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH]]]]     prints "ns_per_round N"
+ *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand]]]]]     prints "ns_per_round N"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -59,13 +62,18 @@ static size_t pg_query(char *q, size_t cap, unsigned long i)
 	return (size_t)n + 1 + 5;
 }
 
-/* Read a byte of every cache line of m[0, n): the server's own work. */
-static uint64_t thrash(const volatile uint8_t *m, size_t n)
+/* Read a byte of every cache line of m[0, n): the server's own work. In
+ * order, or (rand) in the order of a full-period LCG over the lines (n /
+ * 64 a power of two). */
+static uint64_t thrash(const volatile uint8_t *m, size_t n, int rand)
 {
+	size_t lines = n / 64, j = 0;
 	uint64_t sum = 0;
 
-	for (size_t i = 0; i < n; i += 64)
-		sum += m[i];
+	for (size_t i = 0; i < lines; i++) {
+		sum += m[(rand ? j : i) * 64];
+		j = (j * 5 + 1) & (lines - 1);
+	}
 	return sum;
 }
 
@@ -97,6 +105,7 @@ int main(int argc, char **argv)
 	long rounds = argc > 2 ? atol(argv[2]) : 20000, batches = argc > 3 ? atol(argv[3]) : 30;
 	int ls, cs, ss, one = 1, pg = argc > 4 && strcmp(argv[4], "pg") == 0;
 	size_t tn = argc > 5 ? (size_t)atol(argv[5]) * 1024 : 0;
+	int trand = argc > 6 && strcmp(argv[6], "rand") == 0;
 	uint8_t *tm = tn ? calloc(1, tn) : NULL;
 	uint64_t sink = 0;
 	const char *a = req, *r = pg ? pg_rsp : rsp;
@@ -105,12 +114,16 @@ int main(int argc, char **argv)
 	char buf[128], q[128];
 
 	if (argc < 2 || rounds <= 0 || batches <= 0) {
-		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH]]]]\n");
+		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand]]]]]\n");
 		return 2;
 	}
 	if (tn && !tm) {
 		perror("sockloop: thrash buffer");
 		return 1;
+	}
+	if (trand && (tn < 64 || (tn / 64 & (tn / 64 - 1)))) {
+		fprintf(stderr, "sockloop: a rand THRASH is a power of two KiB\n");
+		return 2;
 	}
 	/* No NUL after what a read leaves, as in a server's buffer holding
 	 * a request's headers: a string read of it goes on to its end. */
@@ -145,13 +158,13 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			if (tn)
-				sink += thrash(tm, tn);
+				sink += thrash(tm, tn, trand);
 			if (write(ss, r, rn) != (ssize_t)rn || read_all(cs, buf, rn) != 0) {
 				perror("sockloop: transfer");
 				return 1;
 			}
 			if (tn)
-				sink += thrash(tm, tn);
+				sink += thrash(tm, tn, trand);
 		}
 		dt = (now_ns() - t0) / (double)rounds;
 		if (dt < best)
