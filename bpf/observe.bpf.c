@@ -806,6 +806,27 @@ static __always_inline int pg_byte(struct pg_hstate *s, __u8 c)
 #define HAS_BETWEEN(x, m, n) \
 	((ONES * (127 + (n)) - ((x) & LOWS)) & ~(x) & (((x) & LOWS) + ONES * (127 - (m))) & HIGHS)
 
+/* The eight bytes at b[a] (a bounded by the caller, b 8-byte aligned with
+ * room for a word past a), from the two aligned words around them: one
+ * load each, where a copy from an unaligned address is eight byte loads
+ * (BPF wants its stack accesses aligned). */
+static __always_inline __u64 word_at(const char *b, __u32 a)
+{
+	const __u64 *p = (const __u64 *)&b[a & ~7];
+	__u32 sh = (a & 7) * 8;
+	__u64 x = p[0] >> sh;
+
+	if (sh)
+		x |= p[1] << (64 - sh);
+	return x;
+}
+
+/* A word's bytes 0..last (all eight from last = 7 on) as a mask. */
+static __always_inline __u64 bytes_upto(__u32 last)
+{
+	return last < 7 ? (1ULL << ((last + 1) * 8)) - 1 : ~0ULL;
+}
+
 /* The text walk over a buffer: the scratch or a stack head, 8-byte aligned
  * (pg_word() reads it a word at a time). */
 struct pg_walk {
@@ -829,18 +850,12 @@ struct pg_walk {
 static __always_inline long pg_word(struct pg_walk *w, __u32 i, __u32 mask)
 {
 	struct pg_hstate *s = w->st;
-	__u32 at = w->at + i * 8, a = at & mask, sh = (a & 7) * 8;
-	const __u64 *p = (const __u64 *)&w->b[a & ~7];
+	__u32 at = w->at + i * 8;
 	__u64 x;
 
 	if (at >= w->n)
 		return 1;
-	/* The word at `at`, from the two aligned words around it: one load
-	 * each, where a copy from an unaligned address is eight byte loads
-	 * (BPF wants its stack accesses aligned). */
-	x = p[0] >> sh;
-	if (sh)
-		x |= p[1] << (64 - sh);
+	x = word_at(w->b, at & mask);
 	if (at + 8 <= w->n && !s->in_str && !(x & HIGHS) && !HAS_ZERO(x) &&
 	    !HAS_ZERO(x ^ (ONES * '\'')) && !HAS_BETWEEN(x, '0' - 1, '9' + 1)) {
 		__u64 h = s->h;
@@ -1454,14 +1469,11 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
 	__u64 h = la ? (1ULL << 40) | ((__u64)(end - la - ll) << 8) | la : end + 1;
 
 	for (int i = 0; i < PG_HEAD / 8; i++) {
-		__u64 x, m, bits, keep = ~0ULL;
-		__u32 last;
+		__u64 x, m, bits, keep;
 
 		if (i * 8 > pend)
 			break;
-		last = pend - i * 8;            /* the last byte kept in this word */
-		if (last < 7)
-			keep = (1ULL << ((last + 1) * 8)) - 1;
+		keep = bytes_upto(pend - i * 8);
 		__builtin_memcpy(&x, &b[i * 8], 8);
 		x &= keep;
 		if (!i)
@@ -1480,21 +1492,11 @@ static __always_inline __u64 pg_shape(const char *b, __u32 end, const __u64 *lit
 	if (!la)
 		return h | 1;
 	for (int i = 0; i < PG_HEAD / 8; i++) {
-		__u32 at = la + ll + i * 8, sh = (at & 7) * 8, last;
-		const __u64 *p = (const __u64 *)&b[IDX(at, 120)];
-		__u64 x, keep = ~0ULL;
+		__u32 at = la + ll + i * 8;
 
 		if (at > end)
 			break;
-		/* the word at `at` from the two aligned words around it, as
-		 * pg_word() reads it */
-		x = p[0] >> sh;
-		if (sh)
-			x |= p[1] << (64 - sh);
-		last = end - at;
-		if (last < 7)
-			keep = (1ULL << ((last + 1) * 8)) - 1;
-		h = SHAPE_MIX(h, x & keep);
+		h = SHAPE_MIX(h, word_at(b, IDX(at, 127)) & bytes_upto(end - at));
 	}
 	return h | 1;
 }
@@ -1549,7 +1551,7 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 	/* not zeroed: bytes past n are never used (pg_word checks n) */
 	char b[PG_HEAD + 8] __attribute__((aligned(8)));
 	struct pg_walk w;
-	__u32 at, end;
+	__u32 at, end, la, ll = 0;
 
 	if (!cn)
 		return 0;
@@ -1563,32 +1565,25 @@ __noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 t
 	else
 		return 0;
 	end = cn->pgm_end;
-	if (end && cn->pgm_la) {
+	la = cn->pgm_la;
+	if (end && la) {
 		/* the last literal's digits may be more or fewer: its end
 		 * moves the NUL's place */
-		__u32 la = cn->pgm_la, ll = pg_digits(b, la, n);
-
+		ll = pg_digits(b, la, n);
 		end = ll ? end - cn->pgm_ll + ll : 0;
-		if (end && end < n && end < PG_HEAD) {
-			__u64 shape = pg_shape(b, end, cn->pgm_lit, la, ll);
-
-			if (shape == cn->pgm_shape)
-				return queue_known(cn, cn->pgm_hash, ts);
-		}
-	} else if (end && end < n && end < PG_HEAD) {
-		__u64 shape = pg_shape(b, end, cn->pgm_lit, 0, 0);
-
-		if (shape && shape == cn->pgm_shape)
-			return queue_known(cn, cn->pgm_hash, ts);
 	}
+	/* (a shape is never 0 where one was remembered: pg_shape() returns
+	 * 0 for a mismatch only) */
+	if (end && end < n && end < PG_HEAD && pg_shape(b, end, cn->pgm_lit, la, ll) == cn->pgm_shape)
+		return queue_known(cn, cn->pgm_hash, ts);
 	pg_walk_begin(&w, &cn->pg, b, n, at);
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
 		return 0;               /* the text may go on past what was read */
 	cn->pgm_end = 0;
 	if (!w.str && w.end < PG_HEAD) {
-		__u32 la = 0, ll = 0;
-
+		la = 0;
+		ll = 0;
 		cn->pgm_lit[0] = w.lit[0];
 		cn->pgm_lit[1] = w.lit[1];
 		if (w.lit_end && w.lit_end - w.lit_at < PG_LIT_MAX) {
