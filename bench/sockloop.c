@@ -63,15 +63,15 @@ static size_t pg_query(char *q, size_t cap, unsigned long i)
 }
 
 /* Read a byte of every cache line of m[0, n): the server's own work. In
- * order, or (rand) in the order of a full-period LCG over the lines (n /
- * 64 a power of two). */
-static uint64_t thrash(const volatile uint8_t *m, size_t n, int rand)
+ * order, or (scrambled) in the order of a full-period LCG over the lines
+ * (n / 64 a power of two). */
+static uint64_t thrash(const volatile uint8_t *m, size_t n, int scrambled)
 {
 	size_t lines = n / 64, j = 0;
 	uint64_t sum = 0;
 
 	for (size_t i = 0; i < lines; i++) {
-		sum += m[(rand ? j : i) * 64];
+		sum += m[(scrambled ? j : i) * 64];
 		j = (j * 5 + 1) & (lines - 1);
 	}
 	return sum;

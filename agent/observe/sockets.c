@@ -401,38 +401,44 @@ static struct owner *owner_find(struct owner *e, size_t n, uint64_t inode)
 	return bsearch(&key, e, n, sizeof(*e), owner_cmp);
 }
 
-/* Digits only, no sign, no overflow past INT32_MAX; -1 otherwise. */
+/* s[0, len) as a decimal number of at most `max`: digits only, no sign. */
+static bool parse_dec(const char *s, size_t len, uint64_t max, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (!len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+
+		if (s[i] < '0' || s[i] > '9' || x > (max - d) / 10)
+			return false;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return true;
+}
+
+/* A pid or fd name of /proc: its number, or -1. */
 static int parse_int(const char *s)
 {
-	long v = 0;
+	uint64_t v;
 
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (INT32_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (*s - '0');
-	}
-	return (int)v;
+	return parse_dec(s, strlen(s), INT32_MAX, &v) ? (int)v : -1;
 }
 
 /* The inode of fd `fd` of `pid` if it is a socket, else 0. */
 static uint64_t fd_socket(int pid, const char *fd)
 {
 	char path[64], link[64];
-	uint64_t ino = 0;
+	uint64_t ino;
 	ssize_t k;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, fd);
 	k = readlink(path, link, sizeof(link) - 1);
 	if (k <= 9 || memcmp(link, "socket:[", 8) != 0 || link[k - 1] != ']')
 		return 0;
-	for (ssize_t i = 8; i < k - 1; i++) {
-		if (link[i] < '0' || link[i] > '9' || ino > (UINT64_MAX - 9) / 10)
-			return 0;
-		ino = ino * 10 + (uint64_t)(link[i] - '0');
-	}
-	return ino;
+	return parse_dec(link + 8, (size_t)k - 9, UINT64_MAX, &ino) ? ino : 0;
 }
 
 /* Does the cached owner still hold its socket? One readlink. */
