@@ -1609,8 +1609,11 @@ static __always_inline struct obs_fifo_ent *fifo_pop(struct obs_conn *cn)
 		return NULL;
 	}
 	e = &cn->q[cn->head & (OBS_FIFO - 1)];
-	cn->head = (cn->head + 1) & (OBS_FIFO - 1);
 	cn->len--;
+	/* Emptied, the FIFO starts again at its first entry: a client that
+	 * waits for each response (most do) keeps using q[0], in the line
+	 * next to the connection's first, not one of three lines in turn. */
+	cn->head = cn->len ? (cn->head + 1) & (OBS_FIFO - 1) : 0;
 	return e;
 }
 

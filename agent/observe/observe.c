@@ -765,6 +765,25 @@ static void map_clear(struct bpf_map *m)
 	}
 }
 
+/* The maps observe.bpf.o pins by name under the pin directory. */
+static const char *const obs_pinned[] = { "obs_watched", "obs_endpoints", "obs_ep_table", "obs_drops" };
+
+/* Remove pins that an earlier run left (it did not stop cleanly) and that
+ * this build cannot reuse: a map whose layout changed between versions
+ * makes libbpf refuse the whole object. Returns how many were removed. */
+static int unpin_stale(const char *dir)
+{
+	char path[HP_PATH_MAX + 32];
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(obs_pinned) / sizeof(obs_pinned[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, obs_pinned[i]);
+		if (unlink(path) == 0)
+			n++;
+	}
+	return n;
+}
+
 /* Open and load observe.bpf.o with one of its two send programs. */
 static int observe_load(struct observe *o, const struct hp_config *cfg,
 			const struct bpf_object_open_opts *opts)
@@ -837,6 +856,11 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		  "sock:sock_send_length ([bpf] observe_send_hook = socket)" :
 		  "sock:sock_send_length (this kernel has no tcp:tcp_sendmsg_locked)";
 	err = observe_load(o, cfg, &opts);
+	if (err == -EINVAL && unpin_stale(o->pin_path)) {
+		log_warn("observe: removed pinned maps under %s that an earlier version left "
+			 "(their layout differs)", o->pin_path);
+		err = observe_load(o, cfg, &opts);
+	}
 	if (err && err != -EPERM && o->send_in_tcp) {
 		log_warn("observe: the kernel refused the tcp:tcp_sendmsg_locked program (%s); "
 			 "sends at sock:sock_send_length", strerror(-err));

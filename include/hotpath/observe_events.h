@@ -57,17 +57,24 @@ struct obs_ep_key {
 	__u64 ep_hash;          /* route / command / query-text hash, see observe.bpf.c */
 };
 
+/*
+ * The counters a completion writes come first and the histogram last: in a
+ * slot of obs_ep_table (64-byte aligned) the tag and these seven words are
+ * one cache line, so a request's completion touches that line and its
+ * bucket's, where the histogram first spread them over three or four (a
+ * server's own work evicts them between its requests: each is a miss).
+ */
 struct obs_ep_stats {
-	__u64 hist_us[OBS_HIST_BUCKETS];
 	__u64 count;            /* requests completed */
 	__u64 sum_us;
 	__u64 errors;           /* HTTP 5xx, RESP '-' reply, PG ErrorResponse */
 	__u64 rows;             /* PG CommandComplete row counts, when visible */
 	__u64 max_us;           /* racy max: a concurrent update may win */
-	__u64 first_ns;
 	__u64 last_ns;
+	__u64 first_ns;
 	__u32 protocol;
 	__u32 dir;
+	__u64 hist_us[OBS_HIST_BUCKETS];
 };
 
 /*
@@ -82,9 +89,12 @@ struct obs_ep_stats {
 #define OBS_EP_SLOTS (1 << OBS_EP_BITS)
 struct obs_ep_slot {
 	__u64 tag;              /* the owner's tag, from service_id and ep_hash; 0 = free */
-	struct obs_ep_key key;  /* set once the slot is taken, before first_ns */
 	struct obs_ep_stats st;
-};
+	struct obs_ep_key key;  /* set once the slot is taken, before first_ns */
+} __attribute__((aligned(64)));
+
+_Static_assert(__builtin_offsetof(struct obs_ep_slot, st.protocol) == 64,
+	       "a slot's tag and counters in its first cache line");
 
 /* A slot's tag: never 0 (free). */
 static inline __u64 obs_ep_tag(__u32 service_id, __u64 ep_hash)

@@ -1320,6 +1320,37 @@ def test_redis_commands_outbound_pipelined(tmp_path):
 
 # ---- without privileges --------------------------------------------------------------
 
+def test_stale_pins_of_another_layout_replaced(tmp_path):
+    """A run that did not stop cleanly leaves its maps pinned; a build whose
+    map layout differs (here obs_ep_table with the 344-byte slots of an
+    earlier version) removes them with one warning and watches as usual,
+    where libbpf alone would refuse the whole object."""
+    pin = "/sys/fs/bpf/hotpath-test-stale-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000)
+    os.makedirs(pin)
+    stale = os.path.join(pin, "obs_ep_table")
+    try:
+        r = subprocess.run(["bpftool", "map", "create", stale, "type", "array", "key", "4",
+                            "value", "344", "entries", "4096", "name", "obs_ep_table",
+                            "flags", "1024"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        d = Daemon(str(tmp_path), ini_extra="[service.web]\nport = 8080\n",
+                   sections={"bpf": {"pin_path": pin}})
+        try:
+            log = d.log_text()
+            assert "observe: watching" in log, log
+            assert "removed pinned maps under %s" % pin in log, log
+            r = subprocess.run(["bpftool", "-j", "map", "show", "pinned", stale],
+                               capture_output=True, text=True)
+            assert r.returncode == 0 and json.loads(r.stdout)["bytes_value"] == 384, r.stdout
+        finally:
+            assert d.stop() == 0
+        assert not os.path.exists(stale), "pin left behind"
+    finally:
+        for f in os.listdir(pin):
+            os.unlink(os.path.join(pin, f))
+        os.rmdir(pin)
+
+
 def test_unprivileged_one_line_no_crash(hotpath_factory):
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
