@@ -57,6 +57,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "hotpath/api_body.h"
 #include "hotpath/bpfmap.h"
 #include "hotpath/cgroup.h"
 #include "hotpath/config.h"
@@ -118,7 +119,7 @@ struct obs_ep {
 	uint64_t hash;
 	int protocol;
 	char key[40];                /* grouping key: name, or PG fingerprint */
-	char name[256];              /* "GET /users/{id}", "GET", normalised SQL */
+	char name[1024];             /* "GET /users/{id}", "GET", normalised SQL: valid UTF-8 */
 	bool have_text;
 	bool truncated;
 	uint64_t text_asked_ms;
@@ -481,10 +482,52 @@ static void ep_free_all(struct observe *o)
 	o->nep = 0;
 }
 
+/*
+ * Copy len bytes of wire text into dst (dstlen > 4) as valid UTF-8, which
+ * a JSON string must be: a NUL, or a byte that starts no valid sequence,
+ * becomes '?'. Text that does not fit is cut on a character boundary and
+ * ends with an ellipsis (U+2026). Returns true when it was cut.
+ */
+static bool text_set(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	size_t o = 0, i = 0, room = dstlen - 1, end;
+
+	while (i < len) {
+		size_t k = 1;
+
+		if ((unsigned char)src[i] >= 0x80)
+			while (k < 4 && !(i + k <= len && api_utf8_valid(src + i, k)))
+				k++;
+		if ((unsigned char)src[i] >= 0x80 && !(i + k <= len && api_utf8_valid(src + i, k)))
+			k = 0;                  /* no valid sequence starts here */
+		if (o + (k ? k : 1) > room)
+			break;
+		if (k && src[i])
+			memcpy(dst + o, src + i, k);
+		else
+			dst[o] = '?';
+		o += k ? k : 1;
+		i += k ? k : 1;
+	}
+	if (i < len) {
+		/* back to a character boundary with room for the ellipsis */
+		end = o;
+		while (o > room - 3 || (o < end && ((unsigned char)dst[o] & 0xc0) == 0x80))
+			o--;
+		memcpy(dst + o, "\xe2\x80\xa6", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return i < len;
+}
+
 /* Name an endpoint from the first bytes of one of its requests. */
 static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const char *t, size_t n)
 {
-	char route[ROUTE_PATH_MAX + 16];
+	/* a normalised query is longer than its text (each literal a $n):
+	 * room for that of an OBS_TEXT_MAX text, then cut to fit e->name */
+	char route[ROUTE_PATH_MAX + 16], buf[4 * OBS_TEXT_MAX];
+	int len = 0;
 
 	e->protocol = protocol;
 	if (protocol == OBS_PROTO_HTTP) {
@@ -497,14 +540,12 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 			return;
 		if (route_hash(m, ml, p, pl) != e->hash)
 			o->hash_mismatch++;
-		snprintf(e->name, sizeof(e->name), "%.*s %s", (int)ml, m, route);
+		len = snprintf(buf, sizeof(buf), "%.*s %s", (int)ml, m, route);
 		snprintf(e->key, sizeof(e->key), "h:%016" PRIx64, e->hash);
 	} else if (protocol == OBS_PROTO_RESP) {
-		char cmd[OBS_CMD_MAX + 1];
-
-		if (wire_resp_command(t, n, cmd, sizeof(cmd)) < 0)
+		if (wire_resp_command(t, n, buf, OBS_CMD_MAX + 1) < 0)
 			return;
-		snprintf(e->name, sizeof(e->name), "%s", cmd);
+		len = (int)strlen(buf);
 	} else if (protocol == OBS_PROTO_POSTGRES) {
 		const char *q;
 		size_t ql;
@@ -513,16 +554,22 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 		int r = pgmsg_query_text(t, n, &q, &ql, &trunc);
 
 		if (r == -ENOENT && n > 5 && t[0] == 'B') {
-			snprintf(e->name, sizeof(e->name), "(prepared statement \"%.*s\")",
-				 (int)strnlen(t + 5, n - 5) > 60 ? 60 : (int)strnlen(t + 5, n - 5), t + 5);
+			len = snprintf(buf, sizeof(buf), "(prepared statement \"%.*s\")",
+				       (int)strnlen(t + 5, n - 5) > 60 ? 60 : (int)strnlen(t + 5, n - 5), t + 5);
 		} else if (r == 0) {
-			e->truncated = trunc;
-			if (pgquery_fingerprint(q, ql, &fp, e->name, sizeof(e->name)) == 0)
+			/* the raw text when libpg_query cannot parse it */
+			if (pgquery_fingerprint(q, ql, &fp, buf, sizeof(buf)) == 0)
 				snprintf(e->key, sizeof(e->key), "fp:%016" PRIx64, fp);
+			len = (int)strlen(buf);
+			e->truncated = trunc || (size_t)len == sizeof(buf) - 1;
 		} else {
 			return;
 		}
 	}
+	if (len < 0)
+		return;
+	if (text_set(e->name, sizeof(e->name), buf, strnlen(buf, sizeof(buf))))
+		e->truncated = true;
 	e->have_text = true;
 }
 

@@ -1035,7 +1035,7 @@ class PgClient:
                 return msgs
 
     def simple(self, sql):
-        q = sql.encode() + b"\0"
+        q = (sql if isinstance(sql, bytes) else sql.encode()) + b"\0"
         t0 = time.perf_counter()
         self.s.sendall(b"Q" + struct.pack("!I", 4 + len(q)) + q)
         m = self.read_until_ready()
@@ -1203,6 +1203,44 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
             assert abs(sl["mean_ms"] - ref) / ref <= 0.10
         gs_pgss = sum(v[0] for q, v in stats.items() if "generate_series" in q)
         assert gs_pgss == 30
+    finally:
+        obs.close()
+
+
+def test_postgres_long_and_odd_query_names(postgres, tmp_path):
+    """A query's normalised text is shown whole up to 1 KiB (not cut at 255
+    bytes, inside a character), cut with an ellipsis and flagged beyond
+    that, and always valid UTF-8: a byte that is not becomes '?' rather
+    than the entry losing its text (a JSON string must be UTF-8)."""
+    port = postgres
+    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
+    try:
+        c = PgClient(port)
+        # three fingerprints (libpg_query's: constants and column aliases
+        # do not count, tables do)
+        cols = ", ".join('%d AS "größe_%02d"' % (i, i) for i in range(24))
+        c.simple("SELECT " + cols + " FROM pg_class WHERE oid = 1259")
+        want = ("SELECT " + ", ".join('$%d AS "größe_%02d"' % (i + 1, i) for i in range(24))
+                + " FROM pg_class WHERE oid = $25")
+        assert 256 < len(want.encode()) < 1024
+        many = "SELECT oid FROM pg_type WHERE oid IN (" + ",".join(["7"] * 230) + ")"
+        assert len(many) < 500                              # whole on the wire
+        c.simple(many)
+        m = c.simple(b'SELECT 1 AS "bad\xffbyte" FROM pg_namespace')    # refused
+        assert m[0][0] == b"E", m
+        c.close()
+        time.sleep(0.3)
+        d = obs.dump()
+        long_q = query_of(d, "server", lambda q: q is not None and "größe_23" in q)
+        assert long_q["query"] == want and not long_q["truncated"], long_q
+        cut = query_of(d, "server", lambda q: q is not None and "pg_type" in q)
+        assert cut["query"].startswith("SELECT oid FROM pg_type WHERE oid IN ($1,$2,"), cut
+        assert cut["query"].endswith("\u2026") and cut["truncated"], cut
+        assert len(cut["query"].encode()) <= 1023 and cut["calls"] == 1
+        odd = query_of(d, "server", lambda q: q is not None and "pg_namespace" in q)
+        assert odd["query"] == 'SELECT $1 AS "bad?byte" FROM pg_namespace', odd
+        assert odd["errors"] == 1, odd
+        assert all(q["query"] is not None for q in d["queries"]["queries"])
     finally:
         obs.close()
 
