@@ -12,8 +12,12 @@
  * and adds one to "profile_counts" under (tgid, user id, kernel id, comm).
  * Nothing is sent per sample: at the end of a window userspace reads the
  * counts and the stacks once, so the cost does not depend on how hot the
- * host is. The tgid filter is a writable global (.bss, mmapped by libbpf),
- * changed between windows without reloading; idle (tgid 0) is skipped
+ * host is. The process filter (a mode in a writable global, .bss mmapped
+ * by libbpf, and a set of tgids in a map) is changed between windows
+ * without reloading: every process, the set, or the set's tree (a service:
+ * PostgreSQL's postmaster and its backends, nginx's master and workers; a
+ * child forked during the window joins on its first sample, its parent
+ * being in the set). Idle (tgid 0) is skipped
  * unless include_idle is set before load. The program deliberately does not
  * symbolise, walk DWARF or copy user memory: frame-pointer stacks as the
  * kernel gives them, symbols resolved in userspace.
@@ -26,8 +30,16 @@
 #define EEXIST 17
 
 const volatile bool include_idle = false;
-/* 0 = every process; set by userspace before each window. */
-__u32 filter_tgid = 0;
+/* PROFILE_ALL, PROFILE_PIDS or PROFILE_TREE; set by userspace before each
+ * window, with profile_pids. */
+__u32 filter_mode = PROFILE_ALL;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROFILE_PIDS_MAX);
+	__type(key, __u32);          /* tgid */
+	__type(value, __u32);        /* unused */
+} profile_pids SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -53,6 +65,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } profile_stats SEC(".maps");
 
+/* Is this process one the window samples? Under PROFILE_TREE a process
+ * whose parent is in the set joins it (when there is room), so its own
+ * children are found by the same test. */
+static __always_inline bool wanted(__u32 tgid)
+{
+	struct task_struct *task;
+	__u32 ppid, one = 1;
+
+	if (filter_mode == PROFILE_ALL || bpf_map_lookup_elem(&profile_pids, &tgid))
+		return true;
+	if (filter_mode != PROFILE_TREE)
+		return false;
+	task = bpf_get_current_task_btf();
+	ppid = task->real_parent->tgid;
+	if (!bpf_map_lookup_elem(&profile_pids, &ppid))
+		return false;
+	bpf_map_update_elem(&profile_pids, &tgid, &one, BPF_NOEXIST);
+	return true;
+}
+
 SEC("perf_event")
 int hp_profile_sample(struct bpf_perf_event_data *ctx)
 {
@@ -67,7 +99,7 @@ int hp_profile_sample(struct bpf_perf_event_data *ctx)
 	st = bpf_map_lookup_elem(&profile_stats, &zero);
 	if (!st)
 		return 0;
-	if ((tid == 0 && !include_idle) || (filter_tgid && tgid != filter_tgid)) {
+	if ((tid == 0 && !include_idle) || !wanted(tgid)) {
 		st->filtered++;
 		return 0;
 	}

@@ -81,7 +81,8 @@ static void reply_profile(struct api_call *c, const struct profile_result *res, 
 		char title[96];
 
 		if (pid)
-			snprintf(title, sizeof(title), "CPU flame graph, pid %u, %us", pid, seconds);
+			snprintf(title, sizeof(title), "CPU flame graph, pid %u%s, %us", pid,
+				 res->tree ? " and its descendants" : "", seconds);
 		else
 			snprintf(title, sizeof(title), "CPU flame graph, all processes, %us", seconds);
 		rc = profile_write_svg(res, title, &out);
@@ -155,7 +156,9 @@ void api_h_flamegraph(struct api_call *c)
 		fmt = "svg";
 	if (!format_ok(c, fmt))
 		return;
-	rc = profiler_collect(c->d->profiler, (int)pid, seconds, &res);
+	/* a service is its listener and the processes it forks (PostgreSQL's
+	 * backends, nginx's workers) */
+	rc = profiler_collect(c->d->profiler, (int)pid, svc != NULL, seconds, &res);
 	if (rc == -ESRCH) {
 		api_reply_error(c, 404, "not_found", "process %u does not exist", pid);
 		return;
@@ -189,7 +192,8 @@ struct profile_job {
 	uint64_t id;
 	int state;
 	unsigned pid, seconds;
-	char target[96];                /* "service web (pid 12)", "pid 12", "all processes" */
+	bool tree;                      /* a service: pid and its descendants */
+	char target[128];               /* "service web (pid 12 and its descendants)", "pid 12", "all processes" */
 	uint64_t started_ms, ended_ms;
 	int err;                        /* PJ_FAILED: -errno from profiler_collect */
 	struct profile_result *res;     /* PJ_DONE */
@@ -208,7 +212,7 @@ static void *profile_job_run(void *arg)
 {
 	struct profile_job *j = arg;
 	struct profile_result *res = NULL;
-	int rc = profiler_collect(j->profiler, (int)j->pid, j->seconds, &res);
+	int rc = profiler_collect(j->profiler, (int)j->pid, j->tree, j->seconds, &res);
 
 	pthread_mutex_lock(&pjobs.lock);
 	j->ended_ms = hp_now_ms();
@@ -313,11 +317,13 @@ void api_h_profile_start(struct api_call *c)
 	j->id = pjobs.next_id++;
 	j->state = PJ_RUNNING;
 	j->pid = pid;
+	j->tree = rq.service[0] != '\0';
 	j->seconds = rq.seconds;
 	j->profiler = c->d->profiler;
 	j->started_ms = hp_now_ms();
 	if (rq.service[0])
-		snprintf(j->target, sizeof(j->target), "service %s (pid %u)", rq.service, pid);
+		snprintf(j->target, sizeof(j->target), "service %s (pid %u and its descendants)",
+			 rq.service, pid);
 	else if (pid)
 		snprintf(j->target, sizeof(j->target), "pid %u", pid);
 	else

@@ -6,10 +6,11 @@
  * software cpu-clock per online CPU (no hardware PMU is needed) with the
  * program attached to each. The events are then disabled at once and stay
  * so between windows: a window clears the counts and the stack map (fewer
- * stack-id collisions, no stale ids), writes the tgid filter into the
- * program's .bss, enables the events, sleeps, disables them, and reads the
- * map once. So an idle profiler costs nothing, and the counts are exactly
- * the window's.
+ * stack-id collisions, no stale ids), writes the process filter (a mode
+ * in the program's .bss, a set of tgids in profile_pids: one process, or a
+ * service's tree as /proc shows it) and enables the events, sleeps,
+ * disables them, and reads the map once. So an idle profiler costs
+ * nothing, and the counts are exactly the window's.
  *
  * Reading groups the counted keys by process: /proc/PID/maps is read once
  * per process that has user frames and ELF files are shared through one
@@ -23,7 +24,9 @@
  * Not done: DWARF or LBR unwinding (frame pointers only: code built without
  * them shows short user stacks), per-thread breakdown, continuous profiling.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <linux/types.h>
 #include <pthread.h>
@@ -55,13 +58,14 @@ struct profiler {
 	int nposs;                  /* possible CPUs, for per-CPU values */
 	unsigned hz;
 	bool pinned;
-	int counts_fd, stacks_fd, stats_fd;
+	int counts_fd, stacks_fd, stats_fd, pids_fd;
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool active;                /* a window is open */
 	bool cancel;
 	int pid;
+	bool tree;
 	uint64_t started_ms;
 
 	struct sym_cache *cache;
@@ -247,6 +251,7 @@ struct profiler *profiler_new(unsigned hz, const char *pin_path, char *why, size
 	p->counts_fd = bpf_map__fd(p->skel->maps.profile_counts);
 	p->stacks_fd = bpf_map__fd(p->skel->maps.profile_stacks);
 	p->stats_fd = bpf_map__fd(p->skel->maps.profile_stats);
+	p->pids_fd = bpf_map__fd(p->skel->maps.profile_pids);
 	p->cache = sym_cache_new(0, 0);
 	if (!p->cache) {
 		snprintf(why, whylen, "out of memory");
@@ -313,7 +318,83 @@ static int map_clear(int fd, size_t key_size, size_t max)
 	return err;
 }
 
-int profiler_begin(struct profiler *p, int pid)
+/* A process's parent, from /proc/PID/stat ("pid (comm) state ppid ...",
+ * comm may hold spaces and parentheses); -1 if it is gone. */
+static int proc_ppid(const char *pid)
+{
+	char path[64], text[512], *p, *end;
+	ssize_t n;
+	long ppid;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	p = strrchr(text, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return -1;
+	ppid = strtol(p + 4, &end, 10);
+	return end > p + 4 && *end == ' ' && ppid >= 0 && ppid <= INT32_MAX ? (int)ppid : -1;
+}
+
+/* root and its descendants, as /proc shows them now, into the window's set
+ * (at most PROFILE_PIDS_MAX; the kernel adds children forked later). */
+static int set_tree(struct profiler *p, int root)
+{
+	struct proc_pair { int pid, ppid; } *all = NULL, *grown;
+	size_t n = 0, cap = 0, k = 1;
+	__u32 *set, one = 1;
+	struct dirent *de;
+	int err = 0;
+	DIR *d;
+
+	set = calloc(PROFILE_PIDS_MAX, sizeof(*set));
+	d = opendir("/proc");
+	if (!set || !d) {
+		err = set ? -errno : -ENOMEM;
+		goto done;
+	}
+	while ((de = readdir(d))) {
+		int ppid;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    (ppid = proc_ppid(de->d_name)) <= 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 512;
+			grown = realloc(all, cap * sizeof(*all));
+			if (!grown) {
+				err = -ENOMEM;
+				goto done;
+			}
+			all = grown;
+		}
+		all[n].pid = atoi(de->d_name);
+		all[n++].ppid = ppid;
+	}
+	set[0] = (__u32)root;
+	for (size_t i = 0; i < k; i++)          /* breadth first: set[] is the queue */
+		for (size_t j = 0; j < n && k < PROFILE_PIDS_MAX; j++)
+			if (all[j].ppid == (int)set[i])
+				set[k++] = (__u32)all[j].pid;
+	for (size_t i = 0; i < k && !err; i++)
+		if (bpf_map_update_elem(p->pids_fd, &set[i], &one, BPF_ANY) != 0)
+			err = -errno;
+done:
+	if (d)
+		closedir(d);
+	free(all);
+	free(set);
+	return err;
+}
+
+int profiler_begin(struct profiler *p, int pid, bool tree)
 {
 	struct profile_stats *zero;
 	__u32 key = 0;
@@ -341,9 +422,20 @@ int profiler_begin(struct profiler *p, int pid)
 	else if (!err && bpf_map_update_elem(p->stats_fd, &key, zero, BPF_ANY) != 0)
 		err = -errno;
 	free(zero);
+	if (!err)
+		err = map_clear(p->pids_fd, sizeof(__u32), PROFILE_PIDS_MAX);
+	if (!err && pid && tree) {
+		err = set_tree(p, pid);
+	} else if (!err && pid) {
+		__u32 one = 1, tgid = (__u32)pid;
+
+		if (bpf_map_update_elem(p->pids_fd, &tgid, &one, BPF_ANY) != 0)
+			err = -errno;
+	}
 	if (!err) {
-		p->skel->bss->filter_tgid = (__u32)pid;
+		p->skel->bss->filter_mode = !pid ? PROFILE_ALL : tree ? PROFILE_TREE : PROFILE_PIDS;
 		p->pid = pid;
+		p->tree = pid && tree;
 		p->started_ms = hp_now_ms();
 		err = set_events(p, PERF_EVENT_IOC_ENABLE);
 	}
@@ -467,6 +559,8 @@ int profiler_end(struct profiler *p, unsigned seconds, struct profile_result **o
 	if (err)
 		goto done;
 	r = profile_result_new(p->pid, p->hz, seconds);
+	if (r)
+		r->tree = p->tree;
 	cs = calloc(PROFILE_COUNT_ENTRIES, sizeof(*cs));
 	stats = calloc((size_t)p->nposs, sizeof(*stats));
 	ips = calloc(PROFILE_MAX_DEPTH, sizeof(*ips));
@@ -528,7 +622,8 @@ void profiler_cancel(struct profiler *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-int profiler_collect(struct profiler *p, int pid, unsigned seconds, struct profile_result **out)
+int profiler_collect(struct profiler *p, int pid, bool tree, unsigned seconds,
+		     struct profile_result **out)
 {
 	struct timespec until;
 	int err;
@@ -536,7 +631,7 @@ int profiler_collect(struct profiler *p, int pid, unsigned seconds, struct profi
 	*out = NULL;
 	if (seconds == 0 || seconds > PROFILER_MAX_SECONDS || pid < 0)
 		return -EINVAL;
-	err = profiler_begin(p, pid);
+	err = profiler_begin(p, pid, tree);
 	if (err)
 		return err;
 	clock_gettime(CLOCK_MONOTONIC, &until);

@@ -713,7 +713,8 @@ int profile_write_svg(const struct profile_result *r, const char *title, struct 
 	s.out = out;
 	s.height = height;
 	if (r->pid)
-		snprintf(subtitle, sizeof(subtitle), "pid %d, %u Hz, %llu samples", r->pid, r->hz,
+		snprintf(subtitle, sizeof(subtitle), "pid %d%s, %u Hz, %llu samples", r->pid,
+			 r->tree ? " and its descendants" : "", r->hz,
 			 (unsigned long long)r->total_samples);
 	else
 		snprintf(subtitle, sizeof(subtitle), "all processes, %u Hz, %llu samples", r->hz,
@@ -956,6 +957,7 @@ int profile_write_json(const struct profile_result *r, size_t top, struct buf *o
 	procs = proc_list(r, top);
 	stacks = stack_list(r, top < 20 ? top : 20);
 	bad = set_new(root, "pid", json_integer(r->pid));
+	bad |= set_new(root, "descendants", json_boolean(r->tree));
 	bad |= set_new(root, "hz", json_integer(r->hz));
 	bad |= set_new(root, "seconds", json_integer(r->seconds));
 	bad |= set_new(root, "duration_ms", json_integer((json_int_t)r->duration_ms));

@@ -42,6 +42,7 @@ struct profile_intern;
  * below. Frame names are interned: equal (name, kind) share one index. */
 struct profile_result {
 	int pid;                /* 0 = every process */
+	bool tree;              /* pid and its descendants (a service), not pid alone */
 	unsigned hz;
 	unsigned seconds;       /* window asked for */
 	uint64_t duration_ms;   /* window measured */
@@ -101,16 +102,18 @@ struct profiler;
  * the privileges do not allow it; the caller logs it and runs on. */
 struct profiler *profiler_new(unsigned hz, const char *pin_path, char *why, size_t whylen);
 /* Sample for `seconds` (1..PROFILER_MAX_SECONDS) the process `pid` (0 = all
- * but idle), then read, symbolise and return the profile in *out (caller
- * frees with profile_result_free). Blocks for the window; profiler_cancel
- * ends it early. 0, or -EINVAL (bad arguments), -ESRCH (no such pid),
- * -EBUSY (another window is open), -ENOMEM, -errno from the bpf syscall.
- * Thread-safe: one window at a time. */
-int profiler_collect(struct profiler *p, int pid, unsigned seconds,
+ * but idle; with `tree`, pid and its descendants: those of the window's
+ * start, and children forked during it), then read, symbolise and return
+ * the profile in *out (caller frees with profile_result_free). Blocks for
+ * the window; profiler_cancel ends it early. 0, or -EINVAL (bad
+ * arguments), -ESRCH (no such pid), -EBUSY (another window is open),
+ * -ENOMEM, -errno from the bpf syscall. Thread-safe: one window at a
+ * time. */
+int profiler_collect(struct profiler *p, int pid, bool tree, unsigned seconds,
 		     struct profile_result **out) HP_MUST_CHECK;
 /* The same in two steps for callers that must not block: begin clears the
  * counts and starts sampling; end stops, reads and symbolises. */
-int profiler_begin(struct profiler *p, int pid) HP_MUST_CHECK;
+int profiler_begin(struct profiler *p, int pid, bool tree) HP_MUST_CHECK;
 int profiler_end(struct profiler *p, unsigned seconds, struct profile_result **out) HP_MUST_CHECK;
 /* Wake a profiler_collect that is sleeping (shutdown). Any thread. */
 void profiler_cancel(struct profiler *p);

@@ -16,6 +16,13 @@
 /* Frames kept per stack: the kernel's default perf_event_max_stack. */
 #define PROFILE_MAX_DEPTH 127
 
+/* Which processes a window samples (profile.bpf.c's filter_mode). */
+#define PROFILE_ALL  0        /* every process but idle */
+#define PROFILE_PIDS 1        /* the tgids in "profile_pids" */
+#define PROFILE_TREE 2        /* those and the children they fork in the window */
+/* Processes a window may name (a service's process tree). */
+#define PROFILE_PIDS_MAX 4096
+
 /* Map "profile_counts" (hash): one entry per distinct sampled stack pair. */
 struct profile_key {
 	__u32 tgid;           /* process (thread group) id; 0 = idle/swapper */
@@ -31,7 +38,7 @@ struct profile_count {
 /* Map "profile_stats" (per-CPU array, one entry): what the program saw. */
 struct profile_stats {
 	__u64 samples;        /* samples that passed the filters */
-	__u64 filtered;       /* samples dropped by the tgid filter or as idle */
+	__u64 filtered;       /* samples dropped by the process filter or as idle */
 	__u64 user_stack_lost;/* user stack not recorded (map full, hash collision) */
 	__u64 kern_stack_lost;/* kernel stack not recorded */
 	__u64 counts_full;    /* "profile_counts" was full: sample not counted */

@@ -32,7 +32,9 @@ BURN_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 volatile unsigned long sink;
 /* a rare call makes burn_cpu_hotpath_test a non-leaf function, so it keeps
  * a frame-pointer frame and the unwinder sees its caller (main) too */
@@ -62,6 +64,21 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
+	if (argc > 3) {        /* prefork: the listener waits, its children burn */
+		int late_ms = argc > 4 ? atoi(argv[4]) : 0;
+		for (int i = 0; i < atoi(argv[3]); i++)
+			if (fork() == 0)
+				goto burn;
+		if (late_ms) {     /* one more, once a window has started */
+			usleep(late_ms * 1000);
+			if (fork() == 0)
+				goto burn;
+		}
+		while (wait(NULL) > 0)
+			;
+		return 0;
+	}
+burn:
 	while (time(NULL) < end)
 		sink += burn_cpu_hotpath_test(20000000);
 	return 0;
@@ -202,7 +219,8 @@ def test_background_profile_by_request_id(burner, daemon_with_service):
         st, job = dm.api_json("POST", "/api/v2/performance/profiling",
                               body={"service": "burner", "seconds": 2})
         assert st == 202, job
-        assert job["status"] == "running" and job["target"] == "service burner (pid %d)" % burn.pid
+        assert job["status"] == "running"
+        assert job["target"] == "service burner (pid %d and its descendants)" % burn.pid
         url = job["status_url"]
         assert url == "/api/v2/performance/profiling/" + job["request_id"]
         st, again = dm.api_json("POST", "/api/v2/performance/profiling", body={"seconds": 1})
@@ -269,3 +287,40 @@ def test_unprivileged_daemon_reports_profiler_off(hotpath_factory):
     assert st == 501, body
     assert b"profiler is not running" in body
     assert dm.redis().ping()
+
+
+def test_service_profile_takes_the_listeners_children(burner, daemon_with_service):
+    """A prefork service (PostgreSQL's postmaster and backends, nginx's
+    master and workers): the process on the port only waits and its
+    children do the work, one of them forked during the window. Profiling
+    the service samples the listener's descendants, by name as before."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (BPF and perf events)")
+    dm = daemon_with_service
+    burn = subprocess.Popen([burner, str(WINDOW + 20), str(dm.burner_port), "1", "1000"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert burn.stdout.readline().strip() == "ready"
+        st, _, body = flamegraph(dm, "json", service="burner")
+        assert st == 200, body
+        doc = json.loads(body)
+        st, _, folded = flamegraph(dm, "folded", service="burner")
+        assert st == 200, folded
+        children = subprocess.run(["pgrep", "-P", str(burn.pid)], capture_output=True,
+                                  text=True).stdout.split()
+    finally:
+        burn.kill()
+        subprocess.run(["pkill", "-P", str(burn.pid)])
+        burn.wait()
+    assert doc["pid"] == burn.pid and doc["descendants"] is True, doc
+    pids = {p["tgid"] for p in doc["processes"]}
+    print("\n  service profile: %d samples from pids %s (listener %d, children %s)"
+          % (doc["samples"], sorted(pids), burn.pid, children))
+    assert len(children) == 2
+    # both children, the late one included; the listener only sleeps
+    assert pids == {int(c) for c in children}, (pids, children)
+    hot = doc["hot_paths"][0]
+    assert hot["function"] == HOT and hot["self_percent"] >= 80.0, doc["hot_paths"][:3]
+    stacks = parse_folded(folded.decode())
+    assert stacks and sum(n for f, n in stacks if leaf_user_frame(f) == HOT) >= \
+        0.8 * sum(n for _, n in stacks)
