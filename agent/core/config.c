@@ -342,8 +342,10 @@ static const struct cfg_key cfg_keys[] = {
 	  .doc = "Watch every listening TCP socket of the host, found every 5 s "
 		 "(its protocol guessed from the port, else sniffed from the first "
 		 "request), besides the [service.NAME], [database.NAME] and [redis] "
-		 "sections and the default ports. no: only those; a listener nobody "
-		 "declared is neither listed nor timed." },
+		 "sections and the default ports; not the agent's own listeners, "
+		 "whose requests it counts itself (a [service.NAME] on one is "
+		 "watched). no: only those; a listener nobody declared is neither "
+		 "listed nor timed." },
 	{ .section = "bpf", .key = "observe_send_hook", .type = CT_ENUM,
 	  G(observe_send_hook), .def = "auto", .names = send_hook_names,
 	  .doc = "Where sends are seen. auto: the tcp:tcp_sendmsg_locked "

@@ -146,6 +146,7 @@ struct observe {
 	char pin_path[HP_PATH_MAX];
 	bool pinned;
 	bool send_in_tcp;            /* hp_obs_sendmsg rather than hp_obs_send */
+	int self;                    /* the agent's pid: its listeners are not discovered */
 	int ncpus;
 	uint64_t start_ms;
 
@@ -359,7 +360,11 @@ static void discover_apply(struct observe *o, const struct sock_listener *ls, in
 			const char *from;
 			int p;
 
-			if (!o->discover)
+			/* Not the agent's own listeners (its RESP front, HTTP
+			 * cache, pooler, API): it counts their requests itself,
+			 * and kernel timing would cost its own hot path. A
+			 * [service.NAME] on one of them is still watched. */
+			if (!o->discover || ls[i].pid == o->self)
 				continue;
 			p = guessed(ls[i].port, &from);
 
@@ -950,6 +955,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		goto fail;
 	}
 	o->local_callers = cfg->observe_local_callers;
+	o->self = (int)getpid();
 	o->discover = cfg->observe_discover;
 	services_from_config(o, cfg);
 	watched_sync(o);
