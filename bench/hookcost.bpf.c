@@ -33,6 +33,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 const volatile __u32 watch_ports[4] = {};
 
@@ -166,6 +167,57 @@ PRICE(price_str64, char b[64], bpf_probe_read_user_str(b, sizeof(b), (void *)buf
 PRICE(price_read, char b[PRICE_LEN], bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i])
 PRICE(price_read16, char b[16], bpf_probe_read_user(b, sizeof(b), (void *)buf) + b[i])
 PRICE(price_atomic, , (__sync_fetch_and_add(&hits, buf), 0))
+
+/*
+ * A read's first bytes, two ways: rx_user as observe.bpf.c reads them
+ * today (sock:sock_recv_length after the copy, the user buffer through
+ * the saved registers, bpf_probe_read_user), rx_skb from the socket buffer
+ * before the copy (skb:skb_copy_datagram_iovec, the offset from the
+ * socket's copied_seq, bpf_dynptr_from_skb + bpf_dynptr_read: kernel
+ * memory, and no hook at all on a read that finds nothing).
+ */
+#define RX_LEN 64
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(rx_user, struct sock *sk, int ret, int flags)
+{
+	__u64 buf = priced_buf(sk, ret);
+	char b[RX_LEN];
+
+	if (!buf || bpf_probe_read_user(b, sizeof(b), (void *)buf))
+		return 0;
+	sink += b[0];
+	return 0;
+}
+
+extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(rx_skb, const struct sk_buff *skb, int len)
+{
+	struct sock *sk = skb->sk;
+	__u16 lport = sk ? sk->__sk_common.skc_num : 0;
+	const struct tcp_skb_cb *cb = (const void *)skb->cb;
+	struct tcp_sock *tp;
+	struct bpf_dynptr p;
+	char b[RX_LEN];
+	int i;
+
+	if (!lport)
+		return 0;
+	for (i = 0; i < 4; i++)
+		if (watch_ports[i] && watch_ports[i] == lport)
+			break;
+	if (i == 4)
+		return 0;
+	tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &p) ||
+	    bpf_dynptr_read(b, sizeof(b), &p, (tp->copied_seq - cb->seq) & 0xffff, 0))
+		return 0;
+	sink += b[0];
+	return 0;
+}
 
 SEC("sk_msg")
 int msg_pass(struct sk_msg_md *msg)

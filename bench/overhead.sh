@@ -28,7 +28,9 @@
 # pread16, patomic (on the loop server's every read, 8 calls of
 # bpf_ktime_get_ns / bpf_probe_read_user_str / bpf_probe_read_user of 128,
 # 16 or 64 bytes / a locked add; pbase the same without the calls: a
-# round's time over pbase's, divided by 8, is one call's price);
+# round's time over pbase's, divided by 8, is one call's price), rxuser
+# and rxskb (a read's first 64 bytes from the user's buffer at
+# sock_recv_length, or from the socket buffer at skb_copy_datagram_iovec);
 # and burn, a control
 # with no probe at all: one core spun for 1.5 s before the round, as the
 # verifier does when hotpathd starts, so an A/A run (ARMS="none burn")
@@ -303,9 +305,11 @@ arm_on() {
 	empty) hooks_on empty_recv empty_send ;;
 	bits) hooks_on bits_recv bits_send ;;
 	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
+	rxuser) hooks_on rx_user empty_send ;;
+	rxskb) hooks_on rx_skb empty_send ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during

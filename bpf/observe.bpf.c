@@ -188,11 +188,20 @@ struct obs_conn {
 	__u8 protocol;               /* as configured, or as sniffed when AUTO */
 	__u8 memo_len;
 	__u8 cfg_proto;              /* as configured when classified */
+	/* hp_obs_rx: the sequence number after the bytes looked at, 0 = none
+	 * yet (a read that starts before it takes bytes already seen: after a
+	 * MSG_PEEK, or a small read of a buffer). Next to the FIFO's first
+	 * entry, in the line a request touches. */
+	__u32 recv_next;
+	__u32 pad;
 	struct obs_fifo_ent q[OBS_FIFO];
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
 } __attribute__((aligned(64)));
 
-_Static_assert(__builtin_offsetof(struct obs_conn, q) == 64, "a transfer's fields in one cache line");
+_Static_assert(__builtin_offsetof(struct obs_conn, recv_next) == 64,
+	       "a transfer's fields in one cache line");
+_Static_assert(__builtin_offsetof(struct obs_conn, q[1]) + sizeof(struct obs_fifo_ent) <= 128,
+	       "the FIFO's first entries in the next");
 
 /* What a connection is watched as (classify's answer). */
 struct obs_class {
@@ -446,6 +455,9 @@ static __noinline void classify(__u16 lport, __u16 rport, int local, struct obs_
 /* ---- buffers: head and tail of what moved -------------------------------- */
 
 struct obs_iov_view {
+	const struct sk_buff *skb;   /* a read seen in the socket buffer (hp_obs_rx): the
+				      * bytes are at skb_off there; else user memory */
+	__u64 skb_off;
 	__u64 iov;                   /* user address of the iovec array, 0 = plain */
 	__u64 cnt;
 	__u64 base0;                 /* first chunk */
@@ -459,6 +471,8 @@ static __always_inline int view_init(const struct obs_pending *st, struct obs_io
 {
 	struct iovec first = {};
 
+	v->skb = NULL;
+	v->skb_off = 0;
 	v->iov = 0;
 	v->cnt = 1;
 	v->moved = 0;
@@ -487,6 +501,23 @@ static __always_inline int view_init(const struct obs_pending *st, struct obs_io
 	return 0;
 }
 
+extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
+			       struct bpf_dynptr *ptr__uninit) __ksym __weak;
+
+/* n bytes of a socket-buffer view from byte `at` of its transfer (kernel
+ * memory: linear part or page fragments, through skb_copy_bits). Not
+ * inlined: the dynptr's stack slot must end with the read (the verifier
+ * refuses a later write over a live dynptr, and the compiler would reuse
+ * the slot for the caller's next buffer). */
+static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n, __u64 at)
+{
+	struct bpf_dynptr p;
+
+	if (bpf_dynptr_from_skb((struct __sk_buff *)v->skb, 0, &p))
+		return -1;
+	return bpf_dynptr_read(dst, n, &p, v->skb_off + at, 0);
+}
+
 #define STAGE 128                /* a short head goes through the stack (power of two) */
 
 /*
@@ -511,6 +542,8 @@ static __noinline __u32 read_head(const struct obs_iov_view *v, __u64 moved,
 	n &= SCRATCH - 1;
 	if (!n)
 		return 0;
+	if (v->skb)     /* kernel memory: no usercopy check to avoid */
+		return skb_read(v, s->b, (__u32)n, 0) ? 0 : (__u32)n;
 	if (n <= STAGE) {
 		n = IDX(n, 255);
 		if (!n || n > STAGE || bpf_probe_read_user(stage, n, (void *)v->base0) ||
@@ -529,6 +562,12 @@ static __always_inline __u32 read_tail(const struct obs_iov_view *v, __u64 moved
 {
 	__u64 base = v->base0, len = v->len0, n;
 
+	if (v->skb) {
+		n = moved < TAIL ? moved : TAIL;
+		if (!n || n > TAIL || skb_read(v, out, (__u32)n, moved - n))
+			return 0;
+		return (__u32)n;
+	}
 	if (v->tail_len) {
 		/* found by the caller (a send's kernel copy of the iovecs) */
 		base = v->tail_base;
@@ -1306,12 +1345,15 @@ static __noinline void on_request(struct obs_conn *cn, struct obs_scratch_buf *s
 
 /* Read up to `max` (<= 255) head bytes of a transfer onto the stack at b;
  * returns how many, 0 if none could be read. */
-static __always_inline __u64 read_stack_head(char *b, __u64 base, __u64 n, __u64 max)
+static __always_inline __u64 read_stack_head(char *b, const struct obs_iov_view *v, __u64 n,
+					     __u64 max)
 {
 	if (n > max)
 		n = max;
 	n = IDX(n, 255);
-	if (!n || n > max || bpf_probe_read_user(b, n, (void *)base))
+	if (!n || n > max)
+		return 0;
+	if (v->skb ? skb_read(v, b, (__u32)n, 0) : bpf_probe_read_user(b, n, (void *)v->base0))
 		return 0;
 	return n;
 }
@@ -1323,7 +1365,8 @@ static __always_inline __u64 read_stack_head(char *b, __u64 base, __u64 n, __u64
  * core, side by side). The last byte is given up for the NUL, and a NUL
  * within ends the text early: none has one. Needs n >= 2; returns the
  * bytes before the NUL, 0 if none. */
-static __always_inline __u64 read_stack_text(char *b, __u64 base, __u64 n, __u64 max)
+static __always_inline __u64 read_stack_text(char *b, const struct obs_iov_view *v, __u64 n,
+					     __u64 max)
 {
 	long r;
 
@@ -1332,7 +1375,9 @@ static __always_inline __u64 read_stack_text(char *b, __u64 base, __u64 n, __u64
 	n = IDX(n, 255);
 	if (n < 2 || n > max)
 		return 0;
-	r = bpf_probe_read_user_str(b, n, (void *)base);
+	if (v->skb)     /* the same bytes: all but the last, which a NUL would take */
+		return skb_read(v, b, (__u32)n - 1, 0) ? 0 : n - 1;
+	r = bpf_probe_read_user_str(b, n, (void *)v->base0);
 	return r < 2 ? 0 : r - 1;
 }
 
@@ -1425,13 +1470,14 @@ __noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64
  * is queued here, inlined: no call and return through the thunk. 1 =
  * done, 0 = take the scratch path.
  */
-static __always_inline int http_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+static __always_inline int http_request_head(struct obs_conn *cn, const struct obs_iov_view *v,
+					     __u64 n, __u64 ts)
 {
 	struct http_line l;
 
 	/* read as text: a line whose path ends at the last byte read takes
 	 * the scratch path */
-	n = read_stack_text(l.b, base, n, HTTP_HEAD);
+	n = read_stack_text(l.b, v, n, HTTP_HEAD);
 	if (!n)
 		return 0;
 	if (memo_match(cn, l.b, n))
@@ -1533,6 +1579,12 @@ static __always_inline void bits_clear(__u64 *set, __u32 from, __u32 to)
 	}
 }
 
+/* A query's first bytes, on the caller's stack (not zeroed: bytes past
+ * the count are never used, pg_word checks it). */
+struct pg_line {
+	char b[PG_HEAD + 8] __attribute__((aligned(8)));
+};
+
 /*
  * A PostgreSQL query (Q, or P of the unnamed statement) whose text ends
  * within PG_HEAD bytes, of an endpoint this CPU has seen: read onto the
@@ -1546,16 +1598,15 @@ static __always_inline void bits_clear(__u64 *set, __u32 from, __u32 to)
  * scratch path (a new endpoint, a longer text, a named statement or a
  * Bind).
  */
-__noinline int pg_request_head(struct obs_conn *cn, __u64 base, __u64 n, __u64 ts)
+__noinline int pg_request_head(struct obs_conn *cn, struct pg_line *l, __u64 n, __u64 ts)
 {
-	/* not zeroed: bytes past n are never used (pg_word checks n) */
-	char b[PG_HEAD + 8] __attribute__((aligned(8)));
 	struct pg_walk w;
 	__u32 at, end, la, ll = 0;
+	char *b;
 
-	if (!cn)
+	if (!cn || !l || n > PG_HEAD)
 		return 0;
-	n = read_stack_head(b, base, n, PG_HEAD);
+	b = l->b;
 	if (n < 7 || be32(&b[1]) < 4)
 		return 0;
 	if (b[0] == 'Q')
@@ -1698,11 +1749,11 @@ static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_io
 	if (!cn->len)
 		return;
 	if (v->moved <= TAIL && v->len0 >= v->moved) {
-		tn = read_stack_head(t, v->base0, n, TAIL);
+		tn = read_stack_head(t, v, n, TAIL);
 		n = tn < HEAD_PG ? tn : HEAD_PG;
 		b = t;
 	} else {
-		n = read_stack_head(h, v->base0, n, HEAD_PG);
+		n = read_stack_head(h, v, n, HEAD_PG);
 	}
 	if (!n || n > HEAD_PG)
 		return;
@@ -1761,8 +1812,7 @@ static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_v
 	}
 	/* An HTTP status line or a RESP reply's first bytes: text, unless a
 	 * lone type byte (no room for the NUL). */
-	hn = hn < 2 ? read_stack_head(h, v->base0, hn, 1) :
-		      read_stack_text(h, v->base0, hn, HEAD_SMALL);
+	hn = hn < 2 ? read_stack_head(h, v, hn, 1) : read_stack_text(h, v, hn, HEAD_SMALL);
 	if (hn)
 		on_reply_head(cn, h, (__u32)hn, ts);
 }
@@ -1770,17 +1820,16 @@ static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_v
 /*
  * A request that the stack heads did not take (a new endpoint, whose text
  * must be sent; a longer request line or query; RESP; a protocol still to
- * be sniffed): through the task's scratch. Global (not static), like
- * http_request_line() and pg_request_head(): the verifier checks it once
- * with unknown arguments, not once per caller's state.
+ * be sniffed): through the task's scratch. A static function: a socket
+ * buffer's pointer in the view keeps its type only where the verifier
+ * follows the caller (a global function is checked with unknown
+ * arguments).
  */
-__noinline int on_request_scratch(struct obs_conn *cn, struct obs_iov_view *v, __u64 ts)
+static __noinline int on_request_scratch(struct obs_conn *cn, struct obs_iov_view *v, __u64 ts)
 {
 	struct obs_scratch_buf *s;
 	__u32 n, want;
 
-	if (!cn || !v)
-		return 0;
 	s = bpf_task_storage_get(&obs_scratch, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
@@ -1809,10 +1858,15 @@ static __always_inline int on_transfer(struct obs_conn *cn, struct obs_iov_view 
 		on_reply(cn, v, ts);
 		return 0;
 	}
-	if (cn->protocol == OBS_PROTO_HTTP && http_request_head(cn, v->base0, n, ts))
+	if (cn->protocol == OBS_PROTO_HTTP && http_request_head(cn, v, n, ts))
 		return 0;
-	if (cn->protocol == OBS_PROTO_POSTGRES && pg_request_head(cn, v->base0, n, ts))
-		return 0;
+	if (cn->protocol == OBS_PROTO_POSTGRES) {
+		struct pg_line l;
+
+		n = read_stack_head(l.b, v, n, PG_HEAD);
+		if (pg_request_head(cn, &l, n, ts))
+			return 0;
+	}
 	return on_request_scratch(cn, v, ts);
 }
 
@@ -1939,17 +1993,16 @@ static __always_inline void conn_reset(struct obs_conn *cn)
 }
 
 /* The socket's state, when it has none in its slot: in the socket's
- * storage if it has some there, else in its slot if the slot is free and
- * the socket not closed, else in new storage. */
-static __noinline struct obs_conn *conn_find(struct sock *sk)
+ * storage if it has some there, else in its cookie's slot if the slot is
+ * free and the socket not closed, else in new storage (cookie 0: a
+ * socket without one, seen where it cannot be made). */
+static __noinline struct obs_conn *conn_claim(struct sock *sk, __u64 cookie)
 {
 	struct obs_conn *sl, *cn;
-	__u64 cookie;
 
 	cn = bpf_sk_storage_get(&obs_conns, sk, 0, 0);
 	if (cn)
 		return cn;
-	cookie = bpf_get_socket_cookie(sk);         /* made on first use */
 	sl = slot_of(cookie);
 	if (sl && !sl->cookie && sk->__sk_common.skc_state != TCP_CLOSE) {
 		/* A freed slot was zeroed (gen 0: classified anew). */
@@ -1960,14 +2013,18 @@ static __noinline struct obs_conn *conn_find(struct sock *sk)
 }
 
 /* The connection's state, created on its first watched transfer and
- * classified again when the watch list changed; NULL when not watched. */
-static __always_inline struct obs_conn *sock_conn(struct sock *sk)
+ * classified again when the watch list changed; NULL when not watched.
+ * make_cookie: sk may be given to bpf_get_socket_cookie(), which makes the
+ * cookie on first use (a socket buffer's socket may not: hp_obs_close
+ * makes it when a watched connection is established). */
+static __always_inline struct obs_conn *sock_conn(struct sock *sk, bool make_cookie)
 {
-	struct obs_conn *cn = slot_held(sk->__sk_common.skc_cookie.counter);
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	struct obs_conn *cn = slot_held(cookie);
 	__u32 gen;
 
 	if (!cn)
-		cn = conn_find(sk);
+		cn = conn_claim(sk, make_cookie ? bpf_get_socket_cookie(sk) : cookie);
 	if (!cn)
 		return NULL;
 	gen = watch_gen;
@@ -2032,7 +2089,7 @@ static __always_inline int on_sock(struct sock *sk, int ret, __u32 is_write)
 	if (vec < 0)
 		return 0;
 	stk.vec = vec;
-	cn = sock_conn(sk);
+	cn = sock_conn(sk, true);
 	if (!cn || (!is_request(cn, is_write) && !cn->len))
 		return 0;
 	stk.buf = SYS_ARG2(regs);
@@ -2058,6 +2115,59 @@ int BPF_PROG(hp_obs_recv, struct sock *sk, int ret, int flags)
 	if (flags & MSG_PEEK)
 		return 0;
 	return on_sock(sk, ret, 0);
+}
+
+/*
+ * A read seen in the socket buffer, before its bytes are copied out
+ * (skb:skb_copy_datagram_iovec, once for each buffer a read takes bytes
+ * from): the bytes are kernel memory, read through a dynptr over the
+ * socket buffer, where sock_recv_length has them in the user's buffer
+ * behind a user copy (~60 ns before its first byte here) and the saved
+ * registers; and a read that finds nothing (EAGAIN: a PostgreSQL backend's
+ * every other read) fires nothing. Where this chunk starts is the socket's
+ * copied_seq, which the copy advances after it; a chunk that starts before
+ * what was already seen (the buffer's bytes are all looked at the first
+ * time: a MSG_PEEK, or a small read) is skipped. Kernel TLS (a ULP on the
+ * socket) copies records, not the stream: not looked at. The agent loads
+ * this one where the kernel lets a tracing program build a dynptr over a
+ * socket buffer (6.15 on), else hp_obs_recv.
+ */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(hp_obs_rx, const struct sk_buff *skb, int len)
+{
+	struct obs_iov_view v = {};
+	struct sock *sk = skb->sk;
+	struct tcp_sock *tp;
+	struct obs_conn *cn;
+	__u32 seq, off, avail;
+
+	if (len <= 0 || !sk || !watched_sock(sk))
+		return 0;
+	tp = tcp_view(sk);
+	if (tp->inet_conn.icsk_ulp_ops)
+		return 0;
+	cn = sock_conn(sk, false);
+	if (!cn || (!is_request(cn, 0) && !cn->len))
+		return 0;
+	seq = tp->copied_seq;
+	if (cn->recv_next && (__s32)(cn->recv_next - seq) > 0)
+		return 0;
+	off = seq - ((const struct tcp_skb_cb *)skb->cb)->seq;
+	if (off >= skb->len)
+		return 0;
+	/* The transfer is what arrived in this buffer from here on, not only
+	 * what this read takes of it: a reader that peeks at a few bytes,
+	 * or takes a message in small reads, still shows the request whole;
+	 * its later reads of the same bytes are not looked at again. */
+	avail = skb->len - off;
+	cn->recv_next = seq + avail;
+	v.skb = skb;
+	v.skb_off = off;
+	v.cnt = 1;
+	v.base0 = 0;
+	v.len0 = avail;
+	v.moved = avail;
+	return on_transfer(cn, &v, 0, tp->tcp_clock_cache);
 }
 
 /* Kernels without tcp:tcp_sendmsg_locked (before 6.16): the agent loads
@@ -2098,7 +2208,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 	type = it->iter_type;
 	if (type != ITER_UBUF && type != ITER_IOVEC)
 		return 0;
-	cn = sock_conn(sk);
+	cn = sock_conn(sk, true);
 	if (!cn)
 		return 0;
 	left = it->count;
@@ -2147,13 +2257,23 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 }
 
 /* A socket that reaches TCP_CLOSE gives its slot back, zeroed, so the
- * next socket to claim it starts unclassified. */
+ * next socket to claim it starts unclassified. A watched one that is
+ * established gets its cookie (its slot's key) now: hp_obs_rx, which
+ * sees its first request, cannot make one. */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(hp_obs_close, struct sock *sk, int oldstate, int newstate)
 {
-	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	__u64 cookie;
 	struct obs_conn *sl;
 
+	if (!sk)
+		return 0;
+	if (newstate == TCP_ESTABLISHED) {
+		if (watched_sock(sk))
+			bpf_get_socket_cookie(sk);
+		return 0;
+	}
+	cookie = sk->__sk_common.skc_cookie.counter;
 	if (newstate != TCP_CLOSE || !(sl = slot_held(cookie)))
 		return 0;
 	conn_reset(sl);

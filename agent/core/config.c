@@ -354,6 +354,16 @@ static const struct cfg_key cfg_keys[] = {
 		 "and sendmmsg and io_uring sends are seen), else "
 		 "sock:sock_send_length. socket: sock:sock_send_length always "
 		 "(the syscall's saved registers say where the buffer is)." },
+	{ .section = "bpf", .key = "observe_recv_hook", .type = CT_ENUM,
+	  G(observe_recv_hook), .def = "auto", .names = send_hook_names,
+	  .doc = "Where reads are seen. auto: the skb:skb_copy_datagram_iovec "
+		 "tracepoint, where the kernel lets a tracing program read a "
+		 "socket buffer (6.15 on): the bytes are read in the kernel before "
+		 "they are copied out, and a read that finds nothing costs nothing; "
+		 "else sock:sock_recv_length. socket: sock:sock_recv_length always "
+		 "(the bytes read from the user's buffer, found through the "
+		 "syscall's saved registers; kernel TLS sockets are seen only "
+		 "there)." },
 	{ .section = "bpf", .key = "observe_conn_slots", .type = CT_UINT,
 	  G(observe_conn_slots), .def = "16384", .min = 0, .max = 262144, .flags = CF_POW2,
 	  .doc = "Watched connections whose state the kernel keeps in a table "

@@ -146,6 +146,7 @@ struct observe {
 	char pin_path[HP_PATH_MAX];
 	bool pinned;
 	bool send_in_tcp;            /* hp_obs_sendmsg rather than hp_obs_send */
+	bool recv_in_skb;            /* hp_obs_rx rather than hp_obs_recv */
 	int self;                    /* the agent's pid: its listeners are not discovered */
 	int ncpus;
 	uint64_t start_ms;
@@ -818,7 +819,9 @@ static void map_clear(struct bpf_map *m)
 }
 
 /* The maps observe.bpf.o pins by name under the pin directory. */
-static const char *const obs_pinned[] = { "obs_watched", "obs_endpoints", "obs_ep_table", "obs_drops" };
+static const char *const obs_pinned[] = {
+	"obs_watched", "obs_endpoints", "obs_ep_table", "obs_drops",
+};
 
 /* Remove pins that an earlier run left (it did not stop cleanly) and that
  * this build cannot reuse: a map whose layout changed between versions
@@ -853,6 +856,8 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 				 cfg->observe_conn_slots ? cfg->observe_conn_slots : 1);
 	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :
 						   o->skel->progs.hp_obs_sendmsg, false);
+	bpf_program__set_autoload(o->recv_in_skb ? o->skel->progs.hp_obs_recv :
+						   o->skel->progs.hp_obs_rx, false);
 	err = observe_bpf__load(o->skel);
 	if (err) {
 		observe_bpf__destroy(o->skel);
@@ -865,7 +870,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 			      size_t whylen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
-	const char *send_at;
+	const char *send_at, *recv_at;
 	struct observe *o;
 	int err;
 
@@ -907,10 +912,22 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		  cfg->observe_send_hook == HP_SEND_HOOK_SOCKET ?
 		  "sock:sock_send_length ([bpf] observe_send_hook = socket)" :
 		  "sock:sock_send_length (this kernel has no tcp:tcp_sendmsg_locked)";
+	/* Reads are seen in the socket buffer where the kernel lets a
+	 * tracing program read one; else at sock_recv_length. */
+	o->recv_in_skb = cfg->observe_recv_hook == HP_SEND_HOOK_AUTO;
+	recv_at = o->recv_in_skb ? "skb:skb_copy_datagram_iovec" :
+		  "sock:sock_recv_length ([bpf] observe_recv_hook = socket)";
 	err = observe_load(o, cfg, &opts);
 	if (err == -EINVAL && unpin_stale(o->pin_path)) {
 		log_warn("observe: removed pinned maps under %s that an earlier version left "
 			 "(their layout differs)", o->pin_path);
+		err = observe_load(o, cfg, &opts);
+	}
+	if (err && err != -EPERM && o->recv_in_skb) {
+		log_warn("observe: the kernel refused the skb:skb_copy_datagram_iovec program (%s); "
+			 "reads at sock:sock_recv_length", strerror(-err));
+		o->recv_in_skb = false;
+		recv_at = "sock:sock_recv_length (skb:skb_copy_datagram_iovec refused)";
 		err = observe_load(o, cfg, &opts);
 	}
 	if (err && err != -EPERM && o->send_in_tcp) {
@@ -948,7 +965,7 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 		snprintf(why, whylen, "cannot attach the socket tracepoints: %s", strerror(-err));
 		goto fail;
 	}
-	log_info("observe: reads at sock:sock_recv_length, sends at %s", send_at);
+	log_info("observe: reads at %s, sends at %s", recv_at, send_at);
 	o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.obs_events), on_event, o, NULL);
 	if (!o->rb) {
 		snprintf(why, whylen, "cannot open the observe ring buffer: %s", strerror(errno));

@@ -157,6 +157,7 @@ struct hp_config {
 	bool observe_local_callers;     /* also time local callers of [service] ports */
 	bool observe_discover;          /* watch every listening socket, not only declared ones */
 	int observe_send_hook;          /* enum hp_send_hook */
+	int observe_recv_hook;          /* enum hp_send_hook: the same two choices */
 	uint32_t observe_conn_slots;    /* connection state table, power of two, 0 = none */
 	uint32_t profile_hz;            /* CPU profile sampling rate */
 	uint32_t profile_max_seconds;   /* longest window an API call may ask */

@@ -70,9 +70,11 @@ def need_root():
         pytest.skip("kernel observation needs root")
 
 
-# Where sends are seen ([bpf] observe_send_hook): auto takes
-# tcp:tcp_sendmsg_locked on this kernel; socket is what kernels without it
-# get, sock:sock_send_length. The tests that send in every way run on both.
+# Where sends and reads are seen ([bpf] observe_send_hook and
+# observe_recv_hook, set alike): auto takes tcp:tcp_sendmsg_locked and
+# skb:skb_copy_datagram_iovec on this kernel; socket is what older kernels
+# get, sock:sock_send_length and sock:sock_recv_length. The tests that send
+# and read in every way run on both.
 SEND_HOOKS = ["auto", "socket"]
 
 
@@ -221,7 +223,7 @@ def test_http_latency_and_counts(http_service, tmp_path, send_hook):
     # default only the service's own socket times a local caller)
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
                    "[bpf]\nobserve_local_callers = yes\nobserve_send_hook = %s\n"
-                   % (port, send_hook), str(tmp_path))
+                   "observe_recv_hook = %s\n" % (port, send_hook, send_hook), str(tmp_path))
     try:
         # a keep-alive client on a plain socket, timing the same syscalls the
         # kernel sees: from handing the request over to the first response bytes
@@ -321,6 +323,58 @@ def test_http_errors_counted(tmp_path):
 
 
 @pytest.mark.parametrize("send_hook", SEND_HOOKS)
+def test_peeked_requests_counted_once(tmp_path, send_hook):
+    """A server that looks at a request with MSG_PEEK before it reads it
+    (protocol detection, as some proxies do) makes the kernel copy the
+    same bytes twice; a request is still one request, timed once, and its
+    response pairs with it (none unmatched). With reads seen in the socket
+    buffer the second copy starts before what was seen (copied_seq); at
+    sock_recv_length the peek's flag says so."""
+    need_root()
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    port = ls.getsockname()[1]
+
+    def serve():
+        c, _ = ls.accept()
+        with c:
+            while True:
+                head = c.recv(8, socket.MSG_PEEK)
+                if not head:
+                    return
+                assert head.startswith(b"GET "), head
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    req += c.recv(4096)
+                time.sleep(0.002)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    obs = Observer("[service.peek]\nport = %d\nprotocol = http\n"
+                   "[bpf]\nobserve_send_hook = %s\nobserve_recv_hook = %s\n"
+                   % (port, send_hook, send_hook), str(tmp_path))
+    try:
+        c = socket.create_connection(("127.0.0.1", port))
+        for i in range(30):
+            c.sendall(b"GET /peek/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+            got = b""
+            while not got.endswith(b"ok"):
+                got += c.recv(4096)
+        c.close()
+        time.sleep(0.3)
+        d = obs.dump()
+        inb = metrics_of(d, "peek", "inbound")
+        ep = endpoint(inb, "GET /peek/{id}")
+        assert ep["requests"] == 30, inb
+        assert 2.0 <= ep["p50_ms"] <= 20.0, ep
+        assert d["metrics"]["dropped"]["unmatched_responses"] == 0, d["metrics"]["dropped"]
+    finally:
+        obs.close()
+        ls.close()
+
+
+@pytest.mark.parametrize("send_hook", SEND_HOOKS)
 def test_response_sends_of_every_shape(tmp_path, send_hook):
     """A response leaves by send, sendmsg or writev with several iovecs, in
     one send or in parts, larger than the kernel's copy loop takes in one
@@ -381,13 +435,16 @@ def test_response_sends_of_every_shape(tmp_path, send_hook):
 
     threading.Thread(target=accept, daemon=True).start()
     obs = Observer("[service.shapes]\nport = %d\nprotocol = http\n"
-                   "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+                   "[bpf]\nobserve_send_hook = %s\nobserve_recv_hook = %s\n"
+                   % (port, send_hook, send_hook), str(tmp_path))
     try:
         btf = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
                              capture_output=True, text=True).stdout
         in_tcp = send_hook == "auto" and "'btf_trace_tcp_sendmsg_locked'" in btf
         assert ("sends at tcp:tcp_sendmsg_locked" if in_tcp else "sends at sock:sock_send_length") \
             in obs.d.log_text()
+        assert ("reads at skb:skb_copy_datagram_iovec" if send_hook == "auto" else
+                "reads at sock:sock_recv_length") in obs.d.log_text(), obs.d.log_text()
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 
@@ -468,7 +525,8 @@ def test_nginx_counts_and_statuses(tmp_path, send_hook):
     try:
         wait_listening(port)
         obs = Observer("[service.nginx]\nport = %d\nprotocol = http\n"
-                       "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+                       "[bpf]\nobserve_send_hook = %s\nobserve_recv_hook = %s\n"
+                       % (port, send_hook, send_hook), str(tmp_path))
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port)
             plan = [("/index.html", 200)] * 60 + [("/big.bin", 200)] * 10 + \
@@ -524,7 +582,8 @@ def test_reply_sent_in_rounds_is_one_response(tmp_path, send_hook):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     obs = Observer("[service.kv]\nport = %d\nprotocol = resp\n"
-                   "[bpf]\nobserve_send_hook = %s\n" % (port, send_hook), str(tmp_path))
+                   "[bpf]\nobserve_send_hook = %s\nobserve_recv_hook = %s\n"
+                   % (port, send_hook, send_hook), str(tmp_path))
     try:
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -1152,7 +1211,7 @@ def test_postgres_queries_both_sides(postgres, tmp_path, send_hook):
     c0.close()
     obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n"
                    "[bpf]\nobserve_local_callers = yes\nobserve_send_hook = %s\n"
-                   % (port, send_hook), str(tmp_path))
+                   "observe_recv_hook = %s\n" % (port, send_hook, send_hook), str(tmp_path))
     try:
         c = PgClient(port)
         N = 40

@@ -952,10 +952,11 @@ static void test_visit(void **state)
 	assert_non_null(a);
 	config_defaults(&c);
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 123);          /* every key of every plain section */
+	assert_int_equal(a->n, 124);          /* every key of every plain section */
 	assert_int_equal(a->reloadable, 45);
 	assert_non_null(strstr(a->text, "core.log_level=info\n"));
 	assert_non_null(strstr(a->text, "bpf.observe_send_hook=auto\n"));
+	assert_non_null(strstr(a->text, "bpf.observe_recv_hook=auto\n"));
 	assert_non_null(strstr(a->text, "core.shutdown_timeout=5s\n"));
 	assert_non_null(strstr(a->text, "resp.idle_timeout=300s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=256mb\n"));
@@ -967,7 +968,7 @@ static void test_visit(void **state)
 		 "[database.app]\npassword = s3cret\n[database.b]\n"
 		 "[pooler]\nauth_type = trust\n[partition.p]\nprefix = p:\n");
 	config_visit(&c, visit_cb, a);
-	assert_int_equal(a->n, 123 + 6 + 6 + 4);
+	assert_int_equal(a->n, 124 + 6 + 6 + 4);
 	assert_int_equal(a->reloadable, 45 + 4);
 	assert_non_null(strstr(a->text, "resp.idle_timeout=90s\n"));
 	assert_non_null(strstr(a->text, "cache.l1_max_memory=1gb\n"));
