@@ -122,20 +122,24 @@ watched:
 #define PRICE_LEN 128
 __u64 sink = 0;
 
+/* Is this socket's local port one of watch_ports? */
+static __always_inline bool priced_sock(const struct sock *sk)
+{
+	__u16 lport = sk ? sk->__sk_common.skc_num : 0;
+
+	for (int i = 0; lport && i < 4; i++)
+		if (watch_ports[i] && watch_ports[i] == lport)
+			return true;
+	return false;
+}
+
 /* The user buffer of a read(2) on a socket whose local port is watched,
  * else 0. */
 static __always_inline __u64 priced_buf(struct sock *sk, int ret)
 {
-	__u16 lport = sk ? sk->__sk_common.skc_num : 0;
 	struct pt_regs *regs;
-	int i;
 
-	if (ret <= 0 || !lport)
-		return 0;
-	for (i = 0; i < 4; i++)
-		if (watch_ports[i] && watch_ports[i] == lport)
-			break;
-	if (i == 4)
+	if (ret <= 0 || !priced_sock(sk))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (regs->orig_ax != 0)         /* read(2) only */
@@ -197,19 +201,12 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(rx_skb, const struct sk_buff *skb, int len)
 {
 	struct sock *sk = skb->sk;
-	__u16 lport = sk ? sk->__sk_common.skc_num : 0;
 	const struct tcp_skb_cb *cb = (const void *)skb->cb;
 	struct tcp_sock *tp;
 	struct bpf_dynptr p;
 	char b[RX_LEN];
-	int i;
 
-	if (!lport)
-		return 0;
-	for (i = 0; i < 4; i++)
-		if (watch_ports[i] && watch_ports[i] == lport)
-			break;
-	if (i == 4)
+	if (!priced_sock(sk))
 		return 0;
 	tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
 	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &p) ||

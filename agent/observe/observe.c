@@ -923,18 +923,22 @@ struct observe *observe_start(const struct hp_config *cfg, const char *pin_path,
 			 "(their layout differs)", o->pin_path);
 		err = observe_load(o, cfg, &opts);
 	}
-	if (err && err != -EPERM && o->recv_in_skb) {
-		log_warn("observe: the kernel refused the skb:skb_copy_datagram_iovec program (%s); "
-			 "reads at sock:sock_recv_length", strerror(-err));
-		o->recv_in_skb = false;
-		recv_at = "sock:sock_recv_length (skb:skb_copy_datagram_iovec refused)";
-		err = observe_load(o, cfg, &opts);
-	}
-	if (err && err != -EPERM && o->send_in_tcp) {
-		log_warn("observe: the kernel refused the tcp:tcp_sendmsg_locked program (%s); "
-			 "sends at sock:sock_send_length", strerror(-err));
-		o->send_in_tcp = false;
-		send_at = "sock:sock_send_length (tcp:tcp_sendmsg_locked refused)";
+	/* A kernel that refuses a program of the newer hooks gets the socket
+	 * tracepoints instead: for reads first, then for sends. */
+	while (err && err != -EPERM && (o->recv_in_skb || o->send_in_tcp)) {
+		bool reads = o->recv_in_skb;
+
+		log_warn("observe: the kernel refused the %s program (%s); %s at %s",
+			 reads ? "skb:skb_copy_datagram_iovec" : "tcp:tcp_sendmsg_locked",
+			 strerror(-err), reads ? "reads" : "sends",
+			 reads ? "sock:sock_recv_length" : "sock:sock_send_length");
+		if (reads) {
+			o->recv_in_skb = false;
+			recv_at = "sock:sock_recv_length (skb:skb_copy_datagram_iovec refused)";
+		} else {
+			o->send_in_tcp = false;
+			send_at = "sock:sock_send_length (tcp:tcp_sendmsg_locked refused)";
+		}
 		err = observe_load(o, cfg, &opts);
 	}
 	if (err) {
