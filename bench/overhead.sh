@@ -96,7 +96,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Each run records how many such sets were attached at its start and end
 # (last column of the runs; ours, in the agent arms, not counted): a run
 # with others attached measured more than its arm.
-observers() { bpftool prog show 2>/dev/null | grep -c "name hp_obs_recv" || true; }
+observers() { bpftool prog show 2>/dev/null | grep -cE "name hp_obs_(recv|rx) " || true; }
 others=$(observers)
 [ "${others:-0}" -gt 0 ] && echo "warning: $others observe program(s) of other hotpathd instances attached: every arm pays them"
 NPORT=$(port); PPORT=$(port); LPORT=$(port); QPORT=$(port); NPORT2=$(port); PPORT2=$(port)
