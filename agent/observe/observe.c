@@ -839,7 +839,8 @@ static int unpin_stale(const char *dir)
 	return n;
 }
 
-/* Open and load observe.bpf.o with one of its two send programs. */
+/* Open and load observe.bpf.o with one of its two read programs and one of
+ * its two send programs. */
 static int observe_load(struct observe *o, const struct hp_config *cfg,
 			const struct bpf_object_open_opts *opts)
 {
