@@ -2164,7 +2164,6 @@ int BPF_PROG(hp_obs_rx, const struct sk_buff *skb, int len)
 	v.skb = skb;
 	v.skb_off = off;
 	v.cnt = 1;
-	v.base0 = 0;
 	v.len0 = avail;
 	v.moved = avail;
 	return on_transfer(cn, &v, 0, tp->tcp_clock_cache);

@@ -152,11 +152,9 @@ json_t *api_json_bytes(const char *s, size_t len)
 	if (!tmp)
 		return NULL;
 	for (size_t i = 0; i < len;) {
-		size_t k;
-		for (k = 4; k >= 1; k--)
-			if (i + k <= len && api_utf8_valid(s + i, k))
-				break;
-		if (k >= 1) {
+		size_t k = api_utf8_seq(s + i, len - i);
+
+		if (k) {
 			memcpy(tmp + o, s + i, k);
 			o += k;
 			i += k;

@@ -729,6 +729,15 @@ bool api_utf8_valid(const char *str, size_t len)
 	return true;
 }
 
+size_t api_utf8_seq(const char *s, size_t len)
+{
+	/* a lead byte says how long its character is: one length can be valid */
+	for (size_t k = 1; k <= 4 && k <= len; k++)
+		if (api_utf8_valid(s, k))
+			return k;
+	return 0;
+}
+
 int api_prom_escape(struct buf *b, const char *s, size_t len)
 {
 	size_t start = 0;

@@ -499,20 +499,16 @@ static bool text_set(char *dst, size_t dstlen, const char *src, size_t len)
 	size_t o = 0, i = 0, room = dstlen - 1, end;
 
 	while (i < len) {
-		size_t k = 1;
+		size_t k = api_utf8_seq(src + i, len - i);
+		bool keep = k && src[i];
 
-		if ((unsigned char)src[i] >= 0x80)
-			while (k < 4 && !(i + k <= len && api_utf8_valid(src + i, k)))
-				k++;
-		if ((unsigned char)src[i] >= 0x80 && !(i + k <= len && api_utf8_valid(src + i, k)))
-			k = 0;                  /* no valid sequence starts here */
-		if (o + (k ? k : 1) > room)
+		if (o + (keep ? k : 1) > room)
 			break;
-		if (k && src[i])
+		if (keep)
 			memcpy(dst + o, src + i, k);
 		else
 			dst[o] = '?';
-		o += k ? k : 1;
+		o += keep ? k : 1;
 		i += k ? k : 1;
 	}
 	if (i < len) {
@@ -532,8 +528,7 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 {
 	/* a normalised query is longer than its text (each literal a $n):
 	 * room for that of an OBS_TEXT_MAX text, then cut to fit e->name */
-	char route[ROUTE_PATH_MAX + 16], buf[4 * OBS_TEXT_MAX];
-	int len = 0;
+	char route[ROUTE_PATH_MAX + 16], buf[4 * OBS_TEXT_MAX] = "";
 
 	e->protocol = protocol;
 	if (protocol == OBS_PROTO_HTTP) {
@@ -546,12 +541,11 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 			return;
 		if (route_hash(m, ml, p, pl) != e->hash)
 			o->hash_mismatch++;
-		len = snprintf(buf, sizeof(buf), "%.*s %s", (int)ml, m, route);
+		snprintf(buf, sizeof(buf), "%.*s %s", (int)ml, m, route);
 		snprintf(e->key, sizeof(e->key), "h:%016" PRIx64, e->hash);
 	} else if (protocol == OBS_PROTO_RESP) {
 		if (wire_resp_command(t, n, buf, OBS_CMD_MAX + 1) < 0)
 			return;
-		len = (int)strlen(buf);
 	} else if (protocol == OBS_PROTO_POSTGRES) {
 		const char *q;
 		size_t ql;
@@ -560,21 +554,20 @@ static void ep_name(struct observe *o, struct obs_ep *e, int protocol, const cha
 		int r = pgmsg_query_text(t, n, &q, &ql, &trunc);
 
 		if (r == -ENOENT && n > 5 && t[0] == 'B') {
-			len = snprintf(buf, sizeof(buf), "(prepared statement \"%.*s\")",
-				       (int)strnlen(t + 5, n - 5) > 60 ? 60 : (int)strnlen(t + 5, n - 5), t + 5);
+			int nl = (int)strnlen(t + 5, n - 5);
+
+			snprintf(buf, sizeof(buf), "(prepared statement \"%.*s\")", nl > 60 ? 60 : nl,
+				 t + 5);
 		} else if (r == 0) {
 			/* the raw text when libpg_query cannot parse it */
 			if (pgquery_fingerprint(q, ql, &fp, buf, sizeof(buf)) == 0)
 				snprintf(e->key, sizeof(e->key), "fp:%016" PRIx64, fp);
-			len = (int)strlen(buf);
-			e->truncated = trunc || (size_t)len == sizeof(buf) - 1;
+			e->truncated = trunc || strlen(buf) == sizeof(buf) - 1;
 		} else {
 			return;
 		}
 	}
-	if (len < 0)
-		return;
-	if (text_set(e->name, sizeof(e->name), buf, strnlen(buf, sizeof(buf))))
+	if (buf[0] && text_set(e->name, sizeof(e->name), buf, strlen(buf)))
 		e->truncated = true;
 	e->have_text = true;
 }

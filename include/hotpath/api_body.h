@@ -139,6 +139,9 @@ int api_url_decode(const char *in, size_t inlen, char *out, size_t outmax,
 
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 bool api_utf8_valid(const char *s, size_t len);
+/* The length (1..4) of the well-formed UTF-8 character that starts s[0..len),
+ * 0 if none does. */
+size_t api_utf8_seq(const char *s, size_t len);
 
 /* Append s[0..len) to b as a Prometheus label value: \ " and newline escaped.
  * 0 or -ENOBUFS/-ENOMEM. */

@@ -373,6 +373,13 @@ static void test_utf8(void **state)
 	assert_false(api_utf8_valid("\xed\xa0\x80", 3));        /* surrogate */
 	assert_false(api_utf8_valid("\xf4\x90\x80\x80", 4));    /* > U+10FFFF */
 	assert_false(api_utf8_valid("\xe2\x28\xa1", 3));
+	/* the character at the start: its length, 0 if none */
+	assert_int_equal(api_utf8_seq("ab", 2), 1);
+	assert_int_equal(api_utf8_seq("\xc3\xa9x", 3), 2);
+	assert_int_equal(api_utf8_seq("\xf0\x9f\x98\x80", 4), 4);
+	assert_int_equal(api_utf8_seq("\xf0\x9f\x98", 3), 0);   /* cut short */
+	assert_int_equal(api_utf8_seq("\xff", 1), 0);
+	assert_int_equal(api_utf8_seq("", 0), 0);
 }
 
 static void test_prom_escape(void **state)
