@@ -24,7 +24,10 @@
  * of its lines ("rand", N a power of two: a working set that fits in the
  * caches, which the hooks' own lines push out, as they do a server's).
  *
- *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand]]]]]     prints "ns_per_round N"
+ * Or ("code", x86-64) it runs N KiB of straight-line instructions there,
+ * which empties the instruction caches of the hooks' code instead.
+ *
+ *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand|code]]]]]     prints "ns_per_round N"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +81,33 @@ static uint64_t thrash(const volatile uint8_t *m, size_t n, int scrambled)
 	return sum;
 }
 
+/* "code": N KiB of straight-line instructions (x86-64: add eax, imm32,
+ * then ret) run in place of the reads, as a server's own code between two
+ * transfers does to the instruction caches; NULL where not built. */
+static uint64_t (*code_thrash(size_t n))(void)
+{
+#if defined(__x86_64__)
+	uint8_t *c = mmap(NULL, n + 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t i = 0;
+
+	if (c == MAP_FAILED)
+		return NULL;
+	c[i++] = 0x31;                  /* xor eax, eax */
+	c[i++] = 0xc0;
+	for (; i + 5 <= n; i += 5) {
+		c[i] = 0x05;            /* add eax, imm32 */
+		memcpy(&c[i + 1], &i, 4);
+	}
+	c[i] = 0xc3;                    /* ret */
+	if (mprotect(c, n + 16, PROT_READ | PROT_EXEC) != 0)
+		return NULL;
+	return (uint64_t (*)(void))(void *)c;
+#else
+	(void)n;
+	return NULL;
+#endif
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -106,7 +137,9 @@ int main(int argc, char **argv)
 	int ls, cs, ss, one = 1, pg = argc > 4 && strcmp(argv[4], "pg") == 0;
 	size_t tn = argc > 5 ? (size_t)atol(argv[5]) * 1024 : 0;
 	int trand = argc > 6 && strcmp(argv[6], "rand") == 0;
-	uint8_t *tm = tn ? calloc(1, tn) : NULL;
+	int tcode = argc > 6 && strcmp(argv[6], "code") == 0;
+	uint64_t (*run)(void) = tn && tcode ? code_thrash(tn) : NULL;
+	uint8_t *tm = tn && !tcode ? calloc(1, tn) : NULL;
 	uint64_t sink = 0;
 	const char *a = req, *r = pg ? pg_rsp : rsp;
 	size_t an = sizeof(req) - 1, rn = pg ? sizeof(pg_rsp) - 1 : sizeof(rsp) - 1;
@@ -114,10 +147,10 @@ int main(int argc, char **argv)
 	char buf[128], q[128];
 
 	if (argc < 2 || rounds <= 0 || batches <= 0) {
-		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand]]]]]\n");
+		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand|code]]]]]\n");
 		return 2;
 	}
-	if (tn && !tm) {
+	if (tn && !tm && !run) {
 		perror("sockloop: thrash buffer");
 		return 1;
 	}
@@ -158,13 +191,13 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			if (tn)
-				sink += thrash(tm, tn, trand);
+				sink += run ? run() : thrash(tm, tn, trand);
 			if (write(ss, r, rn) != (ssize_t)rn || read_all(cs, buf, rn) != 0) {
 				perror("sockloop: transfer");
 				return 1;
 			}
 			if (tn)
-				sink += thrash(tm, tn, trand);
+				sink += run ? run() : thrash(tm, tn, trand);
 		}
 		dt = (now_ns() - t0) / (double)rounds;
 		if (dt < best)
