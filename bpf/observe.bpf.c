@@ -115,7 +115,13 @@ __u32 watch_gen = 0;
 __u32 text_gen = 0;
 /* Where the saved user registers are, from the task's stack (task_regs()). */
 __u64 regs_off = 0;
-/* The three are read on every watched transfer. Declared together they
+/* The sk_prot of TCP sockets without an upper-layer protocol (tcp_prot,
+ * tcpv6_prot), learned from the first ones hp_obs_rx meets: a socket
+ * with one of them has no ULP (kernel TLS, like every ULP, replaces
+ * sk_prot), known from the socket's first line, which the stack has just
+ * read, instead of icsk_ulp_ops's, which a read does not touch. */
+__u64 plain_prot[2] = {};
+/* These are read on every watched transfer. Declared together they
  * share one cache line of .bss (its variables keep their declaration
  * order); apart they took two, missed again after each request of a
  * server whose own work evicts them. */
@@ -193,7 +199,12 @@ struct obs_conn {
 	 * MSG_PEEK, or a small read of a buffer). Next to the FIFO's first
 	 * entry, in the line a request touches. */
 	__u32 recv_next;
-	__u32 pad;
+	/* text_gen + 1 when the memo's endpoint (memo_hash, pgm_hash) was
+	 * last found known (obs_known) under that generation, 0 = not since
+	 * the memo was set: a request that takes the memo queues without
+	 * obs_known's lookup, a line missed on every request of a server
+	 * whose own work empties the caches between them. */
+	__u32 memo_known;
 	struct obs_fifo_ent q[OBS_FIFO];
 	struct pg_hstate pg;         /* pg_request_head()'s walk */
 } __attribute__((aligned(64)));
@@ -1396,6 +1407,29 @@ static __always_inline int queue_known(struct obs_conn *cn, __u64 hash, __u64 ts
 }
 
 /*
+ * A request that takes the connection's memo (its last request line or
+ * query shape again): queue_known() for the memo's endpoint, which asks
+ * obs_known once a text generation and then remembers the answer in the
+ * connection, in the line the FIFO's first entry shares.
+ */
+static __always_inline int queue_memo(struct obs_conn *cn, __u64 hash, __u64 ts)
+{
+	__u32 known = text_gen + 1;
+
+	if (cn->memo_known != known) {
+		if (!endpoint_known(cn, hash, 0))
+			return 0;
+		cn->memo_known = known;
+	}
+	if (cn->len >= OBS_FIFO) {
+		DROP(fifo_full);
+		return 1;
+	}
+	fifo_push(cn, hash, 1, ts);
+	return 1;
+}
+
+/*
  * Does this request line start with the bytes of the connection's last
  * one, up to the byte that ended its path? Then its route hash is the
  * same (a pure function of those bytes): a keep-alive client asking for
@@ -1457,6 +1491,7 @@ __noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64
 		__builtin_memcpy(cn->memo, l->b, 32);
 		cn->memo_len = w.stop_at + 1;
 		cn->memo_hash = hash;
+		cn->memo_known = text_gen + 1;  /* queue_known() found it */
 	}
 	return 1;
 }
@@ -1481,7 +1516,7 @@ static __always_inline int http_request_head(struct obs_conn *cn, const struct o
 	if (!n)
 		return 0;
 	if (memo_match(cn, l.b, n))
-		return queue_known(cn, cn->memo_hash, ts);
+		return queue_memo(cn, cn->memo_hash, ts);
 	return http_request_line(cn, &l, n, ts);
 }
 
@@ -1626,7 +1661,7 @@ __noinline int pg_request_head(struct obs_conn *cn, struct pg_line *l, __u64 n, 
 	/* (a shape is never 0 where one was remembered: pg_shape() returns
 	 * 0 for a mismatch only) */
 	if (end && end < n && end < PG_HEAD && pg_shape(b, end, cn->pgm_lit, la, ll) == cn->pgm_shape)
-		return queue_known(cn, cn->pgm_hash, ts);
+		return queue_memo(cn, cn->pgm_hash, ts);
 	pg_walk_begin(&w, &cn->pg, b, n, at);
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
@@ -1647,6 +1682,8 @@ __noinline int pg_request_head(struct obs_conn *cn, struct pg_line *l, __u64 n, 
 		cn->pgm_shape = pg_shape(b, w.end, cn->pgm_lit, la, ll);
 		cn->pgm_hash = cn->pg.h;
 		cn->pgm_end = w.end;
+		cn->memo_known = 0;
+		return queue_memo(cn, cn->pg.h, ts);
 	}
 	return queue_known(cn, cn->pg.h, ts);
 }
@@ -2117,6 +2154,24 @@ int BPF_PROG(hp_obs_recv, struct sock *sk, int ret, int flags)
 	return on_sock(sk, ret, 0);
 }
 
+/* A TCP socket without an upper-layer protocol (not kernel TLS)? Its
+ * sk_prot is one of plain_prot's, or icsk_ulp_ops says so (and its
+ * sk_prot joins them while there is room). */
+static __always_inline int plain_tcp(struct sock *sk)
+{
+	__u64 prot = (__u64)sk->__sk_common.skc_prot;
+
+	if (prot == plain_prot[0] || prot == plain_prot[1])
+		return 1;
+	if (tcp_view(sk)->inet_conn.icsk_ulp_ops)
+		return 0;
+	if (!plain_prot[0])
+		plain_prot[0] = prot;
+	else if (!plain_prot[1])
+		plain_prot[1] = prot;
+	return 1;
+}
+
 /*
  * A read seen in the socket buffer, before its bytes are copied out
  * (skb:skb_copy_datagram_iovec, once for each buffer a read takes bytes
@@ -2144,7 +2199,7 @@ int BPF_PROG(hp_obs_rx, const struct sk_buff *skb, int len)
 	if (len <= 0 || !sk || !watched_sock(sk))
 		return 0;
 	tp = tcp_view(sk);
-	if (tp->inet_conn.icsk_ulp_ops)
+	if (!plain_tcp(sk))
 		return 0;
 	cn = sock_conn(sk, false);
 	if (!cn || (!is_request(cn, 0) && !cn->len))

@@ -285,6 +285,50 @@ def test_http_latency_and_counts(http_service, tmp_path, send_hook):
         obs.close()
 
 
+def test_event_budget_counts_what_it_drops(http_service, tmp_path):
+    """Past its per-CPU event budget a fast request's event is dropped and
+    counted in obs_drops, which the API and bpftool show alike; the
+    budget is refilled each second."""
+    need_root()
+    port, _ = http_service
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
+                   "[bpf]\nobserve_events_per_sec = 4\n" % port, str(tmp_path))
+
+    def run(n):
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        for i in range(n):
+            c.request("GET", "/fast/%d" % i)
+            assert c.getresponse().read() is not None
+        c.close()
+
+    try:
+        n = 200
+        t0 = time.monotonic()
+        run(n)
+        took = time.monotonic() - t0
+        time.sleep(0.3)
+        d = obs.dump()
+        ep = endpoint(metrics_of(d, "web", "inbound"), "GET /fast/{id}")
+        assert ep["requests"] == n, ep
+        # 4 tokens a CPU a second, fast requests take them while more than
+        # a quarter are left: 3 events a CPU a second at most
+        sent_max = 3 * os.cpu_count() * (int(took) + 2)
+        fast = d["metrics"]["dropped"]["events_over_budget_fast"]
+        assert n - sent_max <= fast <= n, (fast, took)
+        assert ep["quantiles"] == "histogram", ep
+        kernel = sum(cpu["value"]["ev_fast_dropped"]
+                     for cpu in obs.bpftool("obs_drops")[0]["formatted"]["values"])
+        assert kernel == fast, (kernel, fast)
+        # a second later the buckets refill: a few more requests, a few more events
+        time.sleep(1.1)
+        run(4)
+        time.sleep(0.3)
+        again = obs.dump()["metrics"]["dropped"]["events_over_budget_fast"]
+        assert fast <= again <= fast + 4, (fast, again)
+    finally:
+        obs.close()
+
+
 def test_http_errors_counted(tmp_path):
     need_root()
 
