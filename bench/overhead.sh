@@ -255,7 +255,9 @@ pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$
 # its transfers, as a server's own work does between them (the hooks then
 # run with cold caches); THRASH_ORDER=rand reads its lines in a scrambled
 # order (N a power of two: a working set the hooks' lines push out of the
-# caches); LOOP_ROUNDS rounds a batch (20000).
+# caches); THRASH_ORDER=code runs N KiB of straight-line instructions
+# instead (x86-64: the instruction caches emptied of the hooks' code);
+# LOOP_ROUNDS rounds a batch (20000).
 LOOP_ROUNDS=${LOOP_ROUNDS:-20000}
 loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "${1:-$LPORT}" "$LOOP_ROUNDS" $((SECS * 3)) "${2:-http}" "${THRASH:-0}" "${THRASH_ORDER:-seq}" |
 	awk -v n=$((LOOP_ROUNDS * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
