@@ -216,6 +216,56 @@ int BPF_PROG(rx_skb, const struct sk_buff *skb, int len)
 	return 0;
 }
 
+/*
+ * lines0/lines4/lines16: on each read and send of a socket whose local
+ * port is watched (the first of two twins, not the second), touch that
+ * many cache lines picked at random in 64 MiB: what many lines missed a
+ * request cost a server, in its own time as well as the loads' (the
+ * lines evict the server's own). lines0 does the same tests and touches
+ * none.
+ */
+#define LINES_MAP (1 << 20)             /* 64-byte lines: 64 MiB */
+struct cold_line {
+	__u64 v[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LINES_MAP);
+	__type(key, __u32);
+	__type(value, struct cold_line);
+} cold SEC(".maps");
+
+static __always_inline int touch_lines(struct sock *sk, int k)
+{
+	if (!priced_sock(sk))
+		return 0;
+	for (int i = 0; i < k; i++) {
+		__u32 idx = bpf_get_prandom_u32() & (LINES_MAP - 1);
+		struct cold_line *l = bpf_map_lookup_elem(&cold, &idx);
+
+		if (l)
+			sink += l->v[0];
+	}
+	return 0;
+}
+
+#define LINES(k)								\
+SEC("tp_btf/sock_recv_length")							\
+int BPF_PROG(lines##k##_recv, struct sock *sk, int ret, int flags)		\
+{										\
+	return ret > 0 ? touch_lines(sk, k) : 0;				\
+}										\
+SEC("tp_btf/sock_send_length")							\
+int BPF_PROG(lines##k##_send, struct sock *sk, int ret, int flags)		\
+{										\
+	return ret > 0 ? touch_lines(sk, k) : 0;				\
+}
+
+LINES(0)
+LINES(4)
+LINES(16)
+
 SEC("sk_msg")
 int msg_pass(struct sk_msg_md *msg)
 {

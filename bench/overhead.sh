@@ -30,7 +30,10 @@
 # 16 or 64 bytes / a locked add; pbase the same without the calls: a
 # round's time over pbase's, divided by 8, is one call's price), rxuser
 # and rxskb (a read's first 64 bytes from the user's buffer at
-# sock_recv_length, or from the socket buffer at skb_copy_datagram_iovec);
+# sock_recv_length, or from the socket buffer at skb_copy_datagram_iovec),
+# lines0, lines4 and lines16 (on each read and send of the watched
+# servers, the first twin's and not the second's, 0, 4 or 16 loads of
+# cache lines picked at random in 64 MiB: what a line missed costs);
 # and burn, a control
 # with no probe at all: one core spun for 1.5 s before the round, as the
 # verifier does when hotpathd starts, so an A/A run (ARMS="none burn")
@@ -309,9 +312,10 @@ arm_on() {
 	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
 	rxuser) hooks_on rx_user empty_send ;;
 	rxskb) hooks_on rx_skb empty_send ;;
+	lines0|lines4|lines16) hooks_on "${1}_recv" "${1}_send" ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
