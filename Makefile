@@ -65,7 +65,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 ASAN_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests-asan/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
-BENCH_BINS := $(OUT)/cachesim $(OUT)/hookcost $(OUT)/sockloop $(OUT)/discovery
+BENCH_BINS := $(OUT)/cachesim $(OUT)/hookcost $(OUT)/sockloop $(OUT)/discovery $(OUT)/jitdump
 
 .PHONY: all run test unit unit-asan integration fuzz deps clean docs bench-resp check-config
 .PHONY: install deb rpm bench-deps bench-http
@@ -143,6 +143,10 @@ $(OUT)/hookcost: bench/hookcost.c $(OUT)/hookcost.skel.h
 $(OUT)/sockloop: bench/sockloop.c
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
+$(OUT)/jitdump: bench/jitdump.c
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -lbpf -o $@
 
 # one service discovery pass, old way and new (by hand: docs/benchmarks.md)
 $(OUT)/discovery: bench/discovery.c $(OUT)/libhotpath.a

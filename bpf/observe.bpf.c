@@ -236,11 +236,6 @@ struct obs_pending {
 #define VEC_IOV 1
 #define VEC_MSG 2
 
-struct obs_bucket {
-	__u64 tokens;
-	__u64 refill_ns;
-};
-
 struct obs_scratch_buf {
 	char b[SCRATCH];
 	struct pg_hstate pg;
@@ -342,8 +337,9 @@ struct {
 } obs_conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);  /* values start page-aligned: a bucket a line */
+	__uint(max_entries, 1);              /* the agent sets it: possible CPUs */
 	__type(key, __u32);
 	__type(value, struct obs_bucket);
 } obs_tokens SEC(".maps");
@@ -1203,12 +1199,18 @@ static __noinline void ensure_endpoint(struct obs_conn *cn, __u64 hash, struct o
 	bpf_ringbuf_submit(ev, rb_flags());
 }
 
+/* May this request send its event? This CPU's bucket (obs_tokens) is
+ * refilled each second; a fast request may take a token while more than
+ * a quarter are left, a slow one any. A fast request refused is counted
+ * in the bucket's own line, and moved to obs_drops OBS_DROP_BATCH at a
+ * time. (A tp_btf program runs with preemption disabled: a CPU's bucket
+ * is not written by two programs at once.) */
 static __always_inline int budget_allows(__u64 dur_ns, __u64 now)
 {
+	__u32 cpu = bpf_get_smp_processor_id();
 	struct obs_bucket *b;
-	__u32 zero = 0;
 
-	b = bpf_map_lookup_elem(&obs_tokens, &zero);
+	b = bpf_map_lookup_elem(&obs_tokens, &cpu);
 	if (!b)
 		return 0;
 	if (now - b->refill_ns >= NSEC_PER_SEC) {
@@ -1221,7 +1223,13 @@ static __always_inline int budget_allows(__u64 dur_ns, __u64 now)
 			return 0;
 		}
 	} else if (b->tokens <= ev_per_sec / 4) {
-		DROP(ev_fast_dropped);
+		if (++b->fast_dropped >= OBS_DROP_BATCH) {
+			struct obs_drops *d = drops();
+
+			if (d)
+				d->ev_fast_dropped += b->fast_dropped;
+			b->fast_dropped = 0;
+		}
 		return 0;
 	}
 	b->tokens--;

@@ -848,6 +848,7 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 	o->skel->rodata->conn_slots = cfg->observe_conn_slots;
 	bpf_map__set_max_entries(o->skel->maps.obs_slots,
 				 cfg->observe_conn_slots ? cfg->observe_conn_slots : 1);
+	bpf_map__set_max_entries(o->skel->maps.obs_tokens, (__u32)o->ncpus);
 	bpf_program__set_autoload(o->send_in_tcp ? o->skel->progs.hp_obs_send :
 						   o->skel->progs.hp_obs_sendmsg, false);
 	bpf_program__set_autoload(o->recv_in_skb ? o->skel->progs.hp_obs_recv :
@@ -1340,6 +1341,13 @@ static void drops_read(struct observe *o, struct obs_drops *sum)
 			sum->unmatched += vals[i].unmatched;
 			sum->ep_evicted += vals[i].ep_evicted;
 		}
+	}
+	/* the fast requests' drops not yet moved to obs_drops */
+	for (__u32 cpu = 0; cpu < (__u32)o->ncpus; cpu++) {
+		struct obs_bucket b;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(o->skel->maps.obs_tokens), &cpu, &b) == 0)
+			sum->ev_fast_dropped += b.fast_dropped;
 	}
 	free(vals);
 }

@@ -113,6 +113,25 @@ struct obs_drops {
 	__u64 ep_evicted;       /* endpoint entry recreated after LRU eviction */
 };
 
+/*
+ * obs_tokens[cpu]: a CPU's request event budget, one cache line found by
+ * the CPU's number (an array, not a per-CPU one, whose lookup loads the
+ * value's address from the map's pointer table first). fast_dropped
+ * counts the fast requests' events the budget refused that are not yet in
+ * obs_drops' ev_fast_dropped, which gets them OBS_DROP_BATCH at a time: a
+ * server past its budget touches this one line for most requests, where
+ * it touched four (two pointer tables, two values). Readers of the total
+ * add the pending ones.
+ */
+#define OBS_DROP_BATCH 64
+
+struct obs_bucket {
+	__u64 tokens;
+	__u64 refill_ns;
+	__u64 fast_dropped;
+	__u64 pad[5];
+} __attribute__((aligned(64)));
+
 struct obs_req_event {
 	__u32 kind;             /* OBS_EV_REQ */
 	__u32 service_id;

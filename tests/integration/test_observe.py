@@ -287,8 +287,9 @@ def test_http_latency_and_counts(http_service, tmp_path, send_hook):
 
 def test_event_budget_counts_what_it_drops(http_service, tmp_path):
     """Past its per-CPU event budget a fast request's event is dropped and
-    counted in obs_drops, which the API and bpftool show alike; the
-    budget is refilled each second."""
+    counted: in its CPU's bucket first, moved to obs_drops 64 at a time,
+    each counted once whichever of the two holds it; the budget is
+    refilled each second."""
     need_root()
     port, _ = http_service
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n"
@@ -316,9 +317,10 @@ def test_event_budget_counts_what_it_drops(http_service, tmp_path):
         fast = d["metrics"]["dropped"]["events_over_budget_fast"]
         assert n - sent_max <= fast <= n, (fast, took)
         assert ep["quantiles"] == "histogram", ep
+        # bpftool's obs_drops has them but for fewer than 64 a CPU
         kernel = sum(cpu["value"]["ev_fast_dropped"]
                      for cpu in obs.bpftool("obs_drops")[0]["formatted"]["values"])
-        assert kernel == fast, (kernel, fast)
+        assert kernel % 64 == 0 and fast - 64 * os.cpu_count() < kernel <= fast, (kernel, fast)
         # a second later the buckets refill: a few more requests, a few more events
         time.sleep(1.1)
         run(4)
