@@ -20,6 +20,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
+. bench/agent.sh
 WL=${1:-pg}
 SECS=${2:-10}
 OUT=${OUT:-build}
@@ -41,7 +42,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P=$(port)
 if [ "$WL" = pg ]; then
 	mkdir "$tmp/pg" "$tmp/sock" && chown postgres: "$tmp/pg" "$tmp/sock"
@@ -61,22 +61,13 @@ else
 	proto=http
 	load() { taskset -c 0 wrk -t1 -c50 -d"$1s" "http://127.0.0.1:$P/index.html" | awk '/Requests\/sec/ {print $2}'; }
 fi
-cat > "$tmp/hp.ini" <<INI
-[core]
-log_level = warn
-[resp]
-listen = 127.0.0.1:$(port)
-[api]
-listen = 127.0.0.1:$(port)
-[l0]
-enabled = no
-[bpf]
-pin_path = /sys/fs/bpf/hotpath-jitprof
+{ agent_ini warn /sys/fs/bpf/hotpath-jitprof; cat <<INI
 observe_discover = no
 [service.s]
 port = $P
 protocol = $proto
 INI
+} > "$tmp/hp.ini"
 "$OUT/hotpathd" -c "$tmp/hp.ini" > "$tmp/hp.log" 2>&1 & hp=$!
 sleep 4
 load $((SECS + 3)) > "$tmp/rate" &

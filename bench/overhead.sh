@@ -67,6 +67,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
+. bench/agent.sh
 RUNS=${RUNS:-3}
 RT=${RT:-0}
 rt() { if [ "$RT" = 1 ]; then chrt -f 50 "$@"; else "$@"; fi; }
@@ -90,7 +91,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Other hotpathd instances on the host (tests, a colleague's daemon) watch
@@ -138,17 +138,7 @@ if [ "$twins" = 1 ]; then
 	pgbench -h 127.0.0.1 -p "$PPORT2" -U postgres -i -s 5 postgres >/dev/null 2>&1
 fi
 
-cat > "$tmp/hp.ini" <<INI
-[core]
-log_level = info
-[resp]
-listen = 127.0.0.1:$(port)
-[api]
-listen = 127.0.0.1:$(port)
-[l0]
-enabled = no
-[bpf]
-pin_path = /sys/fs/bpf/hotpath-overhead
+{ agent_ini info /sys/fs/bpf/hotpath-overhead; cat <<INI
 [service.web]
 port = $NPORT
 protocol = http
@@ -162,6 +152,7 @@ protocol = http
 port = $QPORT
 protocol = postgres
 INI
+} > "$tmp/hp.ini"
 sed 's/^\[bpf\]$/[bpf]\nobserve_local_callers = yes/' "$tmp/hp.ini" > "$tmp/callers.ini"
 
 # CPU time (clock ticks) of a process and of its reaped children: nginx's
