@@ -1400,18 +1400,25 @@ static __always_inline __u64 read_stack_text(char *b, const struct obs_iov_view 
 	return r < 2 ? 0 : r - 1;
 }
 
-/* A stack head's request of an endpoint this CPU has seen: queue it (1).
- * 0: unknown here, the scratch path must create it and send its text. */
-static __always_inline int queue_known(struct obs_conn *cn, __u64 hash, __u64 ts)
+/* Queue a stack head's request of a known endpoint (1), unless the FIFO
+ * is full (counted). */
+static __always_inline int queue_one(struct obs_conn *cn, __u64 hash, __u64 ts)
 {
-	if (!endpoint_known(cn, hash, 0))
-		return 0;
 	if (cn->len >= OBS_FIFO) {
 		DROP(fifo_full);
 		return 1;
 	}
 	fifo_push(cn, hash, 1, ts);
 	return 1;
+}
+
+/* A stack head's request of an endpoint this CPU has seen: queue it (1).
+ * 0: unknown here, the scratch path must create it and send its text. */
+static __always_inline int queue_known(struct obs_conn *cn, __u64 hash, __u64 ts)
+{
+	if (!endpoint_known(cn, hash, 0))
+		return 0;
+	return queue_one(cn, hash, ts);
 }
 
 /*
@@ -1429,12 +1436,7 @@ static __always_inline int queue_memo(struct obs_conn *cn, __u64 hash, __u64 ts)
 			return 0;
 		cn->memo_known = known;
 	}
-	if (cn->len >= OBS_FIFO) {
-		DROP(fifo_full);
-		return 1;
-	}
-	fifo_push(cn, hash, 1, ts);
-	return 1;
+	return queue_one(cn, hash, ts);
 }
 
 /*
