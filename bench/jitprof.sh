@@ -44,12 +44,7 @@ cleanup() {
 trap cleanup EXIT
 P=$(port)
 if [ "$WL" = pg ]; then
-	mkdir "$tmp/pg" "$tmp/sock" && chown postgres: "$tmp/pg" "$tmp/sock"
-	runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg" --auth=trust -U postgres >/dev/null
-	taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" \
-		-o "-p $P -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-	sleep 1
-	pgbench -h 127.0.0.1 -p "$P" -U postgres -i -s 5 postgres >/dev/null 2>&1
+	pg_cluster "$tmp/pg" "$P" "$tmp/sock"
 	proto=postgres
 	load() { taskset -c 0 pgbench -h 127.0.0.1 -p "$P" -U postgres -S -c 8 -j 2 -T "$1" postgres 2>/dev/null |
 		awk '/^tps/ {print $3}'; }

@@ -123,20 +123,8 @@ if [ "$twins" = 1 ]; then
 		"$tmp/nginx.conf" > "$tmp/nginx2.conf"
 	taskset -c 1 nginx -c "$tmp/nginx2.conf"
 fi
-mkdir "$tmp/pg" "$tmp/sock" && chown postgres: "$tmp/pg" "$tmp/sock"
-runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg" --auth=trust -U postgres >/dev/null
-taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" \
-	-o "-p $PPORT -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-sleep 1
-pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -i -s 5 postgres >/dev/null 2>&1
-if [ "$twins" = 1 ]; then
-	mkdir "$tmp/pg2" && chown postgres: "$tmp/pg2"
-	runuser -u postgres -- "$PGBIN/initdb" -D "$tmp/pg2" --auth=trust -U postgres >/dev/null
-	taskset -c 1 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg2" -l "$tmp/pg2/log" \
-		-o "-p $PPORT2 -k $tmp/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-	sleep 1
-	pgbench -h 127.0.0.1 -p "$PPORT2" -U postgres -i -s 5 postgres >/dev/null 2>&1
-fi
+pg_cluster "$tmp/pg" "$PPORT" "$tmp/sock"
+[ "$twins" = 1 ] && pg_cluster "$tmp/pg2" "$PPORT2" "$tmp/sock"
 
 { agent_ini info /sys/fs/bpf/hotpath-overhead; cat <<INI
 [service.web]
