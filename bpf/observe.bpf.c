@@ -1468,10 +1468,20 @@ static __always_inline int memo_match(const struct obs_conn *cn, const char *b, 
 	return 1;
 }
 
-/* A request line's first bytes, on the program's stack. */
-struct http_line {
-	char b[HTTP_HEAD] __attribute__((aligned(8)));
+/*
+ * A transfer's first (or last) bytes, on the program's stack: a request
+ * line, a query, a response's tail. One per transfer, declared in
+ * on_transfer() and lent to whichever path reads: the program's frame
+ * holds one buffer, not one per path. Not zeroed: bytes past the count
+ * read are never used. 8 bytes past the 128 read are room for the
+ * verifier's view of a masked word read.
+ */
+#define HEAD_BUF 128
+struct head_buf {
+	char b[HEAD_BUF + 8] __attribute__((aligned(8)));
 };
+_Static_assert(HTTP_HEAD <= HEAD_BUF && PG_HEAD <= HEAD_BUF && TAIL <= HEAD_BUF,
+	       "every stack head fits the transfer's buffer");
 
 /*
  * A request line that is not the connection's last one: its path walked
@@ -1479,7 +1489,7 @@ struct http_line {
  * 1 = done, 0 = take the scratch path (a new endpoint, whose text must be
  * sent; a path that may go on past what was read).
  */
-__noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64 n, __u64 ts)
+__noinline int http_request_line(struct obs_conn *cn, struct head_buf *l, __u64 n, __u64 ts)
 {
 	struct route_walk w = {};
 	__u32 mlen;
@@ -1494,7 +1504,9 @@ __noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64
 	bpf_loop(HTTP_HEAD / 8, route_step_head, &w, 0);
 	if (!w.stopped)
 		return 0;
-	hash = seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes);
+	/* mixed here, not after obs_known's lookup: clang would keep its six
+	 * inputs across the call, in the stack frame */
+	hash = opaque(seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes));
 	if (!queue_known(cn, hash, ts))
 		return 0;
 	if (w.stop_at < 32) {
@@ -1516,18 +1528,16 @@ __noinline int http_request_line(struct obs_conn *cn, struct http_line *l, __u64
  * done, 0 = take the scratch path.
  */
 static __always_inline int http_request_head(struct obs_conn *cn, const struct obs_iov_view *v,
-					     __u64 n, __u64 ts)
+					     __u64 n, __u64 ts, struct head_buf *l)
 {
-	struct http_line l;
-
 	/* read as text: a line whose path ends at the last byte read takes
 	 * the scratch path */
-	n = read_stack_text(l.b, v, n, HTTP_HEAD);
+	n = read_stack_text(l->b, v, n, HTTP_HEAD);
 	if (!n)
 		return 0;
-	if (memo_match(cn, l.b, n))
+	if (memo_match(cn, l->b, n))
 		return queue_memo(cn, cn->memo_hash, ts);
-	return http_request_line(cn, &l, n, ts);
+	return http_request_line(cn, l, n, ts);
 }
 
 /* Eight bits (byte j of a word: bit j) as a byte mask: 0xff where set. */
@@ -1624,12 +1634,6 @@ static __always_inline void bits_clear(__u64 *set, __u32 from, __u32 to)
 	}
 }
 
-/* A query's first bytes, on the caller's stack (not zeroed: bytes past
- * the count are never used, pg_word checks it). */
-struct pg_line {
-	char b[PG_HEAD + 8] __attribute__((aligned(8)));
-};
-
 /*
  * A PostgreSQL query (Q, or P of the unnamed statement) whose text ends
  * within PG_HEAD bytes, of an endpoint this CPU has seen: read onto the
@@ -1643,7 +1647,7 @@ struct pg_line {
  * scratch path (a new endpoint, a longer text, a named statement or a
  * Bind).
  */
-__noinline int pg_request_head(struct obs_conn *cn, struct pg_line *l, __u64 n, __u64 ts)
+__noinline int pg_request_head(struct obs_conn *cn, struct head_buf *l, __u64 n, __u64 ts)
 {
 	struct pg_walk w;
 	__u32 at, end, la, ll = 0;
@@ -1780,27 +1784,26 @@ static __always_inline void on_reply_head(struct obs_conn *cn, const char *b, __
  * among its first messages, CommandComplete's row count just before Z.
  * A response of up to TAIL bytes in one chunk (a few rows, then C and Z:
  * most of an OLTP application's) is read once, for its head and its tail;
- * a longer one twice. The bytes of t past what was read are never looked
- * at, so t is not zeroed.
+ * a longer one twice; its tail goes to the transfer's buffer. The bytes
+ * of t past what was read are never looked at, so t is not zeroed.
  */
-static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 now)
+static __always_inline void on_pg_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 now,
+					char *t)
 {
-	/* h: 8 bytes past HEAD_PG are room for the verifier's view of a
-	 * masked 4-byte read (be32() below) */
-	char h[HEAD_PG + 8], t[TAIL];
 	__u64 n = v->len0 < v->moved ? v->len0 : v->moved;
 	struct obs_fifo_ent *e;
-	const char *b = h;
+	const char *b = t;
 	__u32 at = 0, tn = 0;
 
 	if (!cn->len)
 		return;
+	/* the head, then (a longer response) the tail over it: the head's
+	 * bytes are done with before the tail is read */
 	if (v->moved <= TAIL && v->len0 >= v->moved) {
 		tn = read_stack_head(t, v, n, TAIL);
 		n = tn < HEAD_PG ? tn : HEAD_PG;
-		b = t;
 	} else {
-		n = read_stack_head(h, v, n, HEAD_PG);
+		n = read_stack_head(t, v, n, HEAD_PG);
 	}
 	if (!n || n > HEAD_PG)
 		return;
@@ -1848,13 +1851,14 @@ static __always_inline int is_request(const struct obs_conn *cn, __u32 is_write)
  * every response comes here, and a call and its return (through the
  * return thunk) is what it would cost on top.
  */
-static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 ts)
+static __always_inline void on_reply(struct obs_conn *cn, const struct obs_iov_view *v, __u64 ts,
+				     struct head_buf *buf)
 {
-	char h[HEAD_SMALL];
+	char *h = buf->b;
 	__u64 hn = v->len0 < v->moved ? v->len0 : v->moved;
 
 	if (cn->protocol == OBS_PROTO_POSTGRES) {
-		on_pg_reply(cn, v, ts);
+		on_pg_reply(cn, v, ts, buf->b);
 		return;
 	}
 	/* An HTTP status line or a RESP reply's first bytes: text, unless a
@@ -1900,18 +1904,17 @@ static __always_inline int on_transfer(struct obs_conn *cn, struct obs_iov_view 
 {
 	__u64 ts = seen_ns ? seen_ns : bpf_ktime_get_ns();
 	__u64 n = v->len0 < v->moved ? v->len0 : v->moved;
+	struct head_buf buf;
 
 	if (!is_request(cn, is_write)) {
-		on_reply(cn, v, ts);
+		on_reply(cn, v, ts, &buf);
 		return 0;
 	}
-	if (cn->protocol == OBS_PROTO_HTTP && http_request_head(cn, v, n, ts))
+	if (cn->protocol == OBS_PROTO_HTTP && http_request_head(cn, v, n, ts, &buf))
 		return 0;
 	if (cn->protocol == OBS_PROTO_POSTGRES) {
-		struct pg_line l;
-
-		n = read_stack_head(l.b, v, n, PG_HEAD);
-		if (pg_request_head(cn, &l, n, ts))
+		n = read_stack_head(buf.b, v, n, PG_HEAD);
+		if (pg_request_head(cn, &buf, n, ts))
 			return 0;
 	}
 	return on_request_scratch(cn, v, ts);
@@ -2200,7 +2203,7 @@ static __always_inline int plain_tcp(struct sock *sk)
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(hp_obs_rx, const struct sk_buff *skb, int len)
 {
-	struct obs_iov_view v = {};
+	struct obs_iov_view v;
 	struct sock *sk = skb->sk;
 	struct tcp_sock *tp;
 	struct obs_conn *cn;
@@ -2226,11 +2229,10 @@ int BPF_PROG(hp_obs_rx, const struct sk_buff *skb, int len)
 	 * its later reads of the same bytes are not looked at again. */
 	avail = skb->len - off;
 	cn->recv_next = seq + avail;
-	v.skb = skb;
-	v.skb_off = off;
-	v.cnt = 1;
-	v.len0 = avail;
-	v.moved = avail;
+	/* filled here, not zeroed where declared: clang stores the zeroes at
+	 * the program's entry, for every TCP read of the host */
+	v = (struct obs_iov_view){ .skb = skb, .skb_off = off, .cnt = 1, .len0 = avail,
+				   .moved = avail };
 	return on_transfer(cn, &v, 0, tp->tcp_clock_cache);
 }
 
@@ -2261,7 +2263,7 @@ SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff *skb, int size_goal)
 {
 	const struct iov_iter *it = &msg->msg_iter;
-	struct obs_iov_view v = {};
+	struct obs_iov_view v;
 	struct obs_conn *cn;
 	__u64 left, off;
 	__u32 end;
@@ -2283,8 +2285,7 @@ int BPF_PROG(hp_obs_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff
 	if (!is_request(cn, 1) && !cn->len)
 		return 0;
 	off = it->iov_offset;
-	v.moved = left;
-	v.cnt = 1;
+	v = (struct obs_iov_view){ .moved = left, .cnt = 1 };      /* not at entry: see hp_obs_rx */
 	if (type == ITER_UBUF) {
 		v.base0 = (__u64)it->ubuf + off;
 		v.len0 = left;
