@@ -1507,15 +1507,15 @@ __noinline int http_request_line(struct obs_conn *cn, struct head_buf *l, __u64 
 	/* mixed here, not after obs_known's lookup: clang would keep its six
 	 * inputs across the call, in the stack frame */
 	hash = opaque(seg_mix(w.h, w.seg, w.len, w.digits, w.hex, w.dashes));
-	if (!queue_known(cn, hash, ts))
-		return 0;
 	if (w.stop_at < 32) {
+		/* the new memo, queued as pg_request_head() queues its own */
 		__builtin_memcpy(cn->memo, l->b, 32);
 		cn->memo_len = w.stop_at + 1;
 		cn->memo_hash = hash;
-		cn->memo_known = text_gen + 1;  /* queue_known() found it */
+		cn->memo_known = 0;
+		return queue_memo(cn, hash, ts);
 	}
-	return 1;
+	return queue_known(cn, hash, ts);
 }
 
 /*
