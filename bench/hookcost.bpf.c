@@ -266,6 +266,74 @@ LINES(0)
 LINES(4)
 LINES(16)
 
+/*
+ * kpage8/vpage8: the same 448 cache lines (28 KiB), eight of them picked
+ * at random on each read and send of the first twin; kpage8's in a map
+ * small enough for kmalloc (the kernel's direct map: 1 GiB pages, one TLB
+ * entry), vpage8's one line a page in a vmalloc'd map (4 KiB pages, each
+ * its own TLB entry; the line within the page varies, so the caches'
+ * sets are the same spread). The difference is what a TLB miss on a
+ * map's page costs a server, the caches' misses being the same.
+ */
+#define PAGES 448
+struct page_line {
+	__u64 v[8];
+};
+struct big_page {
+	struct page_line l[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PAGES);
+	__type(key, __u32);
+	__type(value, struct page_line);
+} kpages SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PAGES);
+	__type(key, __u32);
+	__type(value, struct big_page);
+} vpages SEC(".maps");
+
+static __always_inline int touch_pages(struct sock *sk, int vm)
+{
+	if (!priced_sock(sk))
+		return 0;
+	for (int i = 0; i < 8; i++) {
+		__u32 idx = bpf_get_prandom_u32() % PAGES;
+
+		if (vm) {
+			struct big_page *p = bpf_map_lookup_elem(&vpages, &idx);
+
+			if (p)
+				sink += p->l[idx & 63].v[0];
+		} else {
+			struct page_line *l = bpf_map_lookup_elem(&kpages, &idx);
+
+			if (l)
+				sink += l->v[0];
+		}
+	}
+	return 0;
+}
+
+#define PAGES8(name, vm)							\
+SEC("tp_btf/sock_recv_length")							\
+int BPF_PROG(name##_recv, struct sock *sk, int ret, int flags)		\
+{										\
+	return ret > 0 ? touch_pages(sk, vm) : 0;				\
+}										\
+SEC("tp_btf/sock_send_length")							\
+int BPF_PROG(name##_send, struct sock *sk, int ret, int flags)		\
+{										\
+	return ret > 0 ? touch_pages(sk, vm) : 0;				\
+}
+
+PAGES8(kpage8, 0)
+PAGES8(vpage8, 1)
+
 SEC("sk_msg")
 int msg_pass(struct sk_msg_md *msg)
 {

@@ -33,7 +33,10 @@
 # sock_recv_length, or from the socket buffer at skb_copy_datagram_iovec),
 # lines0, lines4 and lines16 (on each read and send of the watched
 # servers, the first twin's and not the second's, 0, 4 or 16 loads of
-# cache lines picked at random in 64 MiB: what a line missed costs);
+# cache lines picked at random in 64 MiB: what a line missed costs),
+# kpage8 and vpage8 (8 loads a transfer of the same 448 lines, in a
+# kmalloc'd map, the direct map's 1 GiB pages, or one line a 4 KiB page
+# of a vmalloc'd one: what a map page's TLB entry costs);
 # and burn, a control
 # with no probe at all: one core spun for 1.5 s before the round, as the
 # verifier does when hotpathd starts, so an A/A run (ARMS="none burn")
@@ -41,8 +44,12 @@
 # web (nginx), pg (pgbench) and loop (build/sockloop: a one-thread HTTP
 # ping-pong on loopback, both ends watched, that prices a hook per socket
 # transfer more finely than a server under load can), pgloop (the same
-# with pgbench -S's query and reply, on a port declared postgres), webtwin
-# and pgtwin.
+# with pgbench -S's query and reply, on a port declared postgres),
+# tpcbloop (the same port, the seven statements of pgbench's default
+# transaction in turn: a connection going through several statements),
+# webtwin and pgtwin. WRK_C sets wrk's connections (50 for web, 400 for
+# webtwin), PGBENCH pgbench's mode and clients ("-S -c 8 -j 2"; "-c 8
+# -j 2" is its default TPC-B-like transaction).
 #
 # The twins: a second nginx (a second PostgreSQL cluster) on the same core
 # as the first, loaded at the same moment by its own wrk (pgbench), the
@@ -72,6 +79,14 @@ RUNS=${RUNS:-3}
 RT=${RT:-0}
 rt() { if [ "$RT" = 1 ]; then chrt -f 50 "$@"; else "$@"; fi; }
 SECS=${SECS:-10}
+# The loads: wrk's connections (WRK_C: 50 for web, 400 for webtwin, whose
+# rounds at 50 fall on steps ~4% apart: each nginx answers its wrk in
+# batches of up to 50, and a round's ratio moves by two requests of a
+# batch), pgbench's mode and clients (PGBENCH: -S, select-only, the
+# hardest case for a per-request cost; "-c 8 -j 2" runs its default
+# TPC-B-like transaction).
+WRK_C=${WRK_C:-}
+PGBENCH=${PGBENCH:--S -c 8 -j 2}
 OUT=${OUT:-build}
 PGBIN=/usr/lib/postgresql/15/bin
 for t in nginx wrk; do
@@ -212,9 +227,9 @@ measure() {	# server-pid  rate-command...
 # The load generators run under GNU time, which appends their context
 # switches (voluntary + involuntary) to the "rate requests" line.
 cs_of() { awk '{print $1 + $2}' "$tmp/time"; }
-web() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
+web() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" wrk -t1 -c"${WRK_C:-50}" -d"${SECS}s" "http://127.0.0.1:$NPORT/index.html" |
 	awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
-pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.0.1 -p "$PPORT" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
+pg() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" pgbench -h 127.0.0.1 -p "$PPORT" -U postgres $PGBENCH -T "$SECS" postgres 2>/dev/null |
 	awk '/^tps/ && !r {r = $3} /transactions actually processed/ {n = $NF; sub("/.*", "", n)} END {printf "%s %s", r, n}'; echo " $(cs_of)"; }
 # The twins, loaded together; prints "100000*first/second requests" and
 # the first's requests (see the header).
@@ -227,8 +242,8 @@ twin() {	# load-function port-of-the-first port-of-the-twin (each run prints "re
 	echo "$a $b" | awk '{printf "%.1f %d 0\n", ($2 > 0 ? 100000 * $1 / $2 : 0), $1}'; }
 webtwin() { twin wrk1 "$NPORT" "$NPORT2"; }
 pgtwin() { twin pg1 "$PPORT" "$PPORT2"; }
-wrk1() { taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "http://127.0.0.1:$1/index.html" | awk '/requests in/ {print $1}'; }
-pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres -S -c 8 -j 2 -T "$SECS" postgres 2>/dev/null |
+wrk1() { taskset -c 0 wrk -t1 -c"${WRK_C:-400}" -d"${SECS}s" "http://127.0.0.1:$1/index.html" | awk '/requests in/ {print $1}'; }
+pg1() { taskset -c 0 pgbench -h 127.0.0.1 -p "$1" -U postgres $PGBENCH -T "$SECS" postgres 2>/dev/null |
 	awk '/transactions actually processed/ {n = $NF; sub("/.*", "", n); print n}'; }
 # build/sockloop: one thread's HTTP-like ping-pong on loopback (four socket
 # transfers a round, both ends watched): the price of a hook per transfer,
@@ -244,6 +259,7 @@ LOOP_ROUNDS=${LOOP_ROUNDS:-20000}
 loop() { rt taskset -c 0 /usr/bin/time -f "%c %w" -o "$tmp/time" "$OUT/sockloop" "${1:-$LPORT}" "$LOOP_ROUNDS" $((SECS * 3)) "${2:-http}" "${THRASH:-0}" "${THRASH_ORDER:-seq}" |
 	awk -v n=$((LOOP_ROUNDS * SECS * 3)) '/ns_per_round/ {printf "%.1f %d", 1e9 / $2, n}'; echo " $(cs_of)"; }
 pgloop() { loop "$QPORT" pg; }
+tpcbloop() { loop "$QPORT" tpcb; }
 # hp.log is emptied first: the background start truncates it only once it
 # runs, and the wait below must not find the previous arm's "ready:".
 agent_on() { : > "$tmp/hp.log"; "$1" -c "$tmp/${2:-hp}.ini" 2>"$tmp/hp.log" & hp=$!
@@ -291,10 +307,10 @@ arm_on() {
 	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
 	rxuser) hooks_on rx_user empty_send ;;
 	rxskb) hooks_on rx_skb empty_send ;;
-	lines0|lines4|lines16) hooks_on "${1}_recv" "${1}_send" ;;
+	lines0|lines4|lines16|kpage8|vpage8) hooks_on "${1}_recv" "${1}_send" ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 kpage8 vpage8 sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
@@ -330,7 +346,7 @@ for r in $(seq "$RUNS"); do
 		arm=$a
 		arm_on "$a"
 		for w in $WORKLOADS; do
-			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; { [ "$w" = loop ] || [ "$w" = pgloop ]; } && srv=$$
+			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; { [ "$w" = loop ] || [ "$w" = pgloop ] || [ "$w" = tpcbloop ]; } && srv=$$
 			perf_on "$w.$a.$r"
 			measure "$srv" "$w" >> "$tmp/$w.$a"
 			perf_off
@@ -349,9 +365,10 @@ paired() { paste -d' ' "$1" "$2" | awk '{printf "%.4f\n", ($1 - $(NF / 2 + 1)) /
 printf '%-22s %-16s %9s %9s %6s %7s  %8s %8s %7s %6s  %6s %6s %6s\n' workload arm "rate $base" "rate arm" lost paired \
 	"µs/req $base" "arm" "CPU" "agent" "cs/req" "arm" "wake/s"
 for w in $WORKLOADS; do
-	name="nginx 1KiB, wrk -c50"; [ "$w" = pg ] && name="pgbench -S -c8 -j2"
+	name="nginx 1KiB, wrk -c${WRK_C:-50}"; [ "$w" = pg ] && name="pgbench $PGBENCH"
 	[ "$w" = loop ] && name="sockloop (rounds/s)"
 	[ "$w" = pgloop ] && name="sockloop pg (rounds/s)"
+	[ "$w" = tpcbloop ] && name="sockloop tpcb (rounds/s)"
 	[ "$w" = webtwin ] && name="nginx twins (1e5 A/B)"
 	[ "$w" = pgtwin ] && name="pgbench twins (1e5 A/B)"
 	r0=$(col 1 "$tmp/$w.$base"); u0=$(col 2 "$tmp/$w.$base"); x0=$(col 4 "$tmp/$w.$base")

@@ -14,6 +14,10 @@
  * changes every round and with it, one time in three, its length; a reply of
  * RowDescription, DataRow, CommandComplete and ReadyForQuery (66 bytes,
  * as PostgreSQL 15 answers it).
+ * With "tpcb", the queries are those of pgbench's default transaction in
+ * turn (BEGIN, three UPDATEs, the SELECT, an INSERT, END: a connection
+ * that goes through a few statements, as an application's does), each
+ * with that reply.
  *
  * With a THRASH of N KiB, the server reads through N KiB of its own memory
  * (a byte a cache line) after reading a request and again after its
@@ -27,7 +31,7 @@
  * Or ("code", x86-64) it runs N KiB of straight-line instructions there,
  * which empties the instruction caches of the hooks' code instead.
  *
- *   build/sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand|code]]]]]     prints "ns_per_round N"
+ *   build/sockloop PORT [ROUNDS [BATCHES [http|pg|tpcb [THRASH [seq|rand|code]]]]]     prints "ns_per_round N"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -51,12 +55,45 @@ static const char pg_rsp[] =
 	"C\0\0\0\x0dSELECT 1\0"
 	"Z\0\0\0\x05I";
 
-/* Round i's Query message into q; returns its length. */
-static size_t pg_query(char *q, size_t cap, unsigned long i)
+/* Round i's Query message into q; returns its length. pgbench -S's
+ * select, or (tpcb) the statements of pgbench's default transaction in
+ * turn, each with its own values. */
+static size_t pg_query(char *q, size_t cap, unsigned long i, int tpcb)
 {
-	unsigned long aid = (i * 2654435761UL) % 500000 + 1;
-	int n = snprintf(q + 5, cap - 5, "SELECT abalance FROM pgbench_accounts WHERE aid = %lu;", aid);
-	unsigned int len = (unsigned int)n + 1 + 4;
+	unsigned long aid = (i * 2654435761UL) % 500000 + 1, tid = aid % 50 + 1, bid = aid % 5 + 1;
+	long delta = (long)((i * 40503UL) % 10001) - 5000;
+	int n;
+	unsigned int len;
+
+	switch (tpcb ? i % 7 : 2) {
+	case 0:
+		n = snprintf(q + 5, cap - 5, "BEGIN;");
+		break;
+	case 1:
+		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_accounts SET abalance = abalance + %ld WHERE aid = %lu;",
+			     delta, aid);
+		break;
+	case 2:
+	default:
+		n = snprintf(q + 5, cap - 5, "SELECT abalance FROM pgbench_accounts WHERE aid = %lu;", aid);
+		break;
+	case 3:
+		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_tellers SET tbalance = tbalance + %ld WHERE tid = %lu;",
+			     delta, tid);
+		break;
+	case 4:
+		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_branches SET bbalance = bbalance + %ld WHERE bid = %lu;",
+			     delta, bid);
+		break;
+	case 5:
+		n = snprintf(q + 5, cap - 5, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+			     "VALUES (%lu, %lu, %lu, %ld, CURRENT_TIMESTAMP);", tid, bid, aid, delta);
+		break;
+	case 6:
+		n = snprintf(q + 5, cap - 5, "END;");
+		break;
+	}
+	len = (unsigned int)n + 1 + 4;
 
 	q[0] = 'Q';
 	q[1] = (char)(len >> 24);
@@ -134,7 +171,8 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	long rounds = argc > 2 ? atol(argv[2]) : 20000, batches = argc > 3 ? atol(argv[3]) : 30;
-	int ls, cs, ss, one = 1, pg = argc > 4 && strcmp(argv[4], "pg") == 0;
+	int ls, cs, ss, one = 1, tpcb = argc > 4 && strcmp(argv[4], "tpcb") == 0,
+	    pg = tpcb || (argc > 4 && strcmp(argv[4], "pg") == 0);
 	size_t tn = argc > 5 ? (size_t)atol(argv[5]) * 1024 : 0;
 	int trand = argc > 6 && strcmp(argv[6], "rand") == 0;
 	int tcode = argc > 6 && strcmp(argv[6], "code") == 0;
@@ -144,10 +182,10 @@ int main(int argc, char **argv)
 	const char *a = req, *r = pg ? pg_rsp : rsp;
 	size_t an = sizeof(req) - 1, rn = pg ? sizeof(pg_rsp) - 1 : sizeof(rsp) - 1;
 	double best = 1e18;
-	char buf[128], q[128];
+	char buf[256], q[256];
 
 	if (argc < 2 || rounds <= 0 || batches <= 0) {
-		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg [THRASH [seq|rand|code]]]]]\n");
+		fprintf(stderr, "usage: sockloop PORT [ROUNDS [BATCHES [http|pg|tpcb [THRASH [seq|rand|code]]]]]\n");
 		return 2;
 	}
 	if (tn && !tm && !run) {
@@ -183,7 +221,7 @@ int main(int argc, char **argv)
 
 		for (long i = 0; i < rounds; i++) {
 			if (pg) {
-				an = pg_query(q, sizeof(q), (unsigned long)(b * rounds + i));
+				an = pg_query(q, sizeof(q), (unsigned long)(b * rounds + i), tpcb);
 				a = q;
 			}
 			if (write(cs, a, an) != (ssize_t)an || read_all(ss, buf, an) != 0) {
