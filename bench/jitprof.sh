@@ -4,7 +4,7 @@
 # (their run time there is two to four times the socket loop's), which
 # bpf_stats gives per program and this gives per instruction.
 #
-# A PostgreSQL cluster (pg: pgbench -S -c8 -j2) or nginx (web: a 1 KiB
+# A PostgreSQL cluster (pg: pgbench -S -c8 -j2, or as PGBENCH says) or nginx (web: a 1 KiB
 # file, wrk -t1 -c50) on core 1, declared as a [service], its load on
 # core 0; perf samples core 1 at 15 kHz for SECS seconds; the JIT images of
 # hotpathd's observe programs are read back (build/jitdump) and
@@ -46,7 +46,7 @@ P=$(port)
 if [ "$WL" = pg ]; then
 	pg_cluster "$tmp/pg" "$P" "$tmp/sock"
 	proto=postgres
-	load() { taskset -c 0 pgbench -h 127.0.0.1 -p "$P" -U postgres -S -c 8 -j 2 -T "$1" postgres 2>/dev/null |
+	load() { taskset -c 0 pgbench -h 127.0.0.1 -p "$P" -U postgres ${PGBENCH:--S -c 8 -j 2} -T "$1" postgres 2>/dev/null |
 		awk '/^tps/ {print $3}'; }
 else
 	head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
