@@ -236,35 +236,18 @@ struct {
 	__type(value, struct cold_line);
 } cold SEC(".maps");
 
-static __always_inline int touch_lines(struct sock *sk, int k)
-{
-	if (!priced_sock(sk))
-		return 0;
-	for (int i = 0; i < k; i++) {
-		__u32 idx = bpf_get_prandom_u32() & (LINES_MAP - 1);
-		struct cold_line *l = bpf_map_lookup_elem(&cold, &idx);
-
-		if (l)
-			sink += l->v[0];
-	}
-	return 0;
-}
-
-#define LINES(k)								\
+/* An arm's two programs: on each read and each send, `body`. */
+#define RX_TX(name, body)							\
 SEC("tp_btf/sock_recv_length")							\
-int BPF_PROG(lines##k##_recv, struct sock *sk, int ret, int flags)		\
+int BPF_PROG(name##_recv, struct sock *sk, int ret, int flags)		\
 {										\
-	return ret > 0 ? touch_lines(sk, k) : 0;				\
+	return ret > 0 ? (body) : 0;						\
 }										\
 SEC("tp_btf/sock_send_length")							\
-int BPF_PROG(lines##k##_send, struct sock *sk, int ret, int flags)		\
+int BPF_PROG(name##_send, struct sock *sk, int ret, int flags)		\
 {										\
-	return ret > 0 ? touch_lines(sk, k) : 0;				\
+	return ret > 0 ? (body) : 0;						\
 }
-
-LINES(0)
-LINES(4)
-LINES(16)
 
 /*
  * kpage8/vpage8: the same 448 cache lines (28 KiB), eight of them picked
@@ -276,18 +259,15 @@ LINES(16)
  * map's page costs a server, the caches' misses being the same.
  */
 #define PAGES 448
-struct page_line {
-	__u64 v[8];
-};
 struct big_page {
-	struct page_line l[64];
+	struct cold_line l[64];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PAGES);
 	__type(key, __u32);
-	__type(value, struct page_line);
+	__type(value, struct cold_line);
 } kpages SEC(".maps");
 
 struct {
@@ -297,42 +277,38 @@ struct {
 	__type(value, struct big_page);
 } vpages SEC(".maps");
 
-static __always_inline int touch_pages(struct sock *sk, int vm)
+enum { IN_COLD, IN_KPAGES, IN_VPAGES };
+
+/* On a priced socket's transfer, k loads of lines picked at random in
+ * `cold`, `kpages` or one a page of `vpages`. */
+static __always_inline int touch(struct sock *sk, int k, int where)
 {
 	if (!priced_sock(sk))
 		return 0;
-	for (int i = 0; i < 8; i++) {
-		__u32 idx = bpf_get_prandom_u32() % PAGES;
+	for (int i = 0; i < k; i++) {
+		__u32 r = bpf_get_prandom_u32(), idx = where == IN_COLD ? r & (LINES_MAP - 1) : r % PAGES;
+		struct cold_line *l;
 
-		if (vm) {
+		if (where == IN_COLD) {
+			l = bpf_map_lookup_elem(&cold, &idx);
+		} else if (where == IN_KPAGES) {
+			l = bpf_map_lookup_elem(&kpages, &idx);
+		} else {
 			struct big_page *p = bpf_map_lookup_elem(&vpages, &idx);
 
-			if (p)
-				sink += p->l[idx & 63].v[0];
-		} else {
-			struct page_line *l = bpf_map_lookup_elem(&kpages, &idx);
-
-			if (l)
-				sink += l->v[0];
+			l = p ? &p->l[idx & 63] : NULL;
 		}
+		if (l)
+			sink += l->v[0];
 	}
 	return 0;
 }
 
-#define PAGES8(name, vm)							\
-SEC("tp_btf/sock_recv_length")							\
-int BPF_PROG(name##_recv, struct sock *sk, int ret, int flags)		\
-{										\
-	return ret > 0 ? touch_pages(sk, vm) : 0;				\
-}										\
-SEC("tp_btf/sock_send_length")							\
-int BPF_PROG(name##_send, struct sock *sk, int ret, int flags)		\
-{										\
-	return ret > 0 ? touch_pages(sk, vm) : 0;				\
-}
-
-PAGES8(kpage8, 0)
-PAGES8(vpage8, 1)
+RX_TX(lines0, touch(sk, 0, IN_COLD))
+RX_TX(lines4, touch(sk, 4, IN_COLD))
+RX_TX(lines16, touch(sk, 16, IN_COLD))
+RX_TX(kpage8, touch(sk, 8, IN_KPAGES))
+RX_TX(vpage8, touch(sk, 8, IN_VPAGES))
 
 SEC("sk_msg")
 int msg_pass(struct sk_msg_md *msg)

@@ -65,33 +65,25 @@ static size_t pg_query(char *q, size_t cap, unsigned long i, int tpcb)
 	int n;
 	unsigned int len;
 
-	switch (tpcb ? i % 7 : 2) {
-	case 0:
-		n = snprintf(q + 5, cap - 5, "BEGIN;");
-		break;
-	case 1:
-		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_accounts SET abalance = abalance + %ld WHERE aid = %lu;",
-			     delta, aid);
-		break;
-	case 2:
-	default:
+	/* pgbench's three UPDATEs: table, its balance, its key */
+	static const char *const upd[3][3] = {
+		{ "accounts", "abalance", "aid" }, { "tellers", "tbalance", "tid" }, { "branches", "bbalance", "bid" },
+	};
+	unsigned long key[3] = { aid, tid, bid };
+	unsigned int k = tpcb ? i % 7 : 2;
+
+	if (k == 0 || k == 6) {
+		n = snprintf(q + 5, cap - 5, k ? "END;" : "BEGIN;");
+	} else if (k == 2) {
 		n = snprintf(q + 5, cap - 5, "SELECT abalance FROM pgbench_accounts WHERE aid = %lu;", aid);
-		break;
-	case 3:
-		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_tellers SET tbalance = tbalance + %ld WHERE tid = %lu;",
-			     delta, tid);
-		break;
-	case 4:
-		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_branches SET bbalance = bbalance + %ld WHERE bid = %lu;",
-			     delta, bid);
-		break;
-	case 5:
+	} else if (k == 5) {
 		n = snprintf(q + 5, cap - 5, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
 			     "VALUES (%lu, %lu, %lu, %ld, CURRENT_TIMESTAMP);", tid, bid, aid, delta);
-		break;
-	case 6:
-		n = snprintf(q + 5, cap - 5, "END;");
-		break;
+	} else {
+		const char *const *u = upd[k == 1 ? 0 : k - 2];
+
+		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_%s SET %s = %s + %ld WHERE %s = %lu;",
+			     u[0], u[1], u[1], delta, u[2], key[k == 1 ? 0 : k - 2]);
 	}
 	len = (unsigned int)n + 1 + 4;
 
