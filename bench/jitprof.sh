@@ -4,13 +4,14 @@
 # (their run time there is two to four times the socket loop's), which
 # bpf_stats gives per program and this gives per instruction.
 #
-# A PostgreSQL cluster (pg: pgbench -S -c8 -j2, or as PGBENCH says) or nginx (web: a 1 KiB
-# file, wrk -t1 -c50) on core 1, declared as a [service], its load on
-# core 0; perf samples core 1 at 15 kHz for SECS seconds; the JIT images of
-# hotpathd's observe programs are read back (build/jitdump) and
-# disassembled, each instruction with its samples. A sample lands on the
-# instruction after one that stalled: after a load, a cache line missed;
-# at a function's first bytes, its code fetched.
+# A PostgreSQL cluster (pg: pgbench -S -c8 -j2, or PGBENCH's mode and
+# clients) or nginx (web: a 1 KiB file, wrk -t1 -c50) on core 1, declared
+# as a [service], its load on core 0; perf samples core 1 at 15 kHz for
+# SECS seconds; the JIT images of hotpathd's observe programs are read
+# back (build/jitdump) and disassembled, each instruction with its
+# samples. A sample lands on the instruction after one that stalled:
+# after a load, a cache line missed; at a function's first bytes, its
+# code fetched.
 #
 #   bench/jitprof.sh [pg|web] [SECS]     # OUT=build, DIR=jitprof.out
 #
