@@ -183,6 +183,7 @@ struct obs_conn {
 			__u8 pg_err;         /* ErrorResponse seen since the last ReadyForQuery */
 			__u8 pgm_la;         /* where its last numeric literal starts, 0 = it has none */
 			__u8 pgm_ll;         /* and how many digits that one has */
+			__u8 pgm_miss;       /* queries in a row that missed it */
 		};
 	};
 	__u32 gen;                   /* watch_gen when classified */
@@ -1673,15 +1674,25 @@ __noinline int pg_request_head(struct obs_conn *cn, struct head_buf *l, __u64 n,
 		end = ll ? end - cn->pgm_ll + ll : 0;
 	}
 	/* (a shape is never 0 where one was remembered: pg_shape() returns
-	 * 0 for a mismatch only) */
-	if (end && end < n && end < PG_HEAD && pg_shape(b, end, cn->pgm_lit, la, ll) == cn->pgm_shape)
+	 * 0 for a mismatch only). A text of the shape has its NUL at end:
+	 * another statement, most often of another length, fails that test
+	 * before the shape is computed. */
+	if (end && end < n && end < PG_HEAD && !b[IDX(end, 127)] &&
+	    pg_shape(b, end, cn->pgm_lit, la, ll) == cn->pgm_shape) {
+		cn->pgm_miss = 0;
 		return queue_memo(cn, cn->pgm_hash, ts);
+	}
+	cn->pgm_miss++;                 /* (wraps: 3 of 256 set it anyway) */
 	pg_walk_begin(&w, &cn->pg, b, n, at);
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
 		return 0;               /* the text may go on past what was read */
-	cn->pgm_end = 0;
-	if (!w.str && w.end < PG_HEAD) {
+	/* A connection whose queries keep missing the memo goes through
+	 * several statements (an application's, pgbench's transaction): the
+	 * memo is made again from every fourth one only (the shape is a
+	 * second pass over the text, which the next query would not take),
+	 * and kept meanwhile (it still names its statement's hash). */
+	if (!w.str && w.end < PG_HEAD && (cn->pgm_miss <= 2 || !(cn->pgm_miss & 3))) {
 		la = 0;
 		ll = 0;
 		cn->pgm_lit[0] = w.lit[0];

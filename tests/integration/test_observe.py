@@ -1435,6 +1435,40 @@ def test_postgres_queries_of_one_shape(postgres, tmp_path):
         obs.close()
 
 
+def test_postgres_statements_in_turn(postgres, tmp_path):
+    """A connection that goes through several statements in turn (as
+    pgbench's transaction, an application's) misses its memo on every
+    query; the kernel then remakes the memo from every fourth one only,
+    and keeps the one it has meanwhile. Every query is still counted as
+    what it is, through the turns and through runs of one statement."""
+    port = postgres
+    obs = Observer("[service.pg]\nport = %d\nprotocol = postgres\n" % port, str(tmp_path))
+    try:
+        c = PgClient(port)
+        turn = ("SELECT relname FROM pg_class WHERE oid = %d",
+                "SELECT relkind FROM pg_class WHERE oid = %d",
+                "SELECT relnatts FROM pg_class WHERE oid > %d",
+                "SELECT relpages FROM pg_class WHERE oid = %d",
+                "SELECT relname FROM pg_class WHERE oid < %d")
+        sent = [0] * len(turn)
+        for i in range(30):
+            for k, q in enumerate(turn):
+                # literals of one to five digits, so that no shape repeats
+                c.simple(q % (3 * 10 ** ((i + k) % 5)))
+                sent[k] += 1
+            if i % 6 == 5:      # a run of one statement: the memo is made again
+                for j in range(5):
+                    c.simple(turn[0] % (1000 + j))
+                    sent[0] += 1
+        c.close()
+        time.sleep(0.3)
+        d = obs.dump()
+        got = [query_of(d, "server", lambda q, t=t: q == t.replace("%d", "$1"))["calls"] for t in turn]
+        assert got == sent, (got, sent)
+    finally:
+        obs.close()
+
+
 # ---- Redis -----------------------------------------------------------------------
 
 def test_redis_commands_outbound_pipelined(tmp_path):
