@@ -1453,7 +1453,7 @@ def test_postgres_statements_in_turn(postgres, tmp_path):
         sent = [0] * len(turn)
         for i in range(30):
             for k, q in enumerate(turn):
-                # literals of one to five digits, so that no shape repeats
+                # another statement each query: every one misses the memo
                 c.simple(q % (3 * 10 ** ((i + k) % 5)))
                 sent[k] += 1
             if i % 6 == 5:      # a run of one statement: the memo is made again
