@@ -18,7 +18,9 @@
 # baseline): none, agent (hotpathd), callers (hotpathd with [bpf]
 # observe_local_callers = yes: the local load generators' side timed too),
 # base (another build of hotpathd, its
-# path in BASE: a change side by side with what it changes), and the
+# path in BASE: a change side by side with what it changes), alt1..alt9
+# (more builds, their paths in ALT1..ALT9, as altN or altN+S.K=V:
+# several variants priced in one run), and the
 # hook-cost arms of build/hookcost (bench/hookcost.bpf.c) that tell what the
 # hook itself costs apart from what our programs do in it: empty (the two socket
 # tracepoints, empty programs), bits (+ the port bitmap test), sockmap /
@@ -202,7 +204,7 @@ cswitches() { cat /proc/"$1"/task/*/status 2>/dev/null |
 # wakes (each wake-up may take a core from nginx or wrk on 2 vCPUs).
 measure() {	# server-pid  rate-command...
 	local srv=$1 s0 s1 a0=0 a1=0 c0 c1 out rate n w0 w1 h0=0 h1=0 t0 t1 o0 o1 own=0; shift
-	case ${arm:-} in agent*|callers|base*) own=1 ;; esac
+	case ${arm:-} in agent*|callers|base*|alt*) own=1 ;; esac
 	o0=$(observers)
 	s0=$(ticks "$srv"); [ -n "$hp" ] && a0=$(ticks "$hp")
 	w0=$(cswitches "$srv"); [ -n "$hp" ] && h0=$(cswitches "$hp")
@@ -279,6 +281,11 @@ hooks_on() { : > "$tmp/hp.log"; "$OUT/hookcost" -p "$NPORT" -p "$PPORT" -p "$LPO
 # agent+SECTION.KEY=VALUE[,SECTION.KEY=VALUE...]: hotpathd with those keys
 # added to the bench's configuration (a component switched off to find
 # what costs: agent+bpf.observe=no, agent+l0.load=no ...).
+alt_path() {	# altN[+...] -> $ALTN
+	local v="ALT${1:3:1}"
+	[ -n "${!v:-}" ] || { echo "arm ${1%%+*} needs $v=path of its hotpathd" >&2; exit 2; }
+	echo "${!v}"
+}
 variant_ini() {	# arm -> writes $tmp/<n>.ini, prints its name
 	local name="v$(echo "$1" | md5sum | head -c 8)"
 	echo "${1#*+}" | tr ',' '\n' | python3 -c 'import sys
@@ -302,6 +309,8 @@ arm_on() {
 	callers) agent_on "$OUT/hotpathd" callers ;;
 	base) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" ;;
 	base+*) agent_on "${BASE:?BASE=path of another hotpathd for the base arm}" "$(variant_ini "$1")" ;;
+	alt[1-9]) agent_on "$(alt_path "$1")" ;;
+	alt[1-9]+*) agent_on "$(alt_path "$1")" "$(variant_ini "$1")" ;;
 	empty) hooks_on empty_recv empty_send ;;
 	bits) hooks_on bits_recv bits_send ;;
 	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
@@ -310,7 +319,7 @@ arm_on() {
 	lines0|lines4|lines16|kpage8|vpage8) hooks_on "${1}_recv" "${1}_send" ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 kpage8 vpage8 sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V altN altN+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 kpage8 vpage8 sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
@@ -337,6 +346,7 @@ arm_off() { if [ -n "$hp" ]; then kill "$hp"; wait "$hp" 2>/dev/null || true; hp
 ARMS=${ARMS:-none agent}
 WORKLOADS=${WORKLOADS:-web pg}
 for a in $ARMS; do for w in $WORKLOADS; do : > "$tmp/$w.$a"; done; done
+for a in $ARMS; do case $a in alt*) alt_path "$a" > /dev/null ;; esac; done
 # Rounds alternate the order of the arms (ABBA): a load that drifts during
 # a run then weighs on every arm alike instead of on the last ones.
 rev=$(echo $ARMS | tr ' ' '\n' | tac | tr '\n' ' ')
