@@ -356,7 +356,7 @@ for r in $(seq "$RUNS"); do
 		arm=$a
 		arm_on "$a"
 		for w in $WORKLOADS; do
-			srv=$NGW; [ "$w" = pg ] || [ "$w" = pgtwin ] && srv=$PGM; { [ "$w" = loop ] || [ "$w" = pgloop ] || [ "$w" = tpcbloop ]; } && srv=$$
+			case $w in pg|pgtwin) srv=$PGM ;; *loop) srv=$$ ;; *) srv=$NGW ;; esac
 			perf_on "$w.$a.$r"
 			measure "$srv" "$w" >> "$tmp/$w.$a"
 			perf_off

@@ -70,7 +70,7 @@ static size_t pg_query(char *q, size_t cap, unsigned long i, int tpcb)
 		{ "accounts", "abalance", "aid" }, { "tellers", "tbalance", "tid" }, { "branches", "bbalance", "bid" },
 	};
 	unsigned long key[3] = { aid, tid, bid };
-	unsigned int k = tpcb ? i % 7 : 2;
+	unsigned int k = tpcb ? i % 7 : 2, t = k == 1 ? 0 : k - 2;  /* t: which UPDATE (k = 1, 3, 4) */
 
 	if (k == 0 || k == 6) {
 		n = snprintf(q + 5, cap - 5, k ? "END;" : "BEGIN;");
@@ -80,10 +80,10 @@ static size_t pg_query(char *q, size_t cap, unsigned long i, int tpcb)
 		n = snprintf(q + 5, cap - 5, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
 			     "VALUES (%lu, %lu, %lu, %ld, CURRENT_TIMESTAMP);", tid, bid, aid, delta);
 	} else {
-		const char *const *u = upd[k == 1 ? 0 : k - 2];
+		const char *const *u = upd[t];
 
 		n = snprintf(q + 5, cap - 5, "UPDATE pgbench_%s SET %s = %s + %ld WHERE %s = %lu;",
-			     u[0], u[1], u[1], delta, u[2], key[k == 1 ? 0 : k - 2]);
+			     u[0], u[1], u[1], delta, u[2], key[t]);
 	}
 	len = (unsigned int)n + 1 + 4;
 

@@ -1682,7 +1682,7 @@ __noinline int pg_request_head(struct obs_conn *cn, struct head_buf *l, __u64 n,
 		cn->pgm_miss = 0;
 		return queue_memo(cn, cn->pgm_hash, ts);
 	}
-	cn->pgm_miss++;                 /* (wraps: 3 of 256 set it anyway) */
+	cn->pgm_miss++;                 /* (a u8: past 255 it counts again from 0) */
 	pg_walk_begin(&w, &cn->pg, b, n, at);
 	bpf_loop(PG_HEAD / 8, pg_step_head, &w, 0);
 	if (!w.ended)
