@@ -164,6 +164,7 @@ struct observe {
 	uint64_t untracked;
 	uint64_t hash_mismatch;
 	uint64_t last_refresh_ms, last_discover_ms;
+	unsigned frag_state;         /* the kernel's OBS_FRAG_*, as last logged */
 };
 
 /* ---- services ---------------------------------------------------------------- */
@@ -653,6 +654,59 @@ static void absorb(struct observe *o, const struct obs_ep_key *k, const struct o
 	}
 }
 
+static const char *frag_name(unsigned state)
+{
+	switch (state) {
+	case OBS_FRAG_ON: return "in_place";
+	case OBS_FRAG_OFF: return "copied";
+	default: return "learning";
+	}
+}
+
+/* Log once where the kernel side settled on reading socket buffers: in
+ * place, or through the kernel's copy (observe.bpf.c, skb_read()). */
+static void frag_note(struct observe *o)
+{
+	unsigned st = __atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED);
+
+	if (!o->recv_in_skb || st == o->frag_state || (st != OBS_FRAG_ON && st != OBS_FRAG_OFF))
+		return;
+	o->frag_state = st;
+	if (st == OBS_FRAG_ON)
+		log_info("observe: socket buffers are read in place (their pages' kernel addresses "
+			 "learnt, then checked on %u reads)", o->skel->bss->frag_count);
+	else
+		log_info("observe: socket buffers are read through the kernel's copy (%s)",
+			 o->skel->rodata->frag_span ? "their pages' kernel addresses were not learnt" :
+			 "this kernel's memory layout is not known here");
+}
+
+/* The top of RAM, rounded up to 1 GiB: the end of /proc/iomem's highest
+ * "System RAM" range (observe.bpf.c's frag_span). 0 where the addresses
+ * are hidden (shown as 0 without CAP_SYS_ADMIN) or the file cannot be
+ * read: socket buffers are then read through the kernel's copy. */
+static uint64_t ram_top(void)
+{
+	FILE *f = fopen("/proc/iomem", "re");
+	char line[256];
+	uint64_t top = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi;
+		int at = 0;
+
+		if (line[0] == ' ' || sscanf(line, "%llx-%llx : %n", &lo, &hi, &at) != 2 || !at ||
+		    strncmp(line + at, "System RAM", 10) != 0)
+			continue;
+		if (hi + 1 > top)
+			top = hi + 1;
+	}
+	fclose(f);
+	return (top + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+}
+
 /* Read the kernel's endpoint tables into the accumulators (lock held):
  * obs_ep_table in place (a slot is used once its first_ns is set, which
  * its creator writes last), then obs_endpoints, the hash map for the
@@ -697,6 +751,7 @@ static void refresh(struct observe *o)
 		}
 	}
 	o->last_refresh_ms = now;
+	frag_note(o);
 }
 
 /*
@@ -844,6 +899,9 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 		return -errno;
 	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
+#if defined(__x86_64__)
+	o->skel->rodata->frag_span = ram_top();
+#endif
 	/* 0 = socket storage only: a one-slot table the programs never use */
 	o->skel->rodata->conn_slots = cfg->observe_conn_slots;
 	bpf_map__set_max_entries(o->skel->maps.obs_slots,
@@ -1309,6 +1367,9 @@ json_t *observe_services_json(struct observe *o)
 	}
 	pthread_mutex_unlock(&o->lock);
 	set_new(root, "services", arr);
+	/* null: reads are seen at sock_recv_length, in the user's buffer */
+	set_new(root, "socket_buffer_reads", !o->recv_in_skb ? json_null() :
+		json_string(frag_name(__atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED))));
 	return root;
 }
 

@@ -102,6 +102,13 @@ static inline __u64 obs_ep_tag(__u32 service_id, __u64 ep_hash)
 	return (ep_hash ^ ((__u64)service_id * 0x9E3779B97F4A7C15ULL)) | 1;
 }
 
+/* How far the kernel side has got in reading socket buffers' page
+ * fragments in place (frag_state in observe.bpf.c's .bss). */
+#define OBS_FRAG_LEARN 0         /* their addresses' constant not yet found */
+#define OBS_FRAG_CHECK 1         /* found; being checked against copied reads */
+#define OBS_FRAG_ON 2            /* read in place */
+#define OBS_FRAG_OFF 3           /* read through the kernel's copy, for good */
+
 /* obs_drops: per-CPU counters of what the kernel side did not report. */
 struct obs_drops {
 	__u64 ev_fast_dropped;  /* request events over the budget (fast requests) */
