@@ -564,10 +564,11 @@ static __always_inline __u64 kload(__u64 a)
 }
 
 /* Where n bytes from byte `off` of a socket buffer's data are, all in one
- * piece: the linear part's kernel address; or (*paged set) a fragment's
- * page * 64 + its offset, frag_c short of an address; 0 if they span
- * pieces or are not host memory (the first 4 fragments are looked at). */
-static __always_inline __u64 skb_where(const struct sk_buff *skb, __u64 off, __u32 n, int *paged)
+ * piece: the linear part's kernel address; or (*page set to the struct
+ * page's address) a fragment's page * 64 + the bytes' offset in it,
+ * frag_c short of their address; 0 if they span pieces or are not host
+ * memory (the first 4 fragments are looked at). */
+static __always_inline __u64 skb_where(const struct sk_buff *skb, __u64 off, __u32 n, __u64 *page)
 {
 	__u32 headlen = skb->len - skb->data_len;
 	const struct skb_shared_info *sh;
@@ -590,11 +591,11 @@ static __always_inline __u64 skb_where(const struct sk_buff *skb, __u64 off, __u
 
 			/* bit 0: a net_iov (device memory), not a page */
 			at = off + n <= fl && !(nm & 1) ? nm * 64 + sh->frags[i].offset + off : 1;
+			*page = nm;
 		}
 		if (!at)
 			off -= fl;
 	}
-	*paged = 1;
 	return at == 1 ? 0 : at;
 }
 
@@ -614,9 +615,9 @@ static long frag_try(__u64 i, struct frag_search *s)
 }
 
 /* A read through the dynptr put the 8 bytes `want` at fragment place `at`
- * (skb_where()): learn frag_c from them, or check it. Not inlined: run by
- * the first reads only. */
-static __noinline void frag_learn(const struct sk_buff *skb, __u64 at, __u64 want)
+ * of struct page `page` (skb_where()): learn frag_c from them, or check
+ * it. Not inlined: run by the first reads only. */
+static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 at, __u64 want)
 {
 	struct frag_search s = { .at = at, .want = want };
 	__u64 span = frag_span, npob;
@@ -637,7 +638,7 @@ static __noinline void frag_learn(const struct sk_buff *skb, __u64 at, __u64 wan
 		return;
 	}
 	s.pob0 = (__u64)skb->head & ~(GIB - 1);
-	s.vmb0 = (at & ~63ULL) / 64 & ~(GIB - 1);
+	s.vmb0 = page & ~(GIB - 1);
 	bpf_loop((__u32)(npob * s.nvmb), frag_try, &s, 0);
 	if (s.found) {
 		frag_c = s.found;
@@ -658,16 +659,15 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 	const struct sk_buff *skb = v->skb;
 	__u32 state = frag_state;
 	struct bpf_dynptr p;
-	__u64 a = 0, va;
-	int paged = 0;
+	__u64 a = 0, page = 0, va;
 	long r;
 
 #if defined(__TARGET_ARCH_x86)
 	if (state != FRAG_OFF && n && n <= INPLACE_MAX)
-		a = skb_where(skb, v->skb_off + at, n, &paged);
+		a = skb_where(skb, v->skb_off + at, n, &page);
 	/* in place: the linear part, or a fragment once frag_c is known; the
 	 * last word may run past the bytes, but not into another page */
-	va = !paged ? a : a && state == FRAG_ON ? a + frag_c : 0;
+	va = !page ? a : a && state == FRAG_ON ? a + frag_c : 0;
 	if (va && !(((va + n - 1) ^ (va + ((n + 7) & ~7U) - 1)) & ~4095ULL)) {
 		const struct linux_mib *w = bpf_rdonly_cast((void *)va,
 					bpf_core_type_id_kernel(struct linux_mib));
@@ -683,8 +683,8 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &p))
 		return -1;
 	r = bpf_dynptr_read(dst, n, &p, v->skb_off + at, 0);
-	if (!r && a && paged && n >= 8 && state < FRAG_ON)
-		frag_learn(skb, a, *(const __u64 *)dst);
+	if (!r && a && page && n >= 8 && state < FRAG_ON)
+		frag_learn(skb, page, a, *(const __u64 *)dst);
 	return r;
 }
 
