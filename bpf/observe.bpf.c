@@ -127,6 +127,11 @@ __u64 plain_prot[2] = {};
 __u64 frag_c = 0;
 __u32 frag_state = 0;
 __u32 frag_count = 0;
+/* User memory read in place (user_read()): the kernel's direct-map base,
+ * learnt from the traffic, and how far that has got (OBS_FRAG_*). */
+__u64 user_pob = 0;
+__u32 user_state = 0;
+__u32 user_count = 0;
 /* These are read on every watched transfer. Declared together they
  * share one cache line of .bss (its variables keep their declaration
  * order); apart they took two, missed again after each request of a
@@ -647,6 +652,153 @@ static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 a
 	} else if (++frag_count >= FRAG_TRIES) {
 		frag_state = FRAG_OFF;
 	}
+}
+
+/*
+ * User memory read in place. A send's bytes are in the sender's memory,
+ * which bpf_probe_read_user() reads with a call (its user-access checks
+ * and copy routine): the response's read, ~1.4 points of nginx's
+ * throughput. Every user page is also in the kernel's direct map, at
+ * page_offset_base + its physical address, which the task's page tables
+ * give: four loads (five with 5-level paging) of page-table entries
+ * through the direct map, then the bytes, all inline through read-only
+ * views. page_offset_base is learnt as frag_c is: it is 1 GiB aligned
+ * and at most frag_span below the task's own top-level table (mm->pgd,
+ * itself in the direct map); the first reads through the call try those
+ * candidates against the bytes the call read, the one that matches is
+ * compared on FRAG_CHECKS later reads, and a mismatch turns it off for
+ * good (OBS_FRAG_* in user_state). Only x86-64, where the agent sets
+ * user_levels.
+ */
+const volatile __u32 user_levels = 0;    /* page-table levels: 4 or 5; 0 = off */
+
+#define PTE_ADDR 0x000ffffffffff000ULL   /* a page-table entry's physical address */
+#define PTE_PRESENT 1ULL
+#define PTE_HUGE 0x80ULL                 /* PSE: a 1 GiB (PUD) or 2 MiB (PMD) page */
+#define MIB2 (1ULL << 21)
+
+/* The direct-map address of user address u, through the page tables
+ * at pgd, were the direct map at pob; 0 if a level is not present. */
+static __always_inline __u64 user_addr(__u64 pob, __u64 pgd, __u64 u)
+{
+	__u64 e, t = pgd;
+
+	if (user_levels == 5) {
+		e = kload(t + (u >> 48 & 511) * 8);
+		if (!(e & PTE_PRESENT))
+			return 0;
+		t = pob + (e & PTE_ADDR);
+	}
+	e = kload(t + (u >> 39 & 511) * 8);
+	if (!(e & PTE_PRESENT))
+		return 0;
+	e = kload(pob + (e & PTE_ADDR) + (u >> 30 & 511) * 8);
+	if (!(e & PTE_PRESENT))
+		return 0;
+	if (e & PTE_HUGE)
+		return pob + (e & PTE_ADDR & ~(GIB - 1)) + (u & (GIB - 1));
+	e = kload(pob + (e & PTE_ADDR) + (u >> 21 & 511) * 8);
+	if (!(e & PTE_PRESENT))
+		return 0;
+	if (e & PTE_HUGE)
+		return pob + (e & PTE_ADDR & ~(MIB2 - 1)) + (u & (MIB2 - 1));
+	e = kload(pob + (e & PTE_ADDR) + (u >> 12 & 511) * 8);
+	if (!(e & PTE_PRESENT))
+		return 0;
+	return pob + (e & PTE_ADDR) + (u & 4095);
+}
+
+struct pob_search {
+	__u64 pgd, u, top, want, found;
+};
+
+static long pob_try(__u64 i, struct pob_search *s)
+{
+	__u64 a = user_addr(s->top - i * GIB, s->pgd, s->u);
+
+	if (!a || kload(a) != s->want)
+		return 0;
+	s->found = s->top - i * GIB;
+	return 1;
+}
+
+/* A user read through the call put the 8 bytes `want` at u (within one
+ * page): learn user_pob from them, or check it. */
+static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
+{
+	struct pob_search s = { .pgd = pgd, .u = u, .want = want };
+	__u64 npob = frag_span / GIB + 1, a;
+
+	if (!want)      /* what a fault reads */
+		return;
+	if (user_state == FRAG_CHECK) {
+		a = user_addr(user_pob, pgd, u);
+		if (!a || kload(a) != want)
+			user_state = FRAG_OFF;
+		else if (++user_count >= FRAG_CHECKS)
+			user_state = FRAG_ON;
+		return;
+	}
+	if (!frag_span || npob > FRAG_CANDIDATES) {
+		user_state = FRAG_OFF;
+		return;
+	}
+	s.top = pgd & ~(GIB - 1);
+	bpf_loop((__u32)npob, pob_try, &s, 0);
+	if (s.found) {
+		user_pob = s.found;
+		user_count = 0;
+		user_state = FRAG_CHECK;
+	} else if (++user_count >= FRAG_TRIES) {
+		user_state = FRAG_OFF;
+	}
+}
+
+#define USER_INPLACE 128
+
+/* n (<= USER_INPLACE) bytes of the current task's memory at u into dst,
+ * in place where it can (above), else with the call: as a string (text:
+ * dst has room for n + 1; stops at a NUL) or as bytes. Returns how many
+ * bytes it put there, 0 if none. */
+static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
+{
+	__u32 state = user_state;
+	__u64 pgd = 0, a = 0;
+	long r;
+
+#if defined(__TARGET_ARCH_x86)
+	/* mm->pgd loaded as a number (through an array view of the
+	 * mm_struct), not as a typed pointer, which refuses arithmetic */
+	if (state != FRAG_OFF && user_levels && n && n <= USER_INPLACE) {
+		const struct linux_mib *mm = bpf_rdonly_cast(bpf_get_current_task_btf()->mm,
+					bpf_core_type_id_kernel(struct linux_mib));
+
+		pgd = mm->mibs[bpf_core_field_offset(struct mm_struct, pgd) / 8];
+	}
+	/* the bytes, rounded up to words, in one page */
+	if (pgd && state == FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
+		a = user_addr(user_pob, pgd, u);
+	if (a) {
+		const struct linux_mib *w = bpf_rdonly_cast((void *)a,
+					bpf_core_type_id_kernel(struct linux_mib));
+		__u64 *d = dst;
+
+#pragma unroll
+		for (int i = 0; i < USER_INPLACE / 8; i++)
+			if (i * 8 < n)
+				d[i] = w->mibs[i];
+		return n;
+	}
+#endif
+	if (text) {
+		r = bpf_probe_read_user_str(dst, n + 1, (void *)u);
+		r = r < 1 ? 0 : r - 1;
+	} else {
+		r = bpf_probe_read_user(dst, n, (void *)u) ? 0 : n;
+	}
+	if (pgd && state < FRAG_ON && r >= 8 && (u & 4095) <= 4096 - 8)
+		user_learn(pgd, u, *(const __u64 *)dst);
+	return r;
 }
 
 /* n bytes of a socket-buffer view from byte `at` of its transfer, in
@@ -1535,9 +1687,9 @@ static __always_inline __u64 read_stack_head(char *b, const struct obs_iov_view 
 	n = IDX(n, 255);
 	if (!n || n > max)
 		return 0;
-	if (v->skb ? skb_read(v, b, (__u32)n, 0) : bpf_probe_read_user(b, n, (void *)v->base0))
-		return 0;
-	return n;
+	if (v->skb)
+		return skb_read(v, b, (__u32)n, 0) ? 0 : n;
+	return user_read(b, (__u32)n, v->base0, 0) == n ? n : 0;
 }
 
 /* The same for text (a request line, a reply head), read as a string:
@@ -1559,8 +1711,8 @@ static __always_inline __u64 read_stack_text(char *b, const struct obs_iov_view 
 		return 0;
 	if (v->skb)     /* the same bytes: all but the last, which a NUL would take */
 		return skb_read(v, b, (__u32)n - 1, 0) ? 0 : n - 1;
-	r = bpf_probe_read_user_str(b, n, (void *)v->base0);
-	return r < 2 ? 0 : r - 1;
+	r = user_read(b, (__u32)n - 1, v->base0, 1);
+	return r < 1 ? 0 : r;
 }
 
 /* Queue a stack head's request of a known endpoint (1), unless the FIFO

@@ -164,7 +164,8 @@ struct observe {
 	uint64_t untracked;
 	uint64_t hash_mismatch;
 	uint64_t last_refresh_ms, last_discover_ms;
-	unsigned frag_state;         /* the kernel's OBS_FRAG_*, as last logged */
+	unsigned frag_state;         /* the kernel's OBS_FRAG_*, as last logged: */
+	unsigned user_state;         /* socket buffers', user memory's */
 };
 
 /* ---- services ---------------------------------------------------------------- */
@@ -668,17 +669,30 @@ static const char *frag_name(unsigned state)
 static void frag_note(struct observe *o)
 {
 	unsigned st = __atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED);
+	unsigned us = __atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED);
+	bool known = o->skel->rodata->frag_span != 0;
 
-	if (!o->recv_in_skb || st == o->frag_state || (st != OBS_FRAG_ON && st != OBS_FRAG_OFF))
-		return;
-	o->frag_state = st;
-	if (st == OBS_FRAG_ON)
-		log_info("observe: socket buffers are read in place (their pages' kernel addresses "
-			 "learnt, then checked on %u reads)", o->skel->bss->frag_count);
-	else
-		log_info("observe: socket buffers are read through the kernel's copy (%s)",
-			 o->skel->rodata->frag_span ? "their pages' kernel addresses were not learnt" :
-			 "this kernel's memory layout is not known here");
+	if (o->recv_in_skb && st != o->frag_state && (st == OBS_FRAG_ON || st == OBS_FRAG_OFF)) {
+		o->frag_state = st;
+		if (st == OBS_FRAG_ON)
+			log_info("observe: socket buffers are read in place (their pages' kernel "
+				 "addresses learnt, then checked on %u reads)", o->skel->bss->frag_count);
+		else
+			log_info("observe: socket buffers are read through the kernel's copy (%s)",
+				 known ? "their pages' kernel addresses were not learnt" :
+				 "this kernel's memory layout is not known here");
+	}
+	if (us != o->user_state && (us == OBS_FRAG_ON || us == OBS_FRAG_OFF)) {
+		o->user_state = us;
+		if (us == OBS_FRAG_ON)
+			log_info("observe: user memory is read in place (through the page tables and "
+				 "the kernel's direct map, its base learnt, then checked on %u reads)",
+				 o->skel->bss->user_count);
+		else
+			log_info("observe: user memory is read through the kernel's user copy (%s)",
+				 known ? "the kernel's direct map was not found" :
+				 "this kernel's memory layout is not known here");
+	}
 }
 
 /* The top of RAM, rounded up to 1 GiB: the end of /proc/iomem's highest
@@ -705,6 +719,30 @@ static uint64_t ram_top(void)
 	}
 	fclose(f);
 	return (top + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+}
+
+/* The page-table levels of this x86-64 kernel (observe.bpf.c's
+ * user_levels): 5 where the CPU has LA57 and the kernel was not told
+ * no5lvl, else 4. A wrong guess is caught where the programs check what
+ * they learn (user_learn()), and user memory is then read with the call. */
+static unsigned paging_levels(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[4096], cmd[4096] = "";
+	bool la57 = false;
+
+	if (f) {
+		while (!la57 && fgets(line, sizeof(line), f))
+			la57 = strncmp(line, "flags", 5) == 0 && strstr(line, " la57");
+		fclose(f);
+	}
+	f = fopen("/proc/cmdline", "re");
+	if (f) {
+		if (!fgets(cmd, sizeof(cmd), f))
+			cmd[0] = 0;
+		fclose(f);
+	}
+	return la57 && !strstr(cmd, "no5lvl") ? 5 : 4;
 }
 
 /* Read the kernel's endpoint tables into the accumulators (lock held):
@@ -901,6 +939,7 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 #if defined(__x86_64__)
 	o->skel->rodata->frag_span = ram_top();
+	o->skel->rodata->user_levels = paging_levels();
 #endif
 	/* 0 = socket storage only: a one-slot table the programs never use */
 	o->skel->rodata->conn_slots = cfg->observe_conn_slots;
@@ -1370,6 +1409,8 @@ json_t *observe_services_json(struct observe *o)
 	/* null: reads are seen at sock_recv_length, in the user's buffer */
 	set_new(root, "socket_buffer_reads", !o->recv_in_skb ? json_null() :
 		json_string(frag_name(__atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED))));
+	set_new(root, "user_memory_reads", !o->skel->rodata->user_levels ? json_null() :
+		json_string(frag_name(__atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED))));
 	return root;
 }
 

@@ -888,13 +888,14 @@ def test_long_and_short_request_lines_one_route(http_service, tmp_path):
 
 def test_socket_buffers_read_in_place(http_service, tmp_path):
     """Reads are seen in the socket buffer, whose bytes sit in page
-    fragments. The kernel side first reads them through the kernel's copy
-    and learns from those reads where the fragments' pages are mapped
-    (observe.bpf.c, skb_read()); once that is checked it reads them in
-    place, which the services report and the log says once. Routes and
-    counts stay right after, for request lines read onto the stack (up to
-    128 bytes), into the scratch in place (up to 256) and through the
-    copy (longer)."""
+    fragments; a response's head is read from the server's memory. The
+    kernel side first reads both with calls and learns from those reads
+    where the fragments' pages and the kernel's direct map are
+    (observe.bpf.c, skb_read() and user_read()); once that is checked it
+    reads them in place, which the services report and the log says once
+    each. Routes, counts and statuses stay right after, for request lines
+    read onto the stack (up to 128 bytes), into the scratch in place (up
+    to 256) and through the copy (longer)."""
     need_root()
     if platform.machine() != "x86_64":
         pytest.skip("socket buffers are read in place on x86-64 only")
@@ -907,10 +908,12 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
             conn.request("GET", "/fast/%d" % i)
             assert conn.getresponse().read()
         deadline = time.monotonic() + 5
-        while "socket buffers are read in place" not in obs.d.log_text():
+        while ("socket buffers are read in place" not in obs.d.log_text() or
+               "user memory is read in place" not in obs.d.log_text()):
             assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
             time.sleep(0.1)
         assert obs.dump()["services"]["socket_buffer_reads"] == "in_place"
+        assert obs.dump()["services"]["user_memory_reads"] == "in_place"
         plan = {"GET /n/{id}": ["/n/%d" % i for i in range(20)],
                 "GET /h/{id}/x": ["/h/%010x/x" % (0xdeadbeef00 + i) for i in range(20)],
                 "GET /q/{id}": ["/q/%d" % (10 ** (40 + 10 * (i % 12)) + i) for i in range(24)]}
@@ -930,8 +933,12 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
         assert endpoint(inb, "GET /fast/{id}")["requests"] == 800, inb
         for name, paths in plan.items():
             assert endpoint(inb, name)["requests"] == len(paths), (name, inb)
+        for name in ["GET /fast/{id}"] + list(plan):
+            assert endpoint(inb, name)["errors"] == 0, (name, inb)
         assert d["services"]["socket_buffer_reads"] == "in_place"
+        assert d["services"]["user_memory_reads"] == "in_place"
         assert obs.d.log_text().count("socket buffers are read") == 1, obs.d.log_text()[-2000:]
+        assert obs.d.log_text().count("user memory is read") == 1, obs.d.log_text()[-2000:]
     finally:
         obs.close()
 
