@@ -525,8 +525,9 @@ extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
 
 /*
  * Socket buffers read in place. A read through a dynptr is a kfunc call
- * and a helper call into skb_copy_bits(): 1.2% of nginx's throughput and
- * 0.4% of PostgreSQL's under load, side by side (docs/benchmarks.md), for
+ * and a helper call into skb_copy_bits(): 0.7-1.2% of nginx's throughput
+ * and 0.2-0.5% of PostgreSQL's under load, side by side
+ * (docs/benchmarks.md), for
  * bytes that sit in kernel memory. Inline loads through a typed read-only
  * view (bpf_rdonly_cast(): the JIT's fault-checked loads, no call) read
  * them where they are: the linear part at skb->data; a page fragment at
@@ -566,6 +567,19 @@ static __always_inline __u64 kload(__u64 a)
 	const struct linux_mib *w = bpf_rdonly_cast((void *)a, bpf_core_type_id_kernel(struct linux_mib));
 
 	return w->mibs[0];
+}
+
+/* n (<= max, a constant) bytes at kernel address a into dst, in 8-byte
+ * loads through the same view: dst takes n rounded up to 8. */
+static __always_inline void kcopy(void *dst, __u64 a, __u32 n, const __u32 max)
+{
+	const struct linux_mib *w = bpf_rdonly_cast((void *)a, bpf_core_type_id_kernel(struct linux_mib));
+	__u64 *d = dst;
+
+#pragma unroll
+	for (int i = 0; i < max / 8; i++)
+		if (i * 8 < n)
+			d[i] = w->mibs[i];
 }
 
 /* Where n bytes from byte `off` of a socket buffer's data are, all in one
@@ -779,14 +793,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 	if (pgd && state == FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
 		a = user_addr(user_pob, pgd, u);
 	if (a) {
-		const struct linux_mib *w = bpf_rdonly_cast((void *)a,
-					bpf_core_type_id_kernel(struct linux_mib));
-		__u64 *d = dst;
-
-#pragma unroll
-		for (int i = 0; i < USER_INPLACE / 8; i++)
-			if (i * 8 < n)
-				d[i] = w->mibs[i];
+		kcopy(dst, a, n, USER_INPLACE);
 		return n;
 	}
 #endif
@@ -821,14 +828,7 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 	 * last word may run past the bytes, but not into another page */
 	va = !page ? a : a && state == FRAG_ON ? a + frag_c : 0;
 	if (va && !(((va + n - 1) ^ (va + ((n + 7) & ~7U) - 1)) & ~4095ULL)) {
-		const struct linux_mib *w = bpf_rdonly_cast((void *)va,
-					bpf_core_type_id_kernel(struct linux_mib));
-		__u64 *d = dst;
-
-#pragma unroll
-		for (int i = 0; i < INPLACE_MAX / 8; i++)
-			if (i * 8 < n)
-				d[i] = w->mibs[i];
+		kcopy(dst, va, n, INPLACE_MAX);
 		return 0;
 	}
 #endif

@@ -655,7 +655,7 @@ static void absorb(struct observe *o, const struct obs_ep_key *k, const struct o
 	}
 }
 
-static const char *frag_name(unsigned state)
+static const char *inplace_name(unsigned state)
 {
 	switch (state) {
 	case OBS_FRAG_ON: return "in_place";
@@ -664,9 +664,10 @@ static const char *frag_name(unsigned state)
 	}
 }
 
-/* Log once where the kernel side settled on reading socket buffers: in
- * place, or through the kernel's copy (observe.bpf.c, skb_read()). */
-static void frag_note(struct observe *o)
+/* Log once where the kernel side settled on reading socket buffers and
+ * user memory: in place, or through the kernel's copy (observe.bpf.c,
+ * skb_read() and user_read()). */
+static void inplace_note(struct observe *o)
 {
 	unsigned st = __atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED);
 	unsigned us = __atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED);
@@ -789,7 +790,7 @@ static void refresh(struct observe *o)
 		}
 	}
 	o->last_refresh_ms = now;
-	frag_note(o);
+	inplace_note(o);
 }
 
 /*
@@ -1408,9 +1409,9 @@ json_t *observe_services_json(struct observe *o)
 	set_new(root, "services", arr);
 	/* null: reads are seen at sock_recv_length, in the user's buffer */
 	set_new(root, "socket_buffer_reads", !o->recv_in_skb ? json_null() :
-		json_string(frag_name(__atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED))));
+		json_string(inplace_name(__atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED))));
 	set_new(root, "user_memory_reads", !o->skel->rodata->user_levels ? json_null() :
-		json_string(frag_name(__atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED))));
+		json_string(inplace_name(__atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED))));
 	return root;
 }
 
