@@ -121,17 +121,9 @@ __u64 regs_off = 0;
  * sk_prot), known from the socket's first line, which the stack has just
  * read, instead of icsk_ulp_ops's, which a read does not touch. */
 __u64 plain_prot[2] = {};
-/* Socket buffers' page fragments read in place (skb_read()): the constant
- * that turns a fragment's struct page into its kernel address, learnt
- * from the traffic, and how far that has got (OBS_FRAG_*). */
-__u64 frag_c = 0;
-__u32 frag_state = 0;
-__u32 frag_count = 0;
-/* User memory read in place (user_read()): the kernel's direct-map base,
- * learnt from the traffic, and how far that has got (OBS_FRAG_*). */
-__u64 user_pob = 0;
-__u32 user_state = 0;
-__u32 user_count = 0;
+/* Reads made in place (skb_read(), user_read()): what was learnt from
+ * the traffic and how far that has got (struct obs_inplace). */
+struct obs_inplace frag = {}, user = {};
 /* These are read on every watched transfer. Declared together they
  * share one cache line of .bss (its variables keep their declaration
  * order); apart they took two, missed again after each request of a
@@ -534,9 +526,9 @@ extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
  * its page's address in the kernel's direct map. That address is
  * page_offset_base + (page - vmemmap_base) / sizeof(struct page) *
  * PAGE_SIZE, which on x86-64 (struct page of 64 bytes, pages of 4 KiB) is
- * frag_c + page * 64, frag_c a constant of the kernel's memory layout.
+ * frag.base + page * 64, frag.base a constant of the kernel's memory layout.
  * The layout is randomised (KASLR) and its two bases are not symbols a
- * program can read, so frag_c is learnt from the traffic: both bases are
+ * program can read, so frag.base is learnt from the traffic: both bases are
  * aligned to 1 GiB; a socket buffer's head is itself in the direct map,
  * at most frag_span (the top of RAM) above page_offset_base; a page's
  * struct page at most frag_span / 64 above vmemmap_base. The first reads
@@ -582,10 +574,33 @@ static __always_inline void kcopy(void *dst, __u64 a, __u32 n, const __u32 max)
 			d[i] = w->mibs[i];
 }
 
+/* A check of what was learnt against a read through a call: FRAG_CHECKS
+ * in a row put reads in place, one mismatch turns them off for good. */
+static __always_inline void inplace_checked(struct obs_inplace *p, int ok)
+{
+	if (!ok)
+		p->state = FRAG_OFF;
+	else if (++p->count >= FRAG_CHECKS)
+		p->state = FRAG_ON;
+}
+
+/* A search's outcome: a base to check, or one more failure of
+ * FRAG_TRIES. */
+static __always_inline void inplace_searched(struct obs_inplace *p, __u64 found)
+{
+	if (found) {
+		p->base = found;
+		p->count = 0;
+		p->state = FRAG_CHECK;
+	} else if (++p->count >= FRAG_TRIES) {
+		p->state = FRAG_OFF;
+	}
+}
+
 /* Where n bytes from byte `off` of a socket buffer's data are, all in one
  * piece: the linear part's kernel address; or (*page set to the struct
  * page's address) a fragment's page * 64 + the bytes' offset in it,
- * frag_c short of their address; 0 if they span pieces or are not host
+ * frag.base short of their address; 0 if they span pieces or are not host
  * memory (the first 4 fragments are looked at). */
 static __always_inline __u64 skb_where(const struct sk_buff *skb, __u64 off, __u32 n, __u64 *page)
 {
@@ -634,7 +649,7 @@ static long frag_try(__u64 i, struct frag_search *s)
 }
 
 /* A read through the dynptr put the 8 bytes `want` at fragment place `at`
- * of struct page `page` (skb_where()): learn frag_c from them, or check
+ * of struct page `page` (skb_where()): learn frag.base from them, or check
  * it. Not inlined: run by the first reads only. */
 static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 at, __u64 want)
 {
@@ -643,29 +658,20 @@ static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 a
 
 	if (!want)      /* what a fault reads */
 		return;
-	if (frag_state == FRAG_CHECK) {
-		if (kload(frag_c + at) != want)
-			frag_state = FRAG_OFF;
-		else if (++frag_count >= FRAG_CHECKS)
-			frag_state = FRAG_ON;
+	if (frag.state == FRAG_CHECK) {
+		inplace_checked(&frag, kload(frag.base + at) == want);
 		return;
 	}
 	npob = span / GIB + 1;
 	s.nvmb = (__u32)(span / 64 / GIB + 1);
 	if (!span || bpf_core_type_size(struct page) != 64 || npob * s.nvmb > FRAG_CANDIDATES) {
-		frag_state = FRAG_OFF;
+		frag.state = FRAG_OFF;
 		return;
 	}
 	s.pob0 = (__u64)skb->head & ~(GIB - 1);
 	s.vmb0 = page & ~(GIB - 1);
 	bpf_loop((__u32)(npob * s.nvmb), frag_try, &s, 0);
-	if (s.found) {
-		frag_c = s.found;
-		frag_count = 0;
-		frag_state = FRAG_CHECK;
-	} else if (++frag_count >= FRAG_TRIES) {
-		frag_state = FRAG_OFF;
-	}
+	inplace_searched(&frag, s.found);
 }
 
 /*
@@ -676,12 +682,12 @@ static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 a
  * page_offset_base + its physical address, which the task's page tables
  * give: four loads (five with 5-level paging) of page-table entries
  * through the direct map, then the bytes, all inline through read-only
- * views. page_offset_base is learnt as frag_c is: it is 1 GiB aligned
+ * views. page_offset_base is learnt as frag.base is: it is 1 GiB aligned
  * and at most frag_span below the task's own top-level table (mm->pgd,
  * itself in the direct map); the first reads through the call try those
  * candidates against the bytes the call read, the one that matches is
  * compared on FRAG_CHECKS later reads, and a mismatch turns it off for
- * good (OBS_FRAG_* in user_state). Only x86-64, where the agent sets
+ * good (OBS_FRAG_* in user.state). Only x86-64, where the agent sets
  * user_levels.
  */
 const volatile __u32 user_levels = 0;    /* page-table levels: 4 or 5; 0 = off */
@@ -737,7 +743,7 @@ static long pob_try(__u64 i, struct pob_search *s)
 }
 
 /* A user read through the call put the 8 bytes `want` at u (within one
- * page): learn user_pob from them, or check it. */
+ * page): learn user.base from them, or check it. */
 static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
 {
 	struct pob_search s = { .pgd = pgd, .u = u, .want = want };
@@ -745,27 +751,18 @@ static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
 
 	if (!want)      /* what a fault reads */
 		return;
-	if (user_state == FRAG_CHECK) {
-		a = user_addr(user_pob, pgd, u);
-		if (!a || kload(a) != want)
-			user_state = FRAG_OFF;
-		else if (++user_count >= FRAG_CHECKS)
-			user_state = FRAG_ON;
+	if (user.state == FRAG_CHECK) {
+		a = user_addr(user.base, pgd, u);
+		inplace_checked(&user, a && kload(a) == want);
 		return;
 	}
 	if (!frag_span || npob > FRAG_CANDIDATES) {
-		user_state = FRAG_OFF;
+		user.state = FRAG_OFF;
 		return;
 	}
 	s.top = pgd & ~(GIB - 1);
 	bpf_loop((__u32)npob, pob_try, &s, 0);
-	if (s.found) {
-		user_pob = s.found;
-		user_count = 0;
-		user_state = FRAG_CHECK;
-	} else if (++user_count >= FRAG_TRIES) {
-		user_state = FRAG_OFF;
-	}
+	inplace_searched(&user, s.found);
 }
 
 #define USER_INPLACE 128
@@ -776,7 +773,7 @@ static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
  * bytes it put there, 0 if none. */
 static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 {
-	__u32 state = user_state;
+	__u32 state = user.state;
 	__u64 pgd = 0, a = 0;
 	long r;
 
@@ -791,7 +788,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 	}
 	/* the bytes, rounded up to words, in one page */
 	if (pgd && state == FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
-		a = user_addr(user_pob, pgd, u);
+		a = user_addr(user.base, pgd, u);
 	if (a) {
 		kcopy(dst, a, n, USER_INPLACE);
 		return n;
@@ -816,7 +813,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n, __u64 at)
 {
 	const struct sk_buff *skb = v->skb;
-	__u32 state = frag_state;
+	__u32 state = frag.state;
 	struct bpf_dynptr p;
 	__u64 a = 0, page = 0, va;
 	long r;
@@ -824,9 +821,9 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 #if defined(__TARGET_ARCH_x86)
 	if (state != FRAG_OFF && n && n <= INPLACE_MAX)
 		a = skb_where(skb, v->skb_off + at, n, &page);
-	/* in place: the linear part, or a fragment once frag_c is known; the
+	/* in place: the linear part, or a fragment once frag.base is known; the
 	 * last word may run past the bytes, but not into another page */
-	va = !page ? a : a && state == FRAG_ON ? a + frag_c : 0;
+	va = !page ? a : a && state == FRAG_ON ? a + frag.base : 0;
 	if (va && !(((va + n - 1) ^ (va + ((n + 7) & ~7U) - 1)) & ~4095ULL)) {
 		kcopy(dst, va, n, INPLACE_MAX);
 		return 0;

@@ -669,15 +669,15 @@ static const char *inplace_name(unsigned state)
  * skb_read() and user_read()). */
 static void inplace_note(struct observe *o)
 {
-	unsigned st = __atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED);
-	unsigned us = __atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED);
+	unsigned st = __atomic_load_n(&o->skel->bss->frag.state, __ATOMIC_RELAXED);
+	unsigned us = __atomic_load_n(&o->skel->bss->user.state, __ATOMIC_RELAXED);
 	bool known = o->skel->rodata->frag_span != 0;
 
 	if (o->recv_in_skb && st != o->frag_state && (st == OBS_FRAG_ON || st == OBS_FRAG_OFF)) {
 		o->frag_state = st;
 		if (st == OBS_FRAG_ON)
 			log_info("observe: socket buffers are read in place (their pages' kernel "
-				 "addresses learnt, then checked on %u reads)", o->skel->bss->frag_count);
+				 "addresses learnt, then checked on %u reads)", o->skel->bss->frag.count);
 		else
 			log_info("observe: socket buffers are read through the kernel's copy (%s)",
 				 known ? "their pages' kernel addresses were not learnt" :
@@ -688,7 +688,7 @@ static void inplace_note(struct observe *o)
 		if (us == OBS_FRAG_ON)
 			log_info("observe: user memory is read in place (through the page tables and "
 				 "the kernel's direct map, its base learnt, then checked on %u reads)",
-				 o->skel->bss->user_count);
+				 o->skel->bss->user.count);
 		else
 			log_info("observe: user memory is read through the kernel's user copy (%s)",
 				 known ? "the kernel's direct map was not found" :
@@ -1409,9 +1409,9 @@ json_t *observe_services_json(struct observe *o)
 	set_new(root, "services", arr);
 	/* null: reads are seen at sock_recv_length, in the user's buffer */
 	set_new(root, "socket_buffer_reads", !o->recv_in_skb ? json_null() :
-		json_string(inplace_name(__atomic_load_n(&o->skel->bss->frag_state, __ATOMIC_RELAXED))));
+		json_string(inplace_name(__atomic_load_n(&o->skel->bss->frag.state, __ATOMIC_RELAXED))));
 	set_new(root, "user_memory_reads", !o->skel->rodata->user_levels ? json_null() :
-		json_string(inplace_name(__atomic_load_n(&o->skel->bss->user_state, __ATOMIC_RELAXED))));
+		json_string(inplace_name(__atomic_load_n(&o->skel->bss->user.state, __ATOMIC_RELAXED))));
 	return root;
 }
 

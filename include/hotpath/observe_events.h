@@ -109,6 +109,16 @@ static inline __u64 obs_ep_tag(__u32 service_id, __u64 ep_hash)
 #define OBS_FRAG_ON 2            /* read in place */
 #define OBS_FRAG_OFF 3           /* read through the kernel's copy, for good */
 
+/* What the programs learnt for a kind of read made in place, in their
+ * .bss: `frag` (socket buffers' page fragments), `user` (user memory). */
+struct obs_inplace {
+	__u64 base;             /* frag: the constant that turns a fragment's struct
+				 * page into its kernel address (base + page * 64);
+				 * user: the kernel's direct-map base */
+	__u32 state;            /* OBS_FRAG_* */
+	__u32 count;            /* checks passed, or searches that failed */
+};
+
 /* obs_drops: per-CPU counters of what the kernel side did not report. */
 struct obs_drops {
 	__u64 ev_fast_dropped;  /* request events over the budget (fast requests) */
