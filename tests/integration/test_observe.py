@@ -902,7 +902,10 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
     port, _ = http_service
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
     try:
-        assert obs.dump()["services"]["socket_buffer_reads"] in ("learning", "in_place")
+        first = obs.dump()["services"]["socket_buffer_reads"]
+        if first is None:
+            pytest.skip("reads are seen at sock:sock_recv_length on this kernel (before 6.15)")
+        assert first in ("learning", "in_place")
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for i in range(200):
             conn.request("GET", "/fast/%d" % i)
