@@ -530,27 +530,23 @@ extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags,
  * The layout is randomised (KASLR) and its two bases are not symbols a
  * program can read, so frag.base is learnt from the traffic: both bases are
  * aligned to 1 GiB; a socket buffer's head is itself in the direct map,
- * at most frag_span (the top of RAM) above page_offset_base; a page's
- * struct page at most frag_span / 64 above vmemmap_base. The first reads
- * through the dynptr (FRAG_LEARN) try the few candidates that leaves
+ * at most ram_span (the top of RAM) above page_offset_base; a page's
+ * struct page at most ram_span / 64 above vmemmap_base. The first reads
+ * through the dynptr (OBS_FRAG_LEARN) try the few candidates that leaves
  * against the bytes the dynptr read (a bad guess faults to 0: the loads
  * are fault-checked); the one that matches is then compared on
- * FRAG_CHECKS later reads of other buffers (FRAG_CHECK) before reads go
- * in place (FRAG_ON). No match in FRAG_TRIES searches, or one mismatch:
- * FRAG_OFF, every read through the dynptr, as before. Only x86-64;
- * frag_span = 0 (the agent could not read /proc/iomem) turns it off.
+ * FRAG_CHECKS later reads of other buffers (OBS_FRAG_CHECK) before reads go
+ * in place (OBS_FRAG_ON). No match in FRAG_TRIES searches, or one mismatch:
+ * OBS_FRAG_OFF, every read through the dynptr, as before. Only x86-64;
+ * ram_span = 0 (the agent could not read /proc/iomem) turns it off.
  */
-#define FRAG_LEARN OBS_FRAG_LEARN
-#define FRAG_CHECK OBS_FRAG_CHECK
-#define FRAG_ON OBS_FRAG_ON
-#define FRAG_OFF OBS_FRAG_OFF
 #define FRAG_CHECKS 64
 #define FRAG_TRIES 16
 #define FRAG_CANDIDATES 4096
 #define GIB (1ULL << 30)
 #define INPLACE_MAX 256          /* longest read taken in place */
 
-const volatile __u64 frag_span = 0;
+const volatile __u64 ram_span = 0;     /* top of RAM, bytes, to 1 GiB; both readers; 0 = off */
 
 /* 8 bytes at a kernel address, 0 if it faults: an inline load through a
  * read-only view (linux_mib: an array of unsigned longs at offset 0). */
@@ -579,9 +575,9 @@ static __always_inline void kcopy(void *dst, __u64 a, __u32 n, const __u32 max)
 static __always_inline void inplace_checked(struct obs_inplace *p, int ok)
 {
 	if (!ok)
-		p->state = FRAG_OFF;
+		p->state = OBS_FRAG_OFF;
 	else if (++p->count >= FRAG_CHECKS)
-		p->state = FRAG_ON;
+		p->state = OBS_FRAG_ON;
 }
 
 /* A search's outcome: a base to check, or one more failure of
@@ -591,9 +587,9 @@ static __always_inline void inplace_searched(struct obs_inplace *p, __u64 found)
 	if (found) {
 		p->base = found;
 		p->count = 0;
-		p->state = FRAG_CHECK;
+		p->state = OBS_FRAG_CHECK;
 	} else if (++p->count >= FRAG_TRIES) {
-		p->state = FRAG_OFF;
+		p->state = OBS_FRAG_OFF;
 	}
 }
 
@@ -654,18 +650,18 @@ static long frag_try(__u64 i, struct frag_search *s)
 static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 at, __u64 want)
 {
 	struct frag_search s = { .at = at, .want = want };
-	__u64 span = frag_span, npob;
+	__u64 span = ram_span, npob;
 
 	if (!want)      /* what a fault reads */
 		return;
-	if (frag.state == FRAG_CHECK) {
+	if (frag.state == OBS_FRAG_CHECK) {
 		inplace_checked(&frag, kload(frag.base + at) == want);
 		return;
 	}
 	npob = span / GIB + 1;
 	s.nvmb = (__u32)(span / 64 / GIB + 1);
 	if (!span || bpf_core_type_size(struct page) != 64 || npob * s.nvmb > FRAG_CANDIDATES) {
-		frag.state = FRAG_OFF;
+		frag.state = OBS_FRAG_OFF;
 		return;
 	}
 	s.pob0 = (__u64)skb->head & ~(GIB - 1);
@@ -683,7 +679,7 @@ static __noinline void frag_learn(const struct sk_buff *skb, __u64 page, __u64 a
  * give: four loads (five with 5-level paging) of page-table entries
  * through the direct map, then the bytes, all inline through read-only
  * views. page_offset_base is learnt as frag.base is: it is 1 GiB aligned
- * and at most frag_span below the task's own top-level table (mm->pgd,
+ * and at most ram_span below the task's own top-level table (mm->pgd,
  * itself in the direct map); the first reads through the call try those
  * candidates against the bytes the call read, the one that matches is
  * compared on FRAG_CHECKS later reads, and a mismatch turns it off for
@@ -747,17 +743,17 @@ static long pob_try(__u64 i, struct pob_search *s)
 static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
 {
 	struct pob_search s = { .pgd = pgd, .u = u, .want = want };
-	__u64 npob = frag_span / GIB + 1, a;
+	__u64 npob = ram_span / GIB + 1, a;
 
 	if (!want)      /* what a fault reads */
 		return;
-	if (user.state == FRAG_CHECK) {
+	if (user.state == OBS_FRAG_CHECK) {
 		a = user_addr(user.base, pgd, u);
 		inplace_checked(&user, a && kload(a) == want);
 		return;
 	}
-	if (!frag_span || npob > FRAG_CANDIDATES) {
-		user.state = FRAG_OFF;
+	if (!ram_span || npob > FRAG_CANDIDATES) {
+		user.state = OBS_FRAG_OFF;
 		return;
 	}
 	s.top = pgd & ~(GIB - 1);
@@ -780,14 +776,14 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 #if defined(__TARGET_ARCH_x86)
 	/* mm->pgd loaded as a number (through an array view of the
 	 * mm_struct), not as a typed pointer, which refuses arithmetic */
-	if (state != FRAG_OFF && user_levels && n && n <= USER_INPLACE) {
+	if (state != OBS_FRAG_OFF && user_levels && n && n <= USER_INPLACE) {
 		const struct linux_mib *mm = bpf_rdonly_cast(bpf_get_current_task_btf()->mm,
 					bpf_core_type_id_kernel(struct linux_mib));
 
 		pgd = mm->mibs[bpf_core_field_offset(struct mm_struct, pgd) / 8];
 	}
 	/* the bytes, rounded up to words, in one page */
-	if (pgd && state == FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
+	if (pgd && state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
 		a = user_addr(user.base, pgd, u);
 	if (a) {
 		kcopy(dst, a, n, USER_INPLACE);
@@ -800,7 +796,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 	} else {
 		r = bpf_probe_read_user(dst, n, (void *)u) ? 0 : n;
 	}
-	if (pgd && state < FRAG_ON && r >= 8 && (u & 4095) <= 4096 - 8)
+	if (pgd && state < OBS_FRAG_ON && r >= 8 && (u & 4095) <= 4096 - 8)
 		user_learn(pgd, u, *(const __u64 *)dst);
 	return r;
 }
@@ -819,11 +815,11 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 	long r;
 
 #if defined(__TARGET_ARCH_x86)
-	if (state != FRAG_OFF && n && n <= INPLACE_MAX)
+	if (state != OBS_FRAG_OFF && n && n <= INPLACE_MAX)
 		a = skb_where(skb, v->skb_off + at, n, &page);
 	/* in place: the linear part, or a fragment once frag.base is known; the
 	 * last word may run past the bytes, but not into another page */
-	va = !page ? a : a && state == FRAG_ON ? a + frag.base : 0;
+	va = !page ? a : a && state == OBS_FRAG_ON ? a + frag.base : 0;
 	if (va && !(((va + n - 1) ^ (va + ((n + 7) & ~7U) - 1)) & ~4095ULL)) {
 		kcopy(dst, va, n, INPLACE_MAX);
 		return 0;
@@ -832,7 +828,7 @@ static __noinline long skb_read(const struct obs_iov_view *v, void *dst, __u32 n
 	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &p))
 		return -1;
 	r = bpf_dynptr_read(dst, n, &p, v->skb_off + at, 0);
-	if (!r && a && page && n >= 8 && state < FRAG_ON)
+	if (!r && a && page && n >= 8 && state < OBS_FRAG_ON)
 		frag_learn(skb, page, a, *(const __u64 *)dst);
 	return r;
 }

@@ -671,7 +671,7 @@ static void inplace_note(struct observe *o)
 {
 	unsigned st = __atomic_load_n(&o->skel->bss->frag.state, __ATOMIC_RELAXED);
 	unsigned us = __atomic_load_n(&o->skel->bss->user.state, __ATOMIC_RELAXED);
-	bool known = o->skel->rodata->frag_span != 0;
+	bool known = o->skel->rodata->ram_span != 0;
 
 	if (o->recv_in_skb && st != o->frag_state && (st == OBS_FRAG_ON || st == OBS_FRAG_OFF)) {
 		o->frag_state = st;
@@ -697,7 +697,7 @@ static void inplace_note(struct observe *o)
 }
 
 /* The top of RAM, rounded up to 1 GiB: the end of /proc/iomem's highest
- * "System RAM" range (observe.bpf.c's frag_span). 0 where the addresses
+ * "System RAM" range (observe.bpf.c's ram_span). 0 where the addresses
  * are hidden (shown as 0 without CAP_SYS_ADMIN) or the file cannot be
  * read: socket buffers are then read through the kernel's copy. */
 static uint64_t ram_top(void)
@@ -939,7 +939,7 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 	o->skel->rodata->slow_ns = cfg->observe_slow_threshold_ms * 1000000ULL;
 	o->skel->rodata->ev_per_sec = cfg->observe_events_per_sec;
 #if defined(__x86_64__)
-	o->skel->rodata->frag_span = ram_top();
+	o->skel->rodata->ram_span = ram_top();
 	o->skel->rodata->user_levels = paging_levels();
 #endif
 	/* 0 = socket storage only: a one-slot table the programs never use */
