@@ -52,6 +52,21 @@ int BPF_PROG(empty_send, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
+/* The agent's hooks since 6.15/6.16: a read seen in the socket buffer, a
+ * send inside tcp_sendmsg_locked() (observe.bpf.c's hp_obs_rx and
+ * hp_obs_sendmsg), empty: what their dispatch alone costs. */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(empty_rx, const struct sk_buff *skb, int len)
+{
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(empty_tx, struct sock *sk, struct msghdr *msg, struct sk_buff *skb, int size_goal)
+{
+	return 0;
+}
+
 static __always_inline int bit_test(struct sock *sk)
 {
 	__u16 lport = sk->__sk_common.skc_num;

@@ -60,6 +60,19 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < 4; i++)
 		skel->rodata->watch_ports[i] = ports[i];
+	/* Only the programs named are loaded: the others' hooks may be
+	 * missing from this kernel (tcp_sendmsg_locked before 6.16). */
+	{
+		struct bpf_program *p;
+
+		bpf_object__for_each_program(p, skel->obj) {
+			bool named = false;
+
+			for (i = optind; i < argc; i++)
+				named |= strcmp(bpf_program__name(p), argv[i]) == 0;
+			bpf_program__set_autoload(p, named);
+		}
+	}
 	if (hookcost_bpf__load(skel)) {
 		fprintf(stderr, "hookcost: load: %s\n", strerror(errno));
 		goto cleanup;

@@ -18,6 +18,16 @@
 # Prints the share of the core in the programs, the samples a request,
 # and the instructions most samples follow; DIR keeps perf.data and
 # PROGRAM.fN.dis (samples, address, bytes, instruction) of each function.
+#
+# TWINS=1: the servers of bench/overhead.sh's twins (webtwin, pgtwin): a
+# second nginx (PostgreSQL cluster) on core 1 beside the first, loaded at
+# the same moment, not a [service]; nginx under wrk -c400 (WRK_C). The
+# samples are split by server (nginx's worker; the backends, children of
+# each postmaster), and the symbols are listed by how many more samples
+# a request the first takes than its twin (in the twin's requests): where
+# observing the first costs it, the misses our programs take for the
+# kernel (its copy then cheaper) netted out. The per-instruction part
+# counts the first's samples only.
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
@@ -34,28 +44,39 @@ done
 mkdir -p "$DIR"
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
+TWINS=${TWINS:-0}
+servers=1; [ "$TWINS" = 1 ] && servers="1 2"
 hp=""
 cleanup() {
 	[ -n "$hp" ] && kill "$hp" 2>/dev/null
-	[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
-	[ -d "$tmp/pg" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1
+	for i in 1 2; do
+		[ -f "$tmp/nginx$i.pid" ] && kill "$(cat "$tmp/nginx$i.pid")" 2>/dev/null
+		[ -d "$tmp/pg$i" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$tmp/pg$i" -m immediate stop >/dev/null 2>&1
+	done
 	wait 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-P=$(port)
+P=$(port); P2=$(port)
+port_of() { [ "$1" = 1 ] && echo "$P" || echo "$P2"; }
 if [ "$WL" = pg ]; then
-	pg_cluster "$tmp/pg" "$P" "$tmp/sock"
+	for i in $servers; do pg_cluster "$tmp/pg$i" "$(port_of $i)" "$tmp/sock"; done
 	proto=postgres
-	load() { taskset -c 0 pgbench -h 127.0.0.1 -p "$P" -U postgres ${PGBENCH:--S -c 8 -j 2} -T "$1" postgres 2>/dev/null |
+	load() { taskset -c 0 pgbench -h 127.0.0.1 -p "$(port_of "$2")" -U postgres ${PGBENCH:--S -c 8 -j 2} -T "$1" postgres 2>/dev/null |
 		awk '/^tps/ {print $3}'; }
+	# the server's processes: the backends (children of the postmaster)
+	pids() { pgrep -P "$(head -1 "$tmp/pg$1/postmaster.pid")" | tr '\n' ,; }
 else
 	head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$tmp/index.html"
-	printf 'worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/nginx.err;\nevents { worker_connections 1024; }\nhttp { access_log off; server { listen 127.0.0.1:%s; root %s; } }\n' \
-		"$tmp" "$tmp" "$P" "$tmp" > "$tmp/nginx.conf"
-	taskset -c 1 nginx -c "$tmp/nginx.conf"
+	for i in $servers; do
+		printf 'worker_processes 1;\npid %s/nginx%s.pid;\nerror_log %s/nginx%s.err;\nevents { worker_connections 1024; }\nhttp { access_log off; server { listen 127.0.0.1:%s; root %s; } }\n' \
+			"$tmp" "$i" "$tmp" "$i" "$(port_of $i)" "$tmp" > "$tmp/nginx$i.conf"
+		taskset -c 1 nginx -c "$tmp/nginx$i.conf"
+	done
 	proto=http
-	load() { taskset -c 0 wrk -t1 -c50 -d"$1s" "http://127.0.0.1:$P/index.html" | awk '/Requests\/sec/ {print $2}'; }
+	WRK_C=${WRK_C:-$([ "$TWINS" = 1 ] && echo 400 || echo 50)}
+	load() { taskset -c 0 wrk -t1 -c"$WRK_C" -d"$1s" "http://127.0.0.1:$(port_of "$2")/index.html" | awk '/Requests\/sec/ {print $2}'; }
+	pids() { pgrep -f "nginx: worker" -P "$(cat "$tmp/nginx$1.pid")" | tr '\n' ,; }
 fi
 { agent_ini warn /sys/fs/bpf/hotpath-jitprof; cat <<INI
 observe_discover = no
@@ -66,11 +87,14 @@ INI
 } > "$tmp/hp.ini"
 "$OUT/hotpathd" -c "$tmp/hp.ini" > "$tmp/hp.log" 2>&1 & hp=$!
 sleep 4
-load $((SECS + 3)) > "$tmp/rate" &
-lp=$!
+lps=""
+for i in $servers; do load $((SECS + 3)) "$i" > "$tmp/rate$i" & lps="$lps $!"; done
 sleep 2
-perf record -q -C 1 -F 15000 -o "$DIR/perf.data" -- sleep "$SECS" >/dev/null 2>&1
-wait $lp
+perf record -q -C 1 -F 15000 -o "$DIR/perf.data" -- sleep "$SECS" >/dev/null 2>&1 & pp=$!
+sleep 2     # PostgreSQL's backends are there once pgbench has connected
+for i in $servers; do pids "$i" > "$tmp/pids$i"; done
+wait $pp
+wait $lps
 rm -f "$DIR"/*.bin "$DIR"/*.funcs "$DIR"/*.dis
 for f in /proc/$hp/fdinfo/*; do
 	id=$(awk '/^prog_id:/ {print $2}' "$f" 2>/dev/null) || continue
@@ -78,21 +102,44 @@ for f in /proc/$hp/fdinfo/*; do
 	name=$(bpftool prog show id "$id" | awk 'NR == 1 {print $4}')
 	case $name in hp_obs_*) "$OUT/jitdump" "$id" "$DIR/$name" > "$DIR/$name.funcs" ;; esac
 done
-echo "$WL: $(cat "$tmp/rate") requests/s during the load; perf over $SECS s of it"
-python3 - "$DIR" "$(cat "$tmp/rate")" "$SECS" <<'PY'
+if [ "$TWINS" = 1 ]; then
+	echo "$WL twins: $(cat "$tmp/rate1") and $(cat "$tmp/rate2") requests/s during the load (first, twin); perf over $SECS s of it"
+else
+	echo "$WL: $(cat "$tmp/rate1") requests/s during the load; perf over $SECS s of it"
+fi
+python3 - "$DIR" "$SECS" "$tmp/rate1" "$tmp/pids1" "$tmp/rate2" "$tmp/pids2" <<'PY'
 import collections, glob, os, re, subprocess, sys
-d, rate, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-out = subprocess.run(["perf", "script", "-i", d + "/perf.data", "-F", "ip,sym"],
+d, secs = sys.argv[1], float(sys.argv[2])
+rd = lambda f: open(f).read().strip() if os.path.exists(f) else ""
+rate, twin_rate = float(rd(sys.argv[3])), float(rd(sys.argv[5]) or 0)
+first, twin = set(rd(sys.argv[4]).split(",")) - {""}, set(rd(sys.argv[6]).split(",")) - {""}
+out = subprocess.run(["perf", "script", "-i", d + "/perf.data", "-F", "pid,ip,sym"],
                      capture_output=True, text=True).stdout.splitlines()
 ips = collections.Counter()
+syms = {"first": collections.Counter(), "twin": collections.Counter()}
 for l in out:
-    f = l.split()
-    if len(f) >= 2 and f[1].startswith("bpf_prog_"):
-        ips[int(f[0], 16)] += 1
+    f = l.split(None, 2)
+    if len(f) < 3:
+        continue
+    sym = f[2].strip()
+    side = "first" if f[0] in first else "twin" if f[0] in twin else None
+    if side:
+        # a program's symbol carries its tag, which changes with the build
+        syms[side][re.sub(r"^bpf_prog_[0-9a-f]+_", "bpf_prog_", sym)] += 1
+    if sym.startswith("bpf_prog_") and (not twin or side == "first"):
+        ips[int(f[1], 16)] += 1
 total, ours = len(out), sum(ips.values())
 per_req = lambda n: n / (rate * secs)
-print("samples on core 1: %d; in the programs: %d (%.2f%% of the core, %.4f a request)"
-      % (total, ours, 100.0 * ours / max(total, 1), per_req(ours)))
+print("samples on core 1: %d; in the programs%s: %d (%.2f%% of the core, %.4f a request)"
+      % (total, " (the first's)" if twin else "", ours, 100.0 * ours / max(total, 1), per_req(ours)))
+if twin:
+    a, b = sum(syms["first"].values()), sum(syms["twin"].values())
+    print("the first's samples a request %.2f%% more than its twin's (%d and %d samples)"
+          % ((a / rate) / (b / twin_rate) * 100 - 100, a, b))
+    print("symbols by the first's samples (in the twin's requests) less the twin's, and their share of its samples:")
+    rows = [(syms["first"][k] * twin_rate / rate - syms["twin"][k], k) for k in set(syms["first"]) | set(syms["twin"])]
+    for x, k in sorted(rows, key=lambda r: -abs(r[0]))[:int(os.environ.get("SYMS", "20"))]:
+        print("  %+7.0f %+6.2f%%  %s" % (x, 100.0 * x / b, k))
 stalls = []
 for funcs in sorted(glob.glob(d + "/*.funcs")):
     name = os.path.basename(funcs)[:-6]

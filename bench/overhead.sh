@@ -159,6 +159,11 @@ protocol = postgres
 INI
 } > "$tmp/hp.ini"
 sed 's/^\[bpf\]$/[bpf]\nobserve_local_callers = yes/' "$tmp/hp.ini" > "$tmp/callers.ini"
+# The unwatched arm: hotpathd with its services on other ports (free ones),
+# so every transfer of the workloads takes the programs' unwatched path:
+# the tracepoints' dispatch and the port test, what every socket of a
+# host pays.
+while read -r l; do case $l in "port = "*) echo "port = $(port)" ;; *) echo "$l" ;; esac; done < "$tmp/hp.ini" > "$tmp/unwatched.ini"
 
 # CPU time (clock ticks) of a process and of its reaped children: nginx's
 # worker, PostgreSQL's postmaster (backends exit with their clients, and
@@ -312,6 +317,8 @@ arm_on() {
 	alt[1-9]) agent_on "$(alt_path "$1")" ;;
 	alt[1-9]+*) agent_on "$(alt_path "$1")" "$(variant_ini "$1")" ;;
 	empty) hooks_on empty_recv empty_send ;;
+	empty2) hooks_on empty_rx empty_tx ;;
+	unwatched) agent_on "$OUT/hotpathd" unwatched ;;
 	bits) hooks_on bits_recv bits_send ;;
 	pbase|pclock|pstr|pstr16|pstr64|pread|pread16|patomic) hooks_on "price_${1#p}" empty_send ;;
 	rxuser) hooks_on rx_user empty_send ;;
@@ -319,7 +326,7 @@ arm_on() {
 	lines0|lines4|lines16|kpage8|vpage8) hooks_on "${1}_recv" "${1}_send" ;;
 	sockmap) hooks_on enrol msg_pass skb_pass ;;
 	skmsg) hooks_on enrol msg_pass ;;
-	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V altN altN+S.K=V empty bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 kpage8 vpage8 sockmap skmsg sysexit)"; exit 2 ;;
+	*) echo "unknown arm $1 (none burn agent agent+S.K=V callers base base+S.K=V altN altN+S.K=V empty empty2 unwatched bits pbase pclock pstr pstr16 pstr64 pread pread16 patomic rxuser rxskb lines0 lines4 lines16 kpage8 vpage8 sockmap skmsg sysexit)"; exit 2 ;;
 	esac
 }
 # PERF=1: a cpu-clock profile (perf record -g) of the servers' core during
