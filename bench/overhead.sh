@@ -17,13 +17,17 @@
 # ARMS names what runs beside the workloads in each round (first = the
 # baseline): none, agent (hotpathd), callers (hotpathd with [bpf]
 # observe_local_callers = yes: the local load generators' side timed too),
+# unwatched (hotpathd with its services on other ports: the dispatch and
+# the port test, what every socket of the host pays),
 # base (another build of hotpathd, its
 # path in BASE: a change side by side with what it changes), alt1..alt9
 # (more builds, their paths in ALT1..ALT9, as altN or altN+S.K=V:
 # several variants priced in one run), and the
 # hook-cost arms of build/hookcost (bench/hookcost.bpf.c) that tell what the
 # hook itself costs apart from what our programs do in it: empty (the two socket
-# tracepoints, empty programs), bits (+ the port bitmap test), sockmap /
+# tracepoints, empty programs), empty2 (the same on the hooks the agent
+# takes since 6.15/6.16, skb_copy_datagram_iovec and tcp_sendmsg_locked),
+# bits (+ the port bitmap test), sockmap /
 # skmsg (sock_ops enrolment of the two services' sockets into a sockhash,
 # pass-through sk_msg + sk_skb verdict / sk_msg only), and the price arms
 # for the loop workload: pbase, pclock, pstr, pstr16, pstr64, pread,
