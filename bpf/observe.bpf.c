@@ -2331,9 +2331,10 @@ static __always_inline int watched_port(struct sock *sk)
 /* An IPv4/IPv6 TCP socket? sk_protocol is in the socket's transmit
  * group of lines, which a read does not touch: the hooks that see only
  * TCP sockets, or know them by their sk_prot (plain_tcp()), do without
- * it. One cold line fewer a read (~250 samples of hp_obs_rx's ~1 000 in
- * nginx's twins); the rate did not move beyond noise, the miss having
- * overlapped the connection slot's. */
+ * it. One cold line fewer a read (602 of hp_obs_rx's 2 114 samples in
+ * nginx's twins followed its load: bench/jitprof.sh, TWINS=1); the rate
+ * did not move beyond noise, that miss having overlapped the connection
+ * slot's. */
 static __always_inline int inet_tcp(struct sock *sk)
 {
 	__u16 family = sk->__sk_common.skc_family;
