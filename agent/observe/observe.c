@@ -664,36 +664,39 @@ static const char *inplace_name(unsigned state)
 	}
 }
 
+/* Log once where one kind of in-place read settled (OBS_FRAG_ON or
+ * OBS_FRAG_OFF; *last: the state last logged): "observe: <what> read in
+ * place (<how>, then checked on N reads)" or "... read through the
+ * kernel's <copy> (<why>)". */
+static void inplace_settled(unsigned st, unsigned *last, unsigned checks, const char *what,
+			    const char *how, const char *copy, const char *why)
+{
+	if (st == *last || (st != OBS_FRAG_ON && st != OBS_FRAG_OFF))
+		return;
+	*last = st;
+	if (st == OBS_FRAG_ON)
+		log_info("observe: %s read in place (%s, then checked on %u reads)", what, how, checks);
+	else
+		log_info("observe: %s read through the kernel's %s (%s)", what, copy, why);
+}
+
 /* Log once where the kernel side settled on reading socket buffers and
  * user memory: in place, or through the kernel's copy (observe.bpf.c,
  * skb_read() and user_read()). */
 static void inplace_note(struct observe *o)
 {
-	unsigned st = __atomic_load_n(&o->skel->bss->frag.state, __ATOMIC_RELAXED);
-	unsigned us = __atomic_load_n(&o->skel->bss->user.state, __ATOMIC_RELAXED);
+	const char *unknown = "this kernel's memory layout is not known here";
 	bool known = o->skel->rodata->ram_span != 0;
 
-	if (o->recv_in_skb && st != o->frag_state && (st == OBS_FRAG_ON || st == OBS_FRAG_OFF)) {
-		o->frag_state = st;
-		if (st == OBS_FRAG_ON)
-			log_info("observe: socket buffers are read in place (their pages' kernel "
-				 "addresses learnt, then checked on %u reads)", o->skel->bss->frag.count);
-		else
-			log_info("observe: socket buffers are read through the kernel's copy (%s)",
-				 known ? "their pages' kernel addresses were not learnt" :
-				 "this kernel's memory layout is not known here");
-	}
-	if (us != o->user_state && (us == OBS_FRAG_ON || us == OBS_FRAG_OFF)) {
-		o->user_state = us;
-		if (us == OBS_FRAG_ON)
-			log_info("observe: user memory is read in place (through the page tables and "
-				 "the kernel's direct map, its base learnt, then checked on %u reads)",
-				 o->skel->bss->user.count);
-		else
-			log_info("observe: user memory is read through the kernel's user copy (%s)",
-				 known ? "the kernel's direct map was not found" :
-				 "this kernel's memory layout is not known here");
-	}
+	if (o->recv_in_skb)
+		inplace_settled(__atomic_load_n(&o->skel->bss->frag.state, __ATOMIC_RELAXED),
+				&o->frag_state, o->skel->bss->frag.count, "socket buffers are",
+				"their pages' kernel addresses learnt", "copy",
+				known ? "their pages' kernel addresses were not learnt" : unknown);
+	inplace_settled(__atomic_load_n(&o->skel->bss->user.state, __ATOMIC_RELAXED),
+			&o->user_state, o->skel->bss->user.count, "user memory is",
+			"through the page tables and the kernel's direct map, its base learnt",
+			"user copy", known ? "the kernel's direct map was not found" : unknown);
 }
 
 /* The top of RAM, rounded up to 1 GiB: the end of /proc/iomem's highest

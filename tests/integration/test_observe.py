@@ -893,7 +893,7 @@ def test_udp_on_a_watched_port_not_counted(http_service, tmp_path):
     plain_tcp() has learnt no sk_prot) and after, counts nothing, and the
     TCP requests in between count exactly. (A build whose plain_tcp()
     learnt from any socket passed too: a UDP socket's fields where TCP's
-    sequence numbers are stopped it further on. This guards the outcome,
+    sequence numbers sit stopped it further on. This guards the outcome,
     not that one test.)"""
     need_root()
     port, _ = http_service
