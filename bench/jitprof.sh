@@ -27,7 +27,14 @@
 # a request the first takes than its twin (in the twin's requests): where
 # observing the first costs it, the misses our programs take for the
 # kernel (its copy then cheaper) netted out. The per-instruction part
-# counts the first's samples only.
+# counts the first's samples only. DIR/symbols.tsv keeps each server's
+# samples per 1000 of its requests by symbol, for bench/jitdiff.py.
+#
+# NOAGENT=1 (with TWINS=1): the same load and profile without hotpathd,
+# the baseline against which bench/jitdiff.py prices what the twin, which
+# only pays the tracepoints' dispatch and the port test, pays in situ:
+#   TWINS=1 NOAGENT=1 DIR=a bench/jitprof.sh web 15; TWINS=1 DIR=b bench/jitprof.sh web 15
+#   bench/jitdiff.py a -- b
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lock.sh
@@ -85,7 +92,11 @@ port = $P
 protocol = $proto
 INI
 } > "$tmp/hp.ini"
-"$OUT/hotpathd" -c "$tmp/hp.ini" > "$tmp/hp.log" 2>&1 & hp=$!
+if [ "${NOAGENT:-0}" = 1 ]; then
+	[ "$TWINS" = 1 ] || { echo "NOAGENT=1 needs TWINS=1" >&2; exit 2; }
+else
+	"$OUT/hotpathd" -c "$tmp/hp.ini" > "$tmp/hp.log" 2>&1 & hp=$!
+fi
 sleep 4
 lps=""
 for i in $servers; do load $((SECS + 3)) "$i" > "$tmp/rate$i" & lps="$lps $!"; done
@@ -96,14 +107,14 @@ for i in $servers; do pids "$i" > "$tmp/pids$i"; done
 wait $pp
 wait $lps
 rm -f "$DIR"/*.bin "$DIR"/*.funcs "$DIR"/*.dis
-for f in /proc/$hp/fdinfo/*; do
+for f in ${hp:+/proc/$hp/fdinfo/*}; do
 	id=$(awk '/^prog_id:/ {print $2}' "$f" 2>/dev/null) || continue
 	[ -n "$id" ] || continue
 	name=$(bpftool prog show id "$id" | awk 'NR == 1 {print $4}')
 	case $name in hp_obs_*) "$OUT/jitdump" "$id" "$DIR/$name" > "$DIR/$name.funcs" ;; esac
 done
 if [ "$TWINS" = 1 ]; then
-	echo "$WL twins: $(cat "$tmp/rate1") and $(cat "$tmp/rate2") requests/s during the load (first, twin); perf over $SECS s of it"
+	echo "$WL twins$([ "${NOAGENT:-0}" = 1 ] && echo " (no hotpathd)"): $(cat "$tmp/rate1") and $(cat "$tmp/rate2") requests/s during the load (first, twin); perf over $SECS s of it"
 else
 	echo "$WL: $(cat "$tmp/rate1") requests/s during the load; perf over $SECS s of it"
 fi
@@ -132,6 +143,11 @@ total, ours = len(out), sum(ips.values())
 per_req = lambda n: n / (rate * secs)
 print("samples on core 1: %d; in the programs%s: %d (%.2f%% of the core, %.4f a request)"
       % (total, " (the first's)" if twin else "", ours, 100.0 * ours / max(total, 1), per_req(ours)))
+with open(d + "/symbols.tsv", "w") as o:
+    for side, r in (("first", rate), ("twin", twin_rate)):
+        for k, v in syms[side].items():
+            if r:
+                o.write("%s\t%s\t%.4f\n" % (side, k, v * 1000.0 / (r * secs)))
 if twin:
     a, b = sum(syms["first"].values()), sum(syms["twin"].values())
     print("the first's samples a request %.2f%% more than its twin's (%d and %d samples)"

@@ -17,6 +17,7 @@ What is compared:
 - PostgreSQL means within 10% of pg_stat_statements' mean_exec_time.
 """
 import json
+import mmap
 import os
 import platform
 import pwd
@@ -985,6 +986,79 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
         assert obs.d.log_text().count("user memory is read") == 1, obs.d.log_text()[-2000:]
     finally:
         obs.close()
+
+
+def test_response_head_across_a_page_after_learning(tmp_path):
+    """Once user memory is read in place (observe.bpf.c, user_read()), a
+    response head whose bytes run into the next page of the server's
+    memory is read with the call instead, and learning is not undone: a
+    server that writes each response from an mmap'd buffer, first within
+    a page, then with its status line across a page boundary, every
+    fourth a 503, gets every request and error counted either way."""
+    need_root()
+    if platform.machine() != "x86_64":
+        pytest.skip("user memory is read in place on x86-64 only")
+    lsock, port = loopback_listener()
+    mm = mmap.mmap(-1, 3 * mmap.PAGESIZE)
+    place = {"at": 64}
+
+    def serve(conn):
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                line, _, buf = buf.partition(b"\r\n\r\n")
+                n = int(line.split(b" ")[1].rsplit(b"/", 1)[1])
+                resp = b"HTTP/1.1 %s\r\nContent-Length: 2\r\n\r\nok" % (
+                    b"503 Busy" if n % 4 == 0 else b"200 OK")
+                at = place["at"]
+                mm[at:at + len(resp)] = resp
+                conn.sendall(memoryview(mm)[at:at + len(resp)])
+
+    def accept():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    try:
+        if obs.dump()["services"]["user_memory_reads"] is None:
+            pytest.skip("this kernel's sends are not read through the page tables")
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        sent = 0
+        deadline = time.monotonic() + 10
+        while "user memory is read in place" not in obs.d.log_text():
+            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
+            conn.request("GET", "/in/%d" % sent)
+            assert conn.getresponse().read() == b"ok"
+            sent += 1
+        # "HTTP/1" in one page, ".1 503 ..." in the next
+        place["at"] = mmap.PAGESIZE - 6
+        for i in range(100):
+            conn.request("GET", "/across/%d" % i)
+            assert conn.getresponse().read() == b"ok"
+        conn.close()
+        time.sleep(1.2)
+        d = obs.dump()
+        inb = metrics_of(d, "web", "inbound")
+        assert endpoint(inb, "GET /in/{id}")["requests"] == sent, inb
+        assert endpoint(inb, "GET /in/{id}")["errors"] == (sent + 3) // 4, inb
+        assert endpoint(inb, "GET /across/{id}")["requests"] == 100, inb
+        assert endpoint(inb, "GET /across/{id}")["errors"] == 25, inb
+        assert d["services"]["user_memory_reads"] == "in_place"
+        assert obs.d.log_text().count("user memory is read") == 1, obs.d.log_text()[-2000:]
+    finally:
+        obs.close()
+        lsock.close()
+        mm.close()
 
 
 def test_route_patterns_kernel_and_userspace_agree(http_service, tmp_path):
