@@ -54,6 +54,33 @@ def loopback_listener():
     return s, s.getsockname()[1]
 
 
+def serve_http(lsock, respond):
+    """Accept on lsock until it is closed; on each connection, read
+    request heads (a request line and headers, no body) and call
+    respond(conn, request_line) for each, in order."""
+    def serve(conn):
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                line, _, buf = buf.partition(b"\r\n\r\n")
+                respond(conn, line.split(b"\r\n", 1)[0])
+
+    def accept():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 def wait_listening(port, seconds=5.0):
     """Until a server started in the background accepts on port."""
     deadline = time.monotonic() + seconds
@@ -433,55 +460,37 @@ def test_response_sends_of_every_shape(tmp_path, send_hook):
     need_root()
     lsock, port = loopback_listener()
 
-    def serve(conn):
-        buf = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                line, _, buf = buf.partition(b"\r\n\r\n")
-                kind = line.split(b" ")[1].split(b"/")[1]
-                size = {b"big": 300000, b"part": 4 << 20}.get(kind, 32)
-                body = b"y" * size
-                head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (
-                    b"503 Busy" if kind == b"bad" else b"200 OK", size)
-                if kind in (b"vec", b"bad"):
-                    conn.sendmsg([head, body[:10], body[10:]])
-                elif kind == b"writev":
-                    os.writev(conn.fileno(), [head, body])
-                elif kind == b"split":
-                    conn.sendall(head)
-                    conn.sendall(body)
-                elif kind == b"part":
-                    # a small send buffer: the 4 MiB go out in many sends
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-                    conn.setblocking(False)
-                    out, sends = head + body, 0
-                    while out:
-                        try:
-                            out = out[conn.send(out):]
-                            sends += 1
-                        except BlockingIOError:
-                            select.select([], [conn], [], 5)
-                    conn.setblocking(True)
-                    partial_sends.append(sends)
-                else:
-                    conn.sendall(head + body)
+    def respond(conn, line):
+        kind = line.split(b" ")[1].split(b"/")[1]
+        size = {b"big": 300000, b"part": 4 << 20}.get(kind, 32)
+        body = b"y" * size
+        head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (
+            b"503 Busy" if kind == b"bad" else b"200 OK", size)
+        if kind in (b"vec", b"bad"):
+            conn.sendmsg([head, body[:10], body[10:]])
+        elif kind == b"writev":
+            os.writev(conn.fileno(), [head, body])
+        elif kind == b"split":
+            conn.sendall(head)
+            conn.sendall(body)
+        elif kind == b"part":
+            # a small send buffer: the 4 MiB go out in many sends
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            conn.setblocking(False)
+            out, sends = head + body, 0
+            while out:
+                try:
+                    out = out[conn.send(out):]
+                    sends += 1
+                except BlockingIOError:
+                    select.select([], [conn], [], 5)
+            conn.setblocking(True)
+            partial_sends.append(sends)
+        else:
+            conn.sendall(head + body)
 
     partial_sends = []
-
-    def accept():
-        while True:
-            try:
-                c, _ = lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    serve_http(lsock, respond)
     obs = Observer("[service.shapes]\nport = %d\nprotocol = http\n"
                    "[bpf]\nobserve_send_hook = %s\nobserve_recv_hook = %s\n"
                    % (port, send_hook, send_hook), str(tmp_path))
@@ -1002,32 +1011,15 @@ def test_response_head_across_a_page_after_learning(tmp_path):
     mm = mmap.mmap(-1, 3 * mmap.PAGESIZE)
     place = {"at": 64}
 
-    def serve(conn):
-        buf = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                line, _, buf = buf.partition(b"\r\n\r\n")
-                n = int(line.split(b" ")[1].rsplit(b"/", 1)[1])
-                resp = b"HTTP/1.1 %s\r\nContent-Length: 2\r\n\r\nok" % (
-                    b"503 Busy" if n % 4 == 0 else b"200 OK")
-                at = place["at"]
-                mm[at:at + len(resp)] = resp
-                conn.sendall(memoryview(mm)[at:at + len(resp)])
+    def respond(conn, line):
+        n = int(line.split(b" ")[1].rsplit(b"/", 1)[1])
+        resp = b"HTTP/1.1 %s\r\nContent-Length: 2\r\n\r\nok" % (
+            b"503 Busy" if n % 4 == 0 else b"200 OK")
+        at = place["at"]
+        mm[at:at + len(resp)] = resp
+        conn.sendall(memoryview(mm)[at:at + len(resp)])
 
-    def accept():
-        while True:
-            try:
-                c, _ = lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    serve_http(lsock, respond)
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
     try:
         if obs.dump()["services"]["user_memory_reads"] is None:
