@@ -317,8 +317,13 @@ def test_service_profile_takes_the_listeners_children(burner, daemon_with_servic
     print("\n  service profile: %d samples from pids %s (listener %d, children %s)"
           % (doc["samples"], sorted(pids), burn.pid, children))
     assert len(children) == 2
-    # both children, the late one included; the listener only sleeps
-    assert pids == {int(c) for c in children}, (pids, children)
+    # both children, the late one included; the listener only waits,
+    # but it forks the late child inside the window, so a sample may
+    # land on that fork: a few at most, never the burners' share
+    assert {int(c) for c in children} <= pids <= {int(c) for c in children} | {burn.pid}, \
+        (pids, children)
+    listener = sum(p["samples"] for p in doc["processes"] if p["tgid"] == burn.pid)
+    assert listener <= max(2, doc["samples"] // 50), doc["processes"]
     hot = doc["hot_paths"][0]
     assert hot["function"] == HOT and hot["self_percent"] >= 80.0, doc["hot_paths"][:3]
     stacks = parse_folded(folded.decode())
