@@ -16,6 +16,7 @@ What is compared:
   histogram estimate must land within its factor-2 bucket instead);
 - PostgreSQL means within 10% of pg_stat_statements' mean_exec_time.
 """
+import ctypes
 import json
 import mmap
 import os
@@ -1051,6 +1052,82 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         obs.close()
         lsock.close()
         mm.close()
+
+
+def test_response_page_replaced_read_anew(tmp_path):
+    """User memory read in place remembers each page's translation while
+    its address space's TLB generation stands (observe.bpf.c, obs_xlat):
+    a server that sends every response from one page, then moves another
+    page over it (mremap: the first one freed, its bytes still the old
+    responses') and writes 503s there, has every status counted from the
+    bytes it sent, before the change and after."""
+    need_root()
+    if platform.machine() != "x86_64":
+        pytest.skip("user memory is read in place on x86-64 only")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mremap.restype = ctypes.c_void_p
+    libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                            ctypes.c_void_p]
+    prot_rw, map_private, map_anon = 3, 0x02, 0x20
+    mremap_maymove, mremap_fixed = 1, 2
+    page = mmap.PAGESIZE
+    addr = libc.mmap(None, page, prot_rw, map_private | map_anon, -1, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    status = {"line": b"200 OK"}
+    lock = threading.Lock()
+
+    def respond(conn, line):
+        with lock:
+            resp = b"HTTP/1.1 %s\r\nContent-Length: 2\r\n\r\nok" % status["line"]
+            buf = (ctypes.c_char * len(resp)).from_address(addr + 256)
+            buf.raw = resp
+            conn.sendall(buf)
+
+    lsock, port = loopback_listener()
+    serve_http(lsock, respond)
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    try:
+        if obs.dump()["services"]["user_memory_reads"] is None:
+            pytest.skip("this kernel's sends are not read through the page tables")
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        learnt = 0
+        deadline = time.monotonic() + 10
+        while "user memory is read in place" not in obs.d.log_text():
+            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
+            conn.request("GET", "/learn/%d" % learnt)
+            assert conn.getresponse().read() == b"ok"
+            learnt += 1
+        for i in range(50):             # in place, from the remembered page
+            conn.request("GET", "/before/%d" % i)
+            assert conn.getresponse().read() == b"ok"
+        with lock:
+            # another page moved over the first (mremap: the first page
+            # freed with its 200s in it, not given back to this mapping)
+            other = libc.mmap(None, page, prot_rw, map_private | map_anon, -1, 0)
+            ctypes.memset(other, 0x20, page)
+            got = libc.mremap(other, page, page, mremap_maymove | mremap_fixed, addr)
+            assert got == addr, os.strerror(ctypes.get_errno())
+            status["line"] = b"503 Busy"
+        for i in range(50):
+            conn.request("GET", "/after/%d" % i)
+            assert conn.getresponse().read() == b"ok"
+        conn.close()
+        time.sleep(1.2)
+        d = obs.dump()
+        inb = metrics_of(d, "web", "inbound")
+        assert endpoint(inb, "GET /before/{id}")["requests"] == 50, inb
+        assert endpoint(inb, "GET /before/{id}")["errors"] == 0, inb
+        assert endpoint(inb, "GET /after/{id}")["requests"] == 50, inb
+        assert endpoint(inb, "GET /after/{id}")["errors"] == 50, inb
+        assert d["services"]["user_memory_reads"] == "in_place"
+    finally:
+        obs.close()
+        lsock.close()
+        libc.munmap(addr, page)
 
 
 def test_route_patterns_kernel_and_userspace_agree(http_service, tmp_path):
