@@ -768,16 +768,18 @@ static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
 /*
  * The walk's answers, remembered: a software TLB. A server sends from the
  * same few buffers (a PostgreSQL backend's send buffer, nginx's pools),
- * and a walk is a chain of five loads that miss in a busy server
+ * and a walk is a chain of six loads that miss in a busy server
  * (task->mm, mm->pgd, then an entry a level, on lines the hardware's
  * walker has no need to touch while its TLB holds the page): ~70% of
  * user_read()'s samples in nginx's twins. An entry holds a user page's
  * direct-map address for one address space (its context id, which x86
  * never hands out twice) at one TLB generation of it (mm->context
- * .tlb_gen: the kernel moves it on with every change to the address
- * space's page tables that a TLB must let go of, before the pages
- * concerned are freed: an unmap, a migration, copy on write, reclaim, a
- * huge page made or split). So an entry is used only while the
+ * .tlb_gen). The kernel moves the generation on with every change to the
+ * address space's page tables that a TLB must let go of, before the
+ * pages concerned are freed: an unmap, a migration, copy on write,
+ * reclaim, a huge page made or split. (Not with INVLPGB, whose broadcast
+ * flushes leave it as it was after a batched unmap: the agent turns the
+ * table off there, xlat_on.) So an entry is used only while the
  * translation it was made from could still be in a TLB, and a hit costs
  * the line of mm->context (which every switch to the task reads) and the
  * entry's. Per CPU, direct-mapped; a tracepoint's program runs with
@@ -785,6 +787,8 @@ static __noinline void user_learn(__u64 pgd, __u64 u, __u64 want)
  * entry is never written by two at once.
  */
 #define XLAT_WAYS 32
+
+const volatile __u32 xlat_on = 0;        /* the agent's: 0 where the CPU has INVLPGB */
 
 struct obs_xlat {
 	struct {
@@ -819,7 +823,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 		const struct linux_mib *mv;
 
 		/* the bytes, rounded up to words, in one page, remembered */
-		if (state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096) {
+		if (xlat_on && state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096) {
 			ctx = mm->context.ctx_id;       /* 0 without an mm (a load that faults) */
 			gen = mm->context.tlb_gen.counter;
 			way = (__u32)((upage >> 12) ^ (upage >> 21) ^ ctx) & (XLAT_WAYS - 1);

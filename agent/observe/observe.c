@@ -725,28 +725,46 @@ static uint64_t ram_top(void)
 	return (top + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
 }
 
+/* Does this CPU have the feature (a word of /proc/cpuinfo's flags)? */
+static bool cpu_flag(const char *flag)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[8192];
+	size_t n = strlen(flag);
+	bool has = false;
+
+	if (!f)
+		return false;
+	while (!has && fgets(line, sizeof(line), f)) {
+		const char *p = line;
+
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		while (!has && (p = strstr(p, flag)) != NULL) {
+			has = p[-1] == ' ' && (p[n] == ' ' || p[n] == '\n' || p[n] == 0);
+			p += n;
+		}
+		break;
+	}
+	fclose(f);
+	return has;
+}
+
 /* The page-table levels of this x86-64 kernel (observe.bpf.c's
  * user_levels): 5 where the CPU has LA57 and the kernel was not told
  * no5lvl, else 4. A wrong guess is caught where the programs check what
  * they learn (user_learn()), and user memory is then read with the call. */
 static unsigned paging_levels(void)
 {
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char line[4096], cmd[4096] = "";
-	bool la57 = false;
+	char cmd[4096] = "";
+	FILE *f = fopen("/proc/cmdline", "re");
 
-	if (f) {
-		while (!la57 && fgets(line, sizeof(line), f))
-			la57 = strncmp(line, "flags", 5) == 0 && strstr(line, " la57");
-		fclose(f);
-	}
-	f = fopen("/proc/cmdline", "re");
 	if (f) {
 		if (!fgets(cmd, sizeof(cmd), f))
 			cmd[0] = 0;
 		fclose(f);
 	}
-	return la57 && !strstr(cmd, "no5lvl") ? 5 : 4;
+	return cpu_flag("la57") && !strstr(cmd, "no5lvl") ? 5 : 4;
 }
 
 /* Read the kernel's endpoint tables into the accumulators (lock held):
@@ -944,6 +962,11 @@ static int observe_load(struct observe *o, const struct hp_config *cfg,
 #if defined(__x86_64__)
 	o->skel->rodata->ram_span = ram_top();
 	o->skel->rodata->user_levels = paging_levels();
+	/* With INVLPGB, the kernel flushes a process's TLB entries by
+	 * broadcast and its batched unmaps (reclaim, migration) leave the
+	 * address space's TLB generation as it was: walks are not
+	 * remembered there (observe.bpf.c, obs_xlat). */
+	o->skel->rodata->xlat_on = !cpu_flag("invlpgb");
 #endif
 	/* 0 = socket storage only: a one-slot table the programs never use */
 	o->skel->rodata->conn_slots = cfg->observe_conn_slots;

@@ -1054,6 +1054,17 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         mm.close()
 
 
+def remembered_pages():
+    """The user pages whose walks obs_xlat holds, on any CPU (bpftool)."""
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "name", "obs_xlat"],
+                       capture_output=True, text=True, check=True)
+    pages = set()
+    for entry in json.loads(r.stdout):
+        for per_cpu in entry["formatted"]["values"]:
+            pages.update(e["upage"] for e in per_cpu["value"]["e"] if e["ctx_id"])
+    return pages
+
+
 def test_response_page_replaced_read_anew(tmp_path):
     """User memory read in place remembers each page's translation while
     its address space's TLB generation stands (observe.bpf.c, obs_xlat):
@@ -1104,6 +1115,8 @@ def test_response_page_replaced_read_anew(tmp_path):
         for i in range(50):             # in place, from the remembered page
             conn.request("GET", "/before/%d" % i)
             assert conn.getresponse().read() == b"ok"
+        if "invlpgb" not in open("/proc/cpuinfo").read().split():
+            assert addr in remembered_pages(), "the page's walk is not remembered"
         with lock:
             # another page moved over the first (mremap: the first page
             # freed with its 200s in it, not given back to this mapping)
