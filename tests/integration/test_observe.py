@@ -998,6 +998,19 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
         obs.close()
 
 
+def requests_until_user_reads_in_place(obs, conn, route):
+    """GET route/0, route/1... on conn (answered "ok") until the agent logs
+    that it reads user memory in place; returns how many were sent."""
+    sent = 0
+    deadline = time.monotonic() + 10
+    while "user memory is read in place" not in obs.d.log_text():
+        assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
+        conn.request("GET", "%s/%d" % (route, sent))
+        assert conn.getresponse().read() == b"ok"
+        sent += 1
+    return sent
+
+
 def test_response_head_across_a_page_after_learning(tmp_path):
     """Once user memory is read in place (observe.bpf.c, user_read()), a
     response head whose bytes run into the next page of the server's
@@ -1026,13 +1039,7 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         if obs.dump()["services"]["user_memory_reads"] is None:
             pytest.skip("this kernel's sends are not read through the page tables")
         conn = http.client.HTTPConnection("127.0.0.1", port)
-        sent = 0
-        deadline = time.monotonic() + 10
-        while "user memory is read in place" not in obs.d.log_text():
-            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
-            conn.request("GET", "/in/%d" % sent)
-            assert conn.getresponse().read() == b"ok"
-            sent += 1
+        sent = requests_until_user_reads_in_place(obs, conn, "/in")
         # "HTTP/1" in one page, ".1 503 ..." in the next
         place["at"] = mmap.PAGESIZE - 6
         for i in range(100):
@@ -1105,13 +1112,7 @@ def test_response_page_replaced_read_anew(tmp_path):
         if obs.dump()["services"]["user_memory_reads"] is None:
             pytest.skip("this kernel's sends are not read through the page tables")
         conn = http.client.HTTPConnection("127.0.0.1", port)
-        learnt = 0
-        deadline = time.monotonic() + 10
-        while "user memory is read in place" not in obs.d.log_text():
-            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
-            conn.request("GET", "/learn/%d" % learnt)
-            assert conn.getresponse().read() == b"ok"
-            learnt += 1
+        requests_until_user_reads_in_place(obs, conn, "/learn")
         for i in range(50):             # in place, from the remembered page
             conn.request("GET", "/before/%d" % i)
             assert conn.getresponse().read() == b"ok"
