@@ -998,15 +998,20 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
         obs.close()
 
 
+def get_ok(conn, route, i):
+    """GET route/i on conn, answered "ok"."""
+    conn.request("GET", "%s/%d" % (route, i))
+    assert conn.getresponse().read() == b"ok"
+
+
 def requests_until_user_reads_in_place(obs, conn, route):
-    """GET route/0, route/1... on conn (answered "ok") until the agent logs
-    that it reads user memory in place; returns how many were sent."""
+    """GET route/0, route/1... on conn (get_ok) until the agent logs that
+    it reads user memory in place; returns how many were sent."""
     sent = 0
     deadline = time.monotonic() + 10
     while "user memory is read in place" not in obs.d.log_text():
         assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
-        conn.request("GET", "%s/%d" % (route, sent))
-        assert conn.getresponse().read() == b"ok"
+        get_ok(conn, route, sent)
         sent += 1
     return sent
 
@@ -1043,8 +1048,7 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         # "HTTP/1" in one page, ".1 503 ..." in the next
         place["at"] = mmap.PAGESIZE - 6
         for i in range(100):
-            conn.request("GET", "/across/%d" % i)
-            assert conn.getresponse().read() == b"ok"
+            get_ok(conn, "/across", i)
         conn.close()
         time.sleep(1.2)
         d = obs.dump()
@@ -1114,8 +1118,7 @@ def test_response_page_replaced_read_anew(tmp_path):
         conn = http.client.HTTPConnection("127.0.0.1", port)
         requests_until_user_reads_in_place(obs, conn, "/learn")
         for i in range(50):             # in place, from the remembered page
-            conn.request("GET", "/before/%d" % i)
-            assert conn.getresponse().read() == b"ok"
+            get_ok(conn, "/before", i)
         if "invlpgb" not in open("/proc/cpuinfo").read().split():
             assert addr in remembered_pages(), "the page's walk is not remembered"
         with lock:
@@ -1127,8 +1130,7 @@ def test_response_page_replaced_read_anew(tmp_path):
             assert got == addr, os.strerror(ctypes.get_errno())
             status["line"] = b"503 Busy"
         for i in range(50):
-            conn.request("GET", "/after/%d" % i)
-            assert conn.getresponse().read() == b"ok"
+            get_ok(conn, "/after", i)
         conn.close()
         time.sleep(1.2)
         d = obs.dump()
