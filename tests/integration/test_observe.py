@@ -1004,16 +1004,27 @@ def get_ok(conn, route, i):
     assert conn.getresponse().read() == b"ok"
 
 
-def requests_until_user_reads_in_place(obs, conn, route):
-    """GET route/0, route/1... on conn (get_ok) until the agent logs that
-    it reads user memory in place; returns how many were sent."""
-    sent = 0
-    deadline = time.monotonic() + 10
-    while "user memory is read in place" not in obs.d.log_text():
-        assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
-        get_ok(conn, route, sent)
-        sent += 1
-    return sent
+def observe_until_in_place(port, tmp_path, route):
+    """An Observer of the HTTP service on port and a connection to it,
+    once the agent reads user memory in place: GET route/0, route/1...
+    (get_ok) until it logs so. Returns the observer, the connection and
+    how many requests were sent; skips where sends are not read through
+    the page tables."""
+    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    try:
+        if obs.dump()["services"]["user_memory_reads"] is None:
+            pytest.skip("this kernel's sends are not read through the page tables")
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        sent = 0
+        deadline = time.monotonic() + 10
+        while "user memory is read in place" not in obs.d.log_text():
+            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
+            get_ok(conn, route, sent)
+            sent += 1
+        return obs, conn, sent
+    except BaseException:
+        obs.close()
+        raise
 
 
 def test_response_head_across_a_page_after_learning(tmp_path):
@@ -1039,12 +1050,9 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         conn.sendall(memoryview(mm)[at:at + len(resp)])
 
     serve_http(lsock, respond)
-    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    obs = None
     try:
-        if obs.dump()["services"]["user_memory_reads"] is None:
-            pytest.skip("this kernel's sends are not read through the page tables")
-        conn = http.client.HTTPConnection("127.0.0.1", port)
-        sent = requests_until_user_reads_in_place(obs, conn, "/in")
+        obs, conn, sent = observe_until_in_place(port, tmp_path, "/in")
         # "HTTP/1" in one page, ".1 503 ..." in the next
         place["at"] = mmap.PAGESIZE - 6
         for i in range(100):
@@ -1060,7 +1068,8 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         assert d["services"]["user_memory_reads"] == "in_place"
         assert obs.d.log_text().count("user memory is read") == 1, obs.d.log_text()[-2000:]
     finally:
-        obs.close()
+        if obs:
+            obs.close()
         lsock.close()
         mm.close()
 
@@ -1111,12 +1120,9 @@ def test_response_page_replaced_read_anew(tmp_path):
 
     lsock, port = loopback_listener()
     serve_http(lsock, respond)
-    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
+    obs = None
     try:
-        if obs.dump()["services"]["user_memory_reads"] is None:
-            pytest.skip("this kernel's sends are not read through the page tables")
-        conn = http.client.HTTPConnection("127.0.0.1", port)
-        requests_until_user_reads_in_place(obs, conn, "/learn")
+        obs, conn, _ = observe_until_in_place(port, tmp_path, "/learn")
         for i in range(50):             # in place, from the remembered page
             get_ok(conn, "/before", i)
         if "invlpgb" not in open("/proc/cpuinfo").read().split():
@@ -1141,7 +1147,8 @@ def test_response_page_replaced_read_anew(tmp_path):
         assert endpoint(inb, "GET /after/{id}")["errors"] == 50, inb
         assert d["services"]["user_memory_reads"] == "in_place"
     finally:
-        obs.close()
+        if obs:
+            obs.close()
         lsock.close()
         libc.munmap(addr, page)
 
