@@ -1004,6 +1004,15 @@ def get_ok(conn, route, i):
     assert conn.getresponse().read() == b"ok"
 
 
+def closed_and_read(obs, conn):
+    """Close conn, give the agent time to read the kernel's tables, and
+    return its dump and the web service's inbound metrics."""
+    conn.close()
+    time.sleep(1.2)
+    d = obs.dump()
+    return d, metrics_of(d, "web", "inbound")
+
+
 def observe_until_in_place(port, tmp_path, route):
     """An Observer of the HTTP service on port and a connection to it,
     once the agent reads user memory in place: GET route/0, route/1...
@@ -1057,10 +1066,7 @@ def test_response_head_across_a_page_after_learning(tmp_path):
         place["at"] = mmap.PAGESIZE - 6
         for i in range(100):
             get_ok(conn, "/across", i)
-        conn.close()
-        time.sleep(1.2)
-        d = obs.dump()
-        inb = metrics_of(d, "web", "inbound")
+        d, inb = closed_and_read(obs, conn)
         assert endpoint(inb, "GET /in/{id}")["requests"] == sent, inb
         assert endpoint(inb, "GET /in/{id}")["errors"] == (sent + 3) // 4, inb
         assert endpoint(inb, "GET /across/{id}")["requests"] == 100, inb
@@ -1137,10 +1143,7 @@ def test_response_page_replaced_read_anew(tmp_path):
             status["line"] = b"503 Busy"
         for i in range(50):
             get_ok(conn, "/after", i)
-        conn.close()
-        time.sleep(1.2)
-        d = obs.dump()
-        inb = metrics_of(d, "web", "inbound")
+        d, inb = closed_and_read(obs, conn)
         assert endpoint(inb, "GET /before/{id}")["requests"] == 50, inb
         assert endpoint(inb, "GET /before/{id}")["errors"] == 0, inb
         assert endpoint(inb, "GET /after/{id}")["requests"] == 50, inb
