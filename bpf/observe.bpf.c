@@ -814,6 +814,8 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 {
 	__u32 state = user.state, zero = 0, way = 0;
 	__u64 pgd = 0, a = 0, ctx = 0, gen = 0, upage = u & ~4095ULL;
+	/* in place: learnt, and the bytes, rounded up to words, in one page */
+	int in_page = state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096;
 	struct obs_xlat *x = NULL;
 	long r;
 
@@ -822,8 +824,8 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 		struct mm_struct *mm = bpf_get_current_task_btf()->mm;
 		const struct linux_mib *mv;
 
-		/* the bytes, rounded up to words, in one page, remembered */
-		if (xlat_on && state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096) {
+		/* remembered */
+		if (xlat_on && in_page) {
 			ctx = mm->context.ctx_id;       /* 0 without an mm (a load that faults) */
 			gen = mm->context.tlb_gen.counter;
 			way = (__u32)((upage >> 12) ^ (upage >> 21) ^ ctx) & (XLAT_WAYS - 1);
@@ -839,8 +841,7 @@ static __noinline long user_read(void *dst, __u32 n, __u64 u, int text)
 		mv = bpf_rdonly_cast(mm, bpf_core_type_id_kernel(struct linux_mib));
 		pgd = mv->mibs[bpf_core_field_offset(struct mm_struct, pgd) / 8];
 	}
-	/* the bytes, rounded up to words, in one page */
-	if (pgd && state == OBS_FRAG_ON && (u & 4095) + ((n + 7) & ~7U) <= 4096)
+	if (pgd && in_page)
 		a = user_addr(user.base, pgd, u);
 	if (a) {
 		if (x) {

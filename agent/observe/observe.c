@@ -735,7 +735,7 @@ static bool cpu_flag(const char *flag)
 
 	if (!f)
 		return false;
-	while (!has && fgets(line, sizeof(line), f)) {
+	while (fgets(line, sizeof(line), f)) {
 		const char *p = line;
 
 		if (strncmp(line, "flags", 5) != 0)
