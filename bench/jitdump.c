@@ -5,14 +5,67 @@
  * one line per function (the program and its subprograms, in the image's
  * order): "func N addr 0xADDR len LEN", ADDR being where perf's samples
  * of it fall. bench/jitprof.sh disassembles the image with objdump.
+ * Where the program has line info (BTF), also writes OUT.lines: one line
+ * per source line's first machine instruction, "ADDR LINE SOURCE", so
+ * that samples can be put on the C lines they fall in.
  *
  *   build/jitdump ID OUT
  */
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* OUT.lines from the program's line info and the JIT's address of each
+ * entry; nothing where the program has none. */
+static int write_lines(int fd, const char *out)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), nl, rec;
+	struct bpf_line_info *li;
+	struct btf *btf;
+	char path[4096];
+	__u64 *jl;
+	FILE *f;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 1;
+	nl = info.nr_line_info;
+	rec = info.line_info_rec_size;
+	if (!nl || info.nr_jited_line_info != nl || rec < sizeof(*li))
+		return 0;
+	li = calloc(nl, rec);
+	jl = calloc(nl, sizeof(*jl));
+	btf = btf__load_from_kernel_by_id(info.btf_id);
+	if (!li || !jl || !btf) {
+		fprintf(stderr, "jitdump: no line info: %s\n", strerror(errno));
+		return 1;
+	}
+	memset(&info, 0, sizeof(info));
+	info.nr_line_info = nl;
+	info.line_info_rec_size = rec;
+	info.line_info = (__u64)(unsigned long)li;
+	info.nr_jited_line_info = nl;
+	info.jited_line_info_rec_size = sizeof(*jl);
+	info.jited_line_info = (__u64)(unsigned long)jl;
+	len = sizeof(info);
+	snprintf(path, sizeof(path), "%s.lines", out);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || !(f = fopen(path, "w"))) {
+		fprintf(stderr, "jitdump: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	for (__u32 i = 0; i < nl; i++) {
+		const struct bpf_line_info *l = (const void *)((const char *)li + (size_t)i * rec);
+		const char *src = btf__name_by_offset(btf, l->line_off);
+
+		fprintf(f, "%llx %u %s\n", (unsigned long long)jl[i], BPF_LINE_INFO_LINE_NUM(l->line_col),
+			src ? src : "");
+	}
+	btf__free(btf);
+	return fclose(f) ? 1 : 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -64,5 +117,5 @@ int main(int argc, char **argv)
 	}
 	for (__u32 i = 0; i < nk; i++)
 		printf("func %u addr 0x%llx len %u\n", i, (unsigned long long)ks[i], i < nf ? fl[i] : n);
-	return 0;
+	return write_lines(fd, argv[2]);
 }

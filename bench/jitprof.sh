@@ -16,8 +16,11 @@
 #   bench/jitprof.sh [pg|web] [SECS]     # OUT=build, DIR=jitprof.out
 #
 # Prints the share of the core in the programs, the samples a request,
-# and the instructions most samples follow; DIR keeps perf.data and
-# PROGRAM.fN.dis (samples, address, bytes, instruction) of each function.
+# the C lines of observe.bpf.c most samples fall on (SRCLINES of them,
+# 15 unless set; from the programs' line info, which jitdump writes to
+# PROGRAM.lines), and the instructions most samples follow; DIR keeps
+# perf.data and PROGRAM.fN.dis (samples, address, bytes, instruction) of
+# each function.
 #
 # TWINS=1: the servers of bench/overhead.sh's twins (webtwin, pgtwin): a
 # second nginx (PostgreSQL cluster) on core 1 beside the first, loaded at
@@ -106,7 +109,7 @@ sleep 2     # PostgreSQL's backends are there once pgbench has connected
 for i in $servers; do pids "$i" > "$tmp/pids$i"; done
 wait $pp
 wait $lps
-rm -f "$DIR"/*.bin "$DIR"/*.funcs "$DIR"/*.dis
+rm -f "$DIR"/*.bin "$DIR"/*.funcs "$DIR"/*.dis "$DIR"/*.lines
 for f in ${hp:+/proc/$hp/fdinfo/*}; do
 	id=$(awk '/^prog_id:/ {print $2}' "$f" 2>/dev/null) || continue
 	[ -n "$id" ] || continue
@@ -186,6 +189,31 @@ for funcs in sorted(glob.glob(d + "/*.funcs")):
         for i, (s, l) in enumerate(rows):
             if s:
                 stalls.append((s, name, n, [r[1] for r in rows[max(0, i - 2):i + 1]]))
+# Samples by C line (jitdump's NAME.lines: each line's first instruction)
+import bisect
+src = collections.Counter()
+text = {}
+for lines in sorted(glob.glob(d + "/*.lines")):
+    ranges = []
+    for l in open(lines[:-6] + ".funcs"):
+        f = l.split()
+        ranges.append((int(f[3], 16), int(f[3], 16) + int(f[5])))
+    ent = []
+    for l in open(lines):
+        f = l.rstrip("\n").split(" ", 2)
+        if len(f) == 3:
+            ent.append((int(f[0], 16), int(f[1]), f[2].strip()))
+    ent.sort()
+    addrs = [e[0] for e in ent]
+    for ip, n in ips.items():
+        i = bisect.bisect_right(addrs, ip) - 1
+        if i >= 0 and any(a <= ip < b for a, b in ranges):
+            src[ent[i][1]] += n
+            text[ent[i][1]] = ent[i][2]
+if src:
+    print("C lines of observe.bpf.c by the programs' samples (%):")
+    for ln, n in src.most_common(int(os.environ.get("SRCLINES", "15"))):
+        print("  %5d %5.1f%%  %5d  %s" % (n, 100.0 * n / max(ours, 1), ln, text[ln][:90]))
 print("instructions most samples follow (the one before stalled):")
 for s, name, n, ctx in sorted(stalls, key=lambda x: -x[0])[:12]:
     print("  %5d  %s f%s" % (s, name, n))
