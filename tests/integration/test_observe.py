@@ -998,47 +998,6 @@ def test_socket_buffers_read_in_place(http_service, tmp_path):
         obs.close()
 
 
-def test_request_across_two_fragments_after_learning(tmp_path):
-    """Once socket buffers are read in place (observe.bpf.c, skb_read()),
-    a request whose first bytes sit in two page fragments of its buffer is
-    read through the copy instead, and learning is not undone. A loopback
-    sender fills a socket buffer from its task's 32 KiB page fragment, and
-    a send that runs past the fragment's end goes on in a new one: one
-    request in about every 220 of this test's 150-byte requests has its
-    bytes in two fragments, most often inside its 100-byte request line.
-    Every request is counted under its route."""
-    need_root()
-    if platform.machine() != "x86_64":
-        pytest.skip("socket buffers are read in place on x86-64 only")
-    lsock, port = loopback_listener()
-    serve_http(lsock, lambda conn, line: conn.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-    obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
-    try:
-        if obs.dump()["services"]["socket_buffer_reads"] is None:
-            pytest.skip("reads are seen at sock:sock_recv_length on this kernel (before 6.15)")
-        conn = http.client.HTTPConnection("127.0.0.1", port)
-        sent = 0
-        deadline = time.monotonic() + 10
-        while "socket buffers are read in place" not in obs.d.log_text():
-            assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
-            get_ok(conn, "/in", sent)
-            sent += 1
-        # ~7 fragment ends crossed by 1 500 requests of ~150 bytes; the
-        # chance that none falls in a request line is below 1 in 1 000
-        long = "/across/" + "p" * 76
-        for i in range(1500):
-            get_ok(conn, long, i)
-        d, inb = closed_and_read(obs, conn)
-        assert endpoint(inb, "GET /in/{id}")["requests"] == sent, inb
-        assert endpoint(inb, "GET %s/{id}" % long)["requests"] == 1500, inb
-        assert d["services"]["socket_buffer_reads"] == "in_place"
-        assert obs.d.log_text().count("socket buffers are read") == 1, obs.d.log_text()[-2000:]
-    finally:
-        obs.close()
-        lsock.close()
-
-
 def get_ok(conn, route, i):
     """GET route/i on conn, answered "ok"."""
     conn.request("GET", "%s/%d" % (route, i))
@@ -1054,20 +1013,31 @@ def closed_and_read(obs, conn):
     return d, metrics_of(d, "web", "inbound")
 
 
-def observe_until_in_place(port, tmp_path, route):
+# What observe_until_in_place() waits for: the dump's field, the agent's
+# log line once the reads are in place, and why a kernel may not do them.
+IN_PLACE = {
+    "user": ("user_memory_reads", "user memory is read in place",
+             "this kernel's sends are not read through the page tables"),
+    "skb": ("socket_buffer_reads", "socket buffers are read in place",
+            "reads are seen at sock:sock_recv_length on this kernel (before 6.15)"),
+}
+
+
+def observe_until_in_place(port, tmp_path, route, reads="user"):
     """An Observer of the HTTP service on port and a connection to it,
-    once the agent reads user memory in place: GET route/0, route/1...
-    (get_ok) until it logs so. Returns the observer, the connection and
-    how many requests were sent; skips where sends are not read through
-    the page tables."""
+    once the agent reads user memory (reads="user") or socket buffers
+    (reads="skb") in place: GET route/0, route/1... (get_ok) until it
+    logs so. Returns the observer, the connection and how many requests
+    were sent; skips where this kernel does not read them in place."""
+    field, logged, why_not = IN_PLACE[reads]
     obs = Observer("[service.web]\nport = %d\nprotocol = http\n" % port, str(tmp_path))
     try:
-        if obs.dump()["services"]["user_memory_reads"] is None:
-            pytest.skip("this kernel's sends are not read through the page tables")
+        if obs.dump()["services"][field] is None:
+            pytest.skip(why_not)
         conn = http.client.HTTPConnection("127.0.0.1", port)
         sent = 0
         deadline = time.monotonic() + 10
-        while "user memory is read in place" not in obs.d.log_text():
+        while logged not in obs.d.log_text():
             assert time.monotonic() < deadline, obs.d.log_text()[-2000:]
             get_ok(conn, route, sent)
             sent += 1
@@ -1075,6 +1045,40 @@ def observe_until_in_place(port, tmp_path, route):
     except BaseException:
         obs.close()
         raise
+
+
+def test_request_across_two_fragments_after_learning(tmp_path):
+    """Once socket buffers are read in place (observe.bpf.c, skb_read()),
+    a request whose first bytes sit in two page fragments of its buffer is
+    read through the copy instead, and learning is not undone. A loopback
+    sender fills a socket buffer from its task's 32 KiB page fragment, and
+    a send that runs past the fragment's end goes on in a new one: one
+    request in about every 220 of this test's 150-byte requests has its
+    bytes in two fragments, most often inside its 100-byte request line.
+    Every request is counted under its route."""
+    need_root()
+    if platform.machine() != "x86_64":
+        pytest.skip("socket buffers are read in place on x86-64 only")
+    lsock, port = loopback_listener()
+    serve_http(lsock, lambda conn, line: conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    obs = None
+    try:
+        obs, conn, sent = observe_until_in_place(port, tmp_path, "/in", reads="skb")
+        # ~7 fragment ends crossed by 1 500 requests of ~150 bytes; the
+        # chance that none falls in a request line is below 1 in 1 000
+        long = "/across/" + "p" * 76
+        for i in range(1500):
+            get_ok(conn, long, i)
+        d, inb = closed_and_read(obs, conn)
+        assert endpoint(inb, "GET /in/{id}")["requests"] == sent, inb
+        assert endpoint(inb, "GET %s/{id}" % long)["requests"] == 1500, inb
+        assert d["services"]["socket_buffer_reads"] == "in_place"
+        assert obs.d.log_text().count("socket buffers are read") == 1, obs.d.log_text()[-2000:]
+    finally:
+        if obs:
+            obs.close()
+        lsock.close()
 
 
 def test_response_head_across_a_page_after_learning(tmp_path):
