@@ -6,8 +6,8 @@
  * order): "func N addr 0xADDR len LEN", ADDR being where perf's samples
  * of it fall. bench/jitprof.sh disassembles the image with objdump.
  * Where the program has line info (BTF), also writes OUT.lines: one line
- * per source line's first machine instruction, "ADDR LINE SOURCE", so
- * that samples can be put on the C lines they fall in.
+ * per source line's first machine instruction, "ADDR FILE:LINE SOURCE",
+ * so that samples can be put on the C lines they fall in.
  *
  *   build/jitdump ID OUT
  */
@@ -59,11 +59,15 @@ static int write_lines(int fd, const char *out)
 	for (__u32 i = 0; i < nl; i++) {
 		const struct bpf_line_info *l = (const void *)((const char *)li + (size_t)i * rec);
 		const char *src = btf__name_by_offset(btf, l->line_off);
+		const char *file = btf__name_by_offset(btf, l->file_name_off);
+		const char *base = file ? strrchr(file, '/') : NULL;
 
-		fprintf(f, "%llx %u %s\n", (unsigned long long)jl[i], BPF_LINE_INFO_LINE_NUM(l->line_col),
-			src ? src : "");
+		fprintf(f, "%llx %s:%u %s\n", (unsigned long long)jl[i], base ? base + 1 : file ? file : "?",
+			BPF_LINE_INFO_LINE_NUM(l->line_col), src ? src : "");
 	}
 	btf__free(btf);
+	free(li);
+	free(jl);
 	return fclose(f) ? 1 : 0;
 }
 

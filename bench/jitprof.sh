@@ -16,11 +16,10 @@
 #   bench/jitprof.sh [pg|web] [SECS]     # OUT=build, DIR=jitprof.out
 #
 # Prints the share of the core in the programs, the samples a request,
-# the C lines of observe.bpf.c most samples fall on (SRCLINES of them,
-# 15 unless set; from the programs' line info, which jitdump writes to
-# PROGRAM.lines), and the instructions most samples follow; DIR keeps
-# perf.data and PROGRAM.fN.dis (samples, address, bytes, instruction) of
-# each function.
+# the C lines most samples fall on (SRCLINES of them, 15 unless set; from
+# the programs' line info, which jitdump writes to PROGRAM.lines), and
+# the instructions most samples follow; DIR keeps perf.data and
+# PROGRAM.fN.dis (samples, address, bytes, instruction) of each function.
 #
 # TWINS=1: the servers of bench/overhead.sh's twins (webtwin, pgtwin): a
 # second nginx (PostgreSQL cluster) on core 1 beside the first, loaded at
@@ -122,7 +121,7 @@ else
 	echo "$WL: $(cat "$tmp/rate1") requests/s during the load; perf over $SECS s of it"
 fi
 python3 - "$DIR" "$SECS" "$tmp/rate1" "$tmp/pids1" "$tmp/rate2" "$tmp/pids2" <<'PY'
-import collections, glob, os, re, subprocess, sys
+import bisect, collections, glob, os, re, subprocess, sys
 d, secs = sys.argv[1], float(sys.argv[2])
 rd = lambda f: open(f).read().strip() if os.path.exists(f) else ""
 rate, twin_rate = float(rd(sys.argv[3])), float(rd(sys.argv[5]) or 0)
@@ -190,7 +189,6 @@ for funcs in sorted(glob.glob(d + "/*.funcs")):
             if s:
                 stalls.append((s, name, n, [r[1] for r in rows[max(0, i - 2):i + 1]]))
 # Samples by C line (jitdump's NAME.lines: each line's first instruction)
-import bisect
 src = collections.Counter()
 text = {}
 for lines in sorted(glob.glob(d + "/*.lines")):
@@ -202,7 +200,7 @@ for lines in sorted(glob.glob(d + "/*.lines")):
     for l in open(lines):
         f = l.rstrip("\n").split(" ", 2)
         if len(f) == 3:
-            ent.append((int(f[0], 16), int(f[1]), f[2].strip()))
+            ent.append((int(f[0], 16), f[1], f[2].strip()))
     ent.sort()
     addrs = [e[0] for e in ent]
     for ip, n in ips.items():
@@ -211,9 +209,9 @@ for lines in sorted(glob.glob(d + "/*.lines")):
             src[ent[i][1]] += n
             text[ent[i][1]] = ent[i][2]
 if src:
-    print("C lines of observe.bpf.c by the programs' samples (%):")
+    print("C lines by the programs' samples (samples, share, file:line, line):")
     for ln, n in src.most_common(int(os.environ.get("SRCLINES", "15"))):
-        print("  %5d %5.1f%%  %5d  %s" % (n, 100.0 * n / max(ours, 1), ln, text[ln][:90]))
+        print("  %5d %5.1f%%  %-20s %s" % (n, 100.0 * n / max(ours, 1), ln, text[ln][:80]))
 print("instructions most samples follow (the one before stalled):")
 for s, name, n, ctx in sorted(stalls, key=lambda x: -x[0])[:12]:
     print("  %5d  %s f%s" % (s, name, n))
