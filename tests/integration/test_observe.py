@@ -1050,7 +1050,9 @@ def still_in_place(obs, d, reads):
     gone back to the call since (IN_PLACE[reads])."""
     field, logged, _ = IN_PLACE[reads]
     assert d["services"][field] == "in_place"
-    said = logged[:-len(" in place")]      # "... is read in place" or "through the ..."
+    # the first words of the log line either way: "... read in place"
+    # or "... read through the kernel's copy"
+    said = logged[:-len(" in place")]
     assert obs.d.log_text().count(said) == 1, obs.d.log_text()[-2000:]
 
 
